@@ -1,0 +1,5 @@
+import sys
+
+from actionpose.cli import main
+
+sys.exit(main())

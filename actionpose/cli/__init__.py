@@ -1,0 +1,55 @@
+"""The ``actionpose`` command: one entry point, one module per subcommand group.
+
+Subcommand modules are thin: parse arguments, call the library, print. Each exposes
+``register(subparsers)``; add a new one by listing its module name in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from actionpose.errors import ActionposeError
+
+# module name under actionpose.cli -> imported lazily so `actionpose --help` stays fast.
+COMMANDS = ["datasets", "layouts", "demo", "train", "eval", "export", "bench", "extract", "tag", "fall", "reps"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from actionpose import __version__
+
+    parser = argparse.ArgumentParser(prog="actionpose", description="Skeleton-based action recognition: "
+                                     "pose extraction, ST-GCN training, tagging and fall detection.")
+    parser.add_argument("--version", action="version", version=f"actionpose {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"actionpose.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"actionpose.cli.{name}":
+                continue  # subcommand not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except ActionposeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

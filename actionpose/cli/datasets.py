@@ -1,0 +1,68 @@
+"""``actionpose datasets convert|info``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="import datasets into the canonical pickle; inspect them")
+    ds = p.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+
+    from actionpose.data.importers import IMPORTERS
+
+    c = ds.add_parser("convert", help="convert a dataset (file or folder as distributed) to the canonical pickle")
+    c.add_argument("src", help="dataset file or folder (searched recursively)")
+    c.add_argument("--format", "-f", required=True, choices=sorted(IMPORTERS), help="source format")
+    c.add_argument("-o", "--output", required=True, help="output .pkl (written atomically)")
+    c.add_argument("--layout", help="layout name (csv/pyskl: when it cannot be inferred)")
+    c.add_argument("--classes", help="pyskl: text file with one class name per line")
+    c.set_defaults(func=_convert)
+
+    i = ds.add_parser("info", help="print samples, classes, splits, layout and frame-length stats")
+    i.add_argument("file", help="canonical or PYSKL pickle")
+    i.add_argument("--layout", help="layout, for PYSKL pickles that do not record one")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(func=_info)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from actionpose.data.format import dataset_info
+    from actionpose.data.importers import convert
+
+    options = {}
+    if args.layout:
+        options["layout"] = args.layout
+    if args.classes:
+        options["classes"] = args.classes
+    ds = convert(args.format, args.src, args.output, **options)
+    info = dataset_info(ds)
+    splits = ", ".join(f"{k}={v}" for k, v in info["splits"].items())
+    print(f"wrote {args.output}: {info['samples']} samples, {info['num_classes']} classes, "
+          f"layout {info['layout']}, splits {splits}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from actionpose.data.format import dataset_info, load_dataset
+
+    info = dataset_info(load_dataset(args.file, layout=args.layout))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print_info(args.file, info)
+    return 0
+
+
+def print_info(name: str, info: dict) -> None:
+    f = info["frames"]
+    print(f"{name}")
+    print(f"  samples   {info['samples']}")
+    print(f"  layout    {info['layout']} ({info['num_joints']} joints, {info['coords']}D)")
+    print(f"  splits    " + (", ".join(f"{k}: {v}" for k, v in info["splits"].items()) or "none"))
+    print(f"  frames    min {f['min']}, median {f['median']:g}, mean {f['mean']}, max {f['max']}, total {f['total']}")
+    print(f"  persons   up to {info['persons_max']} per sample")
+    print(f"  classes   {info['num_classes']}")
+    width = max(len(c) for c in info["classes"]) if info["classes"] else 0
+    for c, n in info["classes"].items():
+        print(f"    {c:<{width}}  {n}")

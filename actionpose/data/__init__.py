@@ -1,0 +1,1 @@
+"""The canonical skeleton-sequence format, importers, transforms and data modules."""

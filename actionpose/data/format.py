@@ -1,0 +1,200 @@
+"""The one canonical sequence format: PYSKL/MMAction2's skeleton annotation pickle.
+
+On disk it is exactly the dict PYSKL's ``PoseDataset`` reads::
+
+    {"split": {name: [frame_dir, ...]},
+     "annotations": [{"frame_dir", "label", "total_frames", "img_shape", "original_shape",
+                      "keypoint": float32 [M, T, V, C], "keypoint_score": float32 [M, T, V] (2D)}],
+     "layout": "coco17", "classes": ["...", ...]}
+
+``layout`` and ``classes`` are extra top-level keys that PYSKL ignores, so our files load there and
+theirs load here (``layout`` is then given by the user or inferred from the joint count).
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from actionpose.data.atomic import atomic_path
+from actionpose.data.safe_pickle import safe_load
+from actionpose.errors import ActionposeError, where
+from actionpose.skeleton import get_layout
+
+# Joint count -> layout, for pickles that do not say (PYSKL's own files). 20 is ambiguous.
+LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 13: "body13", 33: "blazepose33", 21: "hand21"}
+
+
+@dataclass
+class SkeletonDataset:
+    """Annotations plus the facts PYSKL keeps implicit: the layout and the class names."""
+
+    annotations: list[dict[str, Any]]
+    layout: str
+    classes: list[str]
+    split: dict[str, list[str]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"split": self.split, "annotations": self.annotations, "layout": self.layout,
+               "classes": list(self.classes)}
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    def subset(self, split: str) -> list[dict[str, Any]]:
+        """Annotations of one split, in the split's order."""
+        if split not in self.split:
+            raise ActionposeError(f"split {split!r} not found; available splits: {', '.join(self.split) or 'none'}")
+        by_name = {a["frame_dir"]: a for a in self.annotations}
+        missing = [n for n in self.split[split] if n not in by_name]
+        if missing:
+            raise ActionposeError(f"split {split!r} names {len(missing)} unknown samples, e.g. {missing[0]!r}")
+        return [by_name[n] for n in self.split[split]]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def make_annotation(frame_dir: str, label: int, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None,
+                    img_shape: tuple[int, int] | None = None, **extra: Any) -> dict[str, Any]:
+    """Build one annotation dict with the dtypes and keys PYSKL expects."""
+    kp = np.ascontiguousarray(keypoint, dtype=np.float32)
+    ann: dict[str, Any] = {"frame_dir": str(frame_dir), "label": int(label), "total_frames": int(kp.shape[1]),
+                           "keypoint": kp}
+    if img_shape is not None:
+        ann["img_shape"] = ann["original_shape"] = (int(img_shape[0]), int(img_shape[1]))
+    if keypoint_score is not None:
+        ann["keypoint_score"] = np.ascontiguousarray(keypoint_score, dtype=np.float32)
+    ann.update(extra)
+    return ann
+
+
+def validate_annotation(ann: dict[str, Any], layout: str, num_classes: int | None, source: object) -> None:
+    """Raise a one-line error naming the sample and the problem; PYSKL would fail later and vaguely."""
+    name = ann.get("frame_dir", "?") if isinstance(ann, dict) else "?"
+    ctx = f"{source}: sample {name!r}"
+    if not isinstance(ann, dict):
+        raise ActionposeError(f"{source}: annotation is a {type(ann).__name__}, expected a dict")
+    for key in ("frame_dir", "label", "keypoint"):
+        if key not in ann:
+            raise ActionposeError(f"{ctx}: missing key {key!r}")
+    kp = ann["keypoint"]
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4:
+        raise ActionposeError(f"{ctx}: 'keypoint' must be an array [M, T, V, C], got "
+                              f"{getattr(kp, 'shape', type(kp).__name__)}")
+    m, t, v, c = kp.shape
+    lay = get_layout(layout)
+    if t == 0:
+        raise ActionposeError(f"{ctx}: empty sequence (0 frames)")
+    if v != lay.num_joints:
+        raise ActionposeError(f"{ctx}: {v} joints but layout {lay.name} has {lay.num_joints}")
+    if c not in (2, 3):
+        raise ActionposeError(f"{ctx}: keypoint has {c} channels, expected 2 (x, y) or 3 (x, y, z)")
+    if not np.isfinite(kp).all():
+        bad = int((~np.isfinite(kp)).any(axis=(0, 2, 3)).nonzero()[0][0])
+        raise ActionposeError(f"{ctx}: NaN or infinite coordinates (first at frame {bad})")
+    if "keypoint_score" in ann:
+        sc = ann["keypoint_score"]
+        if not isinstance(sc, np.ndarray) or sc.shape != (m, t, v):
+            raise ActionposeError(f"{ctx}: 'keypoint_score' shape {getattr(sc, 'shape', None)} != {(m, t, v)}")
+        if not np.isfinite(sc).all():
+            raise ActionposeError(f"{ctx}: NaN or infinite keypoint scores")
+    try:
+        label = int(ann["label"])
+    except (TypeError, ValueError):
+        raise ActionposeError(f"{ctx}: label {ann['label']!r} is not an integer") from None
+    if num_classes is not None and not 0 <= label < num_classes and label != -1:
+        raise ActionposeError(f"{ctx}: label {label} outside 0..{num_classes - 1}")
+    tf = ann.get("total_frames", t)
+    if int(tf) != t:
+        raise ActionposeError(f"{ctx}: total_frames={tf} but keypoint has {t} frames")
+
+
+def validate_dataset(ds: SkeletonDataset, source: object = "dataset") -> SkeletonDataset:
+    get_layout(ds.layout)
+    if not ds.annotations:
+        raise ActionposeError(f"{source}: no samples")
+    names = set()
+    for ann in ds.annotations:
+        validate_annotation(ann, ds.layout, ds.num_classes or None, source)
+        if ann["frame_dir"] in names:
+            raise ActionposeError(f"{source}: duplicate sample name {ann['frame_dir']!r}")
+        names.add(ann["frame_dir"])
+    for split, members in ds.split.items():
+        unknown = [n for n in members if n not in names]
+        if unknown:
+            raise ActionposeError(f"{source}: split {split!r} names unknown sample {unknown[0]!r}")
+    return ds
+
+
+def save_dataset(ds: SkeletonDataset, path: str | Path, validate: bool = True) -> Path:
+    """Validate, then write the pickle atomically (temporary file + rename)."""
+    path = Path(path)
+    if validate:
+        validate_dataset(ds, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump(ds.to_dict(), f, protocol=4)
+    return path
+
+
+def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
+              classes: Iterable[str] | None = None) -> SkeletonDataset:
+    """Wrap a PYSKL-style dict (or a bare annotation list, as MMAction2 writes) into a dataset."""
+    if isinstance(data, list):
+        data = {"annotations": data, "split": {}}
+    if not isinstance(data, dict) or "annotations" not in data:
+        raise where(source, "not a skeleton annotation file (expected a dict with 'annotations')")
+    anns = data["annotations"]
+    if not isinstance(anns, list):
+        raise where(source, "'annotations' must be a list")
+    if not anns:
+        raise where(source, "no samples in 'annotations'")
+    layout = layout or data.get("layout")
+    if layout is None:
+        kp = anns[0].get("keypoint") if isinstance(anns[0], dict) else None
+        v = kp.shape[2] if isinstance(kp, np.ndarray) and kp.ndim == 4 else None
+        layout = LAYOUT_BY_JOINTS.get(v)
+        if layout is None:
+            raise where(source, f"no 'layout' recorded and {v} joints is ambiguous; pass --layout")
+    if classes is not None:
+        classes = list(classes)
+    elif data.get("classes") is not None:
+        classes = [str(c) for c in data["classes"]]
+    else:
+        n = max(int(a.get("label", 0)) for a in anns if isinstance(a, dict)) + 1
+        classes = [f"class_{i}" for i in range(n)]
+    split = {str(k): [str(x) for x in v] for k, v in (data.get("split") or {}).items()}
+    return SkeletonDataset(annotations=anns, layout=layout, classes=classes, split=split,
+                           meta=dict(data.get("meta") or {}))
+
+
+def load_dataset(path: str | Path, layout: str | None = None, validate: bool = True) -> SkeletonDataset:
+    """Load a canonical (or PYSKL/MMAction2) pickle safely and check it."""
+    ds = from_dict(safe_load(path), source=path, layout=layout)
+    return validate_dataset(ds, path) if validate else ds
+
+
+def dataset_info(ds: SkeletonDataset) -> dict[str, Any]:
+    """Summary numbers for ``actionpose datasets info``."""
+    lengths = np.array([a["keypoint"].shape[1] for a in ds.annotations])
+    persons = np.array([a["keypoint"].shape[0] for a in ds.annotations])
+    counts = np.bincount([int(a["label"]) for a in ds.annotations if int(a["label"]) >= 0],
+                         minlength=ds.num_classes)
+    dims = sorted({int(a["keypoint"].shape[3]) for a in ds.annotations})
+    return {
+        "samples": len(ds), "layout": ds.layout, "num_joints": get_layout(ds.layout).num_joints,
+        "coords": dims[0] if len(dims) == 1 else dims, "num_classes": ds.num_classes,
+        "classes": {c: int(n) for c, n in zip(ds.classes, counts)},
+        "splits": {k: len(v) for k, v in ds.split.items()},
+        "frames": {"min": int(lengths.min()), "max": int(lengths.max()), "mean": round(float(lengths.mean()), 1),
+                   "median": float(np.median(lengths)), "total": int(lengths.sum())},
+        "persons_max": int(persons.max()),
+    }

@@ -1,0 +1,42 @@
+"""Helpers shared by importers: finding files, reading .mat/.json with one-line errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from actionpose.errors import where
+
+
+def find_files(src: Path, pattern: str) -> list[Path]:
+    """``src`` itself if it is a file, else every file matching ``pattern`` below it (sorted)."""
+    if src.is_file():
+        return [src]
+    files = sorted(p for p in src.rglob(pattern) if p.is_file())
+    if not files:
+        raise where(src, f"no {pattern} files found (searched recursively)")
+    return files
+
+
+def read_mat(path: Path) -> dict[str, Any]:
+    import scipy.io
+
+    try:
+        return scipy.io.loadmat(path)
+    except Exception as e:  # scipy raises many types for corrupt files
+        raise where(path, f"cannot read .mat file ({type(e).__name__}: {e})") from None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise where(path, f"invalid JSON ({e})") from None
+    except OSError as e:
+        raise where(path, f"cannot read ({e.strerror})") from None
+
+
+def mat_key(m: dict[str, Any], key: str, path: Path) -> Any:
+    if key not in m:
+        raise where(path, f"missing field {key!r}")
+    return m[key]

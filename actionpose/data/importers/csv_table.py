@@ -1,0 +1,100 @@
+"""Generic CSV: one row per frame per person; the simplest way to bring your own skeletons.
+
+Columns (header required, any order):
+
+* ``sample`` — sequence name (all rows of one sequence share it)
+* ``frame`` — integer frame index within the sequence
+* ``person`` — optional integer person index (default 0)
+* ``label`` — class name (or integer id); constant within a sample
+* ``split`` — optional split name (e.g. ``train``/``test``)
+* ``<joint>_x``, ``<joint>_y`` and optionally ``<joint>_z`` and ``<joint>_score`` for every joint of the
+  layout, joints named as in the layout (``actionpose layouts`` lists them). The layout is taken from
+  ``--layout`` or inferred from the joint names.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from actionpose.data.format import SkeletonDataset, make_annotation, validate_annotation
+from actionpose.data.importers import register_importer
+from actionpose.data.importers.common import find_files
+from actionpose.errors import ActionposeError, where
+from actionpose.skeleton import get_layout, list_layouts
+
+_META = {"sample", "frame", "person", "label", "split"}
+
+
+def _infer_layout(joints: set[str], path: Path) -> str:
+    for name in list_layouts():
+        if set(get_layout(name).joints) == joints:
+            return name
+    raise where(path, f"joint columns match no known layout ({len(joints)} joints); pass --layout")
+
+
+@register_importer("csv")
+def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
+    rows_by_sample: dict[str, list[dict[str, str]]] = defaultdict(list)
+    header: list[str] = []
+    files = find_files(src, "*.csv")
+    for path in files:
+        try:
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                header = reader.fieldnames or []
+                missing = {"sample", "frame", "label"} - set(header)
+                if missing:
+                    raise where(path, f"missing column(s) {', '.join(sorted(missing))}")
+                for i, row in enumerate(reader, start=2):
+                    if None in row or any(v is None for v in row.values()):
+                        raise where(path, f"line {i}: wrong number of fields")
+                    row["__where"] = f"{path}:{i}"
+                    rows_by_sample[row["sample"]].append(row)
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise where(path, f"not a readable CSV ({e})") from None
+    coord_cols = [c for c in header if c not in _META]
+    joints_in_file = {c.rsplit("_", 1)[0] for c in coord_cols if c.rsplit("_", 1)[-1] in ("x", "y", "z", "score")}
+    layout = layout or _infer_layout(joints_in_file, files[0])
+    lay = get_layout(layout)
+    dims = ("x", "y", "z") if all(f"{j}_z" in header for j in lay.joints) else ("x", "y")
+    need = [f"{j}_{d}" for j in lay.joints for d in dims]
+    absent = [c for c in need if c not in header]
+    if absent:
+        raise where(files[0], f"layout {lay.name} needs column {absent[0]!r} ({len(absent)} missing)")
+    has_score = all(f"{j}_score" in header for j in lay.joints)
+
+    labels = {rows[0]["label"] for rows in rows_by_sample.values()}
+    if all(lbl.lstrip("-").isdigit() for lbl in labels):
+        classes = [str(i) for i in range(max(int(x) for x in labels) + 1)]
+    else:
+        classes = sorted(labels)
+    anns, split = [], defaultdict(list)
+    for name, rows in rows_by_sample.items():
+        ctx = rows[0]["__where"]
+        try:
+            frames = np.array([int(r["frame"]) for r in rows])
+            persons = np.array([int(r.get("person") or 0) for r in rows])
+            coords = np.array([[float(r[c]) for c in need] for r in rows], np.float32).reshape(len(rows), lay.num_joints, len(dims))
+            scores = (np.array([[float(r[f"{j}_score"]) for j in lay.joints] for r in rows], np.float32)
+                      if has_score else np.ones((len(rows), lay.num_joints), np.float32))
+        except ValueError as e:
+            raise ActionposeError(f"{ctx}: sample {name!r}: non-numeric value ({e})") from None
+        if len({r["label"] for r in rows}) != 1:
+            raise ActionposeError(f"{ctx}: sample {name!r} has more than one label")
+        f0, m_ids = frames.min(), sorted(set(persons))
+        t = int(frames.max() - f0 + 1)
+        kp = np.zeros((len(m_ids), t, lay.num_joints, len(dims)), np.float32)
+        sc = np.zeros((len(m_ids), t, lay.num_joints), np.float32)
+        mi = np.searchsorted(m_ids, persons)
+        kp[mi, frames - f0], sc[mi, frames - f0] = coords, scores
+        label = classes.index(rows[0]["label"]) if rows[0]["label"] in classes else int(rows[0]["label"])
+        ann = make_annotation(name, label, kp, sc if len(dims) == 2 else None)
+        validate_annotation(ann, lay.name, len(classes), ctx)
+        anns.append(ann)
+        if rows[0].get("split"):
+            split[rows[0]["split"]].append(name)
+    return SkeletonDataset(anns, layout=lay.name, classes=classes, split=dict(split),
+                           meta={"source": "csv"})

@@ -1,0 +1,44 @@
+"""Penn Action ``labels/*.mat`` (13 joints, 2D pixels, official train flag)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from actionpose.data.format import SkeletonDataset, make_annotation, validate_annotation
+from actionpose.data.importers import register_importer
+from actionpose.data.importers.common import find_files, mat_key, read_mat
+from actionpose.errors import where
+
+PENN_CLASSES = ["baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk", "golf_swing",
+                "jump_rope", "jumping_jacks", "pullup", "pushup", "situp", "squat", "strum_guitar",
+                "tennis_forehand", "tennis_serve"]
+
+
+@register_importer("penn")
+def import_penn(src: Path) -> SkeletonDataset:
+    anns, split = [], {"train": [], "test": []}
+    for path in find_files(src, "*.mat"):
+        m = read_mat(path)
+        action = str(np.asarray(mat_key(m, "action", path)).ravel()[0])
+        if action not in PENN_CLASSES:
+            raise where(path, f"unknown action {action!r}")
+        x = np.asarray(mat_key(m, "x", path), dtype=np.float32)
+        y = np.asarray(mat_key(m, "y", path), dtype=np.float32)
+        if x.ndim != 2 or x.shape != y.shape:
+            raise where(path, f"x/y shapes {x.shape} and {y.shape} differ or are not [T, 13]")
+        if x.shape[1] != 13:
+            raise where(path, f"{x.shape[1]} joints but Penn Action (penn13) has 13")
+        vis = np.asarray(m.get("visibility", np.ones_like(x)), dtype=np.float32)
+        if vis.shape != x.shape:
+            vis = np.ones_like(x)
+        h, w = (int(v) for v in np.asarray(mat_key(m, "dimensions", path)).ravel()[:2])
+        kp = np.stack([x, y], -1)[None]
+        ann = make_annotation(path.stem, PENN_CLASSES.index(action), kp, vis[None], img_shape=(h, w),
+                              view=str(np.asarray(m.get("pose", [""])).ravel()[0]))
+        validate_annotation(ann, "penn13", len(PENN_CLASSES), path)
+        anns.append(ann)
+        flag = int(np.asarray(mat_key(m, "train", path)).ravel()[0])
+        split["train" if flag == 1 else "test"].append(path.stem)
+    return SkeletonDataset(anns, layout="penn13", classes=list(PENN_CLASSES), split=split,
+                           meta={"source": "penn_action", "protocol": "official train flag", "coords": "pixels"})

@@ -1,0 +1,39 @@
+"""PYSKL / MMAction2 skeleton pickles: load safely, validate, relabel to contiguous class ids."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from actionpose.data.format import SkeletonDataset, from_dict, validate_dataset
+from actionpose.data.importers import register_importer
+from actionpose.data.safe_pickle import safe_load
+from actionpose.errors import where
+
+
+@register_importer("pyskl")
+def import_pyskl(src: Path, layout: str | None = None, classes: str | Path | None = None) -> SkeletonDataset:
+    """``classes`` is a text file with one class name per line (in label order), if the pickle has none."""
+    if src.is_dir():
+        raise where(src, "expected one .pkl file, got a directory")
+    names = None
+    if classes is not None:
+        try:
+            names = [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
+        except OSError as e:
+            raise where(classes, f"cannot read class list ({e.strerror})") from None
+    ds = from_dict(safe_load(src), source=src, layout=layout, classes=names)
+    for ann in ds.annotations:
+        if not isinstance(ann, dict) or "label" not in ann:
+            raise where(src, "every annotation needs a 'label'")
+    used = sorted({int(a["label"]) for a in ds.annotations})
+    if used != list(range(len(used))) and names is None:
+        # Sparse ids (a subset of a larger label space): relabel to 0..K-1, keeping the original id.
+        remap = {old: new for new, old in enumerate(used)}
+        old_classes = ds.classes
+        for a in ds.annotations:
+            a["label"] = remap[int(a["label"])]
+        ds.classes = [old_classes[o] if o < len(old_classes) else f"class_{o}" for o in used]
+        ds.meta["original_labels"] = used
+    for a in ds.annotations:
+        a.setdefault("total_frames", int(a["keypoint"].shape[1]) if hasattr(a.get("keypoint"), "shape") else 0)
+    ds.meta.setdefault("source", f"pyskl:{src.name}")
+    return validate_dataset(ds, src)

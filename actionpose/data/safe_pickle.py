@@ -1,0 +1,71 @@
+"""Load pickles from untrusted sources without executing code.
+
+PYSKL/MMAction2 annotation files are pickles, and a pickle can run arbitrary code on load. This
+unpickler admits only plain containers, numpy arrays/scalars/dtypes — everything an annotation file
+legitimately holds — and refuses any other global with a clear error.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionpose.errors import where
+
+_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("builtins", "complex"): complex,
+    ("builtins", "bytearray"): bytearray,
+    ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+    ("collections", "defaultdict"): __import__("collections").defaultdict,
+    ("__builtin__", "set"): set,
+}
+
+
+def _numpy_core(name: str) -> Any:
+    try:
+        from numpy._core import multiarray, numeric  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray, numeric
+    return {"_reconstruct": multiarray._reconstruct, "scalar": multiarray.scalar,
+            "_frombuffer": numeric._frombuffer}.get(name)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module in _NUMPY_CORE and _numpy_core(name) is not None:
+            return _numpy_core(name)
+        if module == "numpy" and name in {"float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                                          "uint8", "uint16", "uint32", "uint64", "bool_"}:
+            return getattr(np, name)
+        if module.startswith("numpy.dtypes") and name.endswith("DType"):
+            return getattr(__import__("numpy.dtypes", fromlist=[name]), name)
+        raise pickle.UnpicklingError(f"refused to load global {module}.{name} (only plain data and numpy arrays are allowed)")
+
+
+def safe_loads(data: bytes) -> Any:
+    return RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+def safe_load(path: str | Path) -> Any:
+    """Unpickle ``path`` with the restricted unpickler; errors name the file and the reason."""
+    path = Path(path)
+    if not path.exists():
+        raise where(path, "no such file")
+    try:
+        with open(path, "rb") as f:
+            return RestrictedUnpickler(f).load()
+    except pickle.UnpicklingError as e:
+        raise where(path, f"not a safe annotation pickle: {e}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError) as e:
+        raise where(path, f"corrupt or truncated pickle ({type(e).__name__}: {e})") from None

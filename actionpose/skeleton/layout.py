@@ -1,0 +1,169 @@
+"""Skeleton layouts as first-class objects.
+
+A layout is a list of joint *names* plus bones between names. Everything else — indices, mirror
+pairs, the ST-GCN partitioned adjacency, the torch-geometric ``edge_index``, the mapping into
+another layout — is derived from the names, so no index list is ever written twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from actionpose.errors import ActionposeError
+
+_MIRROR = (("left_", "right_"), ("right_", "left_"))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named skeleton: joints, bones, a centre joint and optional aliases into ``body13``.
+
+    ``aliases`` maps a common joint name (as used by ``body13``) to this layout's own joint name
+    where the two differ, e.g. COCO's ``nose`` stands in for body13's ``head``.
+    """
+
+    name: str
+    joints: tuple[str, ...]
+    bones: tuple[tuple[str, str], ...]
+    center: str
+    description: str = ""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(set(self.joints)) != len(self.joints):
+            raise ValueError(f"layout {self.name}: duplicate joint names")
+        known = set(self.joints)
+        for a, b in self.bones:
+            if a not in known or b not in known:
+                raise ValueError(f"layout {self.name}: bone ({a}, {b}) names an unknown joint")
+        if self.center not in known:
+            raise ValueError(f"layout {self.name}: centre {self.center} is not a joint")
+        for common, own in self.aliases.items():
+            if own not in known:
+                raise ValueError(f"layout {self.name}: alias {common} -> {own} is not a joint")
+
+    # --- basic facts -------------------------------------------------------------------------
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    def index(self, joint: str) -> int:
+        try:
+            return self.joints.index(self.aliases.get(joint, joint))
+        except ValueError:
+            raise ActionposeError(f"layout {self.name} has no joint named {joint!r}") from None
+
+    def has(self, joint: str) -> bool:
+        return self.aliases.get(joint, joint) in self.joints
+
+    @cached_property
+    def center_index(self) -> int:
+        return self.joints.index(self.center)
+
+    @cached_property
+    def edges(self) -> np.ndarray:
+        """Bones as an ``[E, 2]`` int array of joint indices (undirected, each bone once)."""
+        return np.array([(self.joints.index(a), self.joints.index(b)) for a, b in self.bones],
+                        dtype=np.int64).reshape(-1, 2)
+
+    @cached_property
+    def symmetric_pairs(self) -> tuple[tuple[int, int], ...]:
+        """(left, right) index pairs found by name: ``left_x`` <-> ``right_x``."""
+        pairs = []
+        for i, name in enumerate(self.joints):
+            if name.startswith("left_"):
+                other = "right_" + name[len("left_"):]
+                if other in self.joints:
+                    pairs.append((i, self.joints.index(other)))
+        return tuple(pairs)
+
+    @cached_property
+    def flip_index(self) -> np.ndarray:
+        """Permutation that swaps left and right joints (for horizontal flip augmentation)."""
+        perm = np.arange(self.num_joints)
+        for left, right in self.symmetric_pairs:
+            perm[left], perm[right] = right, left
+        return perm
+
+    # --- graph -------------------------------------------------------------------------------
+    @cached_property
+    def hop_distance(self) -> np.ndarray:
+        """Shortest path length (in bones) from every joint to every joint; inf if unreachable."""
+        n = self.num_joints
+        dist = np.full((n, n), np.inf)
+        np.fill_diagonal(dist, 0)
+        for a, b in self.edges:
+            dist[a, b] = dist[b, a] = 1
+        for k in range(n):  # Floyd–Warshall: layouts have at most a few dozen joints
+            dist = np.minimum(dist, dist[:, k:k + 1] + dist[k:k + 1, :])
+        return dist
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(np.isfinite(self.hop_distance).all())
+
+    @cached_property
+    def inward(self) -> np.ndarray:
+        """Bones directed towards the centre joint: ``[E, 2]`` of (farther, nearer)."""
+        d = self.hop_distance[self.center_index]
+        out = [(a, b) if d[a] > d[b] else (b, a) for a, b in self.edges]
+        return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+    @property
+    def bone_pairs(self) -> np.ndarray:
+        """(joint, parent) pairs used to build the bone stream: every joint but the centre once."""
+        return self.inward
+
+    def adjacency(self, mode: str = "spatial") -> np.ndarray:
+        """The normalised adjacency ST-GCN uses, ``[K, V, V]``.
+
+        ``spatial`` is the partition of Yan et al. (2018) as PYSKL builds it: identity,
+        inward (centripetal) and outward (centrifugal) edges, each column-normalised.
+        ``uniform`` is one normalised matrix of all edges plus self loops.
+        """
+        n = self.num_joints
+        if mode == "spatial":
+            eye = np.eye(n)
+            inward = _edge2mat(self.inward, n)
+            outward = _edge2mat(self.inward[:, ::-1], n)
+            return np.stack([eye, _normalize_digraph(inward), _normalize_digraph(outward)]).astype(np.float32)
+        if mode == "uniform":
+            a = _edge2mat(self.inward, n) + _edge2mat(self.inward[:, ::-1], n) + np.eye(n)
+            return _normalize_digraph(a)[None].astype(np.float32)
+        raise ActionposeError(f"adjacency mode {mode!r}: allowed values are 'spatial', 'uniform'")
+
+    @cached_property
+    def edge_index(self):
+        """Undirected ``edge_index`` ``[2, 2E]`` as torch-geometric expects it."""
+        import torch
+        from torch_geometric.utils import to_undirected
+
+        return to_undirected(torch.as_tensor(self.edges.T.copy(), dtype=torch.long), num_nodes=self.num_joints)
+
+    def __repr__(self) -> str:
+        return f"Layout({self.name!r}, {self.num_joints} joints)"
+
+
+def _edge2mat(edges: np.ndarray, n: int) -> np.ndarray:
+    a = np.zeros((n, n))
+    for i, j in edges:
+        a[j, i] = 1
+    return a
+
+
+def _normalize_digraph(a: np.ndarray) -> np.ndarray:
+    deg = a.sum(0)
+    inv = np.where(deg > 0, 1.0 / np.maximum(deg, 1e-12), 0.0)
+    return a @ np.diag(inv)
+
+
+def chain(*names: str) -> tuple[tuple[str, str], ...]:
+    """Bones along a chain of joints: ``chain(a, b, c)`` -> ``((a, b), (b, c))``."""
+    return tuple(zip(names[:-1], names[1:]))
+
+
+def bones(*chains: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(b for c in chains for b in c)

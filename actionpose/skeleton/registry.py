@@ -1,0 +1,71 @@
+"""One registry of layouts by name, and joint mapping between layouts by joint name."""
+from __future__ import annotations
+
+import numpy as np
+
+from actionpose.errors import ActionposeError
+from actionpose.skeleton.layout import Layout
+from actionpose.skeleton.layouts import BUILTIN_LAYOUTS
+
+_LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(layout: Layout, *, overwrite: bool = False) -> Layout:
+    """Add a layout so every command can name it (e.g. a custom rig for your own data)."""
+    if layout.name in _LAYOUTS and not overwrite:
+        raise ActionposeError(f"layout {layout.name!r} is already registered")
+    _LAYOUTS[layout.name] = layout
+    return layout
+
+
+def get_layout(name: str | Layout) -> Layout:
+    if isinstance(name, Layout):
+        return name
+    try:
+        return _LAYOUTS[name]
+    except KeyError:
+        raise ActionposeError(f"unknown layout {name!r}; known layouts: {', '.join(sorted(_LAYOUTS))}") from None
+
+
+def list_layouts() -> list[str]:
+    return sorted(_LAYOUTS)
+
+
+def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
+    """For each joint of ``dst``, the index of the joint with that name (or alias) in ``src``.
+
+    Raises with the missing joint names when ``src`` cannot fill ``dst`` — e.g. MD4FD's 11
+    MediaPipe joints have no ankles, so they cannot become body13.
+    """
+    src, dst = get_layout(src), get_layout(dst)
+    index, missing = [], []
+    for joint in dst.joints:
+        if src.has(joint):
+            index.append(src.index(joint))
+        else:
+            missing.append(joint)
+    if missing:
+        raise ActionposeError(f"layout {src.name} cannot be mapped to {dst.name}: "
+                              f"no joint for {', '.join(missing)}")
+    return np.asarray(index, dtype=np.int64)
+
+
+def can_map(src: str | Layout, dst: str | Layout) -> bool:
+    try:
+        joint_map(src, dst)
+        return True
+    except ActionposeError:
+        return False
+
+
+def map_keypoints(keypoints: np.ndarray, src: str | Layout, dst: str | Layout, axis: int = -2) -> np.ndarray:
+    """Reorder/select joints of ``keypoints`` (joints on ``axis``) from ``src`` into ``dst``."""
+    src_l = get_layout(src)
+    if keypoints.shape[axis] != src_l.num_joints:
+        raise ActionposeError(f"keypoints have {keypoints.shape[axis]} joints but layout {src_l.name} "
+                              f"has {src_l.num_joints}")
+    return np.take(keypoints, joint_map(src_l, dst), axis=axis)
+
+
+for _layout in BUILTIN_LAYOUTS:
+    register_layout(_layout)

@@ -1,0 +1,1 @@
+"""Inference paths: the ONNX action predictor, windows -> segments, FallDetector, RepCounter."""

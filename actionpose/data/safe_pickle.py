@@ -39,6 +39,10 @@ def _numpy_core(name: str) -> Any:
             "_frombuffer": numeric._frombuffer}.get(name)
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle asked for a class or function outside the allow-list."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
@@ -50,7 +54,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return getattr(np, name)
         if module.startswith("numpy.dtypes") and name.endswith("DType"):
             return getattr(__import__("numpy.dtypes", fromlist=[name]), name)
-        raise pickle.UnpicklingError(f"refused to load global {module}.{name} (only plain data and numpy arrays are allowed)")
+        raise RefusedGlobal(f"refused to load global {module}.{name} (only plain data and numpy arrays are allowed)")
 
 
 def safe_loads(data: bytes) -> Any:
@@ -65,7 +69,7 @@ def safe_load(path: str | Path) -> Any:
     try:
         with open(path, "rb") as f:
             return RestrictedUnpickler(f).load()
-    except pickle.UnpicklingError as e:
+    except RefusedGlobal as e:
         raise where(path, f"not a safe annotation pickle: {e}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError) as e:
         raise where(path, f"corrupt or truncated pickle ({type(e).__name__}: {e})") from None

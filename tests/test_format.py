@@ -1,0 +1,102 @@
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from actionpose.data.format import (SkeletonDataset, load_dataset, make_annotation, save_dataset,
+                                    validate_dataset)
+from actionpose.data.safe_pickle import safe_load, safe_loads
+from actionpose.errors import ActionposeError
+
+
+def _ds(n=3, layout="coco17", v=17):
+    rng = np.random.default_rng(0)
+    anns = [make_annotation(f"s{i}", i % 2, rng.random((1, 10 + i, v, 2)), rng.random((1, 10 + i, v)),
+                            img_shape=(480, 640)) for i in range(n)]
+    return SkeletonDataset(anns, layout, ["a", "b"], {"train": ["s0", "s1"], "test": ["s2"]})
+
+
+def test_roundtrip_keeps_pyskl_keys_and_dtypes(tmp_path):
+    path = save_dataset(_ds(), tmp_path / "d.pkl")
+    raw = pickle.loads(path.read_bytes())  # what PYSKL's mmcv.load / pickle.load sees
+    assert set(raw) >= {"split", "annotations"} and raw["layout"] == "coco17" and raw["classes"] == ["a", "b"]
+    ann = raw["annotations"][0]
+    assert {"frame_dir", "label", "total_frames", "img_shape", "original_shape", "keypoint", "keypoint_score"} <= set(ann)
+    assert ann["keypoint"].dtype == np.float32 and ann["keypoint"].shape == (1, 10, 17, 2)
+    assert ann["keypoint_score"].dtype == np.float32 and ann["keypoint_score"].shape == (1, 10, 17)
+    back = load_dataset(path)
+    assert back.layout == "coco17" and len(back) == 3 and [a["frame_dir"] for a in back.subset("test")] == ["s2"]
+
+
+def test_plain_pyskl_pickle_without_layout_loads(tmp_path):
+    raw = _ds().to_dict()
+    del raw["layout"], raw["classes"]
+    p = tmp_path / "pyskl.pkl"
+    p.write_bytes(pickle.dumps(raw, protocol=5))
+    ds = load_dataset(p)
+    assert ds.layout == "coco17" and ds.classes == ["class_0", "class_1"]
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    payload = pickle.dumps({"annotations": [_Evil()]})
+    with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system|refused"):
+        safe_loads(payload)
+    p = tmp_path / "evil.pkl"
+    p.write_bytes(payload)
+    os.chdir(tmp_path)
+    with pytest.raises(ActionposeError, match="evil.pkl: not a safe annotation pickle"):
+        safe_load(p)
+    assert not (tmp_path / "PWNED").exists()
+    # numpy scalars and arrays are fine
+    assert safe_loads(pickle.dumps({"x": np.float64(1.5), "a": np.arange(3)}))["x"] == 1.5
+
+
+def test_truncated_pickle_is_a_clear_error(tmp_path):
+    p = save_dataset(_ds(), tmp_path / "d.pkl")
+    bad = tmp_path / "trunc.pkl"
+    bad.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    with pytest.raises(ActionposeError, match="trunc.pkl: corrupt or truncated pickle"):
+        load_dataset(bad)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda a: a.__setitem__("keypoint", np.full((1, 5, 17, 2), np.nan, np.float32)), "NaN or infinite"),
+    (lambda a: a.__setitem__("keypoint", np.zeros((1, 5, 13, 2), np.float32)), "13 joints but layout coco17 has 17"),
+    (lambda a: a.__setitem__("keypoint", np.zeros((1, 0, 17, 2), np.float32)), "empty sequence"),
+    (lambda a: a.__setitem__("label", 7), "label 7 outside 0..1"),
+    (lambda a: a.__setitem__("keypoint", np.zeros((5, 17, 2), np.float32)), r"\[M, T, V, C\]"),
+])
+def test_validation_errors_name_sample_and_reason(mutate, message):
+    ds = _ds()
+    mutate(ds.annotations[1])
+    ds.annotations[1].pop("keypoint_score")
+    ds.annotations[1]["total_frames"] = ds.annotations[1]["keypoint"].shape[1] if ds.annotations[1]["keypoint"].ndim == 4 else 0
+    with pytest.raises(ActionposeError, match=message) as err:
+        validate_dataset(ds, "src.pkl")
+    assert "src.pkl: sample 's1'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_failed_save_leaves_no_file(tmp_path):
+    ds = _ds()
+    ds.annotations[0]["keypoint"][0, 0, 0, 0] = np.inf
+    with pytest.raises(ActionposeError):
+        save_dataset(ds, tmp_path / "out.pkl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pickle_loads_in_plain_python_without_actionpose(tmp_path):
+    """A consumer with only numpy (PYSKL's loader) can read our files."""
+    path = save_dataset(_ds(), tmp_path / "d.pkl")
+    code = ("import pickle,sys; d=pickle.load(open(sys.argv[1],'rb')); a=d['annotations'][0]; "
+            "print(a['keypoint'].shape, a['keypoint'].dtype, sorted(d['split']))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+    assert out.stdout.strip() == "(1, 10, 17, 2) float32 ['test', 'train']"

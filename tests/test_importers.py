@@ -1,0 +1,194 @@
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from actionpose.cli import main
+from actionpose.data.format import load_dataset
+from actionpose.data.importers import IMPORTERS, convert
+from actionpose.errors import ActionposeError
+from conftest import FIXTURES, shared_path
+
+D = FIXTURES / "datasets"
+
+
+def test_all_required_formats_registered():
+    assert {"pyskl", "ntu", "penn", "nwucla", "utd", "coco", "csv"} <= set(IMPORTERS)
+
+
+def test_penn_fixture_real_samples(tmp_path):
+    ds = convert("penn", D / "penn", tmp_path / "p.pkl")
+    assert ds.layout == "penn13" and len(ds.classes) == 15
+    assert sorted(ds.split["train"]) == ["1354", "1666"] and sorted(ds.split["test"]) == ["1348", "1671"]
+    a = {x["frame_dir"]: x for x in ds.annotations}["1666"]
+    assert ds.classes[a["label"]] == "squat"
+    assert a["keypoint"].shape[::2] == (1, 13) and a["keypoint"].shape[3] == 2
+    assert a["keypoint_score"].shape == a["keypoint"].shape[:3] and set(np.unique(a["keypoint_score"])) <= {0.0, 1.0}
+    assert a["img_shape"][0] > 0 and 0 < a["keypoint"][..., 0].max() <= a["img_shape"][1] * 1.2
+
+
+def test_nwucla_fixture_cross_view(tmp_path):
+    ds = convert("nwucla", D / "nwucla")
+    assert ds.layout == "kinect20" and len(ds.classes) == 10
+    assert ds.split == {"train": ["a01_s01_e00_v01", "a06_s02_e01_v02"], "test": ["a01_s01_e00_v03"]}
+    a = ds.annotations[0]
+    assert a["keypoint"].shape[2:] == (20, 3) and "keypoint_score" not in a and a["label"] == 0
+    assert ds.classes[ds.annotations[2]["label"]] == "stand_up"
+
+
+def test_utd_fixture_cross_subject():
+    ds = convert("utd", D / "utd")
+    assert ds.layout == "kinect20_utd" and len(ds.classes) == 27
+    assert ds.split == {"train": ["a1_s1_t1", "a27_s3_t2"], "test": ["a1_s2_t1"]}
+    a = ds.annotations[0]
+    assert a["keypoint"].shape[0] == 1 and a["keypoint"].shape[2:] == (20, 3)
+    # head is above the hips (y up, metres)
+    assert (a["keypoint"][0, :, 0, 1] > a["keypoint"][0, :, 3, 1]).all()
+
+
+def test_ntu_skeleton_bodies_and_splits():
+    ds = convert("ntu", D / "ntu")
+    assert ds.layout == "ntu25" and len(ds.classes) == 60
+    by = {a["frame_dir"]: a for a in ds.annotations}
+    two = by["S001C002P001R001A043"]
+    assert two["keypoint"].shape == (2, 6, 25, 3) and ds.classes[two["label"]] == "falling"
+    assert np.abs(two["keypoint"][1, 0]).sum() == 0  # second body absent in frame 0
+    assert two["keypoint"][0].std(0).sum() > two["keypoint"][1, 1:].std(0).sum()  # ranked by motion
+    assert ds.split["train"] == ["S001C002P001R001A043"] and ds.split["test"] == ["S002C001P003R002A008"]
+    assert ds.split["xview_train"] == ["S001C002P001R001A043"]
+
+
+def test_coco_single_frame_samples():
+    ds = convert("coco", D / "coco" / "test_coco.json")
+    assert ds.layout == "coco17" and ds.classes == ["person"]
+    assert len(ds) >= 4 and all(a["keypoint"].shape == (1, 1, 17, 2) for a in ds.annotations)
+
+
+def test_coco_tracked_sequences(tmp_path):
+    imgs = [{"id": i, "vid_id": 7, "frame_id": i, "width": 640, "height": 480, "file_name": f"{i}.jpg"} for i in range(3)]
+    anns = [{"id": 10 * i + t, "image_id": i, "track_id": t, "num_keypoints": 17, "category_id": 1,
+             "keypoints": [v for j in range(17) for v in (j + i, j + t, 2)]} for i in range(3) for t in range(2)]
+    p = tmp_path / "track.json"
+    p.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    ds = convert("coco", p)
+    assert len(ds) == 2 and ds.annotations[0]["keypoint"].shape == (1, 3, 17, 2)
+    np.testing.assert_array_equal(ds.annotations[1]["keypoint"][0, :, 0, 0], [0, 1, 2])
+
+
+def test_csv_roundtrip_matches_penn(tmp_path):
+    ds = convert("csv", D / "csv")
+    assert ds.layout == "body13" and ds.classes == ["pushup", "squat"]
+    assert sorted(ds.split["test"]) == ["1348", "1671"]
+    penn = {a["frame_dir"]: a for a in convert("penn", D / "penn").annotations}
+    a = {x["frame_dir"]: x for x in ds.annotations}["1666"]
+    np.testing.assert_allclose(a["keypoint"][0, 1], penn["1666"]["keypoint"][0, 4], atol=0.06)
+
+
+def test_pyskl_relabels_and_validates(tmp_path):
+    src = convert("nwucla", D / "nwucla").to_dict()
+    del src["layout"], src["classes"]
+    for a in src["annotations"]:
+        a["label"] = {0: 3, 5: 9}[a["label"]]
+    p = tmp_path / "ucla_pyskl.pkl"
+    p.write_bytes(pickle.dumps(src))
+    with pytest.raises(ActionposeError, match="20 joints is ambiguous"):
+        convert("pyskl", p)
+    ds = convert("pyskl", p, tmp_path / "out.pkl", layout="kinect20")
+    assert [a["label"] for a in ds.annotations] == [0, 0, 1] and ds.meta["original_labels"] == [3, 9]
+    assert load_dataset(tmp_path / "out.pkl").layout == "kinect20"
+
+
+# --- real datasets in ../shared (CI has them) ---------------------------------------------------------
+@pytest.mark.parametrize("fmt, folder, n, k, train, test", [
+    ("penn", "penn_action", 2326, 15, 1258, 1068),
+    ("nwucla", "nw_ucla", 1484, 10, 1020, 464),
+    ("utd", "utd_mhad", 861, 27, 431, 430),
+])
+def test_shared_datasets_convert_with_standard_protocol(tmp_path, fmt, folder, n, k, train, test):
+    src = shared_path("datasets", folder)
+    out = tmp_path / f"{fmt}.pkl"
+    assert main(["datasets", "convert", "--format", fmt, str(src), "-o", str(out)]) == 0
+    ds = load_dataset(out)
+    assert (len(ds), len(ds.classes), len(ds.split["train"]), len(ds.split["test"])) == (n, k, train, test)
+    assert all(a["keypoint"].dtype == np.float32 and a["keypoint"].ndim == 4 for a in ds.annotations)
+
+
+def test_shared_coco_images():
+    ds = convert("coco", shared_path("images", "coco", "test_coco.json"))
+    assert len(ds) >= 4
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "actionpose", *args], capture_output=True, text=True)
+
+
+def _assert_clean_failure(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_cli_missing_source(tmp_path):
+    r = _run_cli("datasets", "convert", "--format", "penn", str(tmp_path / "nope"), "-o", str(tmp_path / "o.pkl"))
+    _assert_clean_failure(r, "nope: no such file or directory")
+    assert not (tmp_path / "o.pkl").exists()
+
+
+@pytest.mark.parametrize("fmt, name, content, reason", [
+    ("penn", "0001.mat", b"MATLAB 5.0 MAT-file" + b"\x00" * 20, "cannot read .mat file"),
+    ("utd", "a1_s1_t1_skeleton.mat", b"\x00garbage", "cannot read .mat file"),
+    ("nwucla", "a01_s01_e00_v01.json", b'{"skeletons": [[[0, 0', "invalid JSON"),
+    ("nwucla", "a01_s01_e00_v01.json", b'{"skeletons": [[[NaN, 0, 0]' + b', [0,0,0]' * 19 + b']], "label": 1}',
+     "NaN or infinite"),
+    ("nwucla", "a01_s01_e00_v01.json", b'{"skeletons": [[[0, 0, 0]]], "label": 1}', "1 joints but NW-UCLA"),
+    ("nwucla", "a01_s01_e00_v01.json", b'{"skeletons": [], "label": 1}', "shape (0,)"),
+    ("ntu", "S001C001P001R001A001.skeleton", b"3\n1\n72057594037931101 0 1 1 1 1 0 0.1 0.2 2\n25\n0 0 0",
+     "truncated .skeleton"),
+    ("ntu", "S001C001P001R001A001.skeleton", b"0\n", "empty sequence"),
+    ("pyskl", "x.pkl", b"\x80\x04\x95", "corrupt or truncated pickle"),
+    ("csv", "x.csv", b"sample,frame,label,head_x\na,0,foo,1\n", "joint columns match no known layout"),
+    ("csv", "x.csv", b"sample,label\n", "missing column(s) frame"),
+])
+def test_cli_bad_files_one_line_error_and_no_output(tmp_path, fmt, name, content, reason):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / name).write_bytes(content)
+    out = tmp_path / "out.pkl"
+    r = _run_cli("datasets", "convert", "--format", fmt, str(src if fmt != "pyskl" else src / name), "-o", str(out))
+    _assert_clean_failure(r, name, reason)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_wrong_joint_count_in_penn(tmp_path):
+    import scipy.io
+
+    src = tmp_path / "penn"
+    src.mkdir()
+    m = scipy.io.loadmat(D / "penn" / "1666.mat")
+    m["x"], m["y"] = m["x"][:, :12], m["y"][:, :12]
+    scipy.io.savemat(src / "0001.mat", {k: v for k, v in m.items() if not k.startswith("__")})
+    with pytest.raises(ActionposeError, match="0001.mat: 12 joints but Penn Action"):
+        convert("penn", src)
+
+
+def test_info_json_and_text(tmp_path, capsys):
+    out = tmp_path / "u.pkl"
+    convert("utd", D / "utd", out)
+    assert main(["datasets", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["samples"] == 3 and info["splits"] == {"train": 2, "test": 1} and info["layout"] == "kinect20_utd"
+    assert set(info["frames"]) == {"min", "max", "mean", "median", "total"}
+    assert main(["datasets", "info", str(out)]) == 0
+    assert "kinect20_utd (20 joints, 3D)" in capsys.readouterr().out
+
+
+def test_help_lists_subcommands():
+    r = _run_cli("--help")
+    assert r.returncode == 0 and "datasets" in r.stdout and "layouts" in r.stdout

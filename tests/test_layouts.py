@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from actionpose.errors import ActionposeError
+from actionpose.skeleton import Layout, can_map, get_layout, joint_map, list_layouts, map_keypoints, register_layout
+
+BODY_LAYOUTS = ["body13", "penn13", "coco17", "coco13", "ntu25", "kinect20", "kinect20_utd", "blazepose33"]
+
+
+def test_required_layouts_are_registered():
+    assert set(BODY_LAYOUTS + ["hand21", "mediapipe11"]) <= set(list_layouts())
+    assert get_layout("coco17").num_joints == 17
+    assert get_layout("ntu25").num_joints == 25
+    assert get_layout("kinect20").num_joints == get_layout("kinect20_utd").num_joints == 20
+    assert get_layout("blazepose33").num_joints == 33
+    assert get_layout("hand21").num_joints == 21
+    assert get_layout("penn13").num_joints == get_layout("body13").num_joints == 13
+
+
+@pytest.mark.parametrize("name", sorted(list_layouts()))
+def test_graph_connected_and_adjacency_normalised(name):
+    lay = get_layout(name)
+    assert lay.is_connected, f"{name} graph is not connected"
+    a = lay.adjacency("spatial")
+    assert a.shape == (3, lay.num_joints, lay.num_joints) and a.dtype == np.float32
+    np.testing.assert_allclose(a[0], np.eye(lay.num_joints))
+    # Every joint but the centre has a parent, so each inward column of a child sums to 1.
+    inward_cols = a[1].sum(0)
+    assert set(np.round(inward_cols, 6)) <= {0.0, 1.0}
+    assert inward_cols.sum() >= lay.num_joints - 1
+    # Inward edges never point away from the centre (edges across a cycle join equally distant joints).
+    dist = lay.hop_distance[lay.center_index]
+    assert all(dist[c] in (dist[p], dist[p] + 1) for c, p in lay.inward)
+    assert all(dist[c] == dist[p] + 1 for c, p in lay.inward if name in ("coco17", "ntu25", "kinect20"))
+    ei = lay.edge_index
+    assert ei.dtype == torch.long and ei.shape == (2, 2 * len(lay.edges))
+    undirected = {tuple(e) for e in ei.T.tolist()}
+    assert all((b, a_) in undirected for a_, b in undirected)
+
+
+@pytest.mark.parametrize("name", sorted(list_layouts()))
+def test_symmetric_pairs_are_left_right_mirrors(name):
+    lay = get_layout(name)
+    for left, right in lay.symmetric_pairs:
+        assert lay.joints[left].startswith("left_") and lay.joints[right] == "right_" + lay.joints[left][5:]
+    flip = lay.flip_index
+    assert sorted(flip) == list(range(lay.num_joints)) and (flip[flip] == np.arange(lay.num_joints)).all()
+    sided = [j for j in lay.joints if j.startswith(("left_", "right_"))]
+    assert len(lay.symmetric_pairs) * 2 == len(sided)
+
+
+@pytest.mark.parametrize("name", BODY_LAYOUTS)
+def test_body_layouts_map_into_body13_by_name(name):
+    lay, body = get_layout(name), get_layout("body13")
+    idx = joint_map(lay, body)
+    for target, src in zip(body.joints, idx):
+        own = lay.joints[src]
+        assert own == target or lay.aliases.get(target) == own
+    kp = np.arange(lay.num_joints * 2, dtype=np.float32).reshape(1, lay.num_joints, 2)
+    mapped = map_keypoints(kp, lay, body)
+    assert mapped.shape == (1, 13, 2)
+    np.testing.assert_array_equal(mapped[0, 1], kp[0, lay.index("left_shoulder")])
+
+
+def test_coco_nose_stands_in_for_head_and_ankles_are_required():
+    assert joint_map("coco17", "body13")[0] == get_layout("coco17").index("nose")
+    assert not can_map("mediapipe11", "body13")
+    with pytest.raises(ActionposeError, match="left_ankle"):
+        joint_map("mediapipe11", "body13")
+    with pytest.raises(ActionposeError, match="has 17"):
+        map_keypoints(np.zeros((5, 13, 2)), "coco17", "body13")
+
+
+def test_unknown_layout_and_custom_registration():
+    with pytest.raises(ActionposeError, match="unknown layout 'nope'"):
+        get_layout("nope")
+    custom = Layout("test_tripod", ("a", "left_b", "right_b"), (("a", "left_b"), ("a", "right_b")), center="a")
+    register_layout(custom, overwrite=True)
+    assert get_layout("test_tripod").symmetric_pairs == ((1, 2),)
+    with pytest.raises(ValueError, match="unknown joint"):
+        Layout("bad", ("a", "b"), (("a", "c"),), center="a")

@@ -1,0 +1,78 @@
+"""URFD / MD4FD importers: per-frame labels kept, duplicates dropped, folds disjoint by URFD video."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionpose.data.importers import convert
+from actionpose.data.importers.urfd import urfd_fold
+from actionpose.errors import ActionposeError
+
+FIX = Path(__file__).parent / "fixtures" / "fall"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def test_urfd_csv_fixture_dedups_and_keeps_frame_labels(tmp_path):
+    ds = convert("urfd", FIX / "urfd_falls13_mini.csv", tmp_path / "u.pkl")
+    by = {a["frame_dir"]: a for a in ds.annotations}
+    assert set(by) == {"fall-01", "fall-13"}
+    a13 = by["fall-13"]
+    # fall-13 has duplicate (video, frame) rows from a ghost track: one row per frame survives
+    assert len(np.unique(a13["frame_index"])) == len(a13["frame_index"]) == a13["total_frames"]
+    labels = a13["frame_labels"]
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    assert (np.diff(labels.astype(int)) >= 0).all(), "deduplicated labels must not zig-zag"
+    assert ds.layout == "coco13" and a13["keypoint"].shape[2] == 13
+    assert (tmp_path / "u.pkl").exists()
+
+
+def test_urfd_movenet_fixture_drops_duplicate_first_frame_and_scores_zero_joints():
+    ds = convert("urfd_movenet", FIX / "urfd_movenet13_mini.tar.gz", frame_labels_csv=FIX / "urfd_falls13_mini.csv")
+    by = {a["frame_dir"]: a for a in ds.annotations}
+    assert set(by) == {"fall-01", "adl-01"}
+    fall = by["fall-01"]
+    zero = np.abs(fall["keypoint"][0]).sum(-1) == 0
+    assert (fall["keypoint_score"][0][zero] == 0).all() and (fall["keypoint_score"][0][~zero] == 1).all()
+    assert fall["frame_labels"].max() == 2 and fall["frame_labels"][0] == 0
+    assert (by["adl-01"]["frame_labels"] == 0).all()
+
+
+def test_folds_are_by_video_and_class_balanced():
+    assert urfd_fold("fall-01") == urfd_fold("adl-01") == 0
+    assert urfd_fold("fall-07") == 1
+    with pytest.raises(ActionposeError):
+        urfd_fold("video-7")
+
+
+def test_bad_csv_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ActionposeError, match="not a URFD pose CSV"):
+        convert("urfd", bad)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared not present: real URFD data")
+def test_real_urfd_sets_share_folds_per_video():
+    a = convert("urfd", SHARED / "urfd_falls13")
+    b = convert("urfd_movenet", SHARED / "urfd_movenet13" / "urfd_movenet13_npy.tar.gz")
+    assert len(a) == 30 and len(b) == 70
+    assert sum(x["label"] for x in b.annotations) == 30
+    for k in range(5):
+        fa = {n for n in a.split[f"fold{k}"]}
+        fb = {n for n in b.split[f"fold{k}"] if n.startswith("fall")}
+        assert fa == fb  # the same URFD video is in the same fold in both sources
+    # movenet fall sequences get per-frame labels joined from the AlphaPose CSV, with a falling phase
+    assert all((x["frame_labels"] == 1).any() for x in b.annotations if x["label"] == 1)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared not present: real MD4FD data")
+def test_real_md4fd_groups_do_not_cross_folds():
+    ds = convert("md4fd", SHARED / "md4fd")
+    assert len(ds) == 201 and sum(a["label"] for a in ds.annotations) == 35
+    fold_of = {n: k for k in range(5) for n in ds.split[f"fold{k}"]}
+    groups: dict[int, set[int]] = {}
+    for a in ds.annotations:
+        groups.setdefault(a["group"], set()).add(fold_of[a["frame_dir"]])
+    assert all(len(f) == 1 for f in groups.values())

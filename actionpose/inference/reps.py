@@ -1,0 +1,254 @@
+"""Repetition counting from keypoint sequences: offline ``count`` and live ``update``.
+
+Pipeline (see ``reps_signals`` and ``reps_period``): keypoints -> body13 -> the exercise's candidate
+joint-angle / torso-relative signals -> the most periodic candidate (autocorrelation) -> smoothing
+and local normalisation scaled by the estimated cycle length -> hysteresis cycles = repetitions.
+No pixel thresholds anywhere, so the count does not depend on the distance to the camera.
+
+    counter = RepCounter("squat", layout="coco17", fps=30)
+    result = counter.count(keypoints, scores)          # [T, V, C] (+ [T, V])
+    for kp, sc, t in stream:                            # live
+        for ev in counter.update(kp, t, sc): print(ev)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from actionpose.errors import ActionposeError
+from actionpose.inference.reps_period import AMPLITUDE_FRACTION, estimate_period, fill_gaps, hysteresis_cycles, normalise
+from actionpose.inference.reps_signals import (EXERCISES, Exercise, Signal, compute_signal, exercise_names,
+                                               get_exercise, to_body13, torso_length)
+
+MIN_VALID_FRACTION = 0.5   # a signal needs its joints confidently seen in at least half the frames
+
+
+@dataclass(frozen=True)
+class Rep:
+    start_s: float
+    end_s: float
+    depth: float = 1.0   # how far the rep went into the active half, relative to the local range
+
+
+@dataclass(frozen=True)
+class RepEvent:
+    """Emitted by :meth:`RepCounter.update` once per completed repetition."""
+
+    count: int          # running total including this rep
+    start_s: float
+    end_s: float
+    exercise: str
+
+
+@dataclass
+class RepResult:
+    exercise: str
+    count: int
+    reps: list[Rep] = field(default_factory=list)
+    signal: str = ""             # which signal was counted (e.g. "knee_angle")
+    period_s: float = float("nan")  # typical cycle length (nan if under two cycles were seen)
+    periodicity: float = 0.0     # autocorrelation at that period, in [-1, 1]
+    fps: float = 30.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["period_s"] = None if not np.isfinite(self.period_s) else round(self.period_s, 3)
+        d["reps"] = [{k: round(v, 3) for k, v in asdict(r).items()} for r in self.reps]
+        return d
+
+
+@dataclass
+class _Candidate:
+    exercise: Exercise
+    signal: Signal
+    values: np.ndarray
+    period: float
+    score: float
+
+
+def _pick_person(kp: np.ndarray, sc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """[M, T, V, C] -> the most confidently seen person's [T, V, C]."""
+    if kp.ndim != 4:
+        return kp, sc
+    if kp.shape[0] == 0:
+        raise ActionposeError("keypoints hold no person (M = 0)")
+    if sc is None:
+        return kp[0], None
+    sc = np.asarray(sc)
+    if sc.shape != kp.shape[:3]:
+        raise ActionposeError(f"keypoint scores have shape {sc.shape}, expected {kp.shape[:3]} to match keypoints")
+    best = int(np.argmax(np.nan_to_num(sc).reshape(len(sc), -1).mean(1)))
+    return kp[best], sc[best]
+
+
+class RepCounter:
+    """Counts repetitions of one exercise (or the most periodic known one when ``exercise`` is None).
+
+    ``layout`` names the keypoints' body layout (any that maps to body13: coco17, blazepose33,
+    penn13, ntu25, ...). ``min_score`` masks joints the pose model is unsure about. Live use keeps
+    the last ``window_s`` seconds.
+    """
+
+    def __init__(self, exercise: str | None = None, layout: str = "body13", fps: float = 30.0,
+                 min_score: float = 0.3, window_s: float = 90.0):
+        self.exercises = [get_exercise(exercise)] if exercise else [EXERCISES[n] for n in exercise_names()]
+        self.exercise = self.exercises[0].name if exercise else None
+        self.layout = layout
+        if not fps or fps <= 0:
+            raise ActionposeError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        self.min_score = float(min_score)
+        self.window_s = float(window_s)
+        self.reset()
+
+    # ---------------------------------------------------------------- offline
+    def count(self, keypoints: np.ndarray, scores: np.ndarray | None = None, fps: float | None = None) -> RepResult:
+        """Count repetitions in a whole ``[T, V, C]`` (or ``[M, T, V, C]``) sequence."""
+        fps = float(fps or self.fps)
+        kp, sc = _pick_person(np.asarray(keypoints), scores)
+        kp, sc = to_body13(kp, sc, self.layout)
+        n = len(kp)
+        shortest = min(ex.min_period_s for ex in self.exercises)
+        if n < 8 or n < shortest * fps:
+            raise ActionposeError(f"sequence too short to hold one repetition: {n} frames "
+                                  f"({n / fps:.2f} s at {fps:g} fps); need at least {max(8, int(np.ceil(shortest * fps)))}")
+        cands = self._candidates(kp, sc, fps)
+        best = max(cands, key=lambda c: (c.score, -cands.index(c)))
+        return self._count_candidate(best, fps)
+
+    def _candidates(self, kp: np.ndarray, sc: np.ndarray, fps: float) -> list[_Candidate]:
+        torso = torso_length(kp, sc, self.min_score)
+        cands, missing = [], {}
+        seen: dict[tuple[Signal, float, float], _Candidate] = {}
+        for ex in self.exercises:
+            for sig in ex.signals:
+                key = (sig, ex.min_period_s, ex.max_period_s)
+                if key in seen:
+                    c = seen[key]
+                    cands.append(_Candidate(ex, sig, c.values, c.period, c.score))
+                    continue
+                raw, _ = compute_signal(sig, kp, sc, self.min_score, torso)
+                valid = np.isfinite(raw).mean()
+                if valid < MIN_VALID_FRACTION:
+                    missing[sig.name] = (valid, sig)
+                    continue
+                x = fill_gaps(raw)
+                p = estimate_period(x, ex.min_period_s * fps, ex.max_period_s * fps)
+                score = p.score if _range(x) >= sig.min_range else -1.0
+                seen[key] = c = _Candidate(ex, sig, x, p.period, score)
+                cands.append(c)
+        if not cands:
+            detail = "; ".join(f"{name} seen in {v:.0%} of frames (joints {', '.join(s.joints)})"
+                               for name, (v, s) in missing.items())
+            what = self.exercise or "any known exercise"
+            raise ActionposeError(f"missing joints needed for {what}: {detail}; need {MIN_VALID_FRACTION:.0%} "
+                                  f"of frames with score >= {self.min_score:g} (occluded or out of view?)")
+        return cands
+
+    def _count_candidate(self, c: _Candidate, fps: float) -> RepResult:
+        n = len(c.values)
+        lo_lag, hi_lag = c.exercise.min_period_s * fps, c.exercise.max_period_s * fps
+        period = c.period if np.isfinite(c.period) else float(np.clip(n / 2, lo_lag, hi_lag))
+        x = gaussian_filter1d(c.values, max(1.0, period / 10))
+        full = _range(x)
+        result = RepResult(c.exercise.name, 0, [], c.signal.name,
+                           c.period / fps if np.isfinite(c.period) else float("nan"), max(c.score, 0.0), fps)
+        if full < c.signal.min_range:
+            return result   # holding still: zero is a valid count
+        z = normalise(x, period, max(c.signal.min_range, AMPLITUDE_FRACTION * full))
+        cycles, _ = hysteresis_cycles(z)
+        min_len = max(2, 0.3 * min(period, hi_lag), 0.5 * lo_lag)
+        reps = [Rep(cy.start / fps, cy.end / fps, round(cy.depth, 3)) for cy in cycles if cy.end - cy.start >= min_len]
+        result.reps, result.count = reps, len(reps)
+        return result
+
+    # ---------------------------------------------------------------- live
+    def reset(self) -> None:
+        """Forget the live stream (start a new set)."""
+        self._kp: list[np.ndarray] = []
+        self._sc: list[np.ndarray] = []
+        self._t: list[float] = []
+        self._emitted: list[Rep] = []
+        self._total = 0
+        self._since = 0
+
+    def update(self, frame_kp: np.ndarray, t: float, frame_scores: np.ndarray | None = None) -> list[RepEvent]:
+        """Add one frame (``[V, C]`` keypoints at time ``t`` seconds); return reps completed since last call.
+
+        A repetition is reported once, when the signal has returned to its rest level. The counter
+        re-analyses the recent window every ~0.1 s, so the cycle length adapts as the set goes on.
+        """
+        kp = np.asarray(frame_kp, dtype=np.float64)
+        if kp.ndim != 2:
+            raise ActionposeError(f"frame keypoints must be [V, C], got shape {kp.shape}")
+        if self._t and t <= self._t[-1]:
+            raise ActionposeError(f"frame time {t} is not after the previous frame ({self._t[-1]})")
+        self._kp.append(kp)
+        self._sc.append(np.ones(kp.shape[0]) if frame_scores is None else np.asarray(frame_scores, dtype=np.float64))
+        self._t.append(float(t))
+        while self._t[-1] - self._t[0] > self.window_s:
+            self._kp.pop(0), self._sc.pop(0), self._t.pop(0)
+        self._since += 1
+        if self._since < max(1, round(self._stream_fps() / 10)):
+            return []
+        self._since = 0
+        return self._emit(self._analyse(final=False))
+
+    def finish(self) -> tuple[list[RepEvent], RepResult]:
+        """End of stream: emit reps that completed on the last frames; return them and the whole-window result."""
+        res = self._analyse(final=True)
+        if res is None:
+            raise ActionposeError(f"stream too short to hold one repetition: {len(self._t)} frames")
+        events = self._emit(res)
+        res.count = max(res.count, self._total)
+        return events, res
+
+    def _stream_fps(self) -> float:
+        if len(self._t) < 2:
+            return self.fps
+        return (len(self._t) - 1) / max(self._t[-1] - self._t[0], 1e-6)
+
+    def _analyse(self, final: bool) -> RepResult | None:
+        fps = self._stream_fps()
+        try:
+            res = self.count(np.stack(self._kp), np.stack(self._sc), fps)
+        except ActionposeError:
+            if final:
+                raise
+            return None   # not enough (visible) frames yet
+        t0 = self._t[0]
+        res.reps = [Rep(r.start_s + t0, r.end_s + t0, r.depth) for r in res.reps]
+        if not final:   # a rep ending on the newest frames may still be growing
+            res.reps = [r for r in res.reps if r.end_s < self._t[-1] - 1.5 / fps]
+        return res
+
+    def _emit(self, res: RepResult | None) -> list[RepEvent]:
+        if res is None:
+            return []
+        last = self._emitted[-1].end_s if self._emitted else -np.inf
+        gap = 0.5 * (res.period_s if np.isfinite(res.period_s) else min(e.min_period_s for e in self.exercises))
+        out = []
+        for r in res.reps:
+            if r.end_s > last + gap and r.start_s > last - gap:
+                self._emitted.append(r)
+                self._total += 1
+                last = r.end_s
+                out.append(RepEvent(self._total, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
+        return out
+
+
+def _range(x: np.ndarray) -> float:
+    """Robust peak-to-peak range (2nd to 98th percentile)."""
+    lo, hi = np.percentile(x, [2, 98])
+    return float(hi - lo)
+
+
+def count_reps(keypoints: np.ndarray, scores: np.ndarray | None = None, *, exercise: str | None = None,
+               layout: str = "body13", fps: float = 30.0, min_score: float = 0.3) -> RepResult:
+    """One-call offline counting (see :class:`RepCounter`)."""
+    return RepCounter(exercise, layout=layout, fps=fps, min_score=min_score).count(keypoints, scores)
+
+
+__all__ = ["Rep", "RepCounter", "RepEvent", "RepResult", "count_reps", "exercise_names", "get_exercise"]

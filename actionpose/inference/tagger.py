@@ -1,0 +1,443 @@
+"""Per-person action tagging: tracked keypoints -> sliding windows -> ONNX scores -> segments.
+
+:class:`StreamTagger` is the one engine for files and live streams. It keeps, per track, only the last
+window of frames (a bounded deque) and an :class:`~actionpose.inference.segments.OnlineSegmenter`, so
+memory stays flat however long the input is. Windows that become ready in the same frame, across all
+persons, go to the predictor in one batched call.
+
+:func:`tag_video` is the convenience entry point (CLI, ``actionpose demo``): source in, :class:`TagResult`
+out, optional JSON/CSV/overlay/timeline written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from actionpose.data.atomic import write_text_atomic
+from actionpose.errors import ActionposeError, where
+from actionpose.inference.segments import BACKGROUND, OnlineSegmenter, Segment, SegmentConfig
+from actionpose.skeleton import can_map, get_layout, joint_map
+
+SCHEMA_VERSION = 1
+MIN_VISIBLE_FRACTION = 0.5  # a window with the person in fewer frames than this is scored as background
+MIN_TRACK_S = 0.5  # tracks shorter than this are not scored at all (too little motion to classify)
+
+
+class Predictor(Protocol):
+    layout: str
+    classes: list[str]
+    clip_len: int
+
+    def predict(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None) -> np.ndarray: ...
+
+
+@dataclass
+class PersonPose:
+    """One tracked person in one frame, in the frontend's layout (pixels)."""
+
+    track_id: int
+    keypoints: np.ndarray  # [V, 2]
+    scores: np.ndarray  # [V]
+    box: np.ndarray | None = None
+
+
+@dataclass
+class TagResult:
+    """What ``actionpose tag`` returns; ``to_dict`` is the documented JSON schema (docs/tagging.md)."""
+
+    video: str
+    fps: float
+    model: str
+    classes: list[str]
+    duration_s: float = 0.0
+    frames: int = 0
+    persons: dict[int, list[Segment]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    config: SegmentConfig = field(default_factory=SegmentConfig)
+    complete: bool = True  # False when interrupted or the source failed mid-way (partial result)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "video": self.video,
+            "fps": round(float(self.fps), 4),
+            "model": self.model,
+            "duration_s": round(self.duration_s, 3),
+            "frames": self.frames,
+            "complete": self.complete,
+            "window_s": self.config.window_s,
+            "stride_s": self.config.stride_s,
+            "threshold": self.config.threshold,
+            "persons": [{"track_id": int(tid), "segments": [s.to_dict() for s in segs]}
+                        for tid, segs in sorted(self.persons.items())],
+            "warnings": list(self.warnings),
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Flat rows (one per segment) for the CSV: the JSON's per-person segments with the video name."""
+        return [{"video": self.video, "track_id": int(tid), **s.to_dict()}
+                for tid, segs in sorted(self.persons.items()) for s in segs]
+
+    def summary(self) -> str:
+        """A short human-readable table of who did what, when."""
+        lines = [f"{self.video}: {self.duration_s:.1f} s, {self.frames} frames @ {self.fps:.1f} fps, "
+                 f"model {self.model}, {len(self.persons)} person(s)"
+                 + ("" if self.complete else " [partial]")]
+        for tid, segs in sorted(self.persons.items()):
+            if not segs:
+                lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g}")
+            for s in segs:
+                lines.append(f"  person {tid}: {s.label:<16s} {s.start_s:7.2f} - {s.end_s:7.2f} s  "
+                             f"score {s.score:.2f}")
+        if not self.persons:
+            lines.append("  no person detected")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score"]
+
+
+def write_json(result: TagResult, path: str | Path) -> None:
+    write_text_atomic(path, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def write_csv(result: TagResult, path: str | Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(result.rows())
+    write_text_atomic(path, buf.getvalue())
+
+
+def validate_result_dict(d: dict[str, Any]) -> None:
+    """Check a tag JSON against the documented schema; raises ActionposeError naming the field."""
+    def need(obj: dict, key: str, types: type | tuple, ctx: str) -> Any:
+        if key not in obj:
+            raise ActionposeError(f"{ctx}: missing field {key!r}")
+        if not isinstance(obj[key], types) or isinstance(obj[key], bool) and types is not bool:
+            raise ActionposeError(f"{ctx}.{key}: expected {types}, got {type(obj[key]).__name__}")
+        return obj[key]
+
+    need(d, "video", str, "result")
+    if need(d, "fps", (int, float), "result") <= 0:
+        raise ActionposeError("result.fps: must be > 0")
+    need(d, "model", str, "result")
+    for i, p in enumerate(need(d, "persons", list, "result")):
+        ctx = f"persons[{i}]"
+        need(p, "track_id", int, ctx)
+        for j, s in enumerate(need(p, "segments", list, ctx)):
+            sctx = f"{ctx}.segments[{j}]"
+            need(s, "label", str, sctx)
+            a, b = need(s, "start_s", (int, float), sctx), need(s, "end_s", (int, float), sctx)
+            sc = need(s, "score", (int, float), sctx)
+            if not 0 <= a < b:
+                raise ActionposeError(f"{sctx}: need 0 <= start_s < end_s, got {a}, {b}")
+            if not 0.0 <= sc <= 1.0:
+                raise ActionposeError(f"{sctx}.score: {sc} not in [0, 1]")
+
+
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Track:
+    first: int
+    last: int
+    frames: deque  # (frame_index, keypoints [V,2], scores [V]) in the model layout
+    segmenter: OnlineSegmenter
+    next_start: int
+    windows: int = 0
+    last_window: tuple[int, int] | None = None
+    last_label: tuple[str, float] = (BACKGROUND, 0.0)
+
+
+class StreamTagger:
+    """Frames in (any order-preserving source), closed segments out; constant memory per person.
+
+    Window and stride are converted to frames with ``fps``. A track unseen for ``lost_after_s`` is
+    finished (tail window scored, segmenter flushed) and forgotten.
+    """
+
+    def __init__(self, predictor: Predictor, source_layout: str, fps: float, config: SegmentConfig | None = None,
+                 lost_after_s: float | None = None):
+        self.cfg = config or SegmentConfig()
+        self.cfg.validate()
+        if not fps or not math.isfinite(fps) or fps <= 0:
+            raise ActionposeError(f"frame rate must be > 0, got {fps}")
+        self.predictor = predictor
+        self.fps = float(fps)
+        self.classes = list(predictor.classes)
+        self.model_layout = get_layout(predictor.layout).name
+        src = get_layout(source_layout).name
+        if not can_map(src, self.model_layout):
+            raise ActionposeError(f"model layout {self.model_layout!r} cannot be mapped from the pose layout "
+                                  f"{src!r}: joints {self._missing(src)} are missing")
+        self.source_layout = src
+        self._map = joint_map(src, self.model_layout)
+        self.win_f = max(2, int(round(self.cfg.window_s * self.fps)))
+        self.stride_f = max(1, int(round(self.cfg.stride_s * self.fps)))
+        self.lost_f = int(round((lost_after_s if lost_after_s is not None else max(2.0, self.cfg.window_s)) * self.fps))
+        self.tracks: dict[int, _Track] = {}
+        self.warnings: list[str] = []
+        self.last_frame = -1
+        self.seen_tracks: set[int] = set()
+        self.scored_tracks: set[int] = set()  # tracks long enough to get at least one window
+
+    def _missing(self, src: str) -> list[str]:
+        have = set(get_layout(src).joints)
+        return [j for j in get_layout(self.model_layout).joints if j not in have]
+
+    # -- public --------------------------------------------------------------------------------------
+    def push(self, index: int, persons: Iterable[PersonPose]) -> list[tuple[int, Segment]]:
+        """Add one frame's persons; returns segments closed by it (for live printing)."""
+        self.last_frame = index
+        for p in persons:
+            kp = np.asarray(p.keypoints, dtype=np.float32)
+            sc = np.asarray(p.scores, dtype=np.float32) if p.scores is not None else np.ones(len(kp), np.float32)
+            kp, sc = kp[self._map], sc[self._map]
+            tid = int(p.track_id)
+            tr = self.tracks.get(tid)
+            if tr is None:
+                tr = _Track(index, index, deque(maxlen=self.win_f), OnlineSegmenter(self.classes, self.cfg),
+                            next_start=index)
+                self.tracks[tid] = tr
+                self.seen_tracks.add(tid)
+            tr.last = index
+            tr.frames.append((index, kp, sc))
+        jobs = []
+        for tid, tr in self.tracks.items():
+            while tr.next_start + self.win_f - 1 <= index:
+                jobs.append((tid, tr.next_start, tr.next_start + self.win_f))
+                tr.next_start += self.stride_f
+        out = self._run(jobs)
+        for tid in [t for t, tr in self.tracks.items() if index - tr.last > self.lost_f]:
+            out += self._finish_track(tid)
+        return out
+
+    def finish(self) -> list[tuple[int, Segment]]:
+        """End of input (or Ctrl-C): score tail windows, close every open segment."""
+        out: list[tuple[int, Segment]] = []
+        for tid in list(self.tracks):
+            out += self._finish_track(tid)
+        return out
+
+    def current_label(self, track_id: int) -> tuple[str, float]:
+        tr = self.tracks.get(track_id)
+        return tr.last_label if tr else (BACKGROUND, 0.0)
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _finish_track(self, tid: int) -> list[tuple[int, Segment]]:
+        tr = self.tracks[tid]
+        jobs = []
+        span = tr.last - tr.first + 1
+        if tr.windows == 0:
+            if span < max(2, MIN_TRACK_S * self.fps):
+                self.warnings.append(f"person {tid} visible for only {span / self.fps:.2f} s "
+                                     f"(< {MIN_TRACK_S} s); not tagged")
+            else:
+                if span < self.win_f:
+                    self.warnings.append(f"window {self.cfg.window_s:g} s is longer than person {tid}'s track "
+                                         f"({span / self.fps:.2f} s); scored it as one shorter window")
+                jobs.append((tid, max(tr.first, tr.last + 1 - self.win_f), tr.last + 1))
+        elif tr.last_window is not None and tr.last + 1 - tr.last_window[1] > self.stride_f / 2:
+            # tail after the last full window: one more window aligned to the track's end
+            jobs.append((tid, tr.last + 1 - self.win_f, tr.last + 1))
+        out = self._run(jobs)
+        end_s = (tr.last + 1) / self.fps
+        out += [(tid, self._clamp(tr, s)) for s in tr.segmenter.flush(end_s)]
+        del self.tracks[tid]
+        return out
+
+    def _window(self, tr: _Track, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Keypoints [clip_len, V, 2] and scores for frames [start, end); None if the person is mostly absent."""
+        got = [(i, k, s) for i, k, s in tr.frames if start <= i < end]
+        if len(got) < MIN_VISIBLE_FRACTION * (end - start) or len(got) < 2:
+            return None
+        idx = np.array([g[0] for g in got])
+        kps = np.stack([g[1] for g in got])
+        scs = np.stack([g[2] for g in got])
+        # uniform sampling of clip_len frames over the window; absent frames take the nearest present one
+        want = np.linspace(start, end - 1, int(self.predictor.clip_len))
+        nearest = np.abs(idx[None, :] - want[:, None]).argmin(1)
+        return kps[nearest], scs[nearest]
+
+    def _run(self, jobs: list[tuple[int, int, int]]) -> list[tuple[int, Segment]]:
+        if not jobs:
+            return []
+        inputs, probs = [], {}
+        for n, (tid, a, b) in enumerate(jobs):
+            w = self._window(self.tracks[tid], a, b)
+            if w is not None:
+                inputs.append((n, w))
+        if inputs:
+            kp = np.stack([w[0] for _, w in inputs])[:, None]  # [N, 1, T, V, 2]
+            sc = np.stack([w[1] for _, w in inputs])[:, None]
+            p = np.asarray(self.predictor.predict(kp, sc), dtype=np.float64)
+            probs = {n: p[i] for i, (n, _) in enumerate(inputs)}
+        out = []
+        zero = np.zeros(len(self.classes))
+        for n, (tid, a, b) in enumerate(jobs):
+            tr = self.tracks[tid]
+            half, centre = self.stride_f / 2, (a + b) / 2
+            # this window owns the timeline from the previous window's cell end to halfway to the next
+            lo = a if tr.last_window is None else sum(tr.last_window) / 2 + half
+            hi = centre + half
+            p = probs.get(n, zero)
+            tr.windows += 1
+            self.scored_tracks.add(tid)
+            tr.last_window = (a, b)
+            k = int(np.argmax(p))
+            tr.last_label = (self.classes[k], float(p[k])) if p[k] >= self.cfg.threshold else (BACKGROUND, float(p[k]))
+            if hi > lo:
+                out += [(tid, self._clamp(tr, s)) for s in tr.segmenter.push(lo / self.fps, hi / self.fps, p)]
+        return out
+
+    def _clamp(self, tr: _Track, seg: Segment) -> Segment:
+        """A segment never outlasts the person's last visible frame (smoothing can carry it past)."""
+        seg.end_s = max(seg.start_s + 1.0 / self.fps, min(seg.end_s, (tr.last + 1) / self.fps))
+        return seg
+
+
+# --------------------------------------------------------------------------------------------------
+def run_tagger(tagger: StreamTagger, frames: Iterable[tuple[int, list[PersonPose]]],
+               on_segment: Callable[[int, Segment], None] | None = None,
+               on_frame: Callable[[int, list[PersonPose]], None] | None = None) -> tuple[dict[int, list[Segment]], bool]:
+    """Drive ``tagger`` over ``frames``; Ctrl-C stops early and still closes open segments.
+
+    Returns the segments per track and whether the input was consumed completely.
+    """
+    persons: dict[int, list[Segment]] = {}
+    complete = True
+
+    def emit(items: list[tuple[int, Segment]]) -> None:
+        for tid, seg in items:
+            persons.setdefault(tid, []).append(seg)
+            if on_segment is not None:
+                on_segment(tid, seg)
+
+    try:
+        for index, people in frames:
+            if on_frame is not None:
+                on_frame(index, people)
+            emit(tagger.push(index, people))
+    except KeyboardInterrupt:
+        complete = False
+    emit(tagger.finish())
+    for tid in tagger.scored_tracks:
+        persons.setdefault(tid, [])
+    for segs in persons.values():
+        segs.sort(key=lambda s: s.start_s)
+    return persons, complete
+
+
+# -- sources ---------------------------------------------------------------------------------------
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+PICKLE_EXTS = {".pkl", ".pickle"}
+DEFAULT_FPS = 30.0
+
+
+def is_live_source(source: str) -> bool:
+    """A webcam index or a network stream: no end, so segments are printed as they close."""
+    s = str(source)
+    return s.isdigit() or s.split("://", 1)[0].lower() in {"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp"}
+
+
+def expand_source(source: str | Path) -> list[str]:
+    """One source -> the list of inputs to tag (a folder gives its videos and pickles, sorted)."""
+    s = str(source)
+    if is_live_source(s):
+        return [s]
+    p = Path(s)
+    if p.is_dir():
+        items = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS | PICKLE_EXTS)
+        if not items:
+            raise where(p, f"folder has no videos ({', '.join(sorted(VIDEO_EXTS))}) or .pkl files")
+        return items
+    if not p.exists():
+        raise where(p, "no such file, folder, webcam index or stream URL")
+    return [s]
+
+
+def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
+                                                                                  Iterator[tuple[int, list[PersonPose]]]]]:
+    """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames)."""
+    from actionpose.data.format import load_dataset
+
+    ds = load_dataset(path)
+    for ann in ds.annotations:
+        kp = np.asarray(ann["keypoint"], dtype=np.float32)
+        sc = ann.get("keypoint_score")
+        sc = np.asarray(sc, dtype=np.float32) if sc is not None else (
+            kp[..., 2] if kp.shape[-1] > 2 else np.ones(kp.shape[:-1], np.float32))
+        kp = kp[..., :2]
+        rate = float(fps or ann.get("fps") or ds.meta.get("fps") or DEFAULT_FPS)
+
+        def frames(kp=kp, sc=sc) -> Iterator[tuple[int, list[PersonPose]]]:
+            for t in range(kp.shape[1]):
+                people = [PersonPose(m, kp[m, t], sc[m, t]) for m in range(kp.shape[0])
+                          if np.any(kp[m, t] != 0) and np.any(sc[m, t] > 0)]
+                yield t, people
+
+        yield str(ann["frame_dir"]), ds.layout, rate, ann.get("img_shape"), frames()
+
+
+def load_predictor(model: str | Path) -> tuple[Predictor, str]:
+    """Resolve a shipped model name or an exported .onnx path -> (predictor, display name)."""
+    try:
+        from actionpose.inference.predictor import ActionPredictor, resolve_model
+    except ModuleNotFoundError as e:  # pragma: no cover - only in partial builds
+        raise ActionposeError(f"the ONNX action predictor is not part of this build ({e.name})") from None
+    path = resolve_model(str(model))
+    pred = ActionPredictor.from_path(path)
+    return pred, (str(model) if not str(model).endswith(".onnx") else Path(path).name)
+
+
+@dataclass
+class PoseTrace:
+    """Per-frame poses kept for drawing the overlay after tagging (only when --render asks for it)."""
+
+    layout: str
+    fps: float
+    img_shape: tuple[int, int] | None = None
+    frames: dict[int, list[PersonPose]] = field(default_factory=dict)
+
+
+def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predictor, layout: str, fps: float, *,
+               video: str, model_name: str, config: SegmentConfig | None = None,
+               on_segment: Callable[[int, Segment], None] | None = None,
+               trace: PoseTrace | None = None) -> TagResult:
+    """Tag one frame stream; the core used by files, pickles and live streams alike."""
+    cfg = config or SegmentConfig()
+    tagger = StreamTagger(predictor, layout, fps, cfg)
+    count = {"n": 0, "last": -1}
+
+    def seen(index: int, people: list[PersonPose]) -> None:
+        count["n"] += 1
+        count["last"] = index
+        if trace is not None:
+            trace.frames[index] = people
+
+    error: ActionposeError | None = None
+    try:
+        persons, complete = run_tagger(tagger, frames, on_segment=on_segment, on_frame=seen)
+    except ActionposeError as e:  # the source failed mid-way: keep what was tagged so far
+        error = e
+        persons, complete = {}, False
+        for tid, seg in tagger.finish():
+            persons.setdefault(tid, []).append(seg)
+            if on_segment is not None:
+                on_segment(tid, seg)
+    duration = (count["last"] + 1) / fps if count["last"] >= 0 else 0.0
+    result = TagResult(video=video, fps=fps, model=model_name, classes=list(predictor.classes),
+                       duration_s=duration, frames=count["n"], persons=persons, warnings=list(tagger.warnings),
+                       config=cfg, complete=complete)
+    if error is not None:
+        result.warnings.append(f"stopped early: {error}")
+    return result

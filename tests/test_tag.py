@@ -1,0 +1,125 @@
+"""Tagging engine: windows per tracked person, batched scoring, JSON/CSV schema, bad inputs."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from actionpose.errors import ActionposeError
+from actionpose.inference.segments import SegmentConfig
+from actionpose.inference.tagger import (PersonPose, StreamTagger, TagResult, pickle_videos, tag_frames,
+                                         validate_result_dict, write_csv, write_json)
+from tag_helpers import StandInPredictor, person_track, two_person_pickle
+
+
+def tag_pickle(path, **kw):
+    pred = StandInPredictor()
+    [(name, layout, fps, _, frames)] = list(pickle_videos(path))
+    return tag_frames(frames, pred, layout, fps, video=name, model_name="stand-in", **kw), pred
+
+
+def test_two_people_segments_and_boundaries(tmp_path):
+    two_person_pickle(tmp_path / "v.pkl")
+    res, pred = tag_pickle(tmp_path / "v.pkl")
+    got = {tid: [(s.label, s.start_s, s.end_s) for s in segs] for tid, segs in res.persons.items()}
+    assert [x[0] for x in got[0]] == ["left", "right"]
+    assert [x[0] for x in got[1]] == ["right"]
+    (_, a0, a1), (_, b0, b1) = got[0]
+    # the stand-in needs a window fully inside an action, so inner boundaries move by up to window/2
+    assert a0 == pytest.approx(0.0, abs=0.1) and a1 == pytest.approx(3.0, abs=1.0)
+    assert b0 == pytest.approx(5.0, abs=1.0) and b1 == pytest.approx(8.0, abs=0.1)
+    (_, c0, c1), = got[1]
+    assert c0 == pytest.approx(2.0, abs=0.1) and c1 == pytest.approx(6.0, abs=0.1)
+    # windows of both persons that become ready in the same frame share one predictor call
+    assert max(pred.calls) == 2
+    assert res.duration_s == pytest.approx(8.0) and res.frames == 240 and res.complete
+
+
+def test_json_and_csv_schema(tmp_path):
+    two_person_pickle(tmp_path / "v.pkl")
+    res, _ = tag_pickle(tmp_path / "v.pkl")
+    write_json(res, tmp_path / "out.json")
+    write_csv(res, tmp_path / "out.csv")
+    d = json.loads((tmp_path / "out.json").read_text())
+    validate_result_dict(d)
+    assert d["video"] == "two_people" and d["fps"] == 30.0 and d["model"] == "stand-in"
+    assert [p["track_id"] for p in d["persons"]] == [0, 1]
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    from_json = [(p["track_id"], s["label"], s["start_s"], s["end_s"]) for p in d["persons"] for s in p["segments"]]
+    assert [(int(r["track_id"]), r["label"], float(r["start_s"]), float(r["end_s"])) for r in rows] == from_json
+    # the validator rejects broken documents, naming the field
+    bad = json.loads(json.dumps(d))
+    bad["persons"][0]["segments"][0]["end_s"] = -1
+    with pytest.raises(ActionposeError, match=r"persons\[0\].segments\[0\]"):
+        validate_result_dict(bad)
+    del bad["fps"]
+    with pytest.raises(ActionposeError, match="fps"):
+        validate_result_dict(bad)
+
+
+def test_no_person_gives_empty_valid_result():
+    res = tag_frames(((i, []) for i in range(90)), StandInPredictor(), "coco17", 30.0, video="empty",
+                     model_name="m")
+    assert res.persons == {} and res.frames == 90
+    validate_result_dict(res.to_dict())
+    assert "no person" in res.summary()
+
+
+def test_window_longer_than_video_scores_one_window_with_warning():
+    kp = person_track([(50, 1.2)], 30.0)
+    frames = ((i, [PersonPose(7, kp[i], np.ones(17))]) for i in range(len(kp)))
+    res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="short", model_name="m",
+                     config=SegmentConfig(window_s=3.0, min_duration_s=0.5))
+    assert [s.label for s in res.persons[7]] == ["left"]
+    assert any("longer than" in w for w in res.warnings)
+
+
+def test_gaps_without_person_end_segments_and_memory_is_bounded():
+    fps = 30.0
+    kp = person_track([(50, 60)], fps)  # one minute
+    pred = StandInPredictor()
+    tagger = StreamTagger(pred, "coco17", fps, SegmentConfig())
+    closed = []
+    for i in range(len(kp)):
+        visible = not (20 * fps <= i < 30 * fps)  # person leaves for 10 s
+        closed += tagger.push(i, [PersonPose(1, kp[i], np.ones(17))] if visible else [])
+        for tr in tagger.tracks.values():
+            assert len(tr.frames) <= tagger.win_f and len(tr.segmenter._raw) <= 3
+    closed += tagger.finish()
+    segs = [s for _, s in closed]
+    assert [s.label for s in segs] == ["left", "left"]
+    assert segs[0].end_s == pytest.approx(20.0, abs=1.0) and segs[1].start_s == pytest.approx(30.0, abs=1.0)
+
+
+def test_unmappable_layout_is_a_clear_error():
+    with pytest.raises(ActionposeError, match="cannot be mapped from the pose layout 'mediapipe11'"):
+        StreamTagger(StandInPredictor(), "mediapipe11", 30.0)
+
+
+def test_bad_fps_and_source_errors(tmp_path):
+    with pytest.raises(ActionposeError, match="frame rate"):
+        StreamTagger(StandInPredictor(), "coco17", 0)
+    from actionpose.inference.tagger import expand_source
+    with pytest.raises(ActionposeError, match="no such file"):
+        expand_source(tmp_path / "missing.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ActionposeError, match="folder has no videos"):
+        expand_source(tmp_path / "empty")
+
+
+def test_interrupted_stream_keeps_partial_result():
+    kp = person_track([(50, 10)], 30.0)
+
+    def frames():
+        for i in range(len(kp)):
+            if i == 150:
+                raise KeyboardInterrupt
+            yield i, [PersonPose(0, kp[i], np.ones(17))]
+
+    got = []
+    res = tag_frames(frames(), StandInPredictor(), "coco17", 30.0, video="live", model_name="m",
+                     on_segment=lambda tid, s: got.append(s))
+    assert not res.complete and [s.label for s in res.persons[0]] == ["left"]
+    assert res.persons[0][0].end_s == pytest.approx(5.0, abs=0.1) and got == res.persons[0]

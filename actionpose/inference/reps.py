@@ -18,7 +18,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from actionpose.errors import ActionposeError
-from actionpose.inference.reps_period import AMPLITUDE_FRACTION, estimate_period, fill_gaps, hysteresis_cycles, normalise
+from actionpose.inference.reps_period import (AMPLITUDE_FRACTION, despike, estimate_period, fill_gaps,
+                                              hysteresis_cycles, normalise)
 from actionpose.inference.reps_signals import (EXERCISES, Exercise, Signal, compute_signal, exercise_names,
                                                get_exercise, to_body13, torso_length)
 
@@ -134,7 +135,7 @@ class RepCounter:
                 if valid < MIN_VALID_FRACTION:
                     missing[sig.name] = (valid, sig)
                     continue
-                x = fill_gaps(raw)
+                x = despike(fill_gaps(raw))
                 p = estimate_period(x, ex.min_period_s * fps, ex.max_period_s * fps)
                 score = p.score if _range(x) >= sig.min_range else -1.0
                 seen[key] = c = _Candidate(ex, sig, x, p.period, score)
@@ -151,15 +152,24 @@ class RepCounter:
         n = len(c.values)
         lo_lag, hi_lag = c.exercise.min_period_s * fps, c.exercise.max_period_s * fps
         period = c.period if np.isfinite(c.period) else float(np.clip(n / 2, lo_lag, hi_lag))
-        x = gaussian_filter1d(c.values, max(1.0, period / 10))
+        # smoothing scale from the shortest plausible rep too: the autocorrelation may lock on to a
+        # multiple of the cycle when reps are irregular (pauses), and over-smoothing would erase reps
+        x = gaussian_filter1d(c.values, max(1.0, min(period / 10, lo_lag / 3)))
         full = _range(x)
         result = RepResult(c.exercise.name, 0, [], c.signal.name,
                            c.period / fps if np.isfinite(c.period) else float("nan"), max(c.score, 0.0), fps)
         if full < c.signal.min_range:
             return result   # holding still: zero is a valid count
-        z = normalise(x, period, max(c.signal.min_range, AMPLITUDE_FRACTION * full))
+        floor = max(c.signal.min_range, AMPLITUDE_FRACTION * full)
+        # first pass on the globally normalised signal: its cycle spacing is a second, often better
+        # period estimate when the set has pauses (autocorrelation then favours a multiple)
+        lo, hi = np.percentile(x, [2, 98])
+        first, _ = hysteresis_cycles((x - (lo + hi) / 2) / max(hi - lo, floor))
+        if len(first) >= 3:
+            period = float(np.clip(np.median(np.diff([cy.end for cy in first])), lo_lag, period))
+        z = normalise(x, period, floor)
         cycles, _ = hysteresis_cycles(z)
-        min_len = max(2, 0.3 * min(period, hi_lag), 0.5 * lo_lag)
+        min_len = max(2, 0.15 * min(period, hi_lag), 0.3 * lo_lag)
         reps = [Rep(cy.start / fps, cy.end / fps, round(cy.depth, 3)) for cy in cycles if cy.end - cy.start >= min_len]
         result.reps, result.count = reps, len(reps)
         return result

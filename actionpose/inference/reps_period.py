@@ -16,12 +16,26 @@ from scipy.signal import find_peaks
 # Hysteresis levels on the signal normalised to [-0.5, 0.5] by its local range.
 ENTER = 0.15   # |z| above this = firmly in the rest / active half of the motion
 AMPLITUDE_FRACTION = 0.4   # local range below this fraction of the sequence's range is not a repetition
+PEAK_FRACTION = 0.7   # first autocorrelation peak this close to the best one is the cycle (not its multiples)
 
 
 @dataclass(frozen=True)
 class Periodicity:
     period: float   # frames per cycle (nan when no period was found)
     score: float    # autocorrelation at that lag, in [-1, 1]; higher = more periodic
+
+
+def despike(x: np.ndarray, size: int = 5, clip: float = 3.0) -> np.ndarray:
+    """Median-filter single-frame pose glitches and clip the outer ``clip`` % at each end.
+
+    Pose estimators sometimes flip a limb for a few frames; one such glitch would otherwise set the
+    sequence's range and shrink every real repetition below the hysteresis levels.
+    """
+    from scipy.ndimage import median_filter
+
+    y = median_filter(x, size=size, mode="nearest") if len(x) > size else x
+    lo, hi = np.percentile(y, [clip, 100 - clip])
+    return np.clip(y, lo, hi)
 
 
 def fill_gaps(x: np.ndarray) -> np.ndarray:
@@ -49,7 +63,7 @@ def _autocorr(x: np.ndarray) -> np.ndarray:
 def estimate_period(x: np.ndarray, min_lag: float, max_lag: float) -> Periodicity:
     """Dominant cycle length of ``x`` (frames) from autocorrelation peaks within [min_lag, max_lag].
 
-    Takes the first peak reaching 80 % of the best peak, so a cycle is not mistaken for two (a
+    Takes the first peak reaching ``PEAK_FRACTION`` of the best peak, so a cycle is not mistaken for two (a
     signal repeating every P also correlates at 2P, 3P ...).
     """
     n = len(x)
@@ -66,7 +80,7 @@ def estimate_period(x: np.ndarray, min_lag: float, max_lag: float) -> Periodicit
     if len(peaks) == 0:
         return Periodicity(float("nan"), 0.0)
     best = ac[peaks].max()
-    first = peaks[np.argmax(ac[peaks] >= 0.8 * best)]
+    first = peaks[np.argmax(ac[peaks] >= PEAK_FRACTION * best)]
     # parabolic refinement of the peak position
     lag = float(first)
     if 0 < first < n - 1:

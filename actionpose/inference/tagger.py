@@ -279,6 +279,8 @@ class StreamTagger:
         if inputs:
             kp = np.stack([w[0] for _, w in inputs])[:, None]  # [N, 1, T, V, 2]
             sc = np.stack([w[1] for _, w in inputs])[:, None]
+            if getattr(self.predictor, "coords", 2) == 3:  # models trained on (x, y, score)
+                kp = np.concatenate([kp, sc[..., None]], axis=-1)
             p = np.asarray(self.predictor.predict(kp, sc), dtype=np.float64)
             probs = {n: p[i] for i, (n, _) in enumerate(inputs)}
         out = []
@@ -388,41 +390,28 @@ def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[
         yield str(ann["frame_dir"]), ds.layout, rate, ann.get("img_shape"), frames()
 
 
-def load_predictor(model: str | Path) -> tuple[Predictor, str]:
-    """Resolve a shipped model name or an exported .onnx path -> (predictor, display name)."""
-    try:
-        from actionpose.inference.predictor import ActionPredictor, resolve_model
-    except ModuleNotFoundError as e:  # pragma: no cover - only in partial builds
-        raise ActionposeError(f"the ONNX action predictor is not part of this build ({e.name})") from None
-    path = resolve_model(str(model))
-    pred = ActionPredictor.from_path(path)
-    return pred, (str(model) if not str(model).endswith(".onnx") else Path(path).name)
+def load_predictor(model: str | Path, threads: int | None = 2) -> tuple[Predictor, str]:
+    """Resolve a shipped model name, an exported .onnx path or an ensemble YAML -> (predictor, display name)."""
+    from actionpose.inference import predictor as _p
 
-
-@dataclass
-class PoseTrace:
-    """Per-frame poses kept for drawing the overlay after tagging (only when --render asks for it)."""
-
-    layout: str
-    fps: float
-    img_shape: tuple[int, int] | None = None
-    frames: dict[int, list[PersonPose]] = field(default_factory=dict)
+    pred = _p.load_predictor(str(model), threads=threads)
+    return pred, (str(model) if str(model) in _p.MODEL_ALIASES else Path(str(model)).name)
 
 
 def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predictor, layout: str, fps: float, *,
                video: str, model_name: str, config: SegmentConfig | None = None,
                on_segment: Callable[[int, Segment], None] | None = None,
-               trace: PoseTrace | None = None) -> TagResult:
+               tagger_hook: Callable[[str, StreamTagger], None] | None = None) -> TagResult:
     """Tag one frame stream; the core used by files, pickles and live streams alike."""
     cfg = config or SegmentConfig()
     tagger = StreamTagger(predictor, layout, fps, cfg)
+    if tagger_hook is not None:
+        tagger_hook("t", tagger)
     count = {"n": 0, "last": -1}
 
     def seen(index: int, people: list[PersonPose]) -> None:
         count["n"] += 1
         count["last"] = index
-        if trace is not None:
-            trace.frames[index] = people
 
     error: ActionposeError | None = None
     try:
@@ -441,3 +430,97 @@ def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predic
     if error is not None:
         result.warnings.append(f"stopped early: {error}")
     return result
+
+
+def _frontend_frames(fe: Any, reader: Any, trace_images: Callable[[int, np.ndarray, list[PersonPose]], None] | None
+                     ) -> Iterator[tuple[int, list[PersonPose]]]:
+    for fr in fe.stream(None, reader=reader, keep_images=trace_images is not None):
+        people = [PersonPose(p.track_id, p.keypoints, p.scores, p.box) for p in fr.persons]
+        if trace_images is not None:
+            trace_images(fr.index, fr.image, people)
+        yield fr.index, people
+
+
+def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, json: str | Path | None = None,
+              csv: str | Path | None = None, render: str | Path | None = None, timeline: str | Path | None = None,
+              config: SegmentConfig | None = None, frontend: Any = "default", fps: float | None = None,
+              on_segment: Callable[[int, Segment], None] | None = None, threads: int = 2,
+              model_name: str | None = None) -> TagResult:
+    """Tag one video file, stream/webcam, or single-annotation pickle; write the requested outputs.
+
+    ``actionpose demo`` and ``actionpose tag`` both call this. Outputs are written atomically, and also
+    when the input stopped early (Ctrl-C, broken stream): the partial result is kept, marked incomplete.
+    """
+    cfg = config or SegmentConfig()
+    cfg.validate()
+    if isinstance(model, (str, Path)):
+        predictor, model_name = load_predictor(model, threads)
+    else:
+        predictor, model_name = model, model_name or str(getattr(model, "path", None) or type(model).__name__)
+    src = str(source)
+    overlay = None
+    if Path(src).suffix.lower() in PICKLE_EXTS and not is_live_source(src):
+        vids = list(pickle_videos(src, fps))
+        if len(vids) != 1:
+            raise where(src, f"holds {len(vids)} sequences; tag_video takes one (use tag_sources for many)")
+        name, layout, rate, img_shape, frames = vids[0]
+        if render is not None:
+            from actionpose.render.overlay import OverlayWriter
+            overlay = OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape)
+            frames = _draw_blank(frames, overlay)
+        result = _tag_with_overlay(frames, predictor, layout, rate, name, model_name, cfg, on_segment, overlay)
+    else:
+        from actionpose.pose import load_frontend
+        from actionpose.pose.sources import FrameReader
+
+        fe = load_frontend(frontend, threads=threads, progress=False) if isinstance(frontend, str) else frontend
+        spec: str | int = int(src) if src.isdigit() else src
+        reader = FrameReader(spec, fps)
+        rate = reader.out_fps
+        draw = None
+        if render is not None:
+            from actionpose.render.overlay import OverlayWriter
+            overlay = OverlayWriter(render, rate, fe.layout, predictor.classes)
+            draw = overlay.add_frame
+        frames = _frontend_frames(fe, reader, draw)
+        name = reader.info.name if not reader.info.is_file else Path(src).name
+        result = _tag_with_overlay(frames, predictor, fe.layout, rate, name, model_name, cfg, on_segment, overlay)
+        early = reader.stopped_early()
+        if early:
+            result.warnings.append(early)
+            result.complete = False
+    write_outputs(result, json=json, csv=csv, timeline=timeline)
+    return result
+
+
+def _draw_blank(frames: Iterable[tuple[int, list[PersonPose]]], overlay: Any) -> Iterator[tuple[int, list[PersonPose]]]:
+    for index, people in frames:
+        overlay.add_frame(index, None, people)
+        yield index, people
+
+
+def _tag_with_overlay(frames, predictor, layout, fps, name, model_name, cfg, on_segment, overlay) -> TagResult:
+    tagger_box: dict[str, StreamTagger] = {}
+    if overlay is not None:
+        overlay.label_of = lambda tid: tagger_box["t"].current_label(tid) if "t" in tagger_box else (BACKGROUND, 0.0)
+    try:
+        result = tag_frames(frames, predictor, layout, fps, video=name, model_name=model_name, config=cfg,
+                            on_segment=on_segment, tagger_hook=tagger_box.__setitem__)
+    except BaseException:
+        if overlay is not None:
+            overlay.close(keep=False)
+        raise
+    if overlay is not None:
+        overlay.close()
+    return result
+
+
+def write_outputs(result: TagResult, *, json: str | Path | None = None, csv: str | Path | None = None,
+                  timeline: str | Path | None = None) -> None:
+    if json is not None:
+        write_json(result, json)
+    if csv is not None:
+        write_csv(result, csv)
+    if timeline is not None:
+        from actionpose.render.timeline import plot_timeline
+        plot_timeline(result, timeline)

@@ -1,0 +1,145 @@
+"""``actionpose tag SOURCE``: who did what, when — per-person action segments (see docs/tagging.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from actionpose.inference.segments import SegmentConfig
+
+DEFAULTS = SegmentConfig()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tag", help="tag per-person action segments in videos, streams or pickles",
+                       description="Sliding windows per tracked person -> ONNX action scores -> smoothing + "
+                                   "hysteresis -> segments. SOURCE: video file, folder, webcam index, "
+                                   "rtsp/http URL, or an extracted .pkl (skips the pose frontend).")
+    p.add_argument("source", help="video file, folder, webcam index (0), rtsp:// or http:// URL, or .pkl")
+    p.add_argument("--model", default="penn", help="shipped model name (penn, gestures, ...) or .onnx path "
+                                                   "(default penn)")
+    p.add_argument("--json", help="write the result JSON here (live sources: append one JSON line per segment)")
+    p.add_argument("--csv", help="write one CSV row per segment here")
+    p.add_argument("--render", help="write an overlay video (skeletons, IDs, current label) here (.mp4)")
+    p.add_argument("--timeline", help="write a timeline PNG (one lane per person) here")
+    p.add_argument("--window", type=float, default=DEFAULTS.window_s, help=f"window seconds "
+                                                                         f"(default {DEFAULTS.window_s:g})")
+    p.add_argument("--stride", type=float, default=DEFAULTS.stride_s, help=f"stride seconds "
+                                                                         f"(default {DEFAULTS.stride_s:g})")
+    p.add_argument("--threshold", type=float, default=DEFAULTS.threshold,
+                   help=f"minimum smoothed class probability to tag; below it is background "
+                        f"(default {DEFAULTS.threshold:g}, calibrated, see docs/tagging.md)")
+    p.add_argument("--min-duration", type=float, default=DEFAULTS.min_duration_s,
+                   help=f"drop segments shorter than this many seconds (default {DEFAULTS.min_duration_s:g})")
+    p.add_argument("--fps", type=float, help="resample video to this frame rate / frame rate of a .pkl "
+                                             "(default: the source's own)")
+    p.add_argument("--live", action="store_true", help="print segments as they close even for a file "
+                                                       "(automatic for webcams and stream URLs)")
+    p.add_argument("--frontend", default="default", help="pose frontend name (default: embedded default)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for ONNX Runtime (default 2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    p.set_defaults(func=run)
+
+
+def _suffixed(path: str | None, name: str, many: bool) -> str | None:
+    if path is None or not many:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.{Path(name).stem}{p.suffix}"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionpose.inference.tagger import (PICKLE_EXTS, expand_source, is_live_source, load_predictor,
+                                             pickle_videos, tag_frames, tag_video, write_csv, write_json,
+                                             write_outputs)
+
+    cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=args.threshold,
+                        min_duration_s=args.min_duration)
+    cfg.validate()
+    inputs = expand_source(args.source)
+    predictor, model_name = load_predictor(args.model, args.threads)
+    live = args.live or is_live_source(args.source)
+
+    if live:
+        return _run_live(args, inputs[0], predictor, model_name, cfg)
+
+    # several sequences: a folder, or a pickle with many annotations
+    jobs = []
+    for item in inputs:
+        if Path(item).suffix.lower() in PICKLE_EXTS:
+            for name, layout, fps, _, frames in pickle_videos(item, args.fps):
+                jobs.append(("pkl", name, (layout, fps, frames)))
+        else:
+            jobs.append(("video", Path(item).name, item))
+    many = len(jobs) > 1
+    if many and args.render and any(kind == "pkl" for kind, _, _ in jobs):
+        print("note: --render is drawn for videos only when a source holds several sequences", file=sys.stderr)
+    results = []
+    for kind, name, payload in jobs:
+        if kind == "pkl" and not many:
+            res = tag_video(inputs[0], predictor, render=args.render, timeline=args.timeline, config=cfg,
+                            fps=args.fps, threads=args.threads, model_name=model_name)
+        elif kind == "pkl":
+            layout, fps, frames = payload
+            res = tag_frames(frames, predictor, layout, fps, video=name, model_name=model_name, config=cfg)
+            write_outputs(res, timeline=_suffixed(args.timeline, name, many))
+        else:
+            res = tag_video(payload, predictor, render=_suffixed(args.render, name, many),
+                            timeline=_suffixed(args.timeline, name, many), config=cfg, frontend=args.frontend,
+                            fps=args.fps, threads=args.threads, model_name=model_name)
+        results.append(res)
+        if not args.quiet:
+            print(res.summary())
+    if args.json:
+        if many:
+            from actionpose.data.atomic import write_text_atomic
+            doc = {"schema": 1, "results": [r.to_dict() for r in results]}
+            write_text_atomic(args.json, json.dumps(doc, indent=2) + "\n")
+        else:
+            write_json(results[0], args.json)
+    if args.csv:
+        if many:
+            import csv
+            import io
+
+            from actionpose.data.atomic import write_text_atomic
+            from actionpose.inference.tagger import CSV_FIELDS
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+            w.writeheader()
+            for r in results:
+                w.writerows(r.rows())
+            write_text_atomic(args.csv, buf.getvalue())
+        else:
+            write_csv(results[0], args.csv)
+    return 0
+
+
+def _run_live(args, source, predictor, model_name, cfg) -> int:
+    """Print each segment as it closes; with --json append JSON lines. Ctrl-C closes open segments."""
+    from actionpose.inference.tagger import tag_video
+
+    out = open(args.json, "a", encoding="utf-8") if args.json else None
+    name = str(source)
+
+    def on_segment(tid, seg) -> None:
+        print(f"person {tid}: {seg.label} {seg.start_s:.2f}-{seg.end_s:.2f} s score {seg.score:.2f}", flush=True)
+        if out is not None:
+            out.write(json.dumps({"video": name, "track_id": int(tid), **seg.to_dict()}) + "\n")
+            out.flush()
+
+    try:
+        res = tag_video(source, predictor, render=args.render, timeline=args.timeline, csv=args.csv,
+                        config=cfg, frontend=args.frontend, fps=args.fps, on_segment=on_segment,
+                        threads=args.threads, model_name=model_name)
+    finally:
+        if out is not None:
+            out.close()
+    n = sum(len(s) for s in res.persons.values())
+    state = "stopped (Ctrl-C)" if not res.complete else "ended"
+    print(f"{name}: stream {state} after {res.duration_s:.1f} s; {n} segment(s), {len(res.persons)} person(s)",
+          file=sys.stderr)
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0

@@ -1,0 +1,64 @@
+"""Timeline PNG: one lane per person, one coloured bar per segment, a legend and a time axis."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from actionpose.data.atomic import atomic_path
+from actionpose.render import class_color
+
+if TYPE_CHECKING:
+    from actionpose.inference.tagger import TagResult
+
+
+def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] | None = None) -> Path:
+    """Draw ``result`` (and optionally ground-truth segments per track, as thin bars) to ``path`` atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    path = Path(path)
+    tracks = sorted(result.persons)
+    lanes = max(1, len(tracks))
+    fig, ax = plt.subplots(figsize=(11, 1.4 + 0.55 * lanes), dpi=110)
+    n = len(result.classes)
+    used: dict[str, tuple] = {}
+    for lane, tid in enumerate(tracks):
+        y = lanes - 1 - lane
+        for s in result.persons[tid]:
+            k = result.classes.index(s.label) if s.label in result.classes else 0
+            c = class_color(k, n)
+            used[s.label] = c
+            ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y - 0.35, 0.7 if truth is None else 0.5),
+                           facecolors=c, edgecolor="black", linewidth=0.5)
+            if s.end_s - s.start_s > 0.08 * max(result.duration_s, 1e-6):
+                ax.text((s.start_s + s.end_s) / 2, y - 0.1 if truth is None else y - 0.1, f"{s.score:.2f}",
+                        ha="center", va="center", fontsize=7)
+        for s in (truth or {}).get(tid, []):
+            k = result.classes.index(s.label) if s.label in result.classes else 0
+            used[s.label] = class_color(k, n)
+            ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y + 0.2, 0.15), facecolors=class_color(k, n),
+                           edgecolor="none")
+    ax.set_yticks(range(lanes))
+    ax.set_yticklabels([f"person {t}" for t in reversed(tracks)] if tracks else ["(no person)"])
+    ax.set_ylim(-0.6, lanes - 0.4)
+    ax.set_xlim(0, max(result.duration_s, 1e-3))
+    ax.set_xlabel("time (s)")
+    ax.grid(axis="x", alpha=0.3)
+    title = f"{result.video} — model {result.model}, threshold {result.config.threshold:g}"
+    if truth is not None:
+        title += " (thin bars: ground truth)"
+    ax.set_title(title, fontsize=10)
+    if used:
+        ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lab) for lab, c in sorted(used.items())],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no action above threshold" if tracks else "no person detected",
+                transform=ax.transAxes, ha="center", va="center", color="gray")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png")
+    plt.close(fig)
+    return path

@@ -141,7 +141,7 @@ class RepCounter:
                 seen[key] = c = _Candidate(ex, sig, x, p.period, score)
                 cands.append(c)
         if not cands:
-            detail = "; ".join(f"{name} seen in {v:.0%} of frames (joints {', '.join(s.joints)})"
+            detail = "; ".join(f"{name} seen in {v:.0%} of frames (joints {', '.join(j.replace("{s}", "left|right") for j in s.joints)})"
                                for name, (v, s) in missing.items())
             what = self.exercise or "any known exercise"
             raise ActionposeError(f"missing joints needed for {what}: {detail}; need {MIN_VALID_FRACTION:.0%} "

@@ -21,8 +21,9 @@ SIDES = ("left", "right")
 class Signal:
     """One scalar signal per frame.
 
-    ``kind`` is ``"angle"`` (degrees at ``joints[1]`` between ``joints[0]`` and ``joints[2]``) or
-    ``"height"`` (image-up position of ``joints[0]`` above ``joints[1]``, in torso lengths). Joint
+    ``kind`` is ``"angle"`` (degrees at ``joints[1]`` between ``joints[0]`` and ``joints[2]``),
+    ``"height"`` (image-up position of ``joints[0]`` above ``joints[1]``, in torso lengths) or
+    ``"bounce"`` (image-up position of ``joints[0]`` above its median, in torso lengths: jumps). Joint
     names may contain ``{s}`` (computed for the left and the right side, then averaged with the
     per-side scores as weights) or be virtual mid-points ``mid_hip``/``mid_shoulder``/``mid_ankle``.
     ``min_range`` is the smallest peak-to-peak movement that counts as a repetition (degrees or torso
@@ -54,7 +55,7 @@ LEG_SPREAD = Signal("leg_spread_angle", "angle", ("left_ankle", "mid_hip", "righ
 WRIST_HEIGHT = Signal("wrist_height", "height", ("{s}_wrist", "{s}_shoulder"), 0.3)
 SHOULDER_OVER_WRIST = Signal("shoulder_height", "height", ("{s}_shoulder", "{s}_wrist"), 0.3)
 SHOULDER_OVER_HIP = Signal("torso_rise", "height", ("mid_shoulder", "mid_hip"), 0.3)
-HIP_HEIGHT = Signal("hip_height", "height", ("mid_hip", "mid_ankle"), 0.08)
+HIP_BOUNCE = Signal("hip_bounce", "bounce", ("mid_hip",), 0.06)
 
 EXERCISES: dict[str, Exercise] = {}
 
@@ -76,7 +77,7 @@ for _ex in (
     Exercise("bench_press", (ELBOW, WRIST_HEIGHT), aliases=("bench_pressing", "bench-press")),
     Exercise("curl", (ELBOW, WRIST_HEIGHT), aliases=("curls", "bicep_curl", "biceps_curl")),
     Exercise("front_raise", (ARM_RAISE, WRIST_HEIGHT), aliases=("front_raises",)),
-    Exercise("jump_rope", (HIP_HEIGHT,), min_period_s=0.2, max_period_s=2.0, aliases=("jumprope", "jump-rope")),
+    Exercise("jump_rope", (HIP_BOUNCE,), min_period_s=0.2, max_period_s=2.0, aliases=("jumprope", "jump-rope")),
 ):
     register_exercise(_ex)
 
@@ -122,7 +123,8 @@ _MID = {"mid_hip": ("left_hip", "right_hip"), "mid_shoulder": ("left_shoulder", 
 def _joint(kp: np.ndarray, sc: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     if name in _MID:
         a, b = (_BODY13.index(j) for j in _MID[name])
-        return (kp[:, a] + kp[:, b]) / 2, np.minimum(sc[:, a], sc[:, b])
+        # mean score: a mid-point is still usable when one side is occluded but estimated
+        return (kp[:, a] + kp[:, b]) / 2, (sc[:, a] + sc[:, b]) / 2
     i = _BODY13.index(name)
     return kp[:, i], sc[:, i]
 
@@ -154,6 +156,11 @@ def compute_signal(sig: Signal, kp: np.ndarray, sc: np.ndarray, min_score: float
         w = np.minimum.reduce(scs)
         if sig.kind == "angle":
             v = _angle(*pts)
+        elif sig.kind == "bounce":
+            y = np.where(w >= min_score, pts[0][:, 1], np.nan)
+            unit = torso if torso is not None else torso_length(kp, sc, min_score)
+            v = (np.nanmedian(y) - y) / unit if np.isfinite(y).any() and unit and np.isfinite(unit) \
+                else np.full(len(w), np.nan)
         else:
             unit = torso if torso is not None else torso_length(kp, sc, min_score)
             # image y grows downwards: "height of a above b" is b.y - a.y

@@ -141,7 +141,7 @@ class RepCounter:
                 seen[key] = c = _Candidate(ex, sig, x, p.period, score)
                 cands.append(c)
         if not cands:
-            detail = "; ".join(f"{name} seen in {v:.0%} of frames (joints {', '.join(j.replace("{s}", "left|right") for j in s.joints)})"
+            detail = "; ".join(f"{name} seen in {v:.0%} of frames (joints {_joint_names(s)})"
                                for name, (v, s) in missing.items())
             what = self.exercise or "any known exercise"
             raise ActionposeError(f"missing joints needed for {what}: {detail}; need {MIN_VALID_FRACTION:.0%} "
@@ -247,6 +247,10 @@ class RepCounter:
                 last = r.end_s
                 out.append(RepEvent(self._total, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
         return out
+
+
+def _joint_names(sig: Signal) -> str:
+    return ", ".join(j.replace("{s}", "left|right") for j in sig.joints)
 
 
 def _range(x: np.ndarray) -> float:

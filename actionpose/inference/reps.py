@@ -116,6 +116,8 @@ class RepCounter:
             raise ActionposeError(f"sequence too short to hold one repetition: {n} frames "
                                   f"({n / fps:.2f} s at {fps:g} fps); need at least {max(8, int(np.ceil(shortest * fps)))}")
         cands = self._candidates(kp, sc, fps)
+        if self._lock is not None:   # live auto mode: stay with the signal the first rep was counted on
+            cands = [c for c in cands if (c.exercise.name, c.signal.name) == self._lock] or cands
         best = max(cands, key=lambda c: (c.score, -cands.index(c)))
         return self._count_candidate(best, fps)
 
@@ -183,6 +185,7 @@ class RepCounter:
         self._emitted: list[Rep] = []
         self._total = 0
         self._since = 0
+        self._lock: tuple[str, str] | None = None
 
     def update(self, frame_kp: np.ndarray, t: float, frame_scores: np.ndarray | None = None) -> list[RepEvent]:
         """Add one frame (``[V, C]`` keypoints at time ``t`` seconds); return reps completed since last call.
@@ -246,6 +249,8 @@ class RepCounter:
                 self._total += 1
                 last = r.end_s
                 out.append(RepEvent(self._total, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
+        if out and self._lock is None and self.exercise is None:
+            self._lock = (res.exercise, res.signal)
         return out
 
 

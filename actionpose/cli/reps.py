@@ -1,0 +1,37 @@
+"""``actionpose reps VIDEO|PKL [--exercise NAME] [--json]``: count exercise repetitions."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from actionpose.inference.reps_signals import exercise_names
+
+    p = sub.add_parser("reps", help="count exercise repetitions in a video or keypoint pickle",
+                       description="Count repetitions (one event per completed rep, then the total). "
+                                   f"Exercises: {', '.join(exercise_names())}.")
+    p.add_argument("input", help="video file (runs the pose frontend) or canonical/PYSKL keypoint .pkl")
+    p.add_argument("--exercise", "-e", help="exercise name; default: pick the most periodic known exercise")
+    p.add_argument("--sample", help=".pkl: only the annotation with this frame_dir")
+    p.add_argument("--fps", type=float, help=".pkl: frame rate (default: the annotation's fps, else 30)")
+    p.add_argument("--min-score", type=float, default=0.3, help="ignore joints below this keypoint score")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from actionpose.inference.reps_io import count_file
+
+    def show(name, ev):
+        print(f"{name}: rep {ev.count} ({ev.exercise}) {ev.start_s:.2f}-{ev.end_s:.2f} s", flush=True)
+
+    results = count_file(args.input, args.exercise, args.fps, args.sample, args.min_score,
+                         on_event=None if args.json else show)
+    if args.json:
+        print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
+        return 0
+    for name, r in results.items():
+        period = f", period {r.period_s:.2f} s" if r.period_s == r.period_s else ""
+        print(f"{name}: total {r.count} {r.exercise} reps (signal {r.signal}{period})")
+    return 0

@@ -1,0 +1,207 @@
+"""Frontends: a person detector + a top-down pose model + a tracker, selected by name.
+
+``load_frontend("default")`` needs no network and no ../shared: its two ONNX files are vendored in
+``actionpose/assets/pose``. ``fe.stream(source)`` yields one :class:`FramePoses` per frame.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from actionpose.errors import ActionposeError
+from actionpose.pose.detectors import DETECTORS
+from actionpose.pose.estimators import POSE_MODELS
+from actionpose.pose.geometry import box_iou, keypoints_to_box
+from actionpose.pose.sources import FrameReader
+from actionpose.pose.tracker import COCO_SIGMAS, Tracker
+from actionpose.pose.zoo import get_model, resolve
+from actionpose.skeleton import can_map, map_keypoints
+
+
+@dataclass
+class Person:
+    """One tracked person in one frame; keypoints in image pixels, in the frontend's layout."""
+
+    track_id: int
+    keypoints: np.ndarray  # [V, 2]
+    scores: np.ndarray  # [V]
+    box: np.ndarray  # [4] xyxy
+    score: float = 1.0  # detection (or carried track) confidence
+
+    def in_layout(self, src: str, dst: str = "body13") -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints and scores mapped from the frontend's layout ``src`` into ``dst`` by joint name."""
+        return map_keypoints(self.keypoints, src, dst), map_keypoints(self.scores[:, None], src, dst)[:, 0]
+
+
+@dataclass
+class FramePoses:
+    index: int
+    time_s: float
+    persons: list[Person]
+    image: np.ndarray | None = None
+    source_index: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage
+
+
+@dataclass(frozen=True)
+class FrontendSpec:
+    name: str
+    detector: str
+    pose: str
+    description: str
+
+
+FRONTENDS: dict[str, FrontendSpec] = {}
+
+
+def register_frontend(spec: FrontendSpec) -> FrontendSpec:
+    FRONTENDS[spec.name] = spec
+    return spec
+
+
+DEFAULT = "rtmdet-nano+movenet"
+register_frontend(FrontendSpec(DEFAULT, "rtmdet-nano-person", "movenet-lightning",
+                               "embedded default: RTMDet-nano person boxes + MoveNet Lightning int8 per person (COCO-17)"))
+register_frontend(FrontendSpec("yolox-nano+movenet", "yolox-nano", "movenet-lightning",
+                               "YOLOX-nano (COCO-80, person class) + MoveNet Lightning"))
+register_frontend(FrontendSpec("rtmdet-nano+blazepose", "rtmdet-nano-person", "blazepose-landmark-full",
+                               "RTMDet-nano + BlazePose GHUM full landmarks (33 points)"))
+for _m in ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l", "rtmpose-m-wholebody", "rtmw-x-wholebody",
+           "vitpose-s", "vitpose-b"):
+    register_frontend(FrontendSpec(_m, "rtmdet-nano-person", _m, f"RTMDet-nano + {_m} (downloaded on first use)"))
+ALIASES = {"default": DEFAULT, "movenet": DEFAULT, "blazepose": "rtmdet-nano+blazepose"}
+
+
+def list_frontends() -> list[FrontendSpec]:
+    return list(FRONTENDS.values())
+
+
+def get_frontend_spec(name: str) -> FrontendSpec:
+    key = ALIASES.get(name, name)
+    if key not in FRONTENDS:
+        raise ActionposeError(f"unknown frontend {name!r}; known: {', '.join(sorted(set(FRONTENDS) | set(ALIASES)))}")
+    return FRONTENDS[key]
+
+
+class Frontend:
+    """Detector + pose model + tracker. Not thread-safe: one per stream."""
+
+    def __init__(self, spec: FrontendSpec, det_model: str | Path | None = None, pose_model: str | Path | None = None,
+                 threads: int = 2, det_size: int | None = None, det_every: int = 1, det_score: float = 0.3, max_persons: int | None = None,
+                 min_pose_score: float = 0.1, carry: bool = True, carry_min_score: float = 0.3, tracker: Tracker | None = None, progress: bool = True, **pose_kwargs):
+        self.spec = spec
+        dspec, pspec = get_model(spec.detector), get_model(spec.pose)
+        self.detector = DETECTORS[dspec.name](dspec, resolve(dspec, det_model, "det", progress=progress), threads)
+        self.det_score = det_score
+        if det_size is not None:
+            if not hasattr(self.detector, "size") or isinstance(self.detector, DETECTORS["yolox-nano"]):
+                raise ActionposeError(f"detector {dspec.name} has a fixed input size")
+            self.detector.size = int(det_size)
+        self.detector.score_thr = min(det_score, 0.1)  # weak boxes may still continue a track (ByteTrack)
+        self.pose = POSE_MODELS[pspec.name](pspec, resolve(pspec, pose_model, "pose", progress=progress), threads,
+                                            **pose_kwargs)
+        if det_every < 1:
+            raise ActionposeError(f"det_every must be >= 1, got {det_every}")
+        self.det_every, self.max_persons, self.min_pose_score = det_every, max_persons, min_pose_score
+        self.carry, self.carry_min_score = carry, carry_min_score
+        self.tracker = tracker or Tracker(sigmas=COCO_SIGMAS if self.layout == "coco17" else None)
+        self._last: list[Person] = []
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def layout(self) -> str:
+        return self.pose.layout
+
+    def can_map(self, dst: str = "body13") -> bool:
+        return can_map(self.layout, dst)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self._last = []
+
+    def _kp_boxes(self, persons: list[Person]) -> tuple[list[np.ndarray], list[float]]:
+        boxes, scores = [], []
+        for p in persons:
+            b = keypoints_to_box(p.keypoints, p.scores)
+            if b is not None:
+                boxes.append(b)
+                scores.append(p.score)
+        return boxes, scores
+
+    def boxes_for(self, image: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Boxes to run pose on: detector boxes plus, for people the detector lost, boxes around their
+        previous keypoints (as MediaPipe tracks a pose from its last landmarks: a person lying on the
+        floor is a weak detection but an easy pose). Between re-detections only the latter are used.
+        Returns boxes, scores, a mask of carried (not detected) boxes, and whether the detector ran."""
+        if self.det_every > 1 and index % self.det_every and self._last:
+            kb, ks = self._kp_boxes(self._last)
+            if kb:
+                return np.stack(kb), np.asarray(ks, np.float32), np.ones(len(kb), bool), False
+        boxes, scores = self.detector(image)
+        keep = (scores >= self.det_score) | self.tracker.continues_track(index, boxes)
+        boxes, scores = boxes[keep], scores[keep]
+        order = np.argsort(-scores)
+        if self.max_persons:
+            order = order[: max(self.max_persons * 2, self.max_persons + 2)]  # spare boxes for the tracker
+        boxes, scores = boxes[order], scores[order]
+        carried = np.zeros(len(boxes), bool)
+        if self.carry and self._last:
+            kb, ks = self._kp_boxes(self._last)
+            if kb:
+                kb = np.stack(kb)
+                lost = box_iou(kb, boxes).max(1) < 0.3 if len(boxes) else np.ones(len(kb), bool)
+                if lost.any():
+                    # once the pose model confirms it (carry_min_score), a carried box counts as a confident
+                    # detection; its keypoints bind it to its own track through the OKS term
+                    cs = np.full(int(lost.sum()), self.tracker.high_thr, np.float32)
+                    boxes = np.concatenate([boxes.reshape(-1, 4), kb[lost]])
+                    scores = np.concatenate([scores, cs])
+                    carried = np.concatenate([carried, np.ones(len(cs), bool)])
+        return boxes, scores, carried, True
+
+    def process(self, image: np.ndarray, index: int = 0, time_s: float = 0.0, keep_image: bool = False) -> FramePoses:
+        t0 = time.perf_counter()
+        boxes, det_scores, carried, detected = self.boxes_for(image, index)
+        t1 = time.perf_counter()
+        kps, kp_scores = self.pose(image, boxes)
+        t2 = time.perf_counter()
+        mean_kp = kp_scores.mean(1) if len(kp_scores) else np.zeros(0, np.float32)
+        keep = mean_kp >= np.where(carried, self.carry_min_score, self.min_pose_score)
+        boxes, det_scores, kps, kp_scores = boxes[keep], det_scores[keep], kps[keep], kp_scores[keep]
+        ids = self.tracker.update(index, boxes, det_scores, kps, kp_scores)
+        persons = [Person(int(i), kps[j], kp_scores[j], boxes[j], float(det_scores[j]))
+                   for j, i in enumerate(ids) if i >= 0]
+        if self.max_persons:
+            persons = sorted(persons, key=lambda p: -p.score * float(p.scores.mean()))[: self.max_persons]
+        persons.sort(key=lambda p: p.track_id)
+        self._last = persons
+        t3 = time.perf_counter()
+        timings = {"detect" if detected else "boxes_from_kps": (t1 - t0) * 1e3, "pose": (t2 - t1) * 1e3,
+                   "track": (t3 - t2) * 1e3}
+        return FramePoses(index, time_s, persons, image if keep_image else None, timings=timings)
+
+    def stream(self, source: str | int | Path, fps: float | None = None, keep_images: bool = True,
+               max_frames: int | None = None, reader: FrameReader | None = None) -> Iterator[FramePoses]:
+        """Frames of one video/stream with tracked persons; decoding runs on its own thread."""
+        self.reset()
+        reader = reader or FrameReader(source if isinstance(source, int) else str(source), fps, max_frames)
+        last = time.perf_counter()
+        for fr in reader:
+            decode_ms = (time.perf_counter() - last) * 1e3  # time waiting for the decoder
+            out = self.process(fr.image, fr.index, fr.time_s, keep_images)
+            out.source_index = fr.source_index
+            out.timings["decode_wait"] = decode_ms
+            yield out
+            last = time.perf_counter()
+
+
+def load_frontend(name: str = "default", **kwargs) -> Frontend:
+    """Build a frontend by registry name (``list_frontends()``); kwargs go to :class:`Frontend`."""
+    return Frontend(get_frontend_spec(name), **kwargs)

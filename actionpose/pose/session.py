@@ -1,0 +1,34 @@
+"""onnxruntime sessions with the checks that turn a wrong file into a one-line error."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+from actionpose.errors import ActionposeError
+
+DEFAULT_THREADS = 2
+
+
+def open_session(path: str | Path, expected_shape: tuple[int | None, ...] | None = None,
+                 threads: int = DEFAULT_THREADS, what: str = "model") -> ort.InferenceSession:
+    """Load an ONNX file on the CPU provider; refuse it if its first input's static dims disagree."""
+    path = Path(path)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        msg = str(e).splitlines()[0][:160]
+        raise ActionposeError(f"{path}: cannot load {what} as ONNX ({msg})") from None
+    if expected_shape is not None:
+        shape = sess.get_inputs()[0].shape
+        ok = len(shape) == len(expected_shape) and all(
+            e is None or not isinstance(s, int) or s == e for s, e in zip(shape, expected_shape))
+        if not ok:
+            want = "x".join("?" if e is None else str(e) for e in expected_shape)
+            got = "x".join(str(s) if isinstance(s, int) else "?" for s in shape)
+            raise ActionposeError(f"{path}: input shape {got} does not match the {what} entry ({want})")
+    return sess

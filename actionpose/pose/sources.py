@@ -1,0 +1,155 @@
+"""Video sources: files, folders of videos, webcam indices and stream URLs, decoded on a thread.
+
+Decoding runs ahead of inference in a bounded queue (memory stays constant in video length);
+a decode failure part-way is recorded (``stopped_at``) instead of losing what came before.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from actionpose.errors import ActionposeError
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+
+
+@dataclass
+class SourceInfo:
+    name: str  # sample name (file stem, "webcam0", or the URL's last part)
+    spec: str | int  # what OpenCV opens
+    fps: float
+    frame_count: int  # 0 when unknown (streams)
+    width: int
+    height: int
+    is_file: bool
+
+
+def expand_sources(source: str | int | Path) -> list[str | int]:
+    """A folder becomes its videos (sorted); anything else is one source."""
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return [int(source)]
+    s = str(source)
+    if "://" in s:
+        return [s]
+    p = Path(s)
+    if p.is_dir():
+        vids = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS and f.is_file())
+        if not vids:
+            raise ActionposeError(f"{p}: folder holds no videos ({', '.join(sorted(VIDEO_EXTS))})")
+        return vids
+    if not p.exists():
+        raise ActionposeError(f"{p}: no such file or folder")
+    return [s]
+
+
+def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
+    if isinstance(spec, int):
+        name, is_file = f"webcam{spec}", False
+    elif "://" in spec:
+        name, is_file = spec.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "stream", False
+    else:
+        name, is_file = Path(spec).stem, True
+        if not Path(spec).is_file():
+            raise ActionposeError(f"{spec}: no such file")
+    cap = cv2.VideoCapture(spec)
+    if not cap.isOpened():
+        what = "cannot open video (unreadable or unsupported)" if is_file else "cannot open stream (unreachable?)"
+        raise ActionposeError(f"{spec}: {what}")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+        fps = 30.0
+    info = SourceInfo(name, spec, fps, max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0),
+                      int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0), is_file)
+    return cap, info
+
+
+@dataclass
+class Frame:
+    index: int  # output frame index (after resampling)
+    source_index: int  # decoded frame index in the source
+    time_s: float
+    image: np.ndarray
+
+
+class FrameReader:
+    """Iterate frames of one source, decoded on a background thread; optional resampling to ``fps``."""
+
+    def __init__(self, spec: str | int, fps: float | None = None, max_frames: int | None = None, prefetch: int = 8):
+        self.cap, self.info = open_source(spec)
+        if fps is not None and fps <= 0:
+            raise ActionposeError(f"--fps must be positive, got {fps}")
+        self.target_fps = fps
+        self.max_frames = max_frames
+        self.decoded = 0
+        self.error: str | None = None
+        self._eof = False
+        self._q: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def out_fps(self) -> float:
+        return self.target_fps or self.info.fps
+
+    def _run(self) -> None:
+        step = self.info.fps / self.target_fps if self.target_fps else 1.0
+        next_t, out = 0.0, 0
+        try:
+            while not self._stop.is_set():
+                ok, img = self.cap.read()
+                if not ok or img is None:
+                    self._eof = True
+                    break
+                i = self.decoded
+                self.decoded += 1
+                if self.target_fps and i + 1e-6 < next_t:
+                    continue
+                next_t += step
+                self._put(Frame(out, i, i / self.info.fps, img))
+                out += 1
+                if self.max_frames and out >= self.max_frames:
+                    break
+        except cv2.error as e:  # a corrupt stream can make OpenCV raise mid-way
+            self.error = str(e).splitlines()[0][:120]
+        finally:
+            self.cap.release()
+            self._put(None)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        try:
+            while True:
+                item = self._q.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def stopped_early(self) -> str | None:
+        """A reason if decoding ended before the container's frame count (a truncated/corrupt file)."""
+        if self.error:
+            return f"decode error at frame {self.decoded}: {self.error}"
+        n = self.info.frame_count
+        if self.info.is_file and n and self._eof and self.decoded < n:
+            return f"video stopped at frame {self.decoded} of {n} (decode failed; frames before it were kept)"
+        return None

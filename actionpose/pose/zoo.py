@@ -1,0 +1,154 @@
+"""The model zoo: every ONNX file a frontend can use, where it comes from and how to check it.
+
+A model is found, in order: an explicit path (``--pose-model``/``--det-model``), the environment
+(``ACTIONPOSE_POSE_MODEL``/``ACTIONPOSE_DET_MODEL``; ``ACTIONPOSE_MODEL_DIR`` holding files by
+name), the files vendored in ``actionpose/assets/pose`` (the embedded default needs no network),
+the download cache, and finally a download from the official URL, verified by sha256.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actionpose.errors import ActionposeError
+from actionpose.pose.download import cache_dir, download, extract_member, sha256_file
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "pose"
+SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
+_OMM = "https://download.openmmlab.com/mmpose/v1/projects"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ONNX model: its file, its provenance and the input shape the pre-processing assumes.
+
+    ``input_shape`` uses None for dynamic axes; a file whose static dims disagree is refused up
+    front (a wrong file would otherwise give garbage keypoints, not an error).
+    ``sha256`` is the hash of ``file``; ``archive_sha256`` of the downloaded zip when known.
+    """
+
+    name: str
+    file: str
+    input_shape: tuple[int | None, ...]
+    sha256: str | None = None
+    url: str | None = None
+    archive_member: str | None = None  # the ONNX inside a zip at ``url``
+    archive_sha256: str | None = None
+    license: str = ""
+    source: str = ""
+    vendored: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    MODELS[spec.name] = spec
+    return spec
+
+
+def get_model(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ActionposeError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}") from None
+
+
+register_model(ModelSpec(
+    "rtmdet-nano-person", "rtmdet_nano_person.onnx", (1, 3, None, None),
+    sha256="b8585adb6d1352796f6e86337e09c3459b830645a7e7192d9381670bea2facbd",
+    license="Apache-2.0", vendored=True,
+    source="HW140701/RTMPose-Deploy@174a7dd5 Windows/OnnxRumtime-CPU/resource/model/rtmpose-cpu/rtmpose-ort/"
+           "rtmdet-nano/end2end.onnx (OpenMMLab rtmdet_nano person weights, mmdeploy export)"))
+register_model(ModelSpec(
+    "movenet-lightning", "movenet_singlepose_lightning.onnx", (1, 192, 192, 3),
+    sha256="1a50b4072c3e9e1d03358ec82908bf1a7f0350e8d155a3fe3341e63e5275f17f",
+    license="Apache-2.0", vendored=True,
+    source="Google MoveNet SinglePose Lightning v4 int8 TFLite (Kazuhito00/MoveNet-Python-Example@515743a1), "
+           "tf2onnx 1.17.0 opset 17"))
+register_model(ModelSpec(
+    "yolox-nano", "yolox_nano.onnx", (1, 3, 416, 416),
+    sha256="695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14", license="Apache-2.0",
+    source="Kazuhito00/Detection-PoseEstimation-Pipeline@7121ff80 Detector/yolox/model/yolox_nano_416x416.onnx"))
+register_model(ModelSpec(
+    "blazepose-landmark-full", "blazepose_landmark_full.onnx", (1, 256, 256, 3),
+    sha256="219f5986286643677d7446e2827e0c2365b5faaa8a5b21531729d4dadcc1ca87", license="Apache-2.0",
+    source="mediapipe==0.10.14 wheel pose_landmark_full.tflite, tf2onnx 1.17.0 opset 17"))
+
+# Official OpenMMLab ONNX SDK zips (mmdeploy exports). The 8-hex tag in each name is the prefix of
+# the *checkpoint's* sha256, not of the zip; the zip/ONNX hashes could not be taken here (no
+# internet), so they are None and the download prints the hash it got (pin it with
+# ACTIONPOSE_SHA256_<NAME> once you trust a copy).
+for size, tag in (("t", "026a1439"), ("s", "acd4a1ef"), ("m", "e48f03d0"), ("l", "4dba18fc")):
+    register_model(ModelSpec(
+        f"rtmpose-{size}", f"rtmpose-{size}_body7_256x192.onnx", (None, 3, 256, 192),
+        url=f"{_OMM}/rtmposev1/onnx_sdk/rtmpose-{size}_simcc-body7_pt-body7_420e-256x192-{tag}_20230504.zip",
+        archive_member="end2end.onnx", license="Apache-2.0",
+        source=f"OpenMMLab RTMPose-{size} body7 (mmpose projects/rtmpose)", extra={"layout": "coco17"}))
+register_model(ModelSpec(
+    "rtmpose-m-wholebody", "rtmpose-m_ucoco_256x192.onnx", (None, 3, 256, 192),
+    url=f"{_OMM}/rtmposev1/onnx_sdk/rtmpose-m_simcc-ucoco_dw-ucoco_270e-256x192-c8b76419_20230728.zip",
+    archive_member="end2end.onnx", license="Apache-2.0",
+    source="OpenMMLab RTMPose-m COCO-WholeBody (ucoco); its first 17 of 133 points are COCO-17 and are kept", extra={"layout": "coco17", "keep_joints": 17}))
+register_model(ModelSpec(
+    "rtmw-x-wholebody", "rtmw-dw-x-l_cocktail14_256x192.onnx", (None, 3, 256, 192),
+    url="https://download.openmmlab.com/mmpose/v1/projects/rtmw/onnx_sdk/rtmw-dw-x-l_simcc-cocktail14_270e-256x192_20231122.zip",
+    archive_member="end2end.onnx", license="Apache-2.0", source="OpenMMLab RTMW-x COCO-WholeBody",
+    extra={"layout": "coco17", "keep_joints": 17}))
+# ViTPose has no official ONNX release: export it yourself (mmpose tools/deployment) and pass the file.
+for size in ("s", "b"):
+    register_model(ModelSpec(
+        f"vitpose-{size}", f"vitpose-{size}_coco_256x192.onnx", (None, 3, 256, 192), license="Apache-2.0",
+        source=f"ViTPose-{size.upper()} COCO 256x192 (mmpose checkpoint, exported by the user: no official ONNX)",
+        extra={"layout": "coco17"}))
+
+ENV_OVERRIDE = {"det": "ACTIONPOSE_DET_MODEL", "pose": "ACTIONPOSE_POSE_MODEL"}
+
+
+def resolve(spec: ModelSpec, path: str | Path | None = None, role: str | None = None,
+            allow_download: bool = True, progress: bool = True) -> Path:
+    """Find (or fetch) the ONNX file for ``spec``; see the module docstring for the order."""
+    if path is None and role and os.environ.get(ENV_OVERRIDE[role]):
+        path = os.environ[ENV_OVERRIDE[role]]
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ActionposeError(f"{p}: model file not found")
+        return p  # an explicit file is the user's choice: hash checked only if it is the registry's own file name
+    candidates = []
+    if os.environ.get("ACTIONPOSE_MODEL_DIR"):
+        candidates.append(Path(os.environ["ACTIONPOSE_MODEL_DIR"]) / spec.file)
+    if spec.vendored:
+        candidates.append(ASSETS / spec.file)
+    candidates.append(SHARED_MODELS / spec.file)  # a checkout beside ../shared (dev/CI); optional
+    cached = cache_dir() / spec.file
+    candidates.append(cached)
+    want = os.environ.get(f"ACTIONPOSE_SHA256_{spec.name.upper().replace('-', '_')}") or spec.sha256
+    for c in candidates:
+        if c.is_file():
+            if want and sha256_file(c) != want:
+                raise ActionposeError(f"{c}: sha256 mismatch for model {spec.name} (expected {want[:12]}..., "
+                                      f"got {sha256_file(c)[:12]}...); delete the file or pass the right one")
+            return c
+    if not spec.url:
+        raise ActionposeError(f"model {spec.name}: no file found and no official download; pass it with "
+                              f"--pose-model/--det-model FILE.onnx or put {spec.file} in $ACTIONPOSE_MODEL_DIR")
+    if not allow_download:
+        raise ActionposeError(f"model {spec.name}: not in the cache ({cached}) and downloads are off")
+    if spec.archive_member:
+        archive = cached.with_suffix(".zip")
+        if not archive.is_file():
+            download(spec.url, archive, spec.archive_sha256, progress=progress)
+        extract_member(archive, spec.archive_member, cached)
+        archive.unlink()
+    else:
+        download(spec.url, cached, want, progress=progress)
+    got = sha256_file(cached)
+    if want and got != want:
+        cached.unlink()
+        raise ActionposeError(f"{spec.url}: sha256 mismatch for {spec.name} (expected {want[:12]}..., got {got[:12]}...)")
+    if not want:
+        print(f"note: {spec.name} downloaded without a pinned hash; sha256 {got}")
+    return cached

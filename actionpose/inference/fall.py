@@ -1,0 +1,292 @@
+"""``actionpose.FallDetector``: fall probability for one keypoint window, and a streaming detector
+that turns per-frame poses into one debounced :class:`FallEvent` per fall.
+
+The shipped model (``actionpose/assets/models/fall_body13.onnx`` + ``fall_body13.json``) is an ST-GCN
+on body13 windows of 32 frames at 15 fps (2.1 s), input prepared by
+:mod:`actionpose.inference.fall_prep`. The JSON sidecar carries the calibrated alert threshold and the
+debounce settings; the model card (``fall_body13.md``) the cross-validated numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from actionpose.errors import ActionposeError, where
+from actionpose.inference.fall_prep import PrepConfig, prepare_window, to_body13
+from actionpose.skeleton import get_layout
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+FALL_MODELS = {"fall": "fall_body13", "fall_body13": "fall_body13", "default": "fall_body13"}
+INPUT_LAYOUTS = ("body13", "coco17", "coco13", "blazepose33")
+
+
+@dataclass(frozen=True)
+class FallConfig:
+    """Decision settings stored beside the ONNX file (``<model>.json``)."""
+
+    threshold: float = 0.5          # alert when the window probability reaches this
+    min_hits: int = 2               # ... on this many consecutive evaluations (debounce)
+    release: float = 0.3            # a person re-arms after prob stays below this ...
+    rearm_s: float = 5.0            # ... for this many seconds (one event per fall, not per frame)
+    hop_s: float = 1 / 15           # evaluate a person's window at most this often
+    min_window_s: float = 1.0       # do not evaluate before this much history exists
+    prep: PrepConfig = field(default_factory=PrepConfig)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FallConfig":
+        d = dict(d)
+        prep = PrepConfig(**d.pop("prep", {}))
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(prep=prep, **known)
+
+
+@dataclass
+class FallResult:
+    """One window's verdict."""
+
+    prob: float
+    is_fall: bool
+    threshold: float
+    frames_used: int
+
+
+@dataclass
+class FallEvent:
+    """One fall of one person: ``start_time`` is where the hip drop began inside the triggering window,
+    ``detected_time`` the timestamp at which the alert was raised, ``confidence`` the peak probability
+    over the debounce run."""
+
+    track_id: int | str
+    start_time: float
+    detected_time: float
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_fall_model(name_or_path: str | os.PathLike) -> Path:
+    s = str(name_or_path)
+    if s in FALL_MODELS:
+        path = ASSETS / f"{FALL_MODELS[s]}.onnx"
+        if not path.exists():
+            raise where(path, f"shipped fall model {s!r} is missing from this installation")
+        return path
+    path = Path(s)
+    if path.is_dir():
+        path = path / "fall_body13.onnx"
+    if not path.exists():
+        raise ActionposeError(f"{s}: no such fall model; shipped names: {', '.join(sorted(FALL_MODELS))}")
+    return path
+
+
+class OnnxFallScorer:
+    """Batch scorer: model-ready windows [N, T, 13, 2] + scores [N, T, 13] -> P(fall) [N].
+
+    Wraps the shared :class:`~actionpose.inference.predictor.ActionPredictor` (one ONNX session, loaded
+    once); the fall class index comes from the model's class list."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from actionpose.inference.predictor import ActionPredictor
+
+        self.predictor = ActionPredictor.from_path(path, threads=threads)
+        classes = self.predictor.classes
+        if "fall" not in classes:
+            raise where(path, f"model classes {classes} have no 'fall' class")
+        self.fall_index = classes.index("fall")
+
+    def __call__(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
+        probs = self.predictor.predict(kp[:, None], sc[:, None])
+        return probs[:, self.fall_index].astype(np.float64)
+
+
+def hip_drop_start(kp: np.ndarray, times: np.ndarray) -> float:
+    """Time where the hip height starts its largest descent in a window (image y grows downwards):
+    first frame after which the hip has covered 15 % of its window range beyond the level it held."""
+    hip_y = (kp[:, 7, 1] + kp[:, 8, 1]) / 2
+    lo, hi = float(hip_y[: max(1, len(hip_y) // 4)].min()), float(hip_y.max())
+    if hi - lo < 1e-6:
+        return float(times[0])
+    i = int(np.argmax(hip_y >= lo + 0.15 * (hi - lo)))
+    return float(times[max(0, i - 1)])
+
+
+@dataclass
+class _Track:
+    times: deque = field(default_factory=deque)
+    kps: deque = field(default_factory=deque)
+    scores: deque = field(default_factory=deque)
+    last_eval: float = -np.inf
+    hits: int = 0
+    run_max: float = 0.0
+    run_start: float | None = None
+    armed: bool = True
+    below_since: float | None = None
+
+
+class FallDetector:
+    """Fall detection on keypoint windows (``predict``) and on live per-person streams (``update``)."""
+
+    def __init__(self, scorer: Any, config: FallConfig = FallConfig(), layout: str = "coco17",
+                 source: str | None = None):
+        self.scorer = scorer
+        self.config = config
+        self.layout = get_layout(layout).name
+        self.source = source
+        self._tracks: dict[Any, _Track] = {}
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "fall", layout: str = "coco17",
+                        threads: int | None = None, **overrides: Any) -> "FallDetector":
+        """Shipped name (``fall``) or a path to ``.onnx`` (its ``.json`` sidecar is read when present);
+        ``overrides`` replace sidecar settings, e.g. ``threshold=0.7``."""
+        path = resolve_fall_model(name_or_path)
+        side = path.with_suffix(".json")
+        cfg: dict[str, Any] = {}
+        if side.exists():
+            try:
+                cfg = json.loads(side.read_text()).get("detector", {})
+            except json.JSONDecodeError as e:
+                raise where(side, f"invalid JSON ({e})") from None
+        cfg.update(overrides)
+        return cls(OnnxFallScorer(path, threads=threads), FallConfig.from_dict(cfg), layout=layout, source=str(path))
+
+    # --- one window --------------------------------------------------------------------------
+    def prepare(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
+                fps: float = 30.0, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Window [T, V, 2|3] (a third channel is taken as the score) -> model input."""
+        w = np.asarray(window, dtype=np.float32)
+        if w.ndim == 3 and w.shape[-1] == 3 and scores is None:
+            w, scores = w[..., :2], w[..., 2]
+        return prepare_window(w, scores, layout or self.layout, times=times, fps=fps, cfg=self.config.prep)
+
+    def predict(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
+                fps: float = 30.0) -> FallResult:
+        """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score)."""
+        return self.predict_batch([window], [scores], layout=layout, fps=fps)[0]
+
+    def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
+                      layout: str | None = None, fps: float = 30.0) -> list[FallResult]:
+        """Several windows in one ONNX call (the service's micro-batches land here)."""
+        if not len(windows):
+            return []
+        scores = scores if scores is not None else [None] * len(windows)
+        prepped = [self.prepare(w, s, layout=layout, fps=fps) for w, s in zip(windows, scores)]
+        probs = self.score_prepared(np.stack([p[0] for p in prepped]), np.stack([p[1] for p in prepped]))
+        thr = self.config.threshold
+        return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr, frames_used=len(np.asarray(w)))
+                for p, w in zip(probs, windows)]
+
+    def score_prepared(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
+        return np.asarray(self.scorer(kp, sc), dtype=np.float64)
+
+    # --- streaming ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def update(self, frame_keypoints: Any, timestamp: float, layout: str | None = None) -> list[FallEvent]:
+        """Add one frame and return the falls detected at this frame (usually none).
+
+        ``frame_keypoints``: one person as [V, 2|3], or several as ``{track_id: [V, 2|3]}`` or a list of
+        objects/dicts with ``track_id``, ``keypoints`` [V, 2] and ``scores`` [V] (pose frontend frames).
+        Timestamps are seconds and must increase per person. Persons not seen for a window's length
+        are forgotten."""
+        persons = list(_persons(frame_keypoints))
+        lay = layout or self.layout
+        cfg = self.config
+        span = cfg.prep.frames / cfg.prep.fps + 0.5
+        due: list[tuple[Any, _Track]] = []
+        for tid, kp, sc in persons:
+            kp13, sc13 = to_body13(kp[None], None if sc is None else sc[None], lay)
+            tr = self._tracks.setdefault(tid, _Track())
+            if tr.times and timestamp <= tr.times[-1]:
+                raise ActionposeError(f"timestamp {timestamp} is not after the previous one ({tr.times[-1]}) "
+                                      f"for track {tid}")
+            tr.times.append(float(timestamp))
+            tr.kps.append(kp13[0])
+            tr.scores.append(sc13[0])
+            while tr.times and tr.times[0] < timestamp - span:
+                tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
+            if timestamp - tr.times[0] >= cfg.min_window_s - 1e-9 and timestamp - tr.last_eval >= cfg.hop_s - 1e-9:
+                due.append((tid, tr))
+        for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
+            del self._tracks[tid]
+        if not due:
+            return []
+        prepped = [prepare_window(np.stack(tr.kps), np.stack(tr.scores), "body13", times=np.array(tr.times),
+                                  cfg=cfg.prep) for _, tr in due]
+        probs = self.score_prepared(np.stack([p[0] for p in prepped]), np.stack([p[1] for p in prepped]))
+        events = []
+        for (tid, tr), prob in zip(due, probs):
+            tr.last_eval = timestamp
+            ev = self._step(tid, tr, float(prob), timestamp)
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    def _step(self, tid: Any, tr: _Track, prob: float, now: float) -> FallEvent | None:
+        cfg = self.config
+        if not tr.armed:
+            if prob < cfg.release:
+                tr.below_since = now if tr.below_since is None else tr.below_since
+                if now - tr.below_since >= cfg.rearm_s:
+                    tr.armed, tr.below_since = True, None
+            else:
+                tr.below_since = None
+            return None
+        if prob >= cfg.threshold:
+            if tr.hits == 0:
+                kp = np.stack(tr.kps)
+                tr.run_start = hip_drop_start(kp, np.array(tr.times))
+                tr.run_max = 0.0
+            tr.hits += 1
+            tr.run_max = max(tr.run_max, prob)
+            if tr.hits >= cfg.min_hits:
+                tr.armed, tr.hits, tr.below_since = False, 0, None
+                return FallEvent(track_id=tid, start_time=float(tr.run_start), detected_time=float(now),
+                                 confidence=float(tr.run_max))
+        else:
+            tr.hits = 0
+        return None
+
+    def run_sequence(self, keypoints: np.ndarray, times: np.ndarray, scores: np.ndarray | None = None,
+                     layout: str | None = None, track_id: Any = 0) -> list[FallEvent]:
+        """Stream a whole single-person sequence [T, V, 2] through :meth:`update` (fresh state)."""
+        self.reset()
+        events: list[FallEvent] = []
+        for i, t in enumerate(times):
+            frame = keypoints[i] if scores is None else np.concatenate([keypoints[i], scores[i][:, None]], -1)
+            events += self.update({track_id: frame}, float(t), layout=layout)
+        self.reset()
+        return events
+
+
+def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
+    """Normalise the accepted frame forms to (track_id, [V, 2], [V] | None)."""
+    if frame is None:
+        return
+    if isinstance(frame, np.ndarray) or (isinstance(frame, (list, tuple)) and frame and
+                                         not isinstance(frame[0], (dict,)) and not hasattr(frame[0], "keypoints")):
+        items: Iterable[tuple[Any, Any]] = [(0, frame)]
+    elif isinstance(frame, Mapping):
+        items = frame.items()
+    else:
+        items = []
+        for p in frame:
+            get = p.get if isinstance(p, Mapping) else (lambda k, d=None, p=p: getattr(p, k, d))
+            kp, sc = np.asarray(get("keypoints"), dtype=np.float32), get("scores")
+            if sc is not None:
+                kp = np.concatenate([kp[..., :2], np.asarray(sc, np.float32)[:, None]], -1)
+            items.append((get("track_id", 0), kp))
+    for tid, arr in items:
+        a = np.asarray(arr, dtype=np.float32)
+        if a.ndim != 2 or a.shape[1] not in (2, 3):
+            raise ActionposeError(f"frame keypoints for track {tid}: shape {a.shape}, expected [V, 2] or [V, 3]")
+        yield tid, a[:, :2], (a[:, 2] if a.shape[1] == 3 else None)

@@ -1,0 +1,117 @@
+"""Fall-model input preparation shared by training, the in-process detector and the service.
+
+One function decides what the model sees, so training windows and live windows cannot drift apart:
+map any supported layout to body13, resample to the model rate (15 fps), fill unseen joints, and
+normalise each window to a body-centred, body-size-scaled frame (camera distance and position drop
+out; *vertical direction is kept* because falling is about gravity).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from actionpose.errors import ActionposeError
+from actionpose.skeleton import get_layout, map_keypoints
+
+MODEL_LAYOUT = "body13"
+MODEL_FPS = 15.0
+MODEL_FRAMES = 32  # 2.13 s at 15 fps: long enough to hold a whole fall (about 1 s) plus context
+SCORE_MIN = 0.2
+_LS, _RS, _LH, _RH = 1, 2, 7, 8  # body13 shoulders and hips
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    """What the shipped model was trained with (stored in its JSON sidecar)."""
+
+    fps: float = MODEL_FPS
+    frames: int = MODEL_FRAMES
+    score_min: float = SCORE_MIN
+
+
+def to_body13(keypoints: np.ndarray, scores: np.ndarray | None, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """[T, V, 2] (+ [T, V]) in ``layout`` -> body13 [T, 13, 2], [T, 13] (score 1 where none given)."""
+    kp = np.asarray(keypoints, dtype=np.float32)
+    lay = get_layout(layout)
+    if kp.ndim != 3 or kp.shape[-1] < 2:
+        raise ActionposeError(f"keypoints: shape {kp.shape}, expected [T, V, 2] (frames, joints, x/y)")
+    if kp.shape[1] != lay.num_joints:
+        raise ActionposeError(f"keypoints: {kp.shape[1]} joints but layout {lay.name} has {lay.num_joints}")
+    sc = np.ones(kp.shape[:2], np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
+    if sc.shape != kp.shape[:2]:
+        raise ActionposeError(f"scores: shape {sc.shape}, expected {kp.shape[:2]}")
+    kp = kp[..., :2]
+    if not (np.isfinite(kp).all() and np.isfinite(sc).all()):
+        raise ActionposeError("keypoints: NaN or infinite values")
+    return map_keypoints(kp, lay, MODEL_LAYOUT, axis=1), map_keypoints(sc, lay, MODEL_LAYOUT, axis=1)
+
+
+def resample(times: np.ndarray, fps: float, end: float | None = None, frames: int | None = None) -> np.ndarray:
+    """Indices into ``times`` (seconds, increasing) of the frames nearest a ``fps`` grid.
+
+    With ``frames``, the grid is the last ``frames`` ticks ending at ``end`` (default: the last time);
+    ticks before the first frame repeat it (edge padding)."""
+    times = np.asarray(times, dtype=np.float64)
+    end = times[-1] if end is None else end
+    n = frames if frames is not None else int(np.floor((end - times[0]) * fps + 1e-6)) + 1
+    grid = end - np.arange(n)[::-1] / fps
+    idx = np.clip(np.searchsorted(times, grid), 0, len(times) - 1)
+    prev = np.clip(idx - 1, 0, len(times) - 1)
+    closer = np.abs(times[prev] - grid) < np.abs(times[idx] - grid)
+    return np.where(closer, prev, idx)
+
+
+def fill_missing(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> np.ndarray:
+    """Unseen joints (score < ``score_min`` or exactly (0, 0)) -> linear interpolation over time;
+    joints never seen in the window -> the visible-body centre of their frame (or the window's)."""
+    kp = kp.copy()
+    seen = (sc >= score_min) & (np.abs(kp).sum(-1) > 0)
+    t = np.arange(len(kp))
+    for v in range(kp.shape[1]):
+        ok = seen[:, v]
+        if ok.all() or not ok.any():
+            continue
+        for c in range(2):
+            kp[~ok, v, c] = np.interp(t[~ok], t[ok], kp[ok, v, c])
+    never = ~seen.any(0)
+    if never.any():
+        if seen.any():
+            frame_centre = np.array([kp[i][seen[i]].mean(0) if seen[i].any() else [np.nan, np.nan]
+                                     for i in range(len(kp))], dtype=np.float32)
+            window_centre = np.nanmean(frame_centre, axis=0)
+            frame_centre = np.where(np.isnan(frame_centre), window_centre, frame_centre)
+        else:
+            frame_centre = np.zeros((len(kp), 2), np.float32)
+        kp[:, never] = frame_centre[:, None]
+    return kp
+
+
+def normalise_window(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> tuple[np.ndarray, np.ndarray]:
+    """[T, 13, 2] pixels -> centred on the window's mean hip mid-point, scaled by the window's 90th
+    percentile torso length (robust to foreshortening while lying). Returns (keypoints, scores)."""
+    kp = fill_missing(kp, sc, score_min)
+    hip = (kp[:, _LH] + kp[:, _RH]) / 2
+    sho = (kp[:, _LS] + kp[:, _RS]) / 2
+    torso = np.linalg.norm(sho - hip, axis=-1)
+    scale = float(np.percentile(torso, 90)) if len(torso) else 0.0
+    if not np.isfinite(scale) or scale < 1e-6:
+        span = kp.reshape(-1, 2).max(0) - kp.reshape(-1, 2).min(0)
+        scale = float(max(span.max() / 3, 1e-6))
+    out = (kp - hip.mean(0)) / scale
+    return np.clip(out, -20, 20).astype(np.float32), np.clip(sc, 0, 1).astype(np.float32)
+
+
+def prepare_window(keypoints: np.ndarray, scores: np.ndarray | None, layout: str, times: np.ndarray | None = None,
+                   fps: float | None = None, cfg: PrepConfig = PrepConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Any-layout window [T, V, 2] in pixels (isotropic units) -> model input [T', 13, 2], [T', 13].
+
+    ``times`` (seconds) or ``fps`` place the frames in time; the last ``cfg.frames`` ticks at
+    ``cfg.fps`` are taken (a short window is padded with its first frame)."""
+    kp, sc = to_body13(keypoints, scores, layout)
+    if len(kp) == 0:
+        raise ActionposeError("keypoints: empty window (0 frames)")
+    if times is None:
+        times = np.arange(len(kp)) / float(fps or cfg.fps)
+    idx = resample(np.asarray(times), cfg.fps, frames=cfg.frames)
+    return normalise_window(kp[idx], sc[idx], cfg.score_min)

@@ -1,0 +1,382 @@
+"""Building, cross-validating and calibrating the fall model (the shared trainer does the training).
+
+Data: URFD ``urfd_movenet`` (30 falls + 40 ADL, MoveNet) and ``urfd`` (the same 30 falls, AlphaPose,
+per-frame labels) -> 2.1 s body13 windows prepared exactly like live input
+(:func:`~actionpose.inference.fall_prep.prepare_window`). Both sources are split by URFD video id
+(:func:`~actionpose.data.importers.urfd.urfd_fold`), so a video is never on both sides.
+
+Window label: ``fall`` when it holds at least ``MIN_FALLING_TICKS`` model frames labelled *falling*;
+``not_fall`` when it holds none (standing, walking, ADL, and lying after a fall: the alert belongs to
+the fall, not to the lying that follows); windows with 1..3 falling frames are ambiguous and skipped.
+
+Camera augmentation (training folds only, in pixel space before normalisation): roll rotation,
+horizontal foreshortening (yaw), vertical squash (elevation), scale and mirror.
+
+Evaluation is event-level on whole held-out sequences streamed through :class:`FallDetector`:
+a fall is found when an event is raised between 1 s before its falling phase and 4 s after it ends;
+every other event is a false alarm; false alarms per hour are over the non-fall time (ADL clips plus
+the part of fall clips before the fall).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from actionpose.data.format import SkeletonDataset, make_annotation
+from actionpose.data.importers.urfd import NUM_FOLDS, urfd_fold
+from actionpose.inference.fall import FallConfig, FallDetector, FallEvent
+from actionpose.inference.fall_prep import PrepConfig, normalise_window, resample, to_body13
+
+MIN_FALLING_TICKS = 4
+IMG_WH = (640.0, 480.0)  # URFD coordinates are divided by width and height; undo it for isotropic units
+
+
+@dataclass
+class Sequence:
+    """One URFD clip in body13 pixels, with per-frame labels (0/1/2) and times."""
+
+    name: str
+    video: str
+    source: str
+    kp: np.ndarray          # [T, 13, 2] pixels
+    sc: np.ndarray          # [T, 13]
+    times: np.ndarray       # [T] seconds
+    labels: np.ndarray      # [T] 0 not fall, 1 falling, 2 lying
+    is_fall: bool
+
+    @property
+    def fold(self) -> int:
+        return urfd_fold(self.video)
+
+    def fall_span(self) -> tuple[float, float] | None:
+        idx = np.flatnonzero(self.labels == 1)
+        if not len(idx):
+            return None
+        return float(self.times[idx[0]]), float(self.times[idx[-1]])
+
+    def non_fall_seconds(self) -> float:
+        span = self.fall_span()
+        end = span[0] if span else float(self.times[-1])
+        return max(0.0, end - float(self.times[0]))
+
+
+def sequences_from(ds: SkeletonDataset) -> list[Sequence]:
+    """URFD dataset (coco13, normalised image coords) -> body13 pixel sequences with labels."""
+    out = []
+    for a in ds.annotations:
+        if "frame_labels" not in a:
+            continue  # a fall clip without per-frame labels cannot be scored honestly
+        kp = a["keypoint"][0] * np.asarray(IMG_WH, np.float32)
+        sc = a.get("keypoint_score", np.ones(a["keypoint"].shape[:3], np.float32))[0]
+        kp13, sc13 = to_body13(kp, sc, ds.layout)
+        fps = float(a.get("fps", 30.0))
+        out.append(Sequence(a["frame_dir"] + ":" + a.get("source", ""), a["video"], a.get("source", ""), kp13, sc13,
+                            np.asarray(a["frame_index"], np.float64) / fps, np.asarray(a["frame_labels"]),
+                            bool(a["label"] == 1)))
+    return out
+
+
+def camera_augment(kp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pixel-space camera change: roll +-12 deg, yaw foreshortening x*[0.6, 1], elevation y*[0.75, 1],
+    scale [0.5, 1.5], mirror (left/right joints swapped) half the time."""
+    c = kp.reshape(-1, 2).mean(0)
+    x = kp - c
+    a = np.deg2rad(rng.uniform(-12, 12))
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+    x = x @ rot.T
+    x = x * np.array([rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0)], np.float32) * rng.uniform(0.5, 1.5)
+    if rng.random() < 0.5:
+        from actionpose.skeleton import get_layout
+
+        x = x[:, get_layout("body13").flip_index] * np.array([-1, 1], np.float32)
+    return (x + c).astype(np.float32)
+
+
+def windows_of(seq: Sequence, cfg: PrepConfig, stride_ticks: int) -> list[tuple[np.ndarray, int, float]]:
+    """(frame indices [frames], label, end time) for every window end on the model-rate grid."""
+    grid = resample(seq.times, cfg.fps)  # whole sequence on the model grid
+    total_falling = int((seq.labels[grid] == 1).sum())
+    out = []
+    for end in range(cfg.frames // 2, len(grid), stride_ticks):  # allow short, edge-padded starts
+        lo = end - cfg.frames + 1
+        idx = grid[np.clip(np.arange(lo, end + 1), 0, None)]
+        falling = int((seq.labels[idx] == 1).sum())
+        need = min(MIN_FALLING_TICKS, max(1, total_falling))
+        if falling >= need:
+            label = 1
+        elif falling == 0:
+            label = 0
+        else:
+            continue
+        out.append((idx, label, float(seq.times[grid[end]])))
+    return out
+
+
+def build_window_dataset(seqs: list[Sequence], cfg: PrepConfig = PrepConfig(), stride_ticks: int = 2,
+                         augment_copies: int = 1, seed: int = 0, num_folds: int = NUM_FOLDS) -> SkeletonDataset:
+    """Windows of every sequence + splits ``cv{k}_train`` (other folds, with augmented copies),
+    ``fold{k}`` (fold k, clean), ``train`` (everything, augmented) and ``test`` (= fold0, clean)."""
+    rng = np.random.default_rng(seed)
+    anns, split = [], {}
+    for k in range(num_folds):
+        split[f"cv{k}_train"], split[f"fold{k}"] = [], []
+    split["train"] = []
+    for seq in seqs:
+        for w, (idx, label, t_end) in enumerate(windows_of(seq, cfg, stride_ticks)):
+            for copy in range(1 + augment_copies):
+                kp = seq.kp[idx] if copy == 0 else camera_augment(seq.kp[idx], rng)
+                nkp, nsc = normalise_window(kp, seq.sc[idx], cfg.score_min)
+                name = f"{seq.name}@{w}" + (f"~{copy}" if copy else "")
+                anns.append(make_annotation(name, label, nkp[None], nsc[None], img_shape=(1, 1),
+                                            video=seq.video, source=seq.source, end_time=t_end))
+                split["train"].append(name)
+                for k in range(num_folds):
+                    if seq.fold == k and copy == 0:
+                        split[f"fold{k}"].append(name)
+                    elif seq.fold != k:
+                        split[f"cv{k}_train"].append(name)
+    split["test"] = list(split["fold0"])
+    return SkeletonDataset(anns, layout="body13", classes=["not_fall", "fall"], split=split,
+                           meta={"source": "urfd_movenet13 + urfd_falls13 windows", "prep": asdict(cfg),
+                                 "min_falling_ticks": MIN_FALLING_TICKS, "stride_ticks": stride_ticks,
+                                 "augment_copies": augment_copies, "protocol": "folds by URFD video id"})
+
+
+# --- event-level evaluation ------------------------------------------------------------------
+class RecordingScorer:
+    """Scores once with ``inner`` and remembers the results in call order, so threshold and debounce
+    sweeps replay the exact same probabilities without running the model again."""
+
+    def __init__(self, inner: Callable[[np.ndarray, np.ndarray], np.ndarray] | None):
+        self.inner, self.calls, self.pos = inner, [], 0
+
+    def __call__(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
+        if self.inner is not None:
+            out = np.asarray(self.inner(kp, sc))
+            self.calls.append(out)
+            return out
+        out = self.calls[self.pos]
+        self.pos += 1
+        return out
+
+
+@dataclass
+class EventScore:
+    falls: int
+    found: int
+    events: int
+    false_alarms: int
+    non_fall_hours: float
+    onset_errors: list[float]
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.falls if self.falls else float("nan")
+
+    @property
+    def precision(self) -> float:
+        return self.found / self.events if self.events else float("nan")
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+    @property
+    def false_alarms_per_hour(self) -> float:
+        return self.false_alarms / self.non_fall_hours if self.non_fall_hours else float("nan")
+
+    def row(self) -> dict[str, Any]:
+        return {"falls": self.falls, "found": self.found, "events": self.events, "false_alarms": self.false_alarms,
+                "recall": round(self.recall, 4), "precision": round(self.precision, 4), "f1": round(self.f1, 4),
+                "non_fall_hours": round(self.non_fall_hours, 4),
+                "false_alarms_per_hour": round(self.false_alarms_per_hour, 2),
+                "median_abs_onset_error_s": round(float(np.median(np.abs(self.onset_errors))), 3)
+                if self.onset_errors else None}
+
+
+def score_events(seqs: list[Sequence], events: list[list[FallEvent]], before_s: float = 1.0,
+                 after_s: float = 4.0) -> EventScore:
+    falls = found = n_events = fa = 0
+    hours, onset = 0.0, []
+    for seq, evs in zip(seqs, events):
+        hours += seq.non_fall_seconds() / 3600
+        n_events += len(evs)
+        span = seq.fall_span()
+        if span is None:
+            fa += len(evs)
+            continue
+        falls += 1
+        hits = [e for e in evs if span[0] - before_s <= e.detected_time <= span[1] + after_s]
+        if hits:
+            found += 1
+            onset.append(hits[0].start_time - span[0])
+        fa += len(evs) - min(1, len(hits))  # a second event for the same fall is a false alarm too
+    return EventScore(falls, found, n_events, fa, hours, onset)
+
+
+def stream_sequences(detector: FallDetector, seqs: list[Sequence]) -> list[list[FallEvent]]:
+    return [detector.run_sequence(s.kp, s.times, s.sc, layout="body13") for s in seqs]
+
+
+def replay(recorder: RecordingScorer, seqs: list[Sequence], cfg: FallConfig) -> list[list[FallEvent]]:
+    """Re-run the streaming logic on recorded probabilities with other decision settings (the
+    evaluation schedule depends only on hop/min_window/prep, which must stay equal)."""
+    recorder.inner, recorder.pos = None, 0
+    det = FallDetector(recorder, cfg, layout="body13")
+    return stream_sequences(det, seqs)
+
+
+def calibrate(recorder: RecordingScorer, seqs: list[Sequence], base: FallConfig, budget_per_hour: float,
+              thresholds: np.ndarray = np.round(np.arange(0.30, 0.991, 0.01), 2)) -> tuple[FallConfig, list[dict]]:
+    """Pick the threshold with the best recall whose false-alarm rate is within ``budget_per_hour``
+    (ties: the highest threshold, i.e. the most margin). Returns the config and the sweep table."""
+    table, best = [], None
+    for thr in thresholds:
+        cfg = replace(base, threshold=float(thr), release=float(min(base.release, thr)))
+        s = score_events(seqs, replay(recorder, seqs, cfg))
+        row = {"threshold": float(thr), **s.row()}
+        table.append(row)
+        if s.false_alarms_per_hour <= budget_per_hour + 1e-9:
+            if best is None or (s.recall, thr) >= (best[1], best[0]):
+                best = (float(thr), s.recall)
+    thr = best[0] if best else float(thresholds[-1])
+    return replace(base, threshold=thr, release=float(min(base.release, thr))), table
+
+
+def write_sidecar(path: Path, cfg: FallConfig, extra: dict[str, Any]) -> None:
+    from actionpose.data.atomic import write_text_atomic
+
+    d = asdict(cfg)
+    write_text_atomic(path, json.dumps({"detector": d, **extra}, indent=2) + "\n")
+
+
+# --- the cross-validation + shipping driver ----------------------------------------------------
+def window_metrics(probs: np.ndarray, labels: np.ndarray, thr: float) -> dict[str, float]:
+    pred = probs >= thr
+    tp, fp, fn = int((pred & (labels == 1)).sum()), int((pred & (labels == 0)).sum()), int((~pred & (labels == 1)).sum())
+    p = tp / (tp + fp) if tp + fp else float("nan")
+    r = tp / (tp + fn) if tp + fn else float("nan")
+    return {"windows": int(len(labels)), "positives": int(labels.sum()), "precision": round(p, 4),
+            "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r > 0 else 0.0}
+
+
+def _train_cfg(name: str, out: Path, train_split: str, test_split: str, epochs: int, seed: int) -> dict[str, Any]:
+    from actionpose.training.config import make_config
+
+    return make_config({
+        "name": name, "seed": seed,
+        "data": {"train_split": train_split, "test_split": test_split, "val_fraction": 0.0},
+        "preprocess": {"clip_len": PrepConfig().frames, "num_clips": 1, "test_clips": 1, "stream": "joint",
+                       "norm": "none", "max_persons": 1, "with_score": True},
+        "augment": {"rotate": 0.05, "scale": 0.1, "flip": 0.5, "joint_drop": 0.05},
+        "model": {"name": "stgcn_small", "base_channels": 16, "num_stages": 4, "inflate_stages": [3],
+                  "down_stages": [3], "dropout": 0.2},
+        "optim": {"lr": 0.05, "epochs": epochs, "batch_size": 32, "weight_decay": 5e-4},
+        "trainer": {"num_threads": 2, "progress_bar": False},
+        "mlflow": {"enabled": False},
+        "output": {"dir": str(out)},
+    })
+
+
+def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ticks: int = 2,
+           augment_copies: int = 1, folds: list[int] | None = None, budget_per_hour: float = 0.0,
+           seed: int = 0, final: bool = True) -> dict[str, Any]:
+    """Train one model per fold, stream every held-out sequence, calibrate, train the final model."""
+    import time
+
+    from actionpose.data.importers import convert
+    from actionpose.inference.fall import OnnxFallScorer
+    from actionpose.training.train import train
+
+    out.mkdir(parents=True, exist_ok=True)
+    seqs = sequences_from(convert("urfd_movenet", movenet)) + sequences_from(convert("urfd", alphapose))
+    ds = build_window_dataset(seqs, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed)
+    base = FallConfig()
+    pairs: list[tuple[RecordingScorer, list[Sequence]]] = []
+    win_probs, win_labels, fold_rows = [], [], []
+    for k in folds if folds is not None else range(NUM_FOLDS):
+        t0 = time.time()
+        res = train(_train_cfg(f"fall_cv{k}", out / f"cv{k}", f"cv{k}_train", f"fold{k}", epochs, seed), ds)
+        scorer = OnnxFallScorer(res.onnx_path, threads=2)
+        held = [s for s in seqs if s.fold == k]
+        rec = RecordingScorer(scorer)
+        stream_sequences(FallDetector(rec, base, layout="body13"), held)
+        pairs.append((rec, held))
+        anns = ds.subset(f"fold{k}")
+        kp = np.stack([a["keypoint"][0] for a in anns])
+        sc = np.stack([a["keypoint_score"][0] for a in anns])
+        win_probs.append(scorer(kp, sc))
+        win_labels.append(np.array([a["label"] for a in anns]))
+        fold_rows.append({"fold": k, "train_windows": len(ds.split[f"cv{k}_train"]), "test_windows": len(anns),
+                          "test_top1": res.metrics.get("test_top1"), "sec_per_epoch": res.metrics.get("sec_per_epoch"),
+                          "seconds": round(time.time() - t0, 1)})
+        print(json.dumps(fold_rows[-1]), flush=True)
+
+    def replay_all(cfg: FallConfig) -> tuple[list[Sequence], list[list[FallEvent]]]:
+        all_seqs, all_events = [], []
+        for rec, held in pairs:
+            all_seqs += held
+            all_events += replay(rec, held, cfg)
+        return all_seqs, all_events
+
+    thresholds = np.round(np.arange(0.30, 0.991, 0.01), 2)
+    sweep, best = [], None
+    for thr in thresholds:
+        cfg = replace(base, threshold=float(thr), release=float(min(base.release, thr)))
+        s_seqs, s_events = replay_all(cfg)
+        s = score_events(s_seqs, s_events)
+        sweep.append({"threshold": float(thr), **s.row()})
+        if s.false_alarms_per_hour <= budget_per_hour + 1e-9 and (best is None or s.recall >= best[1]):
+            best = (float(thr), s.recall)
+    chosen = replace(base, threshold=best[0] if best else float(thresholds[-1]))
+    chosen = replace(chosen, release=float(min(base.release, chosen.threshold)))
+    all_seqs, all_events = replay_all(chosen)
+    overall = score_events(all_seqs, all_events).row()
+    by_source = {}
+    for src in sorted({s.source for s in all_seqs}):
+        idx = [i for i, s in enumerate(all_seqs) if s.source == src]
+        by_source[src] = score_events([all_seqs[i] for i in idx], [all_events[i] for i in idx]).row()
+    wp, wl = np.concatenate(win_probs), np.concatenate(win_labels)
+    report = {"folds": fold_rows, "budget_false_alarms_per_hour": budget_per_hour, "threshold": chosen.threshold,
+              "events": overall, "events_by_source": by_source,
+              "windows": window_metrics(wp, wl, chosen.threshold), "windows_at_0.5": window_metrics(wp, wl, 0.5),
+              "sweep": sweep, "detector": asdict(chosen),
+              "data": {"sequences": len(seqs), "windows": len(ds), "stride_ticks": stride_ticks,
+                       "augment_copies": augment_copies, "epochs": epochs}}
+    (out / "cv_report.json").write_text(json.dumps(report, indent=1))
+    if final:
+        res = train(_train_cfg("fall_body13", out / "final", "train", "none", epochs, seed), ds)
+        report["final_onnx"] = str(res.onnx_path)
+        report["final_sec_per_epoch"] = res.metrics.get("sec_per_epoch")
+        (out / "cv_report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    shared = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+    p = argparse.ArgumentParser(description="cross-validate, calibrate and train the fall model")
+    p.add_argument("--movenet", type=Path, default=shared / "urfd_movenet13" / "urfd_movenet13_npy.tar.gz")
+    p.add_argument("--alphapose", type=Path, default=shared / "urfd_falls13")
+    p.add_argument("--out", type=Path, default=Path("runs/fall"))
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--augment-copies", type=int, default=1)
+    p.add_argument("--folds", type=int, nargs="*")
+    p.add_argument("--budget", type=float, default=0.0, help="false alarms per hour allowed on CV non-fall time")
+    p.add_argument("--no-final", action="store_true")
+    a = p.parse_args(argv)
+    rep = run_cv(a.movenet, a.alphapose, a.out, a.epochs, a.stride, a.augment_copies, a.folds, a.budget,
+                 final=not a.no_final)
+    print(json.dumps({k: rep[k] for k in ("threshold", "events", "events_by_source", "windows")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""LightningDataModule over the canonical pickle: train / validation slice / test.
+
+The validation slice is carved from the training split (stratified by label, fixed seed), so
+model selection never looks at the test split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from actionpose.data.format import SkeletonDataset, load_dataset
+from actionpose.data.transforms import AugmentConfig, PreprocessConfig, prepare
+from actionpose.errors import ActionposeError
+from actionpose.skeleton import can_map, get_layout, map_keypoints
+
+
+@dataclass
+class Sample:
+    name: str
+    keypoint: np.ndarray          # [M, T, V, C], already in the model's layout
+    score: np.ndarray | None      # [M, T, V]
+    label: int
+
+
+def samples_for(ds: SkeletonDataset, split: str, layout: str | None = None) -> list[Sample]:
+    """The split's samples, mapped into ``layout`` (refused with both names if impossible)."""
+    target = layout or ds.layout
+    if target != ds.layout and not can_map(ds.layout, target):
+        raise ActionposeError(f"dataset layout {ds.layout!r} does not match model layout {target!r} "
+                              f"and cannot be mapped to it by joint names")
+    out = []
+    for a in ds.subset(split):
+        kp, sc = a["keypoint"], a.get("keypoint_score")
+        if target != ds.layout:
+            kp = map_keypoints(kp, ds.layout, target, axis=2)
+            sc = None if sc is None else map_keypoints(sc, ds.layout, target, axis=2)
+        out.append(Sample(a["frame_dir"], kp, sc, int(a["label"])))
+    return out
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): ``fraction`` of every class (at least one when the class has >= 2)."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(len(idx) * fraction))
+        if fraction > 0 and len(idx) >= 2:
+            k = max(k, 1)
+        val.extend(idx[:k].tolist())
+    val_idx = np.array(sorted(val), dtype=np.int64)
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return train_idx, val_idx
+
+
+class ClipDataset(Dataset):
+    """Samples -> ``(clips [num_clips, M, L, V, C'], label)``; random sampling/augmentation when training."""
+
+    def __init__(self, samples: list[Sample], cfg: PreprocessConfig, aug: AugmentConfig | None = None,
+                 train: bool = False, seed: int = 0, repeat: int = 1):
+        self.samples, self.cfg, self.aug, self.train = samples, cfg, aug, train
+        self.seed, self.repeat = seed, repeat
+        self._rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.repeat
+
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:  # one stream per worker process
+            info = torch.utils.data.get_worker_info()
+            self._rng = np.random.default_rng([self.seed, info.id if info else 0, torch.initial_seed() % 2**31])
+        return self._rng
+
+    def __getitem__(self, i: int):
+        s = self.samples[i % len(self.samples)]
+        x = prepare(s.keypoint, s.score, self.cfg, self.aug, self.rng() if self.train else None)
+        return torch.from_numpy(x), s.label
+
+
+class SkeletonDataModule(pl.LightningDataModule):
+    """Reads the canonical pickle named in ``config['data']['path']`` (or a given dataset)."""
+
+    def __init__(self, config: dict[str, Any], dataset: SkeletonDataset | None = None):
+        super().__init__()
+        self.config = config
+        d = config["data"]
+        if dataset is None:
+            if not d["path"]:
+                raise ActionposeError("config key 'data.path' is required (a pickle from `actionpose datasets convert`)")
+            dataset = load_dataset(d["path"])
+        self.dataset = dataset
+        self.layout = d["layout"] or dataset.layout
+        get_layout(self.layout)
+        self.classes = list(dataset.classes)
+        train_all = samples_for(dataset, d["train_split"], self.layout)
+        labels = np.array([s.label for s in train_all])
+        tr, va = stratified_split(labels, float(d["val_fraction"]), int(config["seed"]))
+        self.train_samples = [train_all[i] for i in tr]
+        self.val_samples = [train_all[i] for i in va]
+        self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
+                             if d["test_split"] in dataset.split else [])
+        coords = {int(s.keypoint.shape[-1]) for s in train_all}
+        if len(coords) != 1:
+            raise ActionposeError(f"{d['path']}: mixed 2D/3D samples in split {d['train_split']!r}")
+        self.coords = coords.pop()
+        p = config["preprocess"]
+        common = dict(layout=self.layout, clip_len=p["clip_len"], stream=p["stream"], norm=p["norm"],
+                      max_persons=p["max_persons"], with_score=p["with_score"])
+        self.train_cfg = PreprocessConfig(num_clips=p["num_clips"], **common)
+        self.test_cfg = PreprocessConfig(num_clips=p["test_clips"], **common)
+        self.aug = AugmentConfig(**config["augment"])
+        self.in_channels = self.train_cfg.in_channels(self.coords)
+
+    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
+        o, d = self.config["optim"], self.config["data"]
+        return DataLoader(ds, batch_size=o["batch_size"], shuffle=shuffle, num_workers=d["num_workers"],
+                          drop_last=shuffle and len(ds) > o["batch_size"], persistent_workers=d["num_workers"] > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(ClipDataset(self.train_samples, self.train_cfg, self.aug, train=True,
+                                        seed=int(self.config["seed"]), repeat=int(self.config["data"]["repeat"])),
+                            shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(ClipDataset(self.val_samples or self.train_samples, self.test_cfg), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.test_samples:
+            raise ActionposeError(f"split {self.config['data']['test_split']!r} not found in the dataset")
+        return self._loader(ClipDataset(self.test_samples, self.test_cfg), shuffle=False)

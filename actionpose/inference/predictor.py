@@ -1,0 +1,200 @@
+"""ONNX Runtime action predictor: the one inference path every feature (tagging, falls) uses.
+
+The exported ONNX file carries everything needed to reproduce training's preprocessing in its
+metadata (``actionpose`` key, JSON: layout, classes, clip_len, num_clips, stream, norm,
+max_persons, with_score), so a predictor is built from the file alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from actionpose.data.transforms import PreprocessConfig, preprocess
+from actionpose.errors import ActionposeError, where
+
+META_KEY = "actionpose"
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+# Friendly names -> shipped files (actionpose/assets/models/<file>.onnx).
+MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
+                 "nwucla": "nwucla_joint", "nwucla_joint": "nwucla_joint",
+                 "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures"}
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A shipped model name (``penn``/``exercise``, ``nwucla``, ``gestures``) or a path -> existing path."""
+    s = str(name_or_path)
+    if s in MODEL_ALIASES:
+        path = ASSETS / f"{MODEL_ALIASES[s]}.onnx"
+        if not path.exists():
+            raise where(path, f"shipped model {s!r} is missing from this installation")
+        return path
+    path = Path(s)
+    if not path.exists():
+        raise ActionposeError(f"{s}: no such model file; shipped models: {', '.join(sorted(MODEL_ALIASES))}")
+    return path
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class ActionPredictor:
+    """``predict(keypoint [N, M, T, V, C], keypoint_score [N, M, T, V] | None) -> probs [N, K]``."""
+
+    def __init__(self, session: Any, meta: dict[str, Any], path: Path | None = None):
+        self.session = session
+        self.meta = meta
+        self.path = path
+        self.classes: list[str] = list(meta["classes"])
+        self.config = PreprocessConfig(layout=meta["layout"], clip_len=int(meta["clip_len"]),
+                                       num_clips=int(meta.get("num_clips", 1)), stream=meta.get("stream", "joint"),
+                                       norm=meta.get("norm", "sequence"), max_persons=int(meta.get("max_persons", 2)),
+                                       with_score=bool(meta.get("with_score", False)))
+        self.coords = int(meta.get("coords", 3))
+        self.input_name = session.get_inputs()[0].name
+
+    # metadata shortcuts (stable attribute names other modules rely on)
+    layout = property(lambda self: self.config.layout)
+    clip_len = property(lambda self: self.config.clip_len)
+    stream = property(lambda self: self.config.stream)
+    num_classes = property(lambda self: len(self.classes))
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike, threads: int | None = None) -> "ActionPredictor":
+        import onnxruntime as ort
+
+        path = resolve_model(path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+            raise where(path, f"not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
+        raw = sess.get_modelmeta().custom_metadata_map.get(META_KEY)
+        if raw is None:
+            raise where(path, f"ONNX file has no {META_KEY!r} metadata; export it with `actionpose export`")
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError:
+            raise where(path, f"{META_KEY!r} metadata is not valid JSON") from None
+        return cls(sess, meta, path)
+
+    def logits(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None) -> np.ndarray:
+        """Raw per-clip logits ``[N, num_clips, K]``."""
+        keypoint = np.asarray(keypoint, dtype=np.float32)
+        if keypoint.ndim != 5:
+            raise ActionposeError(f"keypoint must be [N, M, T, V, C], got shape {keypoint.shape}")
+        if keypoint.shape[-1] != self.coords:
+            raise ActionposeError(f"keypoint has {keypoint.shape[-1]} coordinates per joint but model "
+                                  f"{self.path or ''} expects {self.coords}")
+        x = preprocess(keypoint, keypoint_score, self.config)  # [N, nc, M, L, V, C]
+        n, nc = x.shape[:2]
+        out = self.session.run(None, {self.input_name: x.reshape((n * nc,) + x.shape[2:])})[0]
+        return out.reshape(n, nc, -1)
+
+    def predict(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities ``[N, K]`` (softmax averaged over the test clips)."""
+        if np.asarray(keypoint).shape[0] == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        return _softmax(self.logits(keypoint, keypoint_score)).mean(axis=1).astype(np.float32)
+
+    def run_clips(self, clips: np.ndarray) -> np.ndarray:
+        """Preprocessed clips ``[B, M, L, V, C']`` -> logits ``[B, K]``."""
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(clips, dtype=np.float32)})[0]
+
+    def predict_sequences(self, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                          batch_size: int = 64) -> np.ndarray:
+        """Probabilities ``[N, K]`` for sequences of different lengths: ``[(keypoint [M, T, V, C], score), ...]``."""
+        return predict_sequences(self, sequences, batch_size)
+
+
+class EnsemblePredictor:
+    """Average of several predictors' probabilities (PYSKL's multi-stream ensemble), optional weights."""
+
+    def __init__(self, predictors: Sequence[ActionPredictor], weights: Sequence[float] | None = None):
+        if not predictors:
+            raise ActionposeError("ensemble: no models given")
+        first = predictors[0]
+        for p in predictors[1:]:
+            if p.classes != first.classes:
+                raise ActionposeError(f"ensemble: {p.path} has different classes than {first.path}")
+            if p.layout != first.layout:
+                raise ActionposeError(f"ensemble: {p.path} has layout {p.layout}, {first.path} has {first.layout}")
+        self.predictors = list(predictors)
+        w = np.ones(len(predictors)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(predictors),) or (w < 0).any() or w.sum() <= 0:
+            raise ActionposeError("ensemble: weights must be one non-negative number per model")
+        self.weights = w / w.sum()
+        self.classes, self.config = first.classes, first.config
+        self.coords = first.coords
+
+    layout = property(lambda self: self.config.layout)
+    clip_len = property(lambda self: self.config.clip_len)
+    stream = property(lambda self: "+".join(p.stream for p in self.predictors))
+    num_classes = property(lambda self: len(self.classes))
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None,
+                   threads: int | None = None) -> "EnsemblePredictor":
+        return cls([ActionPredictor.from_path(p, threads=threads) for p in paths], weights)
+
+    def predict(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None) -> np.ndarray:
+        probs = [w * p.predict(keypoint, keypoint_score) for p, w in zip(self.predictors, self.weights)]
+        return np.sum(probs, axis=0).astype(np.float32)
+
+    def predict_sequences(self, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                          batch_size: int = 64) -> np.ndarray:
+        probs = [w * p.predict_sequences(sequences, batch_size) for p, w in zip(self.predictors, self.weights)]
+        return np.sum(probs, axis=0).astype(np.float32)
+
+
+def predict_sequences(predictor: Any, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                      batch_size: int = 64) -> np.ndarray:
+    """Shared by the ONNX and the PyTorch predictor: per-sequence preprocessing, batched inference.
+
+    ``predictor`` needs ``config``, ``coords``, ``num_classes`` and ``run_clips(clips) -> logits``.
+    """
+    from actionpose.data.transforms import prepare
+
+    out = np.zeros((len(sequences), predictor.num_classes), np.float32)
+    for start in range(0, len(sequences), batch_size):
+        chunk = sequences[start:start + batch_size]
+        clips = []
+        for kp, sc in chunk:
+            kp = np.asarray(kp, dtype=np.float32)
+            if kp.ndim != 4 or kp.shape[-1] != predictor.coords:
+                raise ActionposeError(f"sequence keypoint shape {kp.shape}: expected [M, T, V, {predictor.coords}]")
+            clips.append(prepare(kp, sc, predictor.config))
+        x = np.stack(clips)  # [B, nc, M, L, V, C]
+        b, nc = x.shape[:2]
+        logits = np.asarray(predictor.run_clips(x.reshape((b * nc,) + x.shape[2:])))
+        out[start:start + b] = _softmax(logits.reshape(b, nc, -1)).mean(axis=1)
+    return out
+
+
+def load_predictor(path: str | os.PathLike, threads: int | None = None) -> ActionPredictor | EnsemblePredictor:
+    """An ``.onnx`` file / shipped name, or an ensemble YAML ``{models: [paths], weights: [...]}``."""
+    p = str(path)
+    if p.endswith((".yaml", ".yml")):
+        import yaml
+
+        fp = Path(p)
+        if not fp.exists():
+            raise where(fp, "no such ensemble file")
+        try:
+            cfg = yaml.safe_load(fp.read_text())
+        except yaml.YAMLError as e:
+            raise where(fp, f"invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list) or not cfg["models"]:
+            raise where(fp, "ensemble file needs a non-empty 'models' list of .onnx paths")
+        members = [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(fp.parent / m) for m in cfg["models"]]
+        return EnsemblePredictor.from_paths(members, cfg.get("weights"), threads=threads)
+    return ActionPredictor.from_path(p, threads=threads)

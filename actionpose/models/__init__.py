@@ -1,0 +1,63 @@
+"""Model registry: ``build_model(name, layout, num_classes, in_channels, **cfg)``.
+
+Each entry is a preset of :class:`~actionpose.models.stgcn.STGCN` keyword arguments; ``cfg``
+overrides any of them (``base_channels``, ``num_stages``, ``inflate_stages``, ``down_stages``,
+``ch_ratio``, ``tcn_dropout``, ``dropout``). ``*_small`` variants are for fast CPU inference.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from actionpose.errors import ActionposeError
+from actionpose.models.stgcn import GCNHead, SkeletonGCN, STGCN
+from actionpose.skeleton import Layout, get_layout
+
+_STGCN = dict(gcn_adaptive="importance", gcn_with_res=False, tcn_type="unit_tcn")
+_STGCNPP = dict(gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn")
+_SMALL = dict(base_channels=32, num_stages=6, inflate_stages=(3, 5), down_stages=(3, 5))
+
+MODELS: dict[str, dict[str, Any]] = {
+    "stgcn": dict(_STGCN),
+    "stgcnpp": dict(_STGCNPP),
+    "stgcn_small": dict(_STGCN, **_SMALL),
+    "stgcnpp_small": dict(_STGCNPP, **_SMALL),
+}
+
+# Keys a config may set for any model (besides the presets' own).
+MODEL_KEYS = ("base_channels", "num_stages", "inflate_stages", "down_stages", "ch_ratio", "tcn_dropout",
+              "dropout", "gcn_adaptive", "gcn_with_res", "tcn_type")
+
+
+def register_model(name: str, **preset: Any) -> None:
+    """Add a named preset (e.g. a wider ST-GCN++ for GPU training)."""
+    if name in MODELS:
+        raise ActionposeError(f"model {name!r} is already registered")
+    MODELS[name] = dict(preset)
+
+
+def list_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def build_model(name: str, layout: str | Layout, num_classes: int, in_channels: int = 3,
+                **cfg: Any) -> SkeletonGCN:
+    """Build a recognizer for ``layout`` taking ``[N, M, T, V, in_channels]`` -> logits ``[N, num_classes]``."""
+    if name not in MODELS:
+        raise ActionposeError(f"model.name: unknown model {name!r}; allowed values: {', '.join(list_models())}")
+    unknown = sorted(set(cfg) - set(MODEL_KEYS))
+    if unknown:
+        raise ActionposeError(f"model.{unknown[0]}: unknown model option; allowed: {', '.join(MODEL_KEYS)}")
+    lay = get_layout(layout)
+    kwargs = {**MODELS[name], **cfg}
+    dropout = float(kwargs.pop("dropout", 0.0))
+    for key in ("inflate_stages", "down_stages"):
+        if key in kwargs:
+            kwargs[key] = tuple(int(i) for i in kwargs[key])
+    A = torch.tensor(lay.adjacency("spatial"), dtype=torch.float32)
+    try:
+        backbone = STGCN(A, in_channels=int(in_channels), **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ActionposeError(f"model {name}: invalid option ({e})") from None
+    return SkeletonGCN(backbone, GCNHead(backbone.out_channels, int(num_classes), dropout=dropout))

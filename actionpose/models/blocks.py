@@ -1,0 +1,139 @@
+"""ST-GCN building blocks: graph convolution over joints, temporal convolution over frames.
+
+Module and parameter names follow PYSKL (``pyskl/models/gcns/utils``) so a PYSKL state dict loads
+into these modules unchanged — the benchmark uses that to check identical outputs for identical
+weights. The graph product is a dense batched einsum with the layout's ``[K, V, V]`` adjacency:
+with at most a few dozen joints that is one small matmul, far faster than per-edge message passing.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class UnitGCN(nn.Module):
+    """Spatial graph convolution: 1x1 conv to ``K`` subsets, then aggregate with ``A[k]``.
+
+    ``adaptive``: ``None`` (fixed A), ``"init"`` (A is a learnable parameter initialised from the
+    layout, ST-GCN++), ``"importance"`` (learnable edge weights multiplying A, original ST-GCN),
+    ``"offset"`` (learnable additive offset).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, adaptive: str | None = "importance",
+                 with_res: bool = False):
+        super().__init__()
+        if adaptive not in (None, "init", "offset", "importance"):
+            raise ValueError(f"adaptive={adaptive!r}")
+        self.num_subsets = A.size(0)
+        self.adaptive = adaptive
+        self.with_res = with_res
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU()
+        if adaptive == "init":
+            self.A = nn.Parameter(A.clone())
+        else:
+            self.register_buffer("A", A.clone())
+        if adaptive in ("offset", "importance"):
+            self.PA = nn.Parameter(A.clone())
+            if adaptive == "offset":
+                nn.init.uniform_(self.PA, -1e-6, 1e-6)
+            else:
+                nn.init.constant_(self.PA, 1)
+        self.conv = nn.Conv2d(in_channels, out_channels * A.size(0), 1)
+        if with_res:
+            self.down = (nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+                         if in_channels != out_channels else nn.Identity())
+
+    def graph(self) -> torch.Tensor:
+        if self.adaptive == "offset":
+            return self.A + self.PA
+        if self.adaptive == "importance":
+            return self.A * self.PA
+        return self.A
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, t, v = x.shape
+        res = self.down(x) if self.with_res else 0
+        y = self.conv(x).view(n, self.num_subsets, -1, t, v)
+        y = torch.einsum("nkctv,kvw->nctw", y, self.graph()).contiguous()
+        return self.act(self.bn(y) + res)
+
+
+class UnitTCN(nn.Module):
+    """Temporal convolution ``(k x 1)`` + BN (original ST-GCN)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 9, stride: int = 1,
+                 dilation: int = 1, norm: bool = True, dropout: float = 0.0):
+        super().__init__()
+        pad = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=(kernel_size, 1), padding=(pad, 0),
+                              stride=(stride, 1), dilation=(dilation, 1))
+        self.bn = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.bn(self.conv(x)))
+
+
+MS_CFG = ((3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1")
+
+
+class MSTCN(nn.Module):
+    """Multi-branch temporal convolution of ST-GCN++: dilations 1-4, a max-pool and a 1x1 branch."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dropout: float = 0.0,
+                 ms_cfg=MS_CFG):
+        super().__init__()
+        nb = len(ms_cfg)
+        mid = out_channels // nb
+        rem = out_channels - mid * (nb - 1)
+        self.act = nn.ReLU()
+        branches = []
+        for i, cfg in enumerate(ms_cfg):
+            bc = rem if i == 0 else mid
+            if cfg == "1x1":
+                branches.append(nn.Conv2d(in_channels, bc, kernel_size=1, stride=(stride, 1)))
+            elif cfg[0] == "max":
+                branches.append(nn.Sequential(
+                    nn.Conv2d(in_channels, bc, kernel_size=1), nn.BatchNorm2d(bc), self.act,
+                    nn.MaxPool2d(kernel_size=(cfg[1], 1), stride=(stride, 1), padding=(1, 0))))
+            else:
+                branches.append(nn.Sequential(
+                    nn.Conv2d(in_channels, bc, kernel_size=1), nn.BatchNorm2d(bc), self.act,
+                    UnitTCN(bc, bc, kernel_size=cfg[0], stride=stride, dilation=cfg[1], norm=False)))
+        self.branches = nn.ModuleList(branches)
+        tin = mid * (nb - 1) + rem
+        self.transform = nn.Sequential(nn.BatchNorm2d(tin), self.act, nn.Conv2d(tin, out_channels, kernel_size=1))
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = torch.cat([b(x) for b in self.branches], dim=1)
+        return self.drop(self.bn(self.transform(feat)))
+
+
+class STGCNBlock(nn.Module):
+    """GCN -> TCN with a residual connection (PYSKL ``STGCNBlock``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, stride: int = 1,
+                 residual: bool = True, gcn_adaptive: str | None = "importance", gcn_with_res: bool = False,
+                 tcn_type: str = "unit_tcn", tcn_dropout: float = 0.0):
+        super().__init__()
+        self.gcn = UnitGCN(in_channels, out_channels, A, adaptive=gcn_adaptive, with_res=gcn_with_res)
+        if tcn_type == "unit_tcn":
+            self.tcn = UnitTCN(out_channels, out_channels, 9, stride=stride, dropout=tcn_dropout)
+        elif tcn_type == "mstcn":
+            self.tcn = MSTCN(out_channels, out_channels, stride=stride, dropout=tcn_dropout)
+        else:
+            raise ValueError(f"tcn_type={tcn_type!r}")
+        self.relu = nn.ReLU()
+        self.residual_mode = "none" if not residual else (
+            "identity" if in_channels == out_channels and stride == 1 else "conv")
+        if self.residual_mode == "conv":
+            self.residual = UnitTCN(in_channels, out_channels, kernel_size=1, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.residual_mode == "none":
+            return self.relu(self.tcn(self.gcn(x)))
+        res = x if self.residual_mode == "identity" else self.residual(x)
+        return self.relu(self.tcn(self.gcn(x)) + res)

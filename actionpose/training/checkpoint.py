@@ -1,0 +1,34 @@
+"""Load a training checkpoint back into a plain model plus its metadata, with clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from actionpose.errors import where
+from actionpose.models import build_model
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """Returns ``(model in eval mode, meta, config)`` from a Lightning ``.ckpt`` written by ``train``."""
+    path = Path(path)
+    if not path.exists():
+        raise where(path, "no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated/corrupt/non-torch files
+        raise where(path, f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or "meta" not in hp or "config" not in hp or "state_dict" not in ckpt:
+        raise where(path, "not an actionpose checkpoint (no hyper_parameters.meta/config or state_dict)")
+    meta, config = hp["meta"], hp["config"]
+    m = dict(config["model"])
+    model = build_model(m.pop("name"), meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise where(path, f"weights do not fit the model in its config ({str(e).splitlines()[0][:160]})") from None
+    return model.eval(), meta, config

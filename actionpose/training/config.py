@@ -1,0 +1,153 @@
+"""Training configuration: nested defaults, YAML files and ``key=value`` overrides.
+
+Every key has a default here, so an unknown key (a typo) is an error naming the key and the
+allowed ones instead of being silently ignored. Defaults are PYSKL's recipe (SGD 0.1, momentum
+0.9, Nesterov, weight decay 5e-4, cosine schedule).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actionpose.errors import ActionposeError, where
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,                      # run name; defaults to the config file's stem
+    "seed": 0,
+    "data": {
+        "path": None,                  # canonical pickle (actionpose datasets convert ...)
+        "train_split": "train",
+        "test_split": "test",
+        "val_fraction": 0.1,           # validation slice carved from train (stratified); model selection only
+        "layout": None,                # map the dataset into this layout first (e.g. body13); None = as is
+        "repeat": 1,                   # repeat the training set per epoch (CTR-GCN uses 5 on NW-UCLA)
+        "num_workers": 0,
+    },
+    "preprocess": {
+        "clip_len": 64,
+        "num_clips": 1,                # clips per sample at training time
+        "test_clips": 5,               # clips averaged at validation/test/inference time
+        "stream": "joint",
+        "norm": "sequence",
+        "max_persons": 1,
+        "with_score": False,
+    },
+    "augment": {"rotate": 0.0, "scale": 0.0, "shear": 0.0, "flip": 0.0, "joint_drop": 0.0, "person_drop": 0.0},
+    "model": {"name": "stgcnpp_small"},  # plus any of actionpose.models.MODEL_KEYS
+    "optim": {
+        "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "epochs": 16, "batch_size": 32,
+        "warmup_epochs": 0, "label_smoothing": 0.0, "min_lr": 0.0,
+    },
+    "trainer": {
+        "accelerator": "auto", "devices": "auto", "strategy": "auto", "precision": None,  # None: 16-mixed on GPU
+        "num_threads": 2, "max_steps": -1, "limit_train_batches": None, "limit_val_batches": None,
+        "progress_bar": True, "resume": None, "export_onnx": True,
+    },
+    "mlflow": {"enabled": True, "tracking_uri": None, "experiment": "actionpose", "register": True,
+               "registered_name": None},
+    "output": {"dir": None},           # default runs/<name>
+}
+
+_FREE_SECTIONS = {"model"}  # checked by build_model against MODEL_KEYS
+
+
+def _merge(base: dict, new: dict, prefix: str = "") -> dict:
+    for key, value in new.items():
+        full = f"{prefix}{key}"
+        if key not in base and prefix.rstrip(".") not in _FREE_SECTIONS:
+            allowed = ", ".join(sorted(base))
+            raise ActionposeError(f"config key {full!r} is unknown; allowed keys{' in ' + prefix.rstrip('.') if prefix else ''}: "
+                                  f"{allowed}")
+        if isinstance(base.get(key), dict):
+            if not isinstance(value, dict):
+                raise ActionposeError(f"config key {full!r} must be a mapping, got {value!r}")
+            _merge(base[key], value, f"{full}.")
+        else:
+            base[key] = value
+    return base
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ActionposeError(f"override {item!r}: expected key=value, e.g. optim.lr=0.05")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def make_config(config: dict | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Defaults <- ``config`` <- overrides, validated."""
+    cfg = copy.deepcopy(DEFAULTS)
+    _merge(cfg, copy.deepcopy(config or {}))
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        nested: Any = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        _merge(cfg, nested)
+    validate_config(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise where(path, "no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise where(path, f"invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise where(path, "config must be a mapping")
+    try:
+        cfg = make_config(raw, overrides)
+    except ActionposeError as e:
+        raise where(path, str(e)) from None
+    if not cfg["name"]:
+        cfg["name"] = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}_{path.stem}"
+    return cfg
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ActionposeError(f"config key {key!r}: {msg}")
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    from actionpose.data.transforms import NORMS, STREAMS
+    from actionpose.models import list_models
+
+    p, o, d = cfg["preprocess"], cfg["optim"], cfg["data"]
+    _check(p["stream"] in STREAMS, "preprocess.stream", f"{p['stream']!r}; allowed values: {', '.join(STREAMS)}")
+    _check(p["norm"] in NORMS, "preprocess.norm", f"{p['norm']!r}; allowed values: {', '.join(NORMS)}")
+    _check(cfg["model"].get("name") in list_models(), "model.name",
+           f"{cfg['model'].get('name')!r}; allowed values: {', '.join(list_models())}")
+    for key in ("clip_len", "num_clips", "test_clips", "max_persons"):
+        _check(isinstance(p[key], int) and p[key] >= 1, f"preprocess.{key}", f"must be an integer >= 1, got {p[key]!r}")
+    for key in ("epochs", "batch_size"):
+        _check(isinstance(o[key], int) and o[key] >= 1, f"optim.{key}", f"must be an integer >= 1, got {o[key]!r}")
+    for key in ("lr", "momentum", "weight_decay", "label_smoothing", "min_lr", "warmup_epochs"):
+        _check(isinstance(o[key], (int, float)) and not isinstance(o[key], bool) and o[key] >= 0,
+               f"optim.{key}", f"must be a number >= 0, got {o[key]!r}")
+    _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
+           f"must be in [0, 1), got {d['val_fraction']!r}")
+    _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
+    for key, value in cfg["augment"].items():
+        _check(isinstance(value, (int, float)) and value >= 0, f"augment.{key}", f"must be a number >= 0, got {value!r}")
+
+
+def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}`` (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

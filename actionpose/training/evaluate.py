@@ -1,0 +1,129 @@
+"""``actionpose eval``: top-1/top-5/mean class accuracy, per-class accuracy and a confusion-matrix PNG.
+
+The model may be a training checkpoint (run in PyTorch), an exported ``.onnx`` / shipped name
+(run in onnxruntime) or an ensemble YAML; all share the same preprocessing code.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from actionpose.data.atomic import atomic_path
+from actionpose.data.datamodule import samples_for
+from actionpose.data.format import load_dataset
+from actionpose.data.transforms import PreprocessConfig
+from actionpose.errors import ActionposeError
+from actionpose.inference.predictor import load_predictor, predict_sequences
+
+
+class TorchPredictor:
+    """A checkpoint behind the predictor interface (``predict_sequences``), for eval before export."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from actionpose.training.checkpoint import load_checkpoint
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.model, self.meta, self.train_config = load_checkpoint(path)
+        self.path = Path(path)
+        self.classes = list(self.meta["classes"])
+        self.num_classes = len(self.classes)
+        self.coords = int(self.meta["coords"])
+        self.config = PreprocessConfig(layout=self.meta["layout"], clip_len=int(self.meta["clip_len"]),
+                                       num_clips=int(self.meta["num_clips"]), stream=self.meta["stream"],
+                                       norm=self.meta["norm"], max_persons=int(self.meta["max_persons"]),
+                                       with_score=bool(self.meta["with_score"]))
+        self.layout = self.config.layout
+
+    def run_clips(self, clips: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(torch.from_numpy(np.ascontiguousarray(clips))).numpy()
+
+    def predict_sequences(self, sequences, batch_size: int = 64) -> np.ndarray:
+        return predict_sequences(self, sequences, batch_size)
+
+
+def open_model(path: str | Path, threads: int | None = None):
+    p = str(path)
+    if p.endswith((".ckpt", ".pt", ".pth")):
+        return TorchPredictor(p, threads)
+    return load_predictor(p, threads)
+
+
+def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    pred = probs.argmax(1)
+    k = min(5, probs.shape[1])
+    topk = np.argsort(-probs, axis=1)[:, :k]
+    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(conf, (labels, pred), 1)
+    support = conf.sum(1)
+    per_class = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
+    return {"top1": float((pred == labels).mean()), "top5": float((topk == labels[:, None]).any(1).mean()),
+            "mean_class_acc": float(np.nanmean(per_class)), "n": int(len(labels)),
+            "per_class": per_class, "confusion": conf}
+
+
+def plot_confusion(conf: np.ndarray, classes: list[str], out: str | Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    size = max(5.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if conf[i, j]:
+                    ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out
+
+
+def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test", out_dir: str | Path | None = None,
+             threads: int | None = None, model=None) -> dict[str, Any]:
+    """Evaluate on ``split``; writes ``<out_dir>/per_class.json`` and ``confusion.png`` when ``out_dir`` is set."""
+    model = model or open_model(model_path, threads)
+    ds = load_dataset(data_path)
+    if ds.classes != model.classes:
+        if len(ds.classes) != len(model.classes):
+            raise ActionposeError(f"{data_path}: dataset has {len(ds.classes)} classes but model {model_path} "
+                                  f"has {len(model.classes)}")
+    samples = samples_for(ds, split, model.layout)
+    coords = {int(s.keypoint.shape[-1]) for s in samples}
+    if coords != {model.coords}:
+        raise ActionposeError(f"{data_path}: samples have {sorted(coords)} coordinates, model {model_path} expects "
+                              f"{model.coords}")
+    probs = model.predict_sequences([(s.keypoint, s.score) for s in samples])
+    labels = np.array([s.label for s in samples])
+    res = metrics_from_probs(probs, labels, len(model.classes))
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        per_class = {c: (None if np.isnan(a) else round(float(a), 4)) for c, a in zip(model.classes, res["per_class"])}
+        with atomic_path(out_dir / "per_class.json") as tmp:
+            tmp.write_text(json.dumps({"per_class_acc": per_class, "confusion": res["confusion"].tolist(),
+                                       "classes": model.classes}, indent=1))
+        res["confusion_png"] = str(plot_confusion(res["confusion"], model.classes, out_dir / "confusion.png",
+                                                  f"{Path(str(model_path)).name} on {Path(data_path).name}:{split} "
+                                                  f"top1={res['top1']:.4f}"))
+        res["per_class_json"] = str(out_dir / "per_class.json")
+    return res

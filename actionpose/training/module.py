@@ -1,0 +1,83 @@
+"""A thin LightningModule around the plain recognizer: loss, optimiser, schedule, metrics."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from actionpose.errors import ActionposeError
+from actionpose.models import build_model
+
+
+def clip_mean_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[N, nc, M, L, V, C]`` -> probabilities ``[N, K]`` averaged over clips."""
+    n, nc = x.shape[:2]
+    logits = model(x.reshape((n * nc,) + x.shape[2:]))
+    return logits.softmax(-1).reshape(n, nc, -1).mean(1)
+
+
+class ActionModule(pl.LightningModule):
+    """``meta`` holds what export needs: layout, classes, coords, in_channels and the preprocessing."""
+
+    def __init__(self, config: dict[str, Any], meta: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters({"config": config, "meta": meta})
+        self.config, self.meta = config, meta
+        m = dict(config["model"])
+        self.model = build_model(m.pop("name"), meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config["optim"]["label_smoothing"]))
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        n, nc = x.shape[:2]
+        logits = self.model(x.reshape((n * nc,) + x.shape[2:]))
+        loss = self.loss_fn(logits, y.repeat_interleave(nc))
+        if not torch.isfinite(loss):
+            raise ActionposeError(f"training stopped: loss is {loss.item()} at epoch {self.current_epoch} step "
+                                  f"{self.global_step}; no checkpoint of this state is kept (try a lower optim.lr)")
+        acc = (logits.argmax(-1) == y.repeat_interleave(nc)).float().mean()
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train_top1", acc, on_step=False, on_epoch=True, batch_size=n)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        probs = clip_mean_probs(self.model, x)
+        self.log("val_loss", nn.functional.nll_loss(probs.clamp_min(1e-8).log(), y), on_epoch=True,
+                 batch_size=x.shape[0])
+        self._val.append((probs.detach().cpu().numpy(), y.cpu().numpy()))
+
+    def on_validation_epoch_end(self):
+        if not self._val:
+            return
+        probs = np.concatenate([p for p, _ in self._val])
+        labels = np.concatenate([y for _, y in self._val])
+        self._val.clear()
+        self.log("val_top1", float((probs.argmax(1) == labels).mean()), prog_bar=True)
+
+    def configure_optimizers(self):
+        o = self.config["optim"]
+        opt = torch.optim.SGD(self.parameters(), lr=o["lr"], momentum=o["momentum"], nesterov=bool(o["nesterov"]),
+                              weight_decay=o["weight_decay"])
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, int(self.trainer.max_epochs or o["epochs"]))
+        warm = int(total * float(o["warmup_epochs"]) / epochs)
+        floor = float(o["min_lr"]) / float(o["lr"]) if o["lr"] else 0.0
+
+        def factor(step: int) -> float:  # per-step cosine (PYSKL CosineAnnealing by_epoch=False)
+            if step < warm:
+                return (step + 1) / warm
+            t = min(1.0, (step - warm) / max(1, total - warm))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,26 @@
+"""MLflow pyfunc flavour: ``mlflow models serve`` runs the exported ONNX with onnxruntime.
+
+Input: a numpy array (or a DataFrame column of nested lists) ``[N, M, T, V, C]`` of raw keypoints
+in the model's layout; output: a DataFrame of class probabilities with one column per class.
+"""
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+
+
+class OnnxActionModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from actionpose.inference.predictor import ActionPredictor
+
+        self.predictor = ActionPredictor.from_path(context.artifacts["onnx"])
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        if isinstance(model_input, pd.DataFrame):
+            x = np.asarray(model_input.iloc[:, 0].tolist(), dtype=np.float32)
+        else:
+            x = np.asarray(model_input, dtype=np.float32)
+        probs = self.predictor.predict(x)
+        return pd.DataFrame(probs, columns=self.predictor.classes)

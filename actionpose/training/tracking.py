@@ -1,0 +1,92 @@
+"""MLflow tracking: local SQLite store by default, per-epoch metrics, artifacts, registered pyfunc model.
+
+``MLFLOW_TRACKING_URI`` (or ``mlflow.tracking_uri`` in the config) selects any MLflow server;
+otherwise runs go to ``sqlite:///<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+def tracking_uri(cfg_uri: str | None = None) -> str:
+    return cfg_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Keep a local SQLite store's artifacts beside the database (MLflow's default is ``./mlruns`` in cwd)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
+def start_run(cfg: dict[str, Any]):
+    """Create/find the experiment and start a run; returns ``(client, run_id)``."""
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    uri = tracking_uri(cfg["mlflow"]["tracking_uri"])
+    client = MlflowClient(tracking_uri=uri)
+    name = cfg["mlflow"]["experiment"]
+    exp = client.get_experiment_by_name(name)
+    exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=_artifact_root(uri))
+    run = client.create_run(exp_id, run_name=cfg.get("name"), tags={"actionpose.model": cfg["model"]["name"]})
+    return client, run.info.run_id
+
+
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 of the dataset file (first 16 hex digits): which data a run saw."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+class MlflowEpochLogger(pl.Callback):
+    """Logs every epoch's logged metrics (train and validation) to the run."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._log(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer)
+
+    def _log(self, trainer: pl.Trainer) -> None:
+        from mlflow.entities import Metric
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, trainer.current_epoch) for k, v in trainer.callback_metrics.items()
+                   if getattr(v, "numel", lambda: 1)() == 1]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+
+def log_pyfunc(client, run_id: str, onnx_path: Path, registered_name: str | None) -> str | None:
+    """Log an MLflow pyfunc model that runs the ONNX file with onnxruntime; register it if named."""
+    import mlflow
+    import mlflow.pyfunc
+
+    from actionpose.training.pyfunc import OnnxActionModel
+
+    mlflow.set_tracking_uri(client._tracking_client.tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(name="model", python_model=OnnxActionModel(),
+                                       artifacts={"onnx": str(onnx_path)},
+                                       pip_requirements=["actionpose", "onnxruntime", "numpy"])
+    if registered_name:
+        mv = mlflow.register_model(info.model_uri, registered_name)
+        return f"{mv.name}/{mv.version}"
+    return None

@@ -1,0 +1,169 @@
+"""``train(config) -> TrainResult``: the plain-Python training entry point (the CLI wraps it).
+
+Other features call it from code for their own datasets (falls, push-up form)::
+
+    from actionpose.training import train, make_config
+    res = train(make_config({"data": {"path": "falls.pkl"}, "optim": {"epochs": 10}}))
+    res.onnx_path, res.metrics["test_top1"]
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from actionpose.data.atomic import write_text_atomic
+from actionpose.data.datamodule import SkeletonDataModule
+from actionpose.data.format import SkeletonDataset
+from actionpose.errors import ActionposeError
+from actionpose.training.config import flatten, make_config, validate_config
+from actionpose.training.module import ActionModule
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    onnx_path: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    out_dir: Path | None = None
+
+
+class EpochTimer(pl.Callback):
+    """Seconds per training epoch (the docs report it for this CPU)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self._t = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
+    p = cfg["preprocess"]
+    return {"layout": dm.layout, "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
+            "clip_len": p["clip_len"], "num_clips": p["test_clips"], "stream": p["stream"], "norm": p["norm"],
+            "max_persons": p["max_persons"], "with_score": p["with_score"], "model": cfg["model"]["name"],
+            "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
+
+
+def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> TrainResult:
+    """Train, select the best epoch on the validation slice, test it once, export ONNX, log to MLflow."""
+    cfg = make_config(config) if "trainer" not in config else config
+    validate_config(cfg)
+    name = cfg["name"] or "run"
+    t = cfg["trainer"]
+    torch.set_num_threads(int(t["num_threads"]))
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+    dm = SkeletonDataModule(cfg, dataset)
+    meta = _meta(dm, cfg)
+    module = ActionModule(cfg, meta)
+    out_dir = Path(cfg["output"]["dir"] or Path("runs") / name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
+    client = run_id = None
+    callbacks: list[pl.Callback] = []
+    if cfg["mlflow"]["enabled"]:
+        from actionpose.training.tracking import MlflowEpochLogger, fingerprint, start_run
+
+        client, run_id = start_run(cfg)
+        params = {k: str(v)[:250] for k, v in flatten(cfg).items()}
+        if cfg["data"]["path"]:
+            params["data.fingerprint"] = fingerprint(cfg["data"]["path"])
+        params.update({"data.n_train": len(dm.train_samples), "data.n_val": len(dm.val_samples),
+                       "data.n_test": len(dm.test_samples), "model.params": sum(p.numel() for p in module.parameters())})
+        from mlflow.entities import Param
+
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        client.log_artifact(run_id, str(out_dir / "config.yaml"))
+        callbacks.append(MlflowEpochLogger(client, run_id))
+
+    has_val = bool(dm.val_samples)
+    ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best",
+                                           monitor="val_top1" if has_val else None, mode="max", save_top_k=1,
+                                           save_last=True)
+    timer = EpochTimer()
+    callbacks += [ckpt_cb, timer]
+    gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu", "cuda")
+    precision = t["precision"] or ("16-mixed" if gpu else "32-true")
+    trainer = pl.Trainer(max_epochs=cfg["optim"]["epochs"], max_steps=t["max_steps"], accelerator=t["accelerator"],
+                         devices=t["devices"], strategy=t["strategy"], precision=precision, callbacks=callbacks,
+                         logger=False, enable_progress_bar=bool(t["progress_bar"]), enable_model_summary=False,
+                         limit_train_batches=t["limit_train_batches"], limit_val_batches=t["limit_val_batches"],
+                         num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False)
+    status = "FAILED"
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])
+        status = "FINISHED"
+    finally:
+        if client is not None and status != "FINISHED":
+            client.set_terminated(run_id, "FAILED")
+
+    best = Path(ckpt_cb.best_model_path or ckpt_cb.last_model_path)
+    if not best.exists():
+        raise ActionposeError(f"training produced no checkpoint in {out_dir / 'checkpoints'}")
+    metrics: dict[str, Any] = {"epochs": trainer.current_epoch,
+                               "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
+    if has_val and ckpt_cb.best_model_score is not None:
+        metrics["best_val_top1"] = float(ckpt_cb.best_model_score)
+
+    from actionpose.training.checkpoint import load_checkpoint
+    from actionpose.training.evaluate import TorchPredictor, evaluate, metrics_from_probs, plot_confusion
+
+    onnx_path = None
+    if t["export_onnx"]:
+        from actionpose.training.export import export_onnx
+
+        model, meta_ck, _ = load_checkpoint(best)
+        onnx_path = out_dir / f"{name}.onnx"
+        metrics["onnx_max_abs_diff"] = export_onnx(model, meta_ck, onnx_path)["max_abs_diff"]
+
+    if dm.test_samples:  # reported once for the selected model, never used for selection
+        tp = TorchPredictor(best)
+        probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples])
+        import numpy as np
+
+        res = metrics_from_probs(probs, np.array([s.label for s in dm.test_samples]), len(dm.classes))
+        metrics.update({f"test_{k}": res[k] for k in ("top1", "top5", "mean_class_acc", "n")})
+        plot_confusion(res["confusion"], dm.classes, out_dir / "confusion.png",
+                       f"{name}: test top1={res['top1']:.4f}")
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
+
+    if client is not None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()
+                                          if isinstance(v, (int, float))])
+        for f in (out_dir / "metrics.json", out_dir / "confusion.png"):
+            if f.exists():
+                client.log_artifact(run_id, str(f))
+        client.log_artifact(run_id, str(best), artifact_path="checkpoints")
+        if onnx_path is not None:
+            client.log_artifact(run_id, str(onnx_path), artifact_path="onnx")
+            if cfg["mlflow"]["register"]:
+                from actionpose.training.tracking import log_pyfunc
+
+                version = log_pyfunc(client, run_id, onnx_path, cfg["mlflow"]["registered_name"] or name)
+                if version:
+                    client.set_tag(run_id, "actionpose.registered_model", version)
+        client.set_terminated(run_id, "FINISHED")
+    return TrainResult(checkpoint=best, onnx_path=onnx_path, metrics=metrics, run_id=run_id, out_dir=out_dir)

@@ -37,6 +37,7 @@ def convert(fmt: str, src: str | Path, out: str | Path | None = None, **options:
 
 # Register the built-in importers (import for side effects).
 from actionpose.data.importers import coco, csv_table, ntu, nwucla, penn, pyskl, utd  # noqa: E402,F401
+from actionpose.data.importers import pushup  # noqa: E402,F401
 from actionpose.data.importers import md4fd, urfd  # noqa: E402,F401
 
 __all__ = ["IMPORTERS", "convert", "register_importer"]

@@ -1,0 +1,57 @@
+"""``actionpose extract``: videos -> canonical skeleton pickle (thin: parse, call the library, print)."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="detect, estimate and track 2D poses in videos; write a skeleton pickle")
+    p.add_argument("source", help="video file, folder of videos, stream URL (rtsp://, http://) or webcam index")
+    p.add_argument("-o", "--out", required=True, help="output pickle (canonical PYSKL format)")
+    p.add_argument("--frontend", default="default", help="frontend name (see --list-frontends); default: "
+                   "rtmdet-nano+movenet, vendored, offline")
+    p.add_argument("--render", help="also write an overlay video with skeletons and track IDs")
+    p.add_argument("--max-persons", type=int, help="keep at most N persons (tracks) per video")
+    p.add_argument("--fps", type=float, help="resample to this frame rate")
+    p.add_argument("--layout", help="map keypoints into this layout (e.g. body13); default: the model's own")
+    p.add_argument("--det-every", type=int, default=1, help="run the detector every N frames (boxes from "
+                   "keypoints in between; faster)")
+    p.add_argument("--det-size", type=int, help="detector input size (RTMDet only; default 320)")
+    p.add_argument("--pose-model", help="offline: ONNX file for the frontend's pose model")
+    p.add_argument("--det-model", help="offline: ONNX file for the frontend's detector")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames per source (streams, webcams)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    l = sub.add_parser("frontends", help="list the pose frontends and their models")
+    l.set_defaults(func=list_frontends)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionpose.errors import ActionposeError
+    from actionpose.pose import extract
+
+    if args.max_persons is not None and args.max_persons < 1:
+        raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
+    ds = extract(args.source, args.out, frontend=args.frontend, fps=args.fps, max_persons=args.max_persons,
+                 render=args.render, progress=not args.quiet, layout=args.layout, max_frames=args.max_frames,
+                 det_every=args.det_every, det_size=args.det_size, pose_model=args.pose_model,
+                 det_model=args.det_model, threads=args.threads)
+    for a in ds.annotations:
+        m, t = a["keypoint"].shape[:2]
+        stop = f", stopped at frame {a['stopped_at']}" if "stopped_at" in a else ""
+        print(f"{a['frame_dir']}: {t} frames, {len(a['track_ids'])} persons (tracks {a['track_ids']}), "
+              f"{a['fps']:.2f} fps{stop}")
+    print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + (f"; overlay {args.render}" if args.render else ""))
+    return 0
+
+
+def list_frontends(args: argparse.Namespace) -> int:
+    from actionpose.pose.frontend import ALIASES, list_frontends as _list
+    from actionpose.pose.zoo import get_model
+
+    for s in _list():
+        alias = [a for a, n in ALIASES.items() if n == s.name]
+        local = "vendored" if get_model(s.detector).vendored and get_model(s.pose).vendored else "needs file/download"
+        print(f"{s.name:24s} {('(' + ', '.join(alias) + ')') if alias else '':22s} {local:20s} {s.description}")
+    return 0

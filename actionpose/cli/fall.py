@@ -1,0 +1,41 @@
+"""``actionpose fall SOURCE``: fall events with times from a video, an extracted .pkl or a .npy."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fall", help="detect falls in a video / skeleton file and print the events")
+    p.add_argument("source", help="video file, canonical skeleton .pkl (actionpose extract), or .npy [T, V, 2|3]")
+    p.add_argument("--model", default="fall", help="shipped model name or .onnx path (default: fall)")
+    p.add_argument("--threshold", type=float, help="override the calibrated alert threshold")
+    p.add_argument("--layout", help="layout of a .npy source (default coco17)")
+    p.add_argument("--fps", type=float, help="frame rate of a .npy/.pkl source (default: recorded or 30)")
+    p.add_argument("--frontend", default="default", help="pose frontend for videos")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionpose.errors import ActionposeError
+    from actionpose.inference.fall import FallDetector
+    from actionpose.inference.fall_sources import detect_falls
+
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
+    overrides = {} if args.threshold is None else {"threshold": args.threshold}
+    det = FallDetector.from_pretrained(args.model, **overrides)
+    events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend)
+    if args.json:
+        print(json.dumps({"source": args.source, **info, "threshold": det.config.threshold,
+                          "events": [e.to_dict() for e in events]}, indent=1))
+        return 0
+    print(f"{args.source}: {info['frames']} frames, {info['duration_s']:.2f} s, layout {info['layout']}, "
+          f"threshold {det.config.threshold:.2f}")
+    if not events:
+        print("no falls detected")
+    for i, e in enumerate(events, 1):
+        print(f"fall {i}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
+              f"confidence {e.confidence:.3f}")
+    return 0

@@ -1,0 +1,56 @@
+"""``python -m serve`` starts the service; ``python -m serve keys add|revoke|list`` manages API keys.
+
+    python -m serve keys add clinic-app      # prints the new key ONCE; only its hash is stored
+    python -m serve --host 127.0.0.1 --port 8000
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:
+        from serve.settings import Settings
+        from serve.storage import add_key, list_keys, open_db, revoke_key
+
+        p = argparse.ArgumentParser(prog="python -m serve keys")
+        p.add_argument("action", choices=["add", "revoke", "list"])
+        p.add_argument("name", nargs="?")
+        a = p.parse_args(argv[1:])
+        engine = open_db(Settings.from_env().db_url)
+        if a.action == "list":
+            for k in list_keys(engine):
+                print(f"{k['name']}\t{'revoked' if k['revoked_at'] else 'active'}")
+            return 0
+        if not a.name:
+            print("error: give a key name", file=sys.stderr)
+            return 2
+        if a.action == "add":
+            try:
+                print(add_key(engine, a.name))
+            except Exception:
+                print(f"error: key name {a.name!r} already exists", file=sys.stderr)
+                return 2
+            return 0
+        if not revoke_key(engine, a.name):
+            print(f"error: no active key named {a.name!r}", file=sys.stderr)
+            return 2
+        print(f"revoked {a.name}")
+        return 0
+    p = argparse.ArgumentParser(prog="python -m serve", description="actionpose fall-detection service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--log-level", default="info")
+    a = p.parse_args(argv)
+    import uvicorn
+
+    uvicorn.run("serve.app:app", host=a.host, port=a.port, workers=a.workers, log_level=a.log_level,
+                timeout_keep_alive=5, limit_concurrency=512, backlog=256)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""FastAPI app: fall prediction, streaming fall events, durable event log.
+
+Start (one command, loopback only):  ``python -m serve --host 127.0.0.1 --port 8000``
+(or ``uvicorn serve.app:app --host 127.0.0.1 --port 8000``). Settings: :mod:`serve.settings`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from typing import Any, Optional
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from actionpose.errors import ActionposeError
+from actionpose.skeleton import get_layout
+from serve.auth import KeyChecker, key_from_headers
+from serve.batching import MicroBatcher
+from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, StreamRequest,
+                           StreamResponse)
+from serve.settings import Settings
+from serve.storage import open_db, ping, query_events, store_events
+
+log = logging.getLogger("serve")
+SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+                  description="client-chosen stream id (letters, digits, . _ : -)")
+
+
+class _TooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class _BodyTimeout(HTTPException):
+    def __init__(self, seconds: float):
+        super().__init__(408, f"request body not received within {seconds:g} s")
+
+
+class BodyGuard:
+    """ASGI middleware: refuse bodies over the limit (by Content-Length up front, and by counting) and
+    clients that stall mid-body (slow-loris) before any of it reaches the app."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float):  # noqa: ANN001
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_bytes
+            except ValueError:
+                return await JSONResponse({"detail": "invalid Content-Length header"}, 400)(scope, receive, send)
+            if too_big:
+                return await JSONResponse({"detail": str(_TooLarge(self.max_bytes).detail)}, 413)(scope, receive, send)
+        state = {"received": 0, "done": False}
+
+        async def guarded_receive():
+            if state["done"]:
+                return await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise _BodyTimeout(self.timeout_s) from None
+            if msg["type"] == "http.request":
+                state["received"] += len(msg.get("body", b""))
+                if state["received"] > self.max_bytes:
+                    raise _TooLarge(self.max_bytes)
+                state["done"] = not msg.get("more_body", False)
+            return msg
+
+        await self.app(scope, guarded_receive, send)
+
+
+class Sessions:
+    """Per-session streaming detectors (per-person state lives inside), LRU-bounded per worker."""
+
+    def __init__(self, scorer: Any, config: Any, max_sessions: int):
+        self.scorer, self.config, self.max = scorer, config, max_sessions
+        self._d: OrderedDict[str, tuple[Any, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sid: str):
+        from actionpose.inference.fall import FallDetector
+
+        with self._lock:
+            if sid not in self._d:
+                self._d[sid] = (FallDetector(self.scorer, self.config), threading.Lock())
+                while len(self._d) > self.max:
+                    self._d.popitem(last=False)
+            self._d.move_to_end(sid)
+            return self._d[sid]
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from actionpose.inference.fall import FallDetector
+
+        app.state.engine = open_db(settings.db_url)
+        app.state.keys = KeyChecker(app.state.engine)
+        app.state.detector = FallDetector.from_pretrained(settings.model, threads=settings.threads)  # once per worker
+        app.state.sessions = Sessions(app.state.detector.scorer, app.state.detector.config, settings.max_sessions)
+        app.state.batcher = MicroBatcher(app.state.detector, settings.batch_max, settings.batch_wait_ms)
+        app.state.batcher.start()
+        app.state.ready = True
+        yield
+        app.state.ready = False
+        await app.state.batcher.stop()
+        app.state.engine.dispose()
+
+    app = FastAPI(title="actionpose fall detection", version="1.0",
+                  description="Fall probability for keypoint windows, streaming fall events per session, and a "
+                              "durable event log. Data endpoints need an API key (`X-API-Key` header).",
+                  lifespan=lifespan)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errs = exc.errors()
+        msgs = [f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errs[:5]]
+        return JSONResponse({"detail": "; ".join(msgs) + (f" (+{len(errs) - 5} more)" if len(errs) > 5 else ""),
+                             "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errs[:20]]},
+                            status_code=422)
+
+    @app.exception_handler(ActionposeError)
+    async def _bad(request: Request, exc: ActionposeError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    def require_key(request: Request) -> None:
+        if not request.app.state.keys.valid(key_from_headers(request.headers)):
+            raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+    def check_window(req: PredictRequest) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        v = get_layout(req.layout).num_joints
+        t = len(req.keypoints)
+        if not 1 <= t <= settings.max_window_frames:
+            raise ActionposeError(f"keypoints: {t} frames; allowed 1..{settings.max_window_frames}")
+        for i, frame in enumerate(req.keypoints):
+            if len(frame) != v:
+                raise ActionposeError(f"keypoints[{i}]: {len(frame)} joints but layout {req.layout} has {v}")
+            c = {len(p) for p in frame}
+            if not c <= {2, 3} or len(c) != 1:
+                raise ActionposeError(f"keypoints[{i}]: each joint needs 2 (x, y) or 3 (x, y, score) numbers")
+        kp = np.asarray(req.keypoints, dtype=np.float32)
+        if kp.ndim != 3 or not np.isfinite(kp).all() or np.abs(kp).max() > 1e6:
+            raise ActionposeError("keypoints: values must be finite numbers with |value| <= 1e6, same channels in every frame")
+        sc = None
+        if req.scores is not None:
+            sc = np.asarray(req.scores, dtype=np.float32) if all(len(s) == v for s in req.scores) else None
+            if sc is None or sc.shape != (t, v):
+                raise ActionposeError(f"scores: shape must be [{t}][{v}] like keypoints")
+        if kp.shape[-1] == 3:
+            if sc is None:
+                sc = np.clip(kp[..., 2], 0, 1)
+            kp = kp[..., :2]
+        return kp, sc
+
+    @app.get("/healthz", tags=["ops"], summary="liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="readiness: model loaded and database reachable")
+    async def readyz(request: Request):
+        ok = getattr(request.app.state, "ready", False) and await asyncio.to_thread(ping, request.app.state.engine)
+        return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
+
+    @app.post("/v1/fall/predict", response_model=PredictResponse, tags=["fall"], dependencies=[Depends(require_key)],
+              summary="fall probability of one keypoint window (micro-batched with concurrent requests)")
+    async def predict(req: PredictRequest, request: Request) -> PredictResponse:
+        kp, sc = check_window(req)
+        prob = await request.app.state.batcher.submit(kp, sc, req.layout, req.fps)
+        thr = request.app.state.detector.config.threshold
+        return PredictResponse(prob=prob, is_fall=prob >= thr, threshold=thr, frames=len(kp))
+
+    @app.post("/v1/fall/stream/{session_id}", response_model=StreamResponse, tags=["fall"],
+              dependencies=[Depends(require_key)],
+              summary="append frames to a session; returns fall events (each stored before this reply)")
+    async def stream(req: StreamRequest, request: Request, session_id: str = SESSION_ID) -> StreamResponse:
+        v = get_layout(req.layout).num_joints
+        if len(req.frames) > settings.max_stream_frames:
+            raise ActionposeError(f"frames: {len(req.frames)} frames; at most {settings.max_stream_frames} per request")
+        frames = []
+        for i, f in enumerate(req.frames):
+            if i and f.timestamp <= req.frames[i - 1].timestamp:
+                raise ActionposeError(f"frames[{i}].timestamp: {f.timestamp} is not after the previous frame's")
+            if len(f.persons) > settings.max_persons:
+                raise ActionposeError(f"frames[{i}].persons: at most {settings.max_persons} persons")
+            persons, seen = {}, set()
+            for j, p in enumerate(f.persons):
+                where = f"frames[{i}].persons[{j}]"
+                if len(p.keypoints) != v or {len(k) for k in p.keypoints} - {2, 3} or len({len(k) for k in p.keypoints}) != 1:
+                    raise ActionposeError(f"{where}.keypoints: need {v} joints of 2 or 3 numbers for layout {req.layout}")
+                if p.track_id in seen:
+                    raise ActionposeError(f"{where}.track_id: {p.track_id!r} appears twice in one frame")
+                seen.add(p.track_id)
+                kp = np.asarray(p.keypoints, dtype=np.float32)
+                if np.abs(kp).max() > 1e6:
+                    raise ActionposeError(f"{where}.keypoints: |value| must be <= 1e6")
+                if p.scores is not None:
+                    if len(p.scores) != v:
+                        raise ActionposeError(f"{where}.scores: need {v} values")
+                    kp = np.concatenate([kp[:, :2], np.asarray(p.scores, np.float32)[:, None]], -1)
+                persons[str(p.track_id)] = kp
+            frames.append((f.timestamp, persons))
+        det, lock = request.app.state.sessions.get(session_id)
+
+        def run() -> list[dict[str, Any]]:
+            with lock:  # one request at a time per session: state and timestamps stay ordered
+                found: list[dict[str, Any]] = []
+                try:
+                    for ts, persons in frames:
+                        found += [e.to_dict() for e in det.update(persons, ts, layout=req.layout)]
+                except ActionposeError:
+                    if found:  # detected before the bad frame: keep them durable, then report the error
+                        store_events(request.app.state.engine, session_id, found)
+                    raise
+                return store_events(request.app.state.engine, session_id, found) if found else []
+
+        rows = await asyncio.to_thread(run)
+        return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows])
+
+    @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)],
+             summary="stored fall events, oldest first; filter by session and server time range")
+    async def list_events(request: Request,
+                          session_id: Optional[str] = Query(None, min_length=1, max_length=128),
+                          since: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False,
+                                                         description="UNIX time, inclusive"),
+                          until: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False,
+                                                         description="UNIX time, exclusive"),
+                          after_id: Optional[int] = Query(None, ge=0, le=2**62, description="page after this id"),
+                          limit: int = Query(100, ge=1, le=1000)) -> EventsResponse:
+        rows = await asyncio.to_thread(query_events, request.app.state.engine, session_id, since, until, limit, after_id)
+        return EventsResponse(events=[EventOut(**r) for r in rows])
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,68 @@
+"""Request/response models. Limits are enforced here and in :func:`check_window` so bad client input
+is a 422 naming the field, never a 500."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Layout = Literal["coco17", "body13", "coco13", "blazepose33"]
+TrackId = Union[Annotated[int, Field(ge=0, le=2**31)], Annotated[str, Field(min_length=1, max_length=64)]]
+
+
+class PredictRequest(BaseModel):
+    """One person's keypoint window (pixels or any isotropic units), oldest frame first."""
+
+    model_config = ConfigDict(extra="forbid")
+    layout: Layout = Field(description="joint layout of `keypoints`")
+    fps: Finite = Field(30.0, gt=0, le=240, description="frame rate of the window")
+    keypoints: list[list[list[Finite]]] = Field(description="[T][V][2 or 3]: x, y (and score) per joint")
+    scores: Optional[list[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]]] = Field(
+        None, description="[T][V] per-joint confidence (alternative to a third channel)")
+
+
+class PredictResponse(BaseModel):
+    prob: float
+    is_fall: bool
+    threshold: float
+    frames: int
+
+
+class StreamPerson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    track_id: TrackId = 0
+    keypoints: list[list[Finite]] = Field(description="[V][2 or 3]")
+    scores: Optional[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]] = None
+
+
+class StreamFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timestamp: Finite = Field(ge=0, le=1e10, description="seconds; increasing within a session")
+    persons: list[StreamPerson] = Field(default_factory=list)
+
+
+class StreamRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layout: Layout
+    frames: list[StreamFrame] = Field(min_length=1)
+
+
+class EventOut(BaseModel):
+    id: int
+    session_id: str
+    track_id: str
+    start_time: float = Field(description="stream time (s) where the fall began")
+    detected_time: float = Field(description="stream time (s) of the alert")
+    confidence: float
+    created_at: float = Field(description="server UNIX time the event was stored")
+
+
+class StreamResponse(BaseModel):
+    session_id: str
+    frames: int
+    events: list[EventOut]
+
+
+class EventsResponse(BaseModel):
+    events: list[EventOut]

@@ -1,0 +1,33 @@
+"""Service settings from environment variables (one place, documented in docs/fall.md)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = "sqlite:///serve_data/events.db"
+    model: str = "fall"
+    max_body_bytes: int = 2_000_000          # whole request body
+    max_window_frames: int = 512             # /v1/fall/predict window length
+    max_stream_frames: int = 256             # frames per /v1/fall/stream request
+    max_persons: int = 16                    # persons per stream frame
+    max_sessions: int = 1000                 # live stream sessions kept per worker (LRU beyond)
+    body_timeout_s: float = 10.0             # a client that stalls mid-body longer than this gets 408
+    batch_max: int = 32                      # micro-batch: most windows per ONNX call
+    batch_wait_ms: float = 2.0               # ... and the longest a request waits for company
+    threads: int = 2                         # onnxruntime intra-op threads
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(db_url=_env("ACTIONPOSE_DB_URL", cls.db_url), model=_env("ACTIONPOSE_FALL_MODEL", cls.model),
+                   max_body_bytes=int(_env("ACTIONPOSE_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+                   body_timeout_s=float(_env("ACTIONPOSE_BODY_TIMEOUT_S", str(cls.body_timeout_s))),
+                   batch_max=int(_env("ACTIONPOSE_BATCH_MAX", str(cls.batch_max))),
+                   batch_wait_ms=float(_env("ACTIONPOSE_BATCH_WAIT_MS", str(cls.batch_wait_ms))),
+                   threads=int(_env("ACTIONPOSE_THREADS", str(cls.threads))))

@@ -21,18 +21,20 @@ class StandInPredictor:
     classes = ["left", "right", "other"]
     clip_len = 16
 
-    def __init__(self):
+    def __init__(self, left_below: float = 100, right_below: float = 200, steady_px: float = 5):
         self.calls = []
+        self.bounds, self.steady_px = (left_below, right_below), steady_px
 
     def predict(self, keypoint, keypoint_score=None):
         kp = np.asarray(keypoint)
         assert kp.ndim == 5 and kp.shape[1:] == (1, self.clip_len, 13, 2), kp.shape
         self.calls.append(kp.shape[0])
         head = kp[:, 0, :, 0, 0]
-        x, steady = head.mean(1), head.std(1) < 5  # a window mixing two positions is uncertain
+        x, steady = head.mean(1), head.std(1) < self.steady_px  # a window mixing two positions is uncertain
+        a, b = self.bounds
         out = np.full((len(x), 3), 0.1)
-        out[steady & (x < 100), 0] = 0.8
-        out[steady & (x >= 100) & (x < 200), 1] = 0.8
+        out[steady & (x < a), 0] = 0.8
+        out[steady & (x >= a) & (x < b), 1] = 0.8
         return out
 
 

@@ -1,0 +1,85 @@
+"""Live mode on a real stream: a generated video served as MJPEG over HTTP on 127.0.0.1, stopped by Ctrl-C."""
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, shared_path
+from mjpeg_server import serve
+from tag_helpers import StandInPredictor
+
+
+@pytest.fixture(scope="module")
+def person_video(tmp_path_factory):
+    from actionpose.bench.tag import make_bench_video
+
+    src = shared_path("videos", "S001C001P001R001A001_rgb.avi")
+    return make_bench_video(src, 1, tmp_path_factory.mktemp("live") / "one_person.mp4", seconds=3.0)
+
+
+@pytest.mark.slow
+def test_live_stream_emits_segments_and_ctrl_c_closes_them(person_video, tmp_path):
+    from actionpose.inference.segments import SegmentConfig
+    from actionpose.inference.tagger import tag_video
+
+    url, stop = serve(str(person_video), fps=10, loop=True)  # never ends by itself
+    emitted = []
+
+    def on_segment(tid, seg):
+        emitted.append((tid, seg))
+
+    timer = threading.Timer(14.0, _thread.interrupt_main)  # Ctrl-C after 14 s
+    try:
+        timer.start()
+        t0 = time.monotonic()
+        res = tag_video(url, StandInPredictor(left_below=1e9, steady_px=1e9), on_segment=on_segment,
+                        json=tmp_path / "r.json", timeline=tmp_path / "t.png", fps=5,
+                        config=SegmentConfig(window_s=1.0, stride_s=0.5, min_duration_s=0.5))
+        wall = time.monotonic() - t0
+    finally:
+        timer.cancel()
+        stop()
+    assert not res.complete and wall < 40
+    assert res.persons and emitted, res.summary()
+    # the open segment was closed at Ctrl-C and reported through the callback like any other
+    assert [s for _, s in emitted] == [s for segs in res.persons.values() for s in segs]
+    assert all(s.label == "left" for _, s in emitted)
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["complete"] is False and d["persons"]
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
+    from actionpose.inference.predictor import MODEL_ALIASES, ASSETS
+
+    if not (ASSETS / f"{MODEL_ALIASES['penn']}.onnx").exists():
+        pytest.skip("shipped penn model not present yet")
+    url, stop = serve(str(person_video), fps=10, loop=True)
+    out = tmp_path / "segments.jsonl"
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "tag", url, "--model", "penn", "--json",
+                                 str(out), "--fps", "5", "--window", "1", "--stride", "0.5"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        time.sleep(12)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        stop()
+    assert proc.returncode == 0, stderr
+    assert "stopped (Ctrl-C)" in stderr and "Traceback" not in stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    printed = [x for x in stdout.splitlines() if x.startswith("person ")]
+    assert len(lines) == len(printed)
+    for x in lines:
+        assert {"video", "track_id", "label", "start_s", "end_s", "score"} <= set(x) and x["end_s"] > x["start_s"]

@@ -158,7 +158,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             c = {len(p) for p in frame}
             if not c <= {2, 3} or len(c) != 1:
                 raise ActionposeError(f"keypoints[{i}]: each joint needs 2 (x, y) or 3 (x, y, score) numbers")
-        kp = np.asarray(req.keypoints, dtype=np.float32)
+        kp = np.asarray(req.keypoints, dtype=np.float64)
         if kp.ndim != 3 or not np.isfinite(kp).all() or np.abs(kp).max() > 1e6:
             raise ActionposeError("keypoints: values must be finite numbers with |value| <= 1e6, same channels in every frame")
         sc = None
@@ -210,7 +210,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                 if p.track_id in seen:
                     raise ActionposeError(f"{where}.track_id: {p.track_id!r} appears twice in one frame")
                 seen.add(p.track_id)
-                kp = np.asarray(p.keypoints, dtype=np.float32)
+                kp = np.asarray(p.keypoints, dtype=np.float64)
                 if np.abs(kp).max() > 1e6:
                     raise ActionposeError(f"{where}.keypoints: |value| must be <= 1e6")
                 if p.scores is not None:

@@ -1,0 +1,219 @@
+"""Service behaviour in-process: auth, validation (422 never 500), events, micro-batching, fuzzing."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from serve.app import create_app  # noqa: E402
+from serve.settings import Settings  # noqa: E402
+from serve.storage import add_key, hash_key, open_db, revoke_key  # noqa: E402
+
+MODEL = os.environ.get("ACTIONPOSE_FALL_MODEL", "fall")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+RNG = np.random.default_rng(0)
+
+
+def standing_window(t: int = 64, v: int = 17) -> list:
+    """A plausible upright person (coco17 pixels) with small jitter."""
+    base = np.array([[320, 100], [325, 95], [315, 95], [330, 98], [310, 98], [345, 150], [295, 150], [355, 210],
+                     [285, 210], [360, 260], [280, 260], [335, 270], [305, 270], [338, 360], [302, 360],
+                     [340, 450], [300, 450]], np.float32)[:v]
+    return (base[None] + RNG.normal(0, 1.5, (t, v, 2))).round(2).tolist()
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    db = tmp_path_factory.mktemp("svc") / "ev.db"
+    url = f"sqlite:///{db}"
+    engine = open_db(url)
+    keys = {"a": add_key(engine, "a"), "b": add_key(engine, "b"), "old": add_key(engine, "old")}
+    revoke_key(engine, "old")
+    app = create_app(Settings(db_url=url, model=MODEL, max_body_bytes=200_000, threads=1))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, keys, engine
+
+
+def test_keys_are_hashed_at_rest(svc):
+    client, keys, engine = svc
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(text("select key_hash from api_keys"))]
+    assert keys["a"] not in stored and hash_key(keys["a"]) in stored
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer nope"}, "old"])
+def test_data_endpoints_refuse_missing_wrong_or_revoked_key(svc, headers):
+    client, keys, _ = svc
+    if headers == "old":
+        headers = {"X-API-Key": keys["old"]}
+    body = {"layout": "coco17", "keypoints": standing_window(8)}
+    assert client.post("/v1/fall/predict", json=body, headers=headers).status_code == 401
+    assert client.post("/v1/fall/stream/s", json={"layout": "coco17", "frames": [{"timestamp": 0}]},
+                       headers=headers).status_code == 401
+    assert client.get("/v1/events", headers=headers).status_code == 401
+    assert client.get("/healthz").status_code == 200  # ops endpoints stay open
+
+
+def test_several_keys_work_and_bearer_form(svc):
+    client, keys, _ = svc
+    body = {"layout": "coco17", "fps": 30, "keypoints": standing_window(64)}
+    r1 = client.post("/v1/fall/predict", json=body, headers={"X-API-Key": keys["a"]})
+    r2 = client.post("/v1/fall/predict", json=body, headers={"Authorization": f"Bearer {keys['b']}"})
+    assert r1.status_code == r2.status_code == 200
+    out = r1.json()
+    assert 0 <= out["prob"] <= 1 and out["is_fall"] == (out["prob"] >= out["threshold"]) and out["frames"] == 64
+
+
+@pytest.mark.parametrize("body,needle", [
+    ({"layout": "coco17", "keypoints": [[[1, 2]] * 16]}, "16 joints"),
+    ({"layout": "nope", "keypoints": [[[1, 2]] * 17]}, "layout"),
+    ({"layout": "coco17", "keypoints": [[[1, 2, 3, 4]] * 17]}, "2 (x, y) or 3"),
+    ({"layout": "coco17", "keypoints": []}, "0 frames"),
+    ({"layout": "coco17", "keypoints": [[[1, 2]] * 17] * 600}, "600 frames"),
+    ({"layout": "coco17", "keypoints": [[["a", 2]] * 17]}, "keypoints"),
+    ({"layout": "coco17", "keypoints": [[[1e300, 2]] * 17]}, "finite"),
+    ({"layout": "coco17", "fps": -1, "keypoints": [[[1, 2]] * 17]}, "fps"),
+    ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "scores": [[0.5] * 3]}, "scores"),
+    ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "extra": 1}, "extra"),
+    ([1, 2, 3], "body"),
+])
+def test_bad_predict_input_is_422_with_a_clear_message(svc, body, needle):
+    client, keys, _ = svc
+    r = client.post("/v1/fall/predict", json=body, headers={"X-API-Key": keys["a"]})
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"]
+
+
+def test_nan_malformed_json_and_oversized_body(svc):
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"], "content-type": "application/json"}
+    assert client.post("/v1/fall/predict", content=b'{"layout": "coco17", "keypoints": [[[NaN, 1]]]}',
+                       headers=h).status_code == 422
+    assert client.post("/v1/fall/predict", content=b'{"layout": "coco17", "keyp', headers=h).status_code == 422
+    big = json.dumps({"layout": "coco17", "keypoints": standing_window(800)}).encode()
+    assert len(big) > 200_000
+    r = client.post("/v1/fall/predict", content=big, headers=h)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+
+def test_stream_validation(svc):
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"]}
+    frame = {"timestamp": 1.0, "persons": [{"track_id": 1, "keypoints": [[1, 2]] * 17}]}
+    bad_order = {"layout": "coco17", "frames": [frame, frame]}
+    r = client.post("/v1/fall/stream/s-order", json=bad_order, headers=h)
+    assert r.status_code == 422 and "timestamp" in r.json()["detail"]
+    r = client.post("/v1/fall/stream/bad id!", json={"layout": "coco17", "frames": [frame]}, headers=h)
+    assert r.status_code == 422
+    two = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [frame["persons"][0]] * 2}]}
+    assert "twice" in client.post("/v1/fall/stream/s2", json=two, headers=h).json()["detail"]
+
+
+def test_events_filters(svc):
+    client, keys, engine = svc
+    from serve.storage import store_events
+
+    store_events(engine, "ward-1", [{"track_id": 3, "start_time": 1.5, "detected_time": 2.0, "confidence": 0.9}])
+    store_events(engine, "ward-1", [{"track_id": 3, "start_time": 1.5, "detected_time": 2.0, "confidence": 0.9}])
+    store_events(engine, "ward-2", [{"track_id": 1, "start_time": 4.0, "detected_time": 4.5, "confidence": 0.8}])
+    h = {"X-API-Key": keys["b"]}
+    one = client.get("/v1/events", params={"session_id": "ward-1"}, headers=h).json()["events"]
+    assert len(one) == 1 and one[0]["track_id"] == "3"  # the duplicate insert was absorbed
+    assert len(client.get("/v1/events", params={"since": 0}, headers=h).json()["events"]) >= 2
+    assert client.get("/v1/events", params={"until": 1}, headers=h).json()["events"] == []
+    assert client.get("/v1/events", params={"limit": 0}, headers=h).status_code == 422
+
+
+def test_concurrent_predicts_share_onnx_calls(svc):
+    client, keys, _ = svc
+    import httpx
+
+    app = client.app
+    batcher = app.state.batcher
+    before_b, before_i = batcher.batches, batcher.items
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+            body = {"layout": "coco17", "keypoints": standing_window(64)}
+            rs = await asyncio.gather(*[ac.post("/v1/fall/predict", json=body, headers={"X-API-Key": keys["a"]})
+                                        for _ in range(16)])
+        return rs
+
+    rs = client.portal.call(go)
+    assert all(r.status_code == 200 for r in rs)
+    items, batches = batcher.items - before_i, batcher.batches - before_b
+    assert items == 16 and batches < 16  # at least some requests were scored together
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
+                           lambda ch: st.lists(ch, max_size=4) | st.dictionaries(st.text(max_size=8), ch, max_size=4),
+                           max_leaves=30)
+num = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12), st.text(max_size=2),
+                st.none())
+near_valid = st.fixed_dictionaries({
+    "layout": st.sampled_from(["coco17", "body13", "blazepose33", "coco13", "x", ""]),
+    "keypoints": st.lists(st.lists(st.lists(num, min_size=1, max_size=4), min_size=0, max_size=34), max_size=6),
+}, optional={"fps": num, "scores": st.lists(st.lists(num, max_size=17), max_size=6)})
+near_stream = st.fixed_dictionaries({
+    "layout": st.sampled_from(["coco17", "body13", "q"]),
+    "frames": st.lists(st.fixed_dictionaries({"timestamp": num, "persons": st.lists(st.fixed_dictionaries(
+        {"track_id": st.one_of(st.integers(-5, 10**12), st.text(max_size=3), st.none()),
+         "keypoints": st.lists(st.lists(num, max_size=3), max_size=18)}), max_size=2)}), max_size=3)})
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(json_values, near_valid, near_stream), path=st.sampled_from(
+    ["/v1/fall/predict", "/v1/fall/stream/fuzz", "/v1/fall/stream/fuzz-2"]))
+def test_fuzz_never_500(svc, body, path):
+    client, keys, _ = svc
+    try:
+        payload = json.dumps(body, allow_nan=True).encode()
+    except (TypeError, ValueError):
+        return
+    r = client.post(path, content=payload, headers={"X-API-Key": keys["a"], "content-type": "application/json"})
+    assert r.status_code in (200, 413, 422), (r.status_code, r.text[:300])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(params=st.dictionaries(st.sampled_from(["session_id", "since", "until", "limit", "after_id"]),
+                              st.one_of(st.text(max_size=6), st.integers(-10**20, 10**20), st.floats()), max_size=4))
+def test_fuzz_events_query_never_500(svc, params):
+    client, keys, _ = svc
+    r = client.get("/v1/events", params={k: str(v) for k, v in params.items()}, headers={"X-API-Key": keys["a"]})
+    assert r.status_code in (200, 422), (r.status_code, r.text[:300])
+
+
+def test_openapi_documents_the_endpoints(svc):
+    client, _, _ = svc
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/fall/predict", "/v1/fall/stream/{session_id}", "/v1/events", "/healthz", "/readyz"} <= set(paths)
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.skipif(not (SHARED / "videos" / "fall_skeleton_1.npy").exists(), reason="../shared not present")
+def test_stream_real_fall_skeleton_gives_one_event(svc):
+    client, keys, _ = svc
+    kp = np.load(SHARED / "videos" / "fall_skeleton_1.npy")
+    h = {"X-API-Key": keys["a"]}
+    events = []
+    for lo in range(0, 108, 27):  # four requests, as a camera client would send them
+        frames = [{"timestamp": i / 18, "persons": [{"track_id": 7, "keypoints": kp[i].tolist()}]}
+                  for i in range(lo, lo + 27)]
+        r = client.post("/v1/fall/stream/real-video", json={"layout": "coco17", "frames": frames}, headers=h)
+        assert r.status_code == 200, r.text
+        events += r.json()["events"]
+    assert len(events) == 1
+    assert 2.0 <= events[0]["start_time"] <= 3.6 and events[0]["track_id"] == "7"
+    stored = client.get("/v1/events", params={"session_id": "real-video"}, headers=h).json()["events"]
+    assert [e["id"] for e in stored] == [events[0]["id"]]

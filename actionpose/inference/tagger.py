@@ -180,6 +180,10 @@ class StreamTagger:
             raise ActionposeError(f"model layout {self.model_layout!r} cannot be mapped from the pose layout "
                                   f"{src!r}: joints {self._missing(src)} are missing")
         self.source_layout = src
+        coords = int(getattr(predictor, "coords", 2))
+        if coords != 2:
+            raise ActionposeError(f"model expects {coords}D keypoints but tagging uses 2D poses (x, y); "
+                                  f"use a model trained on 2D keypoints")
         self._map = joint_map(src, self.model_layout)
         self.win_f = max(2, int(round(self.cfg.window_s * self.fps)))
         self.stride_f = max(1, int(round(self.cfg.stride_s * self.fps)))
@@ -279,8 +283,6 @@ class StreamTagger:
         if inputs:
             kp = np.stack([w[0] for _, w in inputs])[:, None]  # [N, 1, T, V, 2]
             sc = np.stack([w[1] for _, w in inputs])[:, None]
-            if getattr(self.predictor, "coords", 2) == 3:  # models trained on (x, y, score)
-                kp = np.concatenate([kp, sc[..., None]], axis=-1)
             p = np.asarray(self.predictor.predict(kp, sc), dtype=np.float64)
             probs = {n: p[i] for i, (n, _) in enumerate(inputs)}
         out = []

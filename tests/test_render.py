@@ -1,0 +1,75 @@
+"""Timeline PNG and overlay video: they are written atomically and show what the result says."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from actionpose.errors import ActionposeError
+from actionpose.inference.segments import Segment
+from actionpose.inference.tagger import PersonPose, TagResult
+from actionpose.render import class_color
+from actionpose.render.overlay import OverlayWriter, track_color
+from actionpose.render.timeline import plot_timeline
+
+CLASSES = ["squat", "pushup", "situp"]
+
+
+def result() -> TagResult:
+    return TagResult("v.mp4", 30.0, "m", CLASSES, duration_s=20.0, frames=600,
+                     persons={0: [Segment("squat", 1, 9, 0.9), Segment("pushup", 11, 19, 0.8)],
+                              5: [Segment("situp", 4, 16, 0.7)]})
+
+
+def has_colour(img_bgr: np.ndarray, rgb01: tuple, tol: int = 6) -> bool:
+    want = np.array([rgb01[2], rgb01[1], rgb01[0]]) * 255
+    return bool((np.abs(img_bgr.astype(int) - want).max(-1) <= tol).sum() > 200)
+
+
+def test_timeline_draws_one_lane_per_person_with_class_colours(tmp_path):
+    out = plot_timeline(result(), tmp_path / "t.png")
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[1] > 800
+    for k in range(3):  # every class that has a segment shows up in its colour
+        assert has_colour(img, class_color(k, 3)), CLASSES[k]
+    # an empty result still gives a valid picture
+    empty = TagResult("e.mp4", 30.0, "m", CLASSES, duration_s=5.0)
+    assert cv2.imread(str(plot_timeline(empty, tmp_path / "e.png"))) is not None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_timeline_unused_class_colour_absent(tmp_path):
+    r = result()
+    r.persons = {0: [Segment("squat", 1, 9, 0.9)]}
+    img = cv2.imread(str(plot_timeline(r, tmp_path / "t.png")))
+    assert has_colour(img, class_color(0, 3)) and not has_colour(img, class_color(2, 3))
+
+
+def test_overlay_video_frames_and_labels(tmp_path):
+    w = OverlayWriter(tmp_path / "o.mp4", 10.0, "body13", CLASSES, canvas=(240, 320))
+    w.label_of = lambda tid: ("squat", 0.9)
+    kp = np.stack([np.linspace(100, 200, 13), np.linspace(40, 200, 13)], -1)
+    for i in range(12):
+        w.add_frame(i, None, [PersonPose(3, kp, np.ones(13))])
+        assert not (tmp_path / "o.mp4").exists()  # only appears when complete
+    w.close()
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    n, frame = 0, None
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        n, frame = n + 1, f
+    assert n == 12 and frame.shape[:2] == (240, 320)
+    col = np.array(track_color(3))  # the skeleton is drawn in the track's colour (BGR)
+    assert (np.abs(frame.astype(int) - col).max(-1) <= 40).sum() > 100
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_overlay_discarded_on_failure_and_bad_suffix(tmp_path):
+    w = OverlayWriter(tmp_path / "o.mp4", 10.0, "body13", CLASSES)
+    w.add_frame(0, np.zeros((100, 100, 3), np.uint8), [])
+    w.close(keep=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ActionposeError, match="must end in"):
+        OverlayWriter(tmp_path / "o.txt", 10.0, "body13", CLASSES)

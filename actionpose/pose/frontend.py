@@ -92,7 +92,7 @@ class Frontend:
 
     def __init__(self, spec: FrontendSpec, det_model: str | Path | None = None, pose_model: str | Path | None = None,
                  threads: int = 2, det_size: int | None = None, det_every: int = 1, det_score: float = 0.3, max_persons: int | None = None,
-                 min_pose_score: float = 0.1, carry: bool = True, carry_min_score: float = 0.3, tracker: Tracker | None = None, progress: bool = True, **pose_kwargs):
+                 min_pose_score: float = 0.1, carry: bool = True, carry_min_score: float = 0.2, tracker: Tracker | None = None, progress: bool = True, **pose_kwargs):
         self.spec = spec
         dspec, pspec = get_model(spec.detector), get_model(spec.pose)
         self.detector = DETECTORS[dspec.name](dspec, resolve(dspec, det_model, "det", progress=progress), threads)
@@ -137,8 +137,8 @@ class Frontend:
 
     def boxes_for(self, image: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """Boxes to run pose on: detector boxes plus, for people the detector lost, boxes around their
-        previous keypoints (as MediaPipe tracks a pose from its last landmarks: a person lying on the
-        floor is a weak detection but an easy pose). Between re-detections only the latter are used.
+        box in the previous frame (a person lying on the floor is a weak detection, but the pose model
+        still confirms them there). Between re-detections, boxes around the previous keypoints are used.
         Returns boxes, scores, a mask of carried (not detected) boxes, and whether the detector ran."""
         if self.det_every > 1 and index % self.det_every and self._last:
             kb, ks = self._kp_boxes(self._last)
@@ -153,9 +153,8 @@ class Frontend:
         boxes, scores = boxes[order], scores[order]
         carried = np.zeros(len(boxes), bool)
         if self.carry and self._last:
-            kb, ks = self._kp_boxes(self._last)
-            if kb:
-                kb = np.stack(kb)
+            kb = np.stack([p.box for p in self._last])  # hold the last box: a lying person barely moves
+            if len(kb):
                 lost = box_iou(kb, boxes).max(1) < 0.3 if len(boxes) else np.ones(len(kb), bool)
                 if lost.any():
                     # once the pose model confirms it (carry_min_score), a carried box counts as a confident

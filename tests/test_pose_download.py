@@ -1,0 +1,111 @@
+"""Model download (local http.server on 127.0.0.1), hash verification, cache and offline paths."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+import zipfile
+
+import pytest
+
+from actionpose.errors import ActionposeError
+from actionpose.pose import zoo
+from actionpose.pose.download import download
+from actionpose.pose.zoo import ModelSpec, resolve
+
+
+@pytest.fixture()
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=httpd.serve_forever, daemon=True)
+    th.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("ACTIONPOSE_CACHE", str(d))
+    monkeypatch.delenv("ACTIONPOSE_POSE_MODEL", raising=False)
+    monkeypatch.delenv("ACTIONPOSE_DET_MODEL", raising=False)
+    monkeypatch.delenv("ACTIONPOSE_MODEL_DIR", raising=False)
+    monkeypatch.setattr(zoo, "SHARED_MODELS", tmp_path / "no-shared")
+    return d
+
+
+def test_download_verifies_hash_into_cache(server, cache):
+    root, url = server
+    data = b"onnx-bytes" * 1000
+    (root / "m.onnx").write_bytes(data)
+    spec = ModelSpec("tiny", "tiny.onnx", (1,), sha256=hashlib.sha256(data).hexdigest(), url=f"{url}/m.onnx")
+    p = resolve(spec, progress=False)
+    assert p == cache / "tiny.onnx" and p.read_bytes() == data
+    (root / "m.onnx").unlink()  # second call: from the cache, no network
+    assert resolve(spec, progress=False) == p
+
+
+def test_wrong_hash_download_leaves_nothing(server, cache):
+    root, url = server
+    (root / "m.onnx").write_bytes(b"tampered")
+    spec = ModelSpec("tiny", "tiny.onnx", (1,), sha256="0" * 64, url=f"{url}/m.onnx")
+    with pytest.raises(ActionposeError, match="sha256 mismatch"):
+        resolve(spec, progress=False)
+    assert not (cache / "tiny.onnx").exists()
+    assert not list(cache.glob("*")) or all(not f.name.startswith(".tiny") for f in cache.iterdir())
+
+
+def test_wrong_hash_cached_file_is_refused(cache):
+    cache.mkdir(parents=True)
+    (cache / "tiny.onnx").write_bytes(b"corrupt")
+    spec = ModelSpec("tiny", "tiny.onnx", (1,), sha256="1" * 64, url="http://127.0.0.1:9/never")
+    with pytest.raises(ActionposeError, match="sha256 mismatch"):
+        resolve(spec, progress=False)
+
+
+def test_zip_member_extracted(server, cache):
+    root, url = server
+    with zipfile.ZipFile(root / "sdk.zip", "w") as z:
+        z.writestr("rtmpose-x/end2end.onnx", b"model")
+        z.writestr("rtmpose-x/pipeline.json", b"{}")
+    spec = ModelSpec("zipped", "zipped.onnx", (1,), url=f"{url}/sdk.zip", archive_member="end2end.onnx")
+    p = resolve(spec, progress=False)
+    assert p.read_bytes() == b"model" and not (cache / "zipped.zip").exists()
+
+
+def test_unreachable_url_names_the_offline_options(cache):
+    with pytest.raises(ActionposeError, match="--pose-model"):
+        download("http://127.0.0.1:9/none.onnx", cache / "x.onnx", None, progress=False, timeout=2)
+
+
+def test_offline_paths(tmp_path, cache, monkeypatch):
+    f = tmp_path / "mine.onnx"
+    f.write_bytes(b"x")
+    spec = zoo.get_model("rtmpose-m")
+    assert resolve(spec, f) == f  # --pose-model FILE
+    monkeypatch.setenv("ACTIONPOSE_POSE_MODEL", str(f))
+    assert resolve(spec, role="pose") == f  # environment variable
+    monkeypatch.delenv("ACTIONPOSE_POSE_MODEL")
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / spec.file).write_bytes(b"y")
+    monkeypatch.setenv("ACTIONPOSE_MODEL_DIR", str(d))
+    assert resolve(spec) == d / spec.file
+    with pytest.raises(ActionposeError, match="model file not found"):
+        resolve(spec, tmp_path / "missing.onnx")
+
+
+def test_no_url_model_says_how_to_supply_it(cache):
+    with pytest.raises(ActionposeError, match="no official download"):
+        resolve(zoo.get_model("vitpose-b"))
+
+
+def test_vendored_default_resolves_offline(cache):
+    for name in ("rtmdet-nano-person", "movenet-lightning"):
+        p = resolve(zoo.get_model(name), allow_download=False)
+        assert p.parent == zoo.ASSETS

@@ -1,0 +1,91 @@
+"""``actionpose tag`` end to end: outputs, schema, bad inputs (one line, exit 2, no traceback)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from actionpose.cli import main
+from conftest import REPO, shared_path
+
+SAMPLES = REPO / "actionpose" / "assets" / "samples" / "penn"
+
+
+def penn_model_or_skip() -> None:
+    from actionpose.inference.predictor import ASSETS, MODEL_ALIASES
+
+    if not (ASSETS / f"{MODEL_ALIASES['penn']}.onnx").exists():
+        pytest.skip("shipped penn model not present yet")
+
+
+def test_missing_source_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["tag", str(tmp_path / "nope.mp4"), "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nope.mp4" in err and "no such file" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_bad_window_stride_exit_2(tmp_path, capsys):
+    assert main(["tag", str(tmp_path), "--window", "1", "--stride", "2"]) == 2
+    assert "--stride" in capsys.readouterr().err
+    assert main(["tag", str(tmp_path), "--threshold", "1.5"]) == 2
+
+
+def test_unknown_model_exit_2(tmp_path, capsys):
+    (tmp_path / "a.pkl").write_bytes(b"x")
+    assert main(["tag", str(tmp_path / "a.pkl"), "--model", str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx" in capsys.readouterr().err
+
+
+def test_tag_penn_samples_pickle_outputs(tmp_path, capsys):
+    penn_model_or_skip()
+    from actionpose.data.importers import convert
+    from actionpose.inference.tagger import validate_result_dict
+
+    pkl = tmp_path / "samples.pkl"
+    ds = convert("penn", SAMPLES, pkl)
+    rc = main(["tag", str(pkl), "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv"),
+               "--timeline", str(tmp_path / "t.png"), "--window", "1.5"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert len(doc["results"]) == len(ds.annotations)
+    for r in doc["results"]:
+        validate_result_dict(r)
+    rows = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert len(rows) == sum(len(p["segments"]) for r in doc["results"] for p in r["persons"])
+    # each sample is one labelled Penn clip: most of them should get their own label
+    right = 0
+    for r, ann in zip(doc["results"], ds.annotations):
+        labels = [s["label"] for p in r["persons"] for s in p["segments"]]
+        right += ds.classes[ann["label"]] in labels
+    assert right >= len(ds.annotations) // 2, doc
+    assert list(tmp_path.glob("t.*.png"))
+
+
+def test_unreadable_video_exit_2(tmp_path, capsys):
+    penn_model_or_skip()
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    assert main(["tag", str(bad), "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.mp4" in err and "Traceback" not in err
+    assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.slow
+def test_video_without_person_gives_empty_valid_result(tmp_path):
+    penn_model_or_skip()
+    import cv2
+    import numpy as np
+
+    vid = tmp_path / "empty_room.mp4"
+    w = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for i in range(30):
+        w.write(np.full((240, 320, 3), 90 + i, np.uint8))
+    w.release()
+    assert main(["tag", str(vid), "--json", str(tmp_path / "o.json"), "--timeline", str(tmp_path / "t.png")]) == 0
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert doc["persons"] == [] and doc["frames"] == 30 and doc["complete"] is True
+    assert (tmp_path / "t.png").exists()

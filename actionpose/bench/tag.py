@@ -50,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--timelines", metavar="DIR", help="with --eval: timeline PNGs (with ground truth) of the "
                                                       "first evaluation sequences")
+    p.add_argument("--videos", metavar="DIR", help="tag every video in DIR (e.g. ../shared/videos) and write "
+                                                   "JSON, timeline and overlay per video to --out")
+    p.add_argument("--out", metavar="DIR", default="runs/tag_videos", help="output folder for --videos")
+    p.add_argument("--fps", type=float, default=None, help="resample videos to this frame rate")
     p.add_argument("--json", help="also write the numbers here")
 
 
@@ -65,6 +69,8 @@ def _config(args: argparse.Namespace) -> SegmentConfig:
 def run(args: argparse.Namespace) -> int:
     if args.eval:
         out = run_eval(args)
+    elif args.videos:
+        out = run_videos(args)
     else:
         out = run_speed(args)
     if args.json:
@@ -347,3 +353,38 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         for name_, res, truth in out.get("_evaluation_results", [])[:4]:
             plot_timeline(res, Path(timeline_dir) / f"{name_}.png", truth={0: truth})
     return {k: v for k, v in out.items() if not k.startswith("_")}
+
+
+# -- every video of a folder -------------------------------------------------------------------------------
+def run_videos(args: argparse.Namespace) -> dict[str, Any]:
+    """Tag each video, write JSON + timeline + overlay, print persons, segments and background share."""
+    from actionpose.inference.tagger import BACKGROUND, expand_source, load_predictor, tag_video
+
+    predictor, name = load_predictor(args.model, args.threads)
+    cfg = _config(args)
+    out_dir = Path(args.out)
+    rows = []
+    print(f"{'video':<44} {'s':>5} {'pers':>4} {'segs':>4} {'tagged':>6}  labels (seconds)")
+    for item in expand_source(args.videos):
+        if Path(item).suffix.lower() in {".pkl", ".pickle"}:
+            continue
+        stem = Path(item).stem
+        t0 = time.perf_counter()
+        res = tag_video(item, predictor, json=out_dir / f"{stem}.json", timeline=out_dir / f"{stem}.png",
+                        render=out_dir / f"{stem}.mp4", config=cfg, fps=args.fps, threads=args.threads,
+                        model_name=name)
+        wall = time.perf_counter() - t0
+        per_label: dict[str, float] = {}
+        for segs in res.persons.values():
+            for sgm in segs:
+                per_label[sgm.label] = per_label.get(sgm.label, 0.0) + sgm.duration_s
+        tagged = sum(per_label.values())
+        rows.append({"video": Path(item).name, "duration_s": round(res.duration_s, 2), "persons": len(res.persons),
+                     "segments": sum(len(x) for x in res.persons.values()), "tagged_s": round(tagged, 2),
+                     "labels_s": {k: round(v, 2) for k, v in per_label.items()}, "wall_s": round(wall, 1),
+                     "warnings": res.warnings})
+        labels = ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_label.items(), key=lambda kv: -kv[1])) or BACKGROUND
+        print(f"{Path(item).name[:44]:<44} {res.duration_s:>5.1f} {len(res.persons):>4} {rows[-1]['segments']:>4} "
+              f"{tagged:>6.1f}  {labels}")
+    return {"model": name, "config": {"window_s": cfg.window_s, "stride_s": cfg.stride_s,
+                                      "threshold": cfg.threshold}, "videos": rows}

@@ -278,7 +278,7 @@ class CachedPredictor:
 
 
 def evaluate(predictor: Any, sequences: list[tuple[str, np.ndarray, np.ndarray, list[Segment]]], fps: float,
-             cfg: SegmentConfig) -> dict[str, Any]:
+             cfg: SegmentConfig, model_name: str = "model") -> dict[str, Any]:
     from actionpose.inference.tagger import PersonPose, tag_frames
 
     total = SegmentMatch(0, 0, 0, [])
@@ -286,7 +286,7 @@ def evaluate(predictor: Any, sequences: list[tuple[str, np.ndarray, np.ndarray, 
     per_seq = []
     for name, kp, sc, truth in sequences:
         frames = ((i, [PersonPose(0, kp[i], sc[i])]) for i in range(len(kp)))
-        res = tag_frames(frames, predictor, "penn13", fps, video=name, model_name="eval", config=cfg)
+        res = tag_frames(frames, predictor, "penn13", fps, video=name, model_name=model_name, config=cfg)
         pred = res.persons.get(0, [])
         m = match_segments(pred, truth, 0.5)
         total = total + m
@@ -316,9 +316,13 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     inner, name = load_predictor(args.model, args.threads)
     predictor = CachedPredictor(inner)
     groups: dict[str, list] = {"calibration": [], "evaluation": []}
+    step = 1
+    if args.fps:  # evaluate at a lower frame rate, as the tagger sees video resampled with --fps
+        step = max(1, int(round(fps / args.fps)))
     for seq in doc["sequences"]:
         kp, sc, truth = build_sequence(by_name, seq, fps)
-        groups[seq.get("role", "evaluation")].append((seq["name"], kp, sc, truth))
+        groups[seq.get("role", "evaluation")].append((seq["name"], kp[::step], sc[::step], truth))
+    fps = fps / step
     cfg = _config(args)
     out: dict[str, Any] = {"model": name, "definition": str(path), "sweep": []}
     if args.sweep:
@@ -342,7 +346,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     for role, seqs in groups.items():
         if not seqs:
             continue
-        m = evaluate(predictor, seqs, fps, cfg)
+        m = evaluate(predictor, seqs, fps, cfg, name)
         out[role] = {k: v for k, v in m.items() if not k.startswith("_")}
         print(f"{role:<12} {len(seqs):>4} {m['precision']:>6.3f} {m['recall']:>6.3f} {m['f1']:>6.3f} "
               f"{m['boundary_error_s']:>7.2f} {m['right_label_time']:>16.3f}")

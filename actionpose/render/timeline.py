@@ -23,23 +23,23 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
     tracks = sorted(result.persons)
     lanes = max(1, len(tracks))
     fig, ax = plt.subplots(figsize=(11, 1.4 + 0.55 * lanes), dpi=110)
-    n = len(result.classes)
+    labels = list(result.classes)
+    for segs in list(result.persons.values()) + list((truth or {}).values()):
+        labels += [s.label for s in segs if s.label not in labels]
+    palette = {lab: class_color(i, len(labels)) for i, lab in enumerate(labels)}
     used: dict[str, tuple] = {}
     for lane, tid in enumerate(tracks):
         y = lanes - 1 - lane
         for s in result.persons[tid]:
-            k = result.classes.index(s.label) if s.label in result.classes else 0
-            c = class_color(k, n)
-            used[s.label] = c
+            c = used[s.label] = palette[s.label]
             ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y - 0.35, 0.7 if truth is None else 0.5),
                            facecolors=c, edgecolor="black", linewidth=0.5)
             if s.end_s - s.start_s > 0.08 * max(result.duration_s, 1e-6):
                 ax.text((s.start_s + s.end_s) / 2, y - 0.1 if truth is None else y - 0.1, f"{s.score:.2f}",
                         ha="center", va="center", fontsize=7)
         for s in (truth or {}).get(tid, []):
-            k = result.classes.index(s.label) if s.label in result.classes else 0
-            used[s.label] = class_color(k, n)
-            ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y + 0.2, 0.15), facecolors=class_color(k, n),
+            used[s.label] = palette[s.label]
+            ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y + 0.2, 0.15), facecolors=palette[s.label],
                            edgecolor="none")
     ax.set_yticks(range(lanes))
     ax.set_yticklabels([f"person {t}" for t in reversed(tracks)] if tracks else ["(no person)"])

@@ -211,8 +211,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                     raise ActionposeError(f"{where}.track_id: {p.track_id!r} appears twice in one frame")
                 seen.add(p.track_id)
                 kp = np.asarray(p.keypoints, dtype=np.float64)
-                if np.abs(kp).max() > 1e6:
-                    raise ActionposeError(f"{where}.keypoints: |value| must be <= 1e6")
+                if not np.isfinite(kp).all() or np.abs(kp).max() > 1e6:
+                    raise ActionposeError(f"{where}.keypoints: values must be finite numbers with |value| <= 1e6")
                 if p.scores is not None:
                     if len(p.scores) != v:
                         raise ActionposeError(f"{where}.scores: need {v} values")

@@ -17,7 +17,8 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     layout: Layout = Field(description="joint layout of `keypoints`")
     fps: Finite = Field(30.0, gt=0, le=240, description="frame rate of the window")
-    keypoints: list[list[list[Finite]]] = Field(description="[T][V][2 or 3]: x, y (and score) per joint")
+    # plain floats here (fast); finiteness and shape are checked on the numpy array in the handler
+    keypoints: list[list[list[float]]] = Field(description="[T][V][2 or 3]: x, y (and score) per joint")
     scores: Optional[list[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]]] = Field(
         None, description="[T][V] per-joint confidence (alternative to a third channel)")
 
@@ -32,7 +33,7 @@ class PredictResponse(BaseModel):
 class StreamPerson(BaseModel):
     model_config = ConfigDict(extra="forbid")
     track_id: TrackId = 0
-    keypoints: list[list[Finite]] = Field(description="[V][2 or 3]")
+    keypoints: list[list[float]] = Field(description="[V][2 or 3]")
     scores: Optional[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]] = None
 
 

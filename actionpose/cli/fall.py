@@ -24,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
+    from pathlib import Path
+
+    if not Path(args.source).exists():
+        raise ActionposeError(f"{args.source}: no such file")
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     det = FallDetector.from_pretrained(args.model, **overrides)
     events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend)

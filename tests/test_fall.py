@@ -1,0 +1,179 @@
+"""FallDetector: window prediction, layout mapping, streaming debounce, real fall sequences, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionpose.data.importers import convert
+from actionpose.errors import ActionposeError
+from actionpose.inference.fall import FallConfig, FallDetector, hip_drop_start
+from actionpose.inference.fall_prep import prepare_window
+from actionpose.skeleton import get_layout
+
+MODEL = os.environ.get("ACTIONPOSE_FALL_MODEL", "fall")
+FIX = Path(__file__).parent / "fixtures" / "fall"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SKEL = SHARED / "videos" / "fall_skeleton_1.npy"
+
+
+@pytest.fixture(scope="module")
+def det():
+    return FallDetector.from_pretrained(MODEL, threads=1)
+
+
+def fixture_seq(video: str):
+    ds = convert("urfd_movenet", FIX / "urfd_movenet13_mini.tar.gz", frame_labels_csv=FIX / "urfd_falls13_mini.csv")
+    a = next(a for a in ds.annotations if a["video"] == video)
+    return a["keypoint"][0] * np.array([640, 480], np.float32), a["keypoint_score"][0], a
+
+
+def embed(body13: np.ndarray, layout: str, fill: float = 0.0) -> np.ndarray:
+    """Place body13 joints into a bigger layout by joint name (other joints get ``fill``)."""
+    lay, b = get_layout(layout), get_layout("body13")
+    out = np.full(body13.shape[:-2] + (lay.num_joints, body13.shape[-1]), fill, np.float32)
+    for j, name in enumerate(b.joints):
+        target = "nose" if name == "head" else name
+        out[..., lay.index(target), :] = body13[..., j, :]
+    return out
+
+
+class Scripted:
+    """Stand-in scorer returning scripted probabilities per call (tests the decision logic only)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, kp, sc):
+        self.calls += 1
+        return np.array([self.fn(self.calls) for _ in range(len(kp))])
+
+
+def upright(t: int = 40) -> np.ndarray:
+    kp, _, _ = fixture_seq("adl-01")
+    return kp[:t]
+
+
+def test_shipped_model_has_calibrated_sidecar():
+    from actionpose.inference.fall import resolve_fall_model
+
+    path = resolve_fall_model("fall")
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert 0 < side["detector"]["threshold"] < 1 and "cv" in side
+    assert path.with_name("fall_body13.md").exists()
+
+
+def test_predict_window_and_layout_mapping(det):
+    kp, sc, _ = fixture_seq("fall-01")
+    win = kp[40:104]  # coco13 pixels around the fall
+    r13 = det.predict(win, sc[40:104], layout="coco13")
+    r17 = det.predict(embed(win, "coco17"), embed(sc[40:104, :, None], "coco17")[..., 0], layout="coco17")
+    r33 = det.predict(embed(win, "blazepose33"), embed(sc[40:104, :, None], "blazepose33")[..., 0],
+                      layout="blazepose33")
+    with_score = det.predict(np.concatenate([win, sc[40:104, :, None]], -1), layout="coco13")
+    assert r13.prob == pytest.approx(r17.prob, abs=1e-5) == pytest.approx(r33.prob, abs=1e-5)
+    assert with_score.prob == pytest.approx(r13.prob, abs=1e-5)
+    assert 0 <= r13.prob <= 1 and r13.is_fall == (r13.prob >= det.config.threshold) and r13.frames_used == 64
+
+
+def test_fixture_fall_is_detected_once_and_adl_not(det):
+    kp, sc, a = fixture_seq("fall-01")
+    t = np.arange(len(kp)) / 30
+    events = det.run_sequence(kp, t, sc, layout="coco13")
+    falling = t[a["frame_labels"] == 1]
+    assert len(events) == 1
+    assert falling[0] - 1.0 <= events[0].detected_time <= falling[-1] + 4.0
+    kp, sc, _ = fixture_seq("adl-01")
+    assert det.run_sequence(kp, np.arange(len(kp)) / 30, sc, layout="coco13") == []
+
+
+@pytest.mark.skipif(not SKEL.exists(), reason="../shared not present: fall_skeleton_1.npy")
+def test_real_fall_video_skeleton_one_event_at_the_fall(det):
+    kp = np.load(SKEL)  # 108 frames at 18 fps; the fall happens at about 2.6-3.4 s
+    sc = (kp > 0).all(-1).astype(np.float32)
+    events = det.run_sequence(kp, np.arange(len(kp)) / 18, sc, layout="coco17")
+    assert len(events) == 1
+    assert 2.0 <= events[0].start_time <= 3.6 and events[0].detected_time <= 5.0
+
+
+def test_debounce_one_event_per_fall_and_rearm():
+    cfg = FallConfig(threshold=0.5, min_hits=2, release=0.3, rearm_s=1.0, hop_s=0.0, min_window_s=0.0)
+    probs = {**{i: 0.9 for i in range(10, 30)}, **{i: 0.95 for i in range(70, 75)}}
+    det = FallDetector(Scripted(lambda n: probs.get(n, 0.1)), cfg, layout="coco13")
+    frames = upright(40)
+    events = []
+    for i in range(100):
+        events += det.update({"a": frames[i % 40]}, i / 10)
+    assert len(events) == 2  # one per high run, not one per frame
+    assert events[0].detected_time == pytest.approx(1.0) and events[0].confidence == pytest.approx(0.9)
+    assert events[1].detected_time == pytest.approx(7.0)
+    single = FallDetector(Scripted(lambda n: 0.9 if n == 5 else 0.1), cfg, layout="coco13")
+    assert sum((single.update(frames[i], i / 10) for i in range(30)), []) == []  # one hit is not enough
+
+
+def test_per_person_state_is_independent():
+    cfg = FallConfig(threshold=0.5, min_hits=1, hop_s=0.0, min_window_s=0.0)
+
+    class ByOrder:
+        calls = 0
+
+        def __call__(self, kp, sc):  # persons are scored in the order given: "a" stays low, "b" goes high
+            self.calls += 1
+            return np.array([0.1, 0.9 if self.calls > 10 else 0.1])[: len(kp)]
+
+    det = FallDetector(ByOrder(), cfg, layout="coco13")
+    a = upright(20)
+    events = []
+    for i in range(20):
+        events += det.update({"a": a[i], "b": a[i] + 5}, i / 10)
+    assert [e.track_id for e in events] == ["b"]
+
+
+def test_pose_frontend_person_objects_and_bad_input():
+    from dataclasses import dataclass
+
+    @dataclass
+    class P:
+        track_id: int
+        keypoints: np.ndarray
+        scores: np.ndarray
+
+    det = FallDetector(Scripted(lambda n: 0.0), FallConfig(hop_s=0.0, min_window_s=0.0), layout="coco13")
+    kp = upright(3)
+    assert det.update([P(4, kp[0], np.ones(13))], 0.0) == []
+    assert 4 in det._tracks
+    with pytest.raises(ActionposeError, match="not after"):
+        det.update([P(4, kp[1], np.ones(13))], 0.0)
+    with pytest.raises(ActionposeError, match="joints"):
+        det.update({1: np.zeros((5, 2))}, 1.0)
+    with pytest.raises(ActionposeError, match="NaN"):
+        prepare_window(np.full((4, 13, 2), np.nan), None, "body13")
+    with pytest.raises(ActionposeError, match="cannot be mapped"):
+        prepare_window(np.zeros((4, 11, 2)), None, "mediapipe11")
+
+
+def test_hip_drop_start_finds_the_descent():
+    t = np.arange(30) / 10
+    kp = np.zeros((30, 13, 2), np.float32)
+    kp[:, 7:9, 1] = np.where(t[:, None] < 1.5, 100, 100 + (t[:, None] - 1.5) * 200)
+    assert 1.4 <= hip_drop_start(kp, t) <= 1.7
+
+
+def test_cli_fall_on_npy_and_bad_source(tmp_path):
+    kp, sc, _ = fixture_seq("fall-01")
+    path = tmp_path / "fall.npy"
+    np.save(path, np.concatenate([kp, sc[..., None]], -1))
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "coco13", "--fps", "30",
+                          "--model", MODEL, "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert len(res["events"]) == 1 and res["frames"] == len(kp)
+    bad = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "missing.mp4")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr

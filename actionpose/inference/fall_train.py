@@ -371,12 +371,126 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, nargs="*")
     p.add_argument("--budget", type=float, default=0.0, help="false alarms per hour allowed on CV non-fall time")
     p.add_argument("--no-final", action="store_true")
+    p.add_argument("--ship", action="store_true", help="copy the final model, sidecar and card into the package")
+    p.add_argument("--ship-from", type=Path, help="ship an existing cv_report.json without training")
     a = p.parse_args(argv)
+    assets = Path(__file__).resolve().parents[1] / "assets" / "models"
+    if a.ship_from:
+        print(ship(json.loads(a.ship_from.read_text()), assets))
+        return 0
     rep = run_cv(a.movenet, a.alphapose, a.out, a.epochs, a.stride, a.augment_copies, a.folds, a.budget,
                  final=not a.no_final)
     print(json.dumps({k: rep[k] for k in ("threshold", "events", "events_by_source", "windows")}, indent=1))
+    if a.ship and "final_onnx" in rep:
+        print(ship(rep, assets))
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def model_card(report: dict[str, Any]) -> str:
+    """Markdown model card from a CV report (numbers are copied, never typed by hand)."""
+    ev, w, thr = report["events"], report["windows"], report["threshold"]
+    d = report["detector"]
+    rows = "\n".join(f"| {src} | {r['falls']} | {r['found']} | {r['events']} | {r['false_alarms']} | {r['recall']:.3f} | "
+                     f"{r['precision']:.3f} | {r['non_fall_hours'] * 60:.1f} | {r['false_alarms_per_hour']:.1f} |"
+                     for src, r in [("all", ev)] + sorted(report["events_by_source"].items()))
+    sweep = [r for r in report["sweep"] if abs(r["threshold"] * 20 - round(r["threshold"] * 20)) < 1e-6]
+    sweep_rows = "\n".join(f"| {r['threshold']:.2f} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | "
+                           f"{r['false_alarms']} | {r['false_alarms_per_hour']:.1f} |" for r in sweep)
+    folds = "\n".join(f"| {f['fold']} | {f['train_windows']} | {f['test_windows']} | {f['test_top1']:.3f} | "
+                      f"{f['seconds']:.0f} |" for f in report["folds"])
+    data = report["data"]
+    return f"""# Model card: `fall_body13` (fall vs. not fall, body13, ST-GCN)
+
+**Use**: `actionpose.FallDetector.from_pretrained("fall")`, `actionpose fall VIDEO`, the `serve/` service.
+**Input**: one person's 2D keypoints, any of coco17 / coco13 / body13 / blazepose33 (mapped to body13 by
+joint name), resampled to 15 fps; a window is the last 32 model frames (2.1 s), centred on the mean hip
+and scaled by the torso length (90th percentile), with per-joint scores as a third channel.
+**Output**: P(fall) per window; the streaming detector raises one event per fall when P >= threshold on
+{d['min_hits']} consecutive evaluations, and re-arms after P < {d['release']:.2f} for {d['rearm_s']:g} s.
+
+## Calibrated alert threshold: **{thr:.2f}**
+
+Chosen on the cross-validated event stream as the threshold with the highest recall whose false-alarm
+rate on the held-out non-fall time is within the stated budget of **{report['budget_false_alarms_per_hour']:g}
+false alarms per hour** (ties: the highest threshold). The held-out non-fall time is only
+{ev['non_fall_hours'] * 60:.1f} minutes (URFD ADL clips plus the pre-fall part of fall clips), so
+"0 false alarms" bounds the true rate only loosely: the one-sided 95 % Poisson upper bound for 0 events in
+{ev['non_fall_hours']:.3f} h is {3.0 / max(ev['non_fall_hours'], 1e-9):.0f} per hour. Real deployments need
+their own validation on long non-fall recordings before relying on this threshold.
+
+## Training data and protocol
+
+* URFD (Kwolek & Kepski 2014) camera-0 clips, two pose extractions of the **same** videos:
+  `urfd_movenet13` (MoveNet; 30 falls + 40 ADL) and `urfd_falls13` (AlphaPose; the 30 falls, per-frame
+  labels not-fall / falling / lying, joined onto the MoveNet falls by URFD frame number).
+* {data['sequences']} sequences, {data['windows']} windows (stride {data['stride_ticks']} model frames,
+  {data['augment_copies']} camera-augmented copy per training window: roll ±12°, horizontal foreshortening
+  ×0.6–1, vertical squash ×0.75–1, scale ×0.5–1.5, mirror; plus the trainer's rotate/scale/flip/joint-drop).
+* Window label: fall if it holds >= 4 model frames (0.27 s) of the labelled falling phase; not fall if none
+  (standing, walking, ADL incl. lying down on a bed/sofa, and lying after a fall); 1–3 frames: skipped.
+  `lying` / `getting up` are **not** separate classes: URFD labels lying only in fall clips, and its ADL
+  lying-on-bed clips carry no frame labels, so a lying class would be learnt from the wrong contrast.
+* **5-fold cross-validation by URFD video id** (`fall-07` and `adl-07` are fixed to one fold for every
+  source, so no video is on both sides). MD4FD (the same URFD videos, MediaPipe joints without elbows)
+  is not used: it cannot map to body13 and would leak across folds.
+* Model: `stgcn_small` (base 16 channels, 4 stages), {data['epochs']} epochs per fold on 2 CPU cores,
+  the shared trainer (`actionpose.training.train`); the shipped model is trained on all folds.
+
+## Cross-validated results (held-out sequences, streamed through the detector)
+
+Event level at threshold {thr:.2f}: a fall counts as found when an event is raised between 1 s before
+its falling phase and 4 s after it; any other event (also a second event for one fall) is a false alarm.
+
+| sequences | falls | found | events | false alarms | recall | precision | non-fall minutes | false alarms / h |
+|---|---|---|---|---|---|---|---|---|
+{rows}
+
+F1 (all): {ev['f1']:.3f}. Median |start-time error| of found falls: {ev['median_abs_onset_error_s']} s.
+
+Window level (all held-out windows, threshold {thr:.2f}): precision {w['precision']:.3f}, recall
+{w['recall']:.3f}, F1 {w['f1']:.3f} over {w['windows']} windows ({w['positives']} fall windows).
+
+Threshold sweep (event level, all held-out sequences):
+
+| threshold | recall | precision | F1 | false alarms | false alarms / h |
+|---|---|---|---|---|---|
+{sweep_rows}
+
+Per fold (window top-1 from the trainer):
+
+| fold | train windows | test windows | window top-1 | seconds |
+|---|---|---|---|---|
+{folds}
+
+## Limits (read before use)
+
+* URFD is small, staged and indoor (one room, a few actors, frontal/side camera). Both extractions
+  come from the same 70 clips; cross-validation holds out whole videos but not actors (URFD has no
+  actor ids), so the numbers are optimistic for new people and rooms.
+* Hard negatives are few (fast sit-downs, exercise, kneeling are barely present). Expect more false
+  alarms in the wild than the budget above suggests.
+* Research data, non-commercial terms (see `../shared/datasets/README.md`); not a medical device.
+
+Reproduce: `python -m actionpose.inference.fall_train --out runs/fall --epochs {data['epochs']} --stride {data['stride_ticks']} --augment-copies {data['augment_copies']} --ship`
+"""
+
+
+def ship(report: dict[str, Any], assets: Path) -> Path:
+    """Copy the final ONNX to ``assets`` with its sidecar (detector settings + CV summary) and card."""
+    import shutil
+
+    from actionpose.data.atomic import write_text_atomic
+
+    assets.mkdir(parents=True, exist_ok=True)
+    onnx = assets / "fall_body13.onnx"
+    shutil.copyfile(report["final_onnx"], onnx.with_suffix(".onnx.tmp"))
+    Path(onnx.with_suffix(".onnx.tmp")).replace(onnx)
+    summary = {k: report[k] for k in ("threshold", "events", "events_by_source", "windows", "folds", "data",
+                                      "budget_false_alarms_per_hour")}
+    write_sidecar(assets / "fall_body13.json", FallConfig.from_dict(report["detector"]), {"cv": summary})
+    write_text_atomic(assets / "fall_body13.md", model_card(report))
+    return onnx

@@ -1,0 +1,36 @@
+"""Minimal client for the fall service (copy into your app). Needs only ``httpx``.
+
+    ACTIONPOSE_KEY=ap_... python serve/client_example.py
+"""
+from __future__ import annotations
+
+import os
+
+import httpx
+
+BASE = os.environ.get("ACTIONPOSE_URL", "http://127.0.0.1:8000")
+client = httpx.Client(base_url=BASE, headers={"X-API-Key": os.environ["ACTIONPOSE_KEY"]}, timeout=10)
+
+
+def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
+    """One person's keypoint window [T][V][2 or 3] (pixels; optional score) -> {prob, is_fall, threshold}."""
+    r = client.post("/v1/fall/predict", json={"layout": layout, "fps": fps, "keypoints": window})
+    r.raise_for_status()
+    return r.json()
+
+
+def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> list[dict]:
+    """Append frames ``{"timestamp": s, "persons": [{"track_id": 1, "keypoints": [[x, y], ...]}]}`` to a
+    camera's session; returns the fall events found (each already stored on the server)."""
+    r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
+    r.raise_for_status()
+    return r.json()["events"]
+
+
+if __name__ == "__main__":
+    standing = [[[320.0 + j, 100.0 + 22 * j] for j in range(17)] for _ in range(64)]
+    print(fall_probability(standing))
+    events = send_frames("camera-1", [{"timestamp": i / 30, "persons": [{"track_id": 1, "keypoints": standing[0]}]}
+                                      for i in range(60)])
+    print("events:", events)
+    print(client.get("/v1/events", params={"session_id": "camera-1"}).json())

@@ -392,11 +392,23 @@ def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[
         yield str(ann["frame_dir"]), ds.layout, rate, ann.get("img_shape"), frames()
 
 
-def load_predictor(model: str | Path, threads: int | None = 2) -> tuple[Predictor, str]:
-    """Resolve a shipped model name, an exported .onnx path or an ensemble YAML -> (predictor, display name)."""
+TAG_CLIPS = 1  # windows arrive already resampled to clip_len, so the model's extra test clips would be identical
+
+
+def load_predictor(model: str | Path, threads: int | None = 2, clips: int | None = TAG_CLIPS) -> tuple[Predictor, str]:
+    """Resolve a shipped model name, an exported .onnx path or an ensemble YAML -> (predictor, display name).
+
+    ``clips`` overrides the model's number of test-time clips: the tagger hands over windows already
+    resampled to ``clip_len`` frames, for which every test clip would pick the same frames (pure cost).
+    """
+    import dataclasses
+
     from actionpose.inference import predictor as _p
 
     pred = _p.load_predictor(str(model), threads=threads)
+    if clips:
+        for member in getattr(pred, "predictors", [pred]):
+            member.config = dataclasses.replace(member.config, num_clips=int(clips))
     return pred, (str(model) if str(model) in _p.MODEL_ALIASES else Path(str(model)).name)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -174,7 +175,7 @@ def _time_case(predictor: Any, video: Path, seconds: float, threads: int, cfg: S
     marks = sorted(checkpoints or [])
     rss_at: dict[str, float] = {}
     persons_seen, frames, segments = [], 0, 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for fr in fe.stream(None, reader=reader, keep_images=False):
         people = [PersonPose(p.track_id, p.keypoints, p.scores, p.box) for p in fr.persons]
         persons_seen.append(len(people))
@@ -184,9 +185,10 @@ def _time_case(predictor: Any, video: Path, seconds: float, threads: int, cfg: S
         while marks and t_in >= marks[0] * 60 - 1e-6:
             rss_at[f"{marks.pop(0):g} min"] = round(_peak_rss_mb(), 1)
     segments += len(tagger.finish())
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"input_s": round(frames / reader.out_fps, 2), "frames": frames, "wall_s": round(wall, 2),
-            "rtf": round(frames / reader.out_fps / wall, 2), "fps_processed": round(frames / wall, 1),
+            "rtf": round(frames / reader.out_fps / wall, 2), "cpu_s": round(cpu, 2),
+            "rtf_cpu": round(frames / reader.out_fps / cpu, 2), "fps_processed": round(frames / wall, 1),
             "mean_persons": round(float(np.mean(persons_seen)) if persons_seen else 0.0, 2),
             "segments": segments, "peak_rss_mb": rss_at or round(_peak_rss_mb(), 1)}
 
@@ -209,13 +211,17 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
             videos[n] = make_bench_video(args.video, n, Path(tmp) / f"bench_{n}p.mp4")
         print(f"actionpose bench tag — model {name}, {args.threads} threads, 640x480, window {cfg.window_s:g} s, "
               f"stride {cfg.stride_s:g} s, default frontend")
-        print(f"{'persons':>7} {'input s':>8} {'wall s':>7} {'RTF':>6} {'fps':>6} {'persons/frame':>13}")
+        print(f"{'persons':>7} {'input s':>8} {'wall s':>7} {'RTF':>6} {'fps':>6} {'CPU s':>6} {'RTF/CPU':>7} "
+              f"{'persons/frame':>13}")
         for n, video in videos.items():
             r = _time_case(predictor, video, args.seconds, args.threads, cfg)
             r["persons"] = n
             out["cases"].append(r)
             print(f"{n:>7} {r['input_s']:>8.1f} {r['wall_s']:>7.1f} {r['rtf']:>6.2f} {r['fps_processed']:>6.1f} "
-                  f"{r['mean_persons']:>13.2f}")
+                  f"{r['cpu_s']:>6.1f} {r['rtf_cpu']:>7.2f} {r['mean_persons']:>13.2f}")
+        print("RTF = input seconds / wall seconds; RTF/CPU = input seconds / CPU seconds of this process (all "
+              "threads): what it would reach with its CPU time undisturbed by other load, on one core")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         minutes = [float(x) for x in args.memory_minutes.split(",") if x.strip()]
         if minutes:
             video = videos.get(1) or make_bench_video(args.video, 1, Path(tmp) / "bench_1p.mp4")

@@ -62,7 +62,8 @@ class ActionModule(pl.LightningModule):
         probs = np.concatenate([p for p, _ in self._val])
         labels = np.concatenate([y for _, y in self._val])
         self._val.clear()
-        self.log("val_top1", float((probs.argmax(1) == labels).mean()), prog_bar=True)
+        self.log("val_top1", float((probs.argmax(1) == labels).mean()), prog_bar=True,
+                 sync_dist=True)  # DDP: mean over ranks, so every rank selects the same checkpoint
 
     def configure_optimizers(self):
         o = self.config["optim"]

@@ -19,6 +19,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import yaml
+from pytorch_lightning.utilities import rank_zero_only
 
 from actionpose.data.atomic import write_text_atomic
 from actionpose.data.datamodule import SkeletonDataModule
@@ -49,6 +50,10 @@ class EpochTimer(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.times.append(time.perf_counter() - self._t)
+        if not trainer.progress_bar_callback:  # one line per epoch for logs (nohup runs)
+            m = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+            shown = " ".join(f"{k}={m[k]:.4f}" for k in ("train_loss", "train_top1", "val_top1") if k in m)
+            print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {self.times[-1]:.1f}s {shown}", flush=True)
 
 
 def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +86,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
 
     client = run_id = None
     callbacks: list[pl.Callback] = []
-    if cfg["mlflow"]["enabled"]:
+    if cfg["mlflow"]["enabled"] and rank_zero_only.rank == 0:  # DDP/torchrun/SLURM: one run, from rank 0
         from actionpose.training.tracking import MlflowEpochLogger, fingerprint, start_run
 
         client, run_id = start_run(cfg)
@@ -116,6 +121,9 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     finally:
         if client is not None and status != "FINISHED":
             client.set_terminated(run_id, "FAILED")
+    if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
+        return TrainResult(checkpoint=Path(ckpt_cb.best_model_path or ckpt_cb.last_model_path), onnx_path=None,
+                           out_dir=out_dir)
 
     best = Path(ckpt_cb.best_model_path or ckpt_cb.last_model_path)
     if not best.exists():

@@ -14,7 +14,7 @@ __all__ = ["FramePoses", "Frontend", "FrontendSpec", "Person", "extract", "get_f
 
 
 def extract(*args, **kwargs):
-    """See :func:`actionpose.pose.extract.extract` (imported lazily)."""
-    from actionpose.pose.extract import extract as _extract
+    """See :func:`actionpose.pose.extraction.extract` (imported lazily)."""
+    from actionpose.pose.extraction import extract as _extract
 
     return _extract(*args, **kwargs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from actionpose.pose.decoders import flip_heatmaps, heatmap_decode, simcc_decode
@@ -128,26 +129,82 @@ class MoveNet(_TopDown):
         return np.stack(kps).astype(np.float32), np.stack(scores).astype(np.float32)
 
 
+def roi_matrix(cx: float, cy: float, side: float, theta: float, n: int) -> np.ndarray:
+    """2x3 image -> crop map for a square ROI of ``side`` px centred at (cx, cy), rotated by ``theta``."""
+    c, s = np.cos(theta), np.sin(theta)
+    k = n / max(side, 1e-6)
+    a = k * np.array([[c, s], [-s, c]])
+    t = n / 2 - a @ np.array([cx, cy])
+    return np.hstack([a, t[:, None]])
+
+
+def roi_to_image(points: np.ndarray, roi: np.ndarray, n: int) -> np.ndarray:
+    cx, cy, side, theta = (float(v) for v in roi)
+    c, s = np.cos(theta), np.sin(theta)
+    d = (np.asarray(points, np.float32) - n / 2) * (side / n)
+    return np.stack([cx + c * d[:, 0] - s * d[:, 1], cy + s * d[:, 0] + c * d[:, 1]], 1).astype(np.float32)
+
+
+def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
+    """MediaPipe's RefineLandmarksFromHeatmap: replace each normalised landmark by the
+    sigmoid-weighted mean position of the ``kernel`` x ``kernel`` heatmap window around it."""
+    hh, hw, _ = heatmap.shape
+    out = np.array(xy, np.float32)
+    off = kernel // 2
+    for j in range(len(xy)):
+        c, r = int(xy[j, 0] * hw), int(xy[j, 1] * hh)
+        if not (0 <= c < hw and 0 <= r < hh):
+            continue
+        r0, r1, c0, c1 = max(0, r - off), min(hh, r + off + 1), max(0, c - off), min(hw, c + off + 1)
+        conf = _sigmoid(heatmap[r0:r1, c0:c1, j].astype(np.float64))
+        tot = conf.sum()
+        if conf.max() >= min_conf and tot > 0:
+            rows, cols = np.mgrid[r0:r1, c0:c1]
+            out[j] = [((cols * conf).sum() / tot + 0.5) / hw, ((rows * conf).sum() / tot + 0.5) / hh]
+    return out
+
+
 class BlazePoseLandmark(_TopDown):
     """BlazePose GHUM full landmark model: float RGB 0..1, 256x256 square crop; 33 landmarks.
 
     Scores are sigmoid(visibility) x the model's pose-presence probability, so a crop without a
-    person gets low scores everywhere.
+    person gets low scores everywhere. Like MediaPipe, it also returns the next frame's rotated ROI
+    from its two auxiliary landmarks (33: hip centre, 34: scale/rotation point; side = 2 x their
+    distance x 1.25), which the frontend uses instead of a box while it follows the person.
     """
 
     layout = "blazepose33"
     input_size = (256, 256)
+    supports_roi = True
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __init__(self, spec: ModelSpec, path: Path, threads: int = 2):
+        super().__init__(spec, path, threads)
+        self.last_rois: list[np.ndarray] = []
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, rois: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self.last_rois = []
         if len(boxes) == 0:
             return self.empty()
         kps, scores = [], []
-        for c, s, im in self.crops(image, boxes):
+        n = self.input_size[0]
+        for i, b in enumerate(boxes):
+            roi = rois[i] if rois is not None else None
+            if roi is None:  # axis-aligned square of 1.25 x the box's long side
+                side = max(b[2] - b[0], b[3] - b[1]) * self.padding
+                roi = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side, 0.0], np.float32)
+            im = cv2.warpAffine(image, roi_matrix(*roi, n), (n, n), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
             x = np.ascontiguousarray(im[None, :, :, ::-1], dtype=np.float32) / 255.0
-            lm, flag = self.session.run(["Identity", "Identity_1"], {self.input_name: x})
-            lm = lm.reshape(39, 5)[:33]
-            kps.append(crop_to_image(lm[:, :2], c, s, self.input_size))
-            scores.append(_sigmoid(lm[:, 3]) * float(flag.reshape(-1)[0]))
+            lm, flag, hm = self.session.run(["Identity", "Identity_1", "Identity_3"], {self.input_name: x})
+            lm = lm.reshape(39, 5)
+            xy = refine_from_heatmap(lm[:33, :2] / n, hm[0]) * n
+            pts = roi_to_image(np.concatenate([xy, lm[33:35, :2]]), roi, n)
+            kps.append(pts[:33])
+            scores.append(_sigmoid(lm[:33, 3]) * float(flag.reshape(-1)[0]))
+            c, e = pts[33], pts[34]
+            theta = np.pi / 2 - np.arctan2(-(e[1] - c[1]), e[0] - c[0])
+            theta = (theta + np.pi) % (2 * np.pi) - np.pi
+            self.last_rois.append(np.array([c[0], c[1], 2 * np.hypot(*(e - c)) * 1.25, theta], np.float32))
         return np.stack(kps).astype(np.float32), np.stack(scores).astype(np.float32)
 
 

@@ -65,7 +65,8 @@ def pck(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, alpha: float = 0.1
     return int((d <= alpha * size).sum()), int(valid.sum())
 
 
-def pck_vs_reference(frontend, video: str | Path, reference: np.ndarray, alpha: float = 0.1) -> dict[str, float]:
+def pck_vs_reference(frontend, video: str | Path, reference: np.ndarray, alpha: float = 0.1,
+                     fps: float | None = None) -> dict[str, float]:
     """PCK of a single-person video against a per-frame COCO-17 reference [T,17,2] (<= 0 = missing).
 
     Each frame takes the person nearest the reference's centre; a frame where the frontend found
@@ -73,10 +74,10 @@ def pck_vs_reference(frontend, video: str | Path, reference: np.ndarray, alpha: 
     """
     ok = total = frames_found = 0
     per_frame = []
-    for fr in frontend.stream(str(video), keep_images=False):
-        if fr.index >= len(reference):
+    for fr in frontend.stream(str(video), fps=fps, keep_images=False):
+        if fr.source_index >= len(reference):
             break
-        ref = reference[fr.index]
+        ref = reference[fr.source_index]
         valid = (ref > 0).all(1)
         n = int(valid.sum())
         if not fr.persons:

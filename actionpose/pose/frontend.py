@@ -31,6 +31,7 @@ class Person:
     scores: np.ndarray  # [V]
     box: np.ndarray  # [4] xyxy
     score: float = 1.0  # detection (or carried track) confidence
+    roi: np.ndarray | None = None  # (cx, cy, side, theta) for the next frame, from models that predict it
 
     def in_layout(self, src: str, dst: str = "body13") -> tuple[np.ndarray, np.ndarray]:
         """Keypoints and scores mapped from the frontend's layout ``src`` into ``dst`` by joint name."""
@@ -126,56 +127,75 @@ class Frontend:
         self.tracker.reset()
         self._last = []
 
-    def _kp_boxes(self, persons: list[Person]) -> tuple[list[np.ndarray], list[float]]:
-        boxes, scores = [], []
+    def _kp_boxes(self, persons: list[Person]) -> tuple[list[np.ndarray], list[float], list]:
+        boxes, scores, rois = [], [], []
         for p in persons:
             b = keypoints_to_box(p.keypoints, p.scores)
             if b is not None:
                 boxes.append(b)
                 scores.append(p.score)
-        return boxes, scores
+                rois.append(p.roi)
+        return boxes, scores, rois
 
-    def boxes_for(self, image: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Boxes to run pose on: detector boxes plus, for people the detector lost, boxes around their
-        box in the previous frame (a person lying on the floor is a weak detection, but the pose model
-        still confirms them there). Between re-detections, boxes around the previous keypoints are used.
-        Returns boxes, scores, a mask of carried (not detected) boxes, and whether the detector ran."""
+    def boxes_for(self, image: np.ndarray, index: int):
+        """Where to run the pose model this frame.
+
+        Detector boxes, plus, for people the detector lost, their box from the previous frame (a
+        person lying on the floor is a weak detection, but the pose model still confirms them there).
+        Between re-detections (``det_every``), boxes around the previous keypoints. Models that
+        predict their next ROI (BlazePose) get it instead of a box wherever a person is followed.
+        Returns boxes, scores, rois (None per box or an ROI), a mask of carried boxes, detector-ran.
+        """
         if self.det_every > 1 and index % self.det_every and self._last:
-            kb, ks = self._kp_boxes(self._last)
+            kb, ks, kr = self._kp_boxes(self._last)
             if kb:
-                return np.stack(kb), np.asarray(ks, np.float32), np.ones(len(kb), bool), False
+                return np.stack(kb), np.asarray(ks, np.float32), kr, np.ones(len(kb), bool), False
         boxes, scores = self.detector(image)
         keep = (scores >= self.det_score) | self.tracker.continues_track(index, boxes)
         boxes, scores = boxes[keep], scores[keep]
         order = np.argsort(-scores)
         if self.max_persons:
             order = order[: max(self.max_persons * 2, self.max_persons + 2)]  # spare boxes for the tracker
-        boxes, scores = boxes[order], scores[order]
+        boxes, scores = boxes[order].reshape(-1, 4), scores[order]
+        rois: list = [None] * len(boxes)
         carried = np.zeros(len(boxes), bool)
-        if self.carry and self._last:
-            kb = np.stack([p.box for p in self._last])  # hold the last box: a lying person barely moves
-            if len(kb):
-                lost = box_iou(kb, boxes).max(1) < 0.3 if len(boxes) else np.ones(len(kb), bool)
+        if self._last:
+            last = np.stack([p.box for p in self._last])
+            iou = box_iou(boxes, last) if len(boxes) else np.zeros((0, len(last)), np.float32)
+            if getattr(self.pose, "supports_roi", False):
+                for j in range(len(boxes)):
+                    i = int(iou[j].argmax())
+                    if iou[j, i] >= 0.3 and self._last[i].roi is not None:
+                        rois[j] = self._last[i].roi
+            if self.carry:
+                lost = iou.max(0) < 0.3 if len(boxes) else np.ones(len(last), bool)
                 if lost.any():
-                    # once the pose model confirms it (carry_min_score), a carried box counts as a confident
-                    # detection; its keypoints bind it to its own track through the OKS term
-                    cs = np.full(int(lost.sum()), self.tracker.high_thr, np.float32)
-                    boxes = np.concatenate([boxes.reshape(-1, 4), kb[lost]])
-                    scores = np.concatenate([scores, cs])
-                    carried = np.concatenate([carried, np.ones(len(cs), bool)])
-        return boxes, scores, carried, True
+                    # held boxes count as confident once the pose model confirms them (carry_min_score);
+                    # their keypoints bind them to their own track through the OKS term
+                    boxes = np.concatenate([boxes, last[lost]])
+                    scores = np.concatenate([scores, np.full(int(lost.sum()), self.tracker.high_thr, np.float32)])
+                    rois += [p.roi for p, l in zip(self._last, lost) if l]
+                    carried = np.concatenate([carried, np.ones(int(lost.sum()), bool)])
+        return boxes, scores, rois, carried, True
 
     def process(self, image: np.ndarray, index: int = 0, time_s: float = 0.0, keep_image: bool = False) -> FramePoses:
         t0 = time.perf_counter()
-        boxes, det_scores, carried, detected = self.boxes_for(image, index)
+        boxes, det_scores, rois, carried, detected = self.boxes_for(image, index)
         t1 = time.perf_counter()
-        kps, kp_scores = self.pose(image, boxes)
+        if getattr(self.pose, "supports_roi", False):
+            kps, kp_scores = self.pose(image, boxes, rois)
+            next_rois = self.pose.last_rois
+        else:
+            kps, kp_scores = self.pose(image, boxes)
+            next_rois = [None] * len(boxes)
         t2 = time.perf_counter()
         mean_kp = kp_scores.mean(1) if len(kp_scores) else np.zeros(0, np.float32)
         keep = mean_kp >= np.where(carried, self.carry_min_score, self.min_pose_score)
-        boxes, det_scores, kps, kp_scores = boxes[keep], det_scores[keep], kps[keep], kp_scores[keep]
+        idx = np.nonzero(keep)[0]
+        boxes, det_scores, kps, kp_scores = boxes[idx], det_scores[idx], kps[idx], kp_scores[idx]
+        next_rois = [next_rois[i] for i in idx]
         ids = self.tracker.update(index, boxes, det_scores, kps, kp_scores)
-        persons = [Person(int(i), kps[j], kp_scores[j], boxes[j], float(det_scores[j]))
+        persons = [Person(int(i), kps[j], kp_scores[j], boxes[j], float(det_scores[j]), next_rois[j])
                    for j, i in enumerate(ids) if i >= 0]
         if self.max_persons:
             persons = sorted(persons, key=lambda p: -p.score * float(p.scores.mean()))[: self.max_persons]

@@ -1,0 +1,180 @@
+"""``actionpose bench frontend VIDEO``: frames/s and per-stage ms of a pose frontend on 2 threads,
+and, side by side in the same run, MediaPipe's own Pose solution vs our onnxruntime BlazePose path
+(the same BlazePose GHUM full landmark model) on the same frames: fps ratio and PCK@0.05 agreement.
+
+MediaPipe is optional (``mediapipe==0.10.14`` still ships ``solutions.pose`` and its models; it
+needs ``protobuf<5``, so install it into its own folder and put that on ``--mediapipe-path``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from actionpose.errors import ActionposeError
+
+HELP = "pose frontend fps and per-stage ms; MediaPipe Pose vs our ONNX BlazePose path"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="video file")
+    p.add_argument("--frontend", default="default")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    p.add_argument("--resize", help="resize frames to WxH first, e.g. 640x480")
+    p.add_argument("--frames", type=int, default=300, help="at most this many frames (default 300)")
+    p.add_argument("--det-every", type=int, default=1)
+    p.add_argument("--mediapipe", action="store_true", help="also compare with MediaPipe Pose (BlazePose full)")
+    p.add_argument("--mediapipe-path", help="folder to prepend to sys.path for `import mediapipe`")
+    p.add_argument("--blaze-det-every", type=int, default=10, help="our BlazePose path: re-detect every N frames "
+                   "(MediaPipe re-detects only when it loses the person)")
+
+
+def _load_frames(path: str, n: int, resize: str | None) -> tuple[list[np.ndarray], float, float]:
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ActionposeError(f"{path}: cannot open video")
+    size = None
+    if resize:
+        try:
+            size = tuple(int(v) for v in resize.lower().split("x"))
+            assert len(size) == 2
+        except (ValueError, AssertionError):
+            raise ActionposeError(f"--resize: expected WxH, got {resize!r}") from None
+    frames, times = [], []
+    while len(frames) < n:
+        t = time.perf_counter()
+        ok, img = cap.read()
+        if not ok:
+            break
+        if size:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        times.append((time.perf_counter() - t) * 1e3)
+        frames.append(img)
+    if not frames:
+        raise ActionposeError(f"{path}: no frames decoded")
+    return frames, float(np.median(times)), cap.get(cv2.CAP_PROP_FPS) or 30.0
+
+
+def _run_frontend(fe, frames) -> tuple[dict[str, float], float, list]:
+    fe.reset()
+    for i in range(3):  # warm-up
+        fe.process(frames[i % len(frames)], i)
+    fe.reset()
+    stages: dict[str, list[float]] = {}
+    out = []
+    t0 = time.perf_counter()
+    for i, img in enumerate(frames):
+        r = fe.process(img, i)
+        for k, v in r.timings.items():
+            stages.setdefault(k, []).append(v)
+        out.append(r)
+    wall = time.perf_counter() - t0
+    return {k: float(np.mean(v)) for k, v in stages.items()}, len(frames) / wall, out
+
+
+def _end_to_end_fps(fe, video: str, n: int) -> float:
+    """Decode on its own thread while inference runs (what `actionpose extract` does)."""
+    t0 = time.perf_counter()
+    k = sum(1 for _ in fe.stream(video, keep_images=False, max_frames=n))
+    return k / (time.perf_counter() - t0)
+
+
+def _mediapipe(frames, path: str | None):
+    if path:
+        sys.path.insert(0, path)
+    try:
+        import mediapipe as mp
+        pose_mod = mp.solutions.pose
+    except Exception as e:  # ImportError, or a protobuf mismatch inside mediapipe
+        raise ActionposeError(f"mediapipe not usable ({type(e).__name__}: {str(e)[:80]}); install mediapipe==0.10.14 "
+                              "with protobuf<5 into a folder and pass --mediapipe-path") from None
+    pose = pose_mod.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
+                         enable_segmentation=False)
+    for i in range(3):
+        pose.process(frames[i][:, :, ::-1])
+    pose.close()
+    pose = pose_mod.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
+                         enable_segmentation=False)
+    out = []
+    t0 = time.perf_counter()
+    for img in frames:
+        r = pose.process(np.ascontiguousarray(img[:, :, ::-1]))
+        if r.pose_landmarks is None:
+            out.append(None)
+            continue
+        h, w = img.shape[:2]
+        lm = r.pose_landmarks.landmark
+        out.append(np.array([[p.x * w, p.y * h, p.visibility] for p in lm], np.float32))
+    fps = len(frames) / (time.perf_counter() - t0)
+    pose.close()
+    return mp.__version__, fps, out
+
+
+def agreement(ours: list, theirs: list, alpha: float = 0.05, vis_thr: float = 0.5) -> tuple[float, int]:
+    """PCK@alpha of our 33 landmarks against MediaPipe's, on frames where MediaPipe found a pose,
+    over landmarks MediaPipe calls visible; the box is MediaPipe's landmark box. A frame where we
+    found nobody counts its landmarks as misses."""
+    ok = total = 0
+    for fr, mp_lm in zip(ours, theirs):
+        if mp_lm is None:
+            continue
+        vis = mp_lm[:, 2] >= vis_thr
+        if not vis.any():
+            continue
+        ref = mp_lm[:, :2]
+        size = max(np.ptp(ref[vis, 0]), np.ptp(ref[vis, 1]), 1.0)
+        total += int(vis.sum())
+        if not fr.persons:
+            continue
+        c = ref[vis].mean(0)
+        p = min(fr.persons, key=lambda q: np.hypot(*(q.keypoints[vis].mean(0) - c)))
+        d = np.hypot(*(p.keypoints[vis] - ref[vis]).T)
+        ok += int((d <= alpha * size).sum())
+    return ok / max(total, 1), total
+
+
+def run(args: argparse.Namespace) -> int:
+    import onnxruntime as ort
+
+    from actionpose.pose import load_frontend
+
+    frames, decode_ms, src_fps = _load_frames(args.video, args.frames, args.resize)
+    h, w = frames[0].shape[:2]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"video {args.video}: {len(frames)} frames {w}x{h}; onnxruntime {ort.__version__}, {args.threads} threads, "
+          f"{os.cpu_count()} CPUs, load average {load:.1f}")
+    fe = load_frontend(args.frontend, threads=args.threads, det_every=args.det_every, progress=False)
+    stages, fps, out = _run_frontend(fe, frames)
+    e2e = _end_to_end_fps(fe, args.video, args.frames) if not args.resize else float("nan")
+    persons = np.mean([len(r.persons) for r in out])
+    print(f"\n## {fe.name} (det every {args.det_every}), mean {persons:.2f} persons/frame")
+    print("| stage | ms/frame |\n| --- | ---: |")
+    print(f"| decode (+resize) | {decode_ms:.2f} |")
+    for k, v in stages.items():
+        if k != "decode_wait":
+            print(f"| {k} | {v:.2f} |")
+    print(f"| **inference fps** (frames in memory) | **{fps:.1f}** |")
+    print(f"| serial fps incl. decode | {1000 / (1000 / fps + decode_ms):.1f} |")
+    if not np.isnan(e2e):
+        print(f"| end-to-end fps, threaded decode (`extract` pipeline) | {e2e:.1f} |")
+    if args.mediapipe:
+        version, mp_fps, mp_out = _mediapipe(frames, args.mediapipe_path)
+        bp = load_frontend("blazepose", threads=args.threads, det_every=args.blaze_det_every, progress=False,
+                           max_persons=1)
+        bstages, b_fps, b_out = _run_frontend(bp, frames)
+        agree, n = agreement(b_out, mp_out)
+        found = sum(m is not None for m in mp_out)
+        print(f"\n## BlazePose GHUM full: MediaPipe {version} Pose (model_complexity=1, its own threads) vs ours "
+              f"(onnxruntime, {args.threads} threads, RTMDet-nano every {args.blaze_det_every} frames)")
+        print("| pipeline | fps | frames with a pose |\n| --- | ---: | ---: |")
+        print(f"| MediaPipe solutions.pose | {mp_fps:.1f} | {found}/{len(frames)} |")
+        print(f"| ours rtmdet-nano+blazepose | {b_fps:.1f} | {sum(bool(r.persons) for r in b_out)}/{len(frames)} |")
+        print(f"\nfps ratio ours/MediaPipe: {b_fps / mp_fps:.2f}x; agreement PCK@0.05 (of MediaPipe's landmark box, "
+              f"{n} visible landmarks): {agree:.3f}")
+        print("ours per stage (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in bstages.items()))
+    return 0

@@ -1,0 +1,160 @@
+"""`actionpose extract` and the default frontend on a real (tiny) video; bad inputs; truncated video."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from actionpose.cli import main
+from actionpose.data.format import load_dataset
+from actionpose.errors import ActionposeError
+from actionpose.pose import extract, load_frontend
+
+FIX = Path(__file__).parent / "fixtures" / "pose"
+VIDEO = FIX / "skier_8f.mp4"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="module")
+def fe():
+    return load_frontend("default", progress=False)
+
+
+def test_stream_finds_the_skier(fe):
+    gt = np.load(FIX / "skier_8f_gt.npy")
+    frames = list(fe.stream(VIDEO))
+    assert [f.index for f in frames] == list(range(8))
+    assert fe.layout == "coco17"
+    correct = total = 0
+    for f in frames:
+        assert len(f.persons) == 1 and f.persons[0].track_id == frames[0].persons[0].track_id
+        p = f.persons[0]
+        assert p.keypoints.shape == (17, 2) and p.scores.shape == (17,) and p.box.shape == (4,)
+        g = gt[f.index]
+        vis = g[:, 2] > 0
+        size = max(np.ptp(g[vis, 0]), np.ptp(g[vis, 1]))
+        d = np.hypot(*(p.keypoints[vis] - g[vis, :2]).T)
+        correct += int((d <= 0.1 * size).sum())
+        total += int(vis.sum())
+    assert correct / total >= 0.8  # PCK@0.1 on the 17 labelled COCO joints
+
+
+def test_extract_writes_canonical_pickle_and_render(tmp_path, fe):
+    out, vid = tmp_path / "o.pkl", tmp_path / "o.mp4"
+    ds = extract(VIDEO, out, frontend=fe, render=vid, progress=False)
+    back = load_dataset(out)
+    a = back.annotations[0]
+    assert back.layout == "coco17" and a["frame_dir"] == "skier_8f"
+    assert a["keypoint"].shape == (1, 8, 17, 2) and a["keypoint_score"].shape == (1, 8, 17)
+    assert a["track_ids"] == ds.annotations[0]["track_ids"] and len(a["track_ids"]) == 1
+    assert a["img_shape"] == (212, 320) and a["fps"] == pytest.approx(10.0) and "stopped_at" not in a
+    cap = cv2.VideoCapture(str(vid))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    # body13 mapping and fps resampling (10 -> 5 fps keeps every other frame)
+    ds13 = extract(VIDEO, None, frontend=fe, layout="body13", fps=5, progress=False)
+    k13 = ds13.annotations[0]["keypoint"]
+    assert ds13.layout == "body13" and k13.shape == (1, 4, 13, 2)
+    np.testing.assert_allclose(k13[0, 1, 1], a["keypoint"][0, 2, 5], atol=3)  # left shoulder of frame 2
+
+
+def test_folder_source_one_annotation_per_video(tmp_path, fe):
+    d = tmp_path / "vids"
+    d.mkdir()
+    shutil.copy(VIDEO, d / "a.mp4")
+    shutil.copy(VIDEO, d / "b.mp4")
+    (d / "notes.txt").write_text("not a video")
+    ds = extract(d, tmp_path / "o.pkl", frontend=fe, progress=False)
+    assert [a["frame_dir"] for a in ds.annotations] == ["a", "b"]
+
+
+def test_truncated_video_keeps_frames_and_says_where(tmp_path, fe):
+    # an AVI with raw MJPG frames: cutting the file leaves the first frames decodable
+    src = tmp_path / "full.avi"
+    cap = cv2.VideoCapture(str(VIDEO))
+    w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 212))
+    while (r := cap.read())[0]:
+        w.write(r[1])
+    w.release()
+    data = src.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "cut.pkl"
+    ds = extract(cut, out, frontend=fe, progress=False)
+    a = load_dataset(out).annotations[0]
+    t = a["keypoint"].shape[1]
+    assert 0 < t < 8 and a["stopped_at"] == t
+    assert ds.annotations[0]["stopped_at"] == t
+
+
+def test_bad_inputs_one_line_exit_2(tmp_path, capsys):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00garbage" * 100)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"nope")
+    cases = [
+        ([str(tmp_path / "missing.mp4")], "no such file"),
+        ([str(empty)], "empty.mp4"),
+        ([str(junk)], "junk.mp4"),
+        (["rtsp://127.0.0.1:9/none"], "cannot open stream"),
+        ([str(VIDEO), "--pose-model", str(corrupt)], "cannot load"),
+        ([str(VIDEO), "--frontend", "nope"], "unknown frontend"),
+        ([str(VIDEO), "--fps", "0"], "--fps must be positive"),
+    ]
+    for extra, msg in cases:
+        out = tmp_path / "o.pkl"
+        rc = main(["extract", *extra, "-o", str(out), "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2, (extra, err)
+        assert err.startswith("error: ") and msg in err and "\n" not in err, err
+        assert not out.exists()
+
+
+def test_wrong_hash_vendored_model_refused(tmp_path, monkeypatch):
+    from actionpose.pose import zoo
+
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "movenet_singlepose_lightning.onnx").write_bytes(b"tampered")
+    monkeypatch.setenv("ACTIONPOSE_MODEL_DIR", str(d))
+    with pytest.raises(ActionposeError, match="sha256 mismatch"):
+        zoo.resolve(zoo.get_model("movenet-lightning"))
+
+
+def test_cli_end_to_end(tmp_path):
+    out = tmp_path / "o.pkl"
+    r = subprocess.run([sys.executable, "-m", "actionpose", "extract", str(VIDEO), "-o", str(out), "--quiet",
+                        "--max-persons", "1", "--det-every", "3"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skier_8f: 8 frames, 1 persons" in r.stdout
+    assert load_dataset(out).annotations[0]["keypoint"].shape == (1, 8, 17, 2)
+
+
+@pytest.mark.slow
+def test_shared_fall_video_matches_reference_skeleton(fe):
+    if not (SHARED / "videos" / "fall_video_1.mp4").exists():
+        pytest.skip("../shared not present: fall_video_1.mp4")
+    from actionpose.pose.evaluate import pck_vs_reference
+
+    ref = np.load(SHARED / "videos" / "fall_skeleton_1.npy")
+    r = pck_vs_reference(fe, SHARED / "videos" / "fall_video_1.mp4", ref, fps=9)  # every 2nd of 108 frames
+    assert r["frames"] == 54 and r["frames_with_person"] >= 50  # the man is kept while lying on the mats
+    assert r["pck"] >= 0.6
+
+
+@pytest.mark.slow
+def test_shared_two_person_video_keeps_two_ids(fe):
+    if not (SHARED / "videos" / "ntu_sample.avi").exists():
+        pytest.skip("../shared not present: ntu_sample.avi")
+    ds = extract(SHARED / "videos" / "ntu_sample.avi", None, frontend=fe, progress=False, fps=15)
+    a = ds.annotations[0]
+    # two men, one walks over and hugs the other: exactly two tracks, each present almost throughout
+    assert len(a["track_ids"]) == 2
+    present = (a["keypoint_score"].sum(-1) > 0).mean(1)
+    assert (present >= 0.9).all(), present

@@ -258,4 +258,4 @@ def test_penn_count_set_accuracy():
     items = eval_penn(root, FIXTURES.parents[1] / "data" / "rep_counts" / "penn_counts.csv")
     mae, obo = metrics(items)
     assert len(items) == 56
-    assert mae < 0.2 and obo >= 0.9   # measured 0.117 / 0.982
+    assert mae < 0.2 and obo >= 0.9   # measured 0.123 / 0.982

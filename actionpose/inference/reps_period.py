@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 from scipy.signal import find_peaks
 
 # Hysteresis levels on the signal normalised to [-0.5, 0.5] by its local range.
-ENTER = 0.15   # |z| above this = firmly in the rest / active half of the motion
+ENTER = 0.2   # |z| above this = firmly in the rest / active half of the motion
 AMPLITUDE_FRACTION = 0.4   # local range below this fraction of the sequence's range is not a repetition
 PEAK_FRACTION = 0.7   # first autocorrelation peak this close to the best one is the cycle (not its multiples)
 

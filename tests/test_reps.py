@@ -259,3 +259,15 @@ def test_penn_count_set_accuracy():
     mae, obo = metrics(items)
     assert len(items) == 56
     assert mae < 0.2 and obo >= 0.9   # measured 0.123 / 0.982
+
+
+def test_count_segments_for_tag_output():
+    from actionpose.inference.reps_io import count_segments
+
+    ph, _ = _phase(4, 1.2, 30.0)
+    still = np.zeros(90)
+    kp = to_image(_squat(np.concatenate([ph, still, ph[: int(len(ph) / 2)]])))
+    t_end = len(ph) / 30.0
+    counts = count_segments(kp, None, [("squat", 0.0, t_end), ("wave", 0.0, t_end), ("squat", t_end, t_end + 3.0),
+                                       ("squat", 1.0, 1.05)], "body13", 30.0)
+    assert counts == [4, None, 0, None]

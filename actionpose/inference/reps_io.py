@@ -31,6 +31,32 @@ def run_frames(frames: Iterable[tuple[float, np.ndarray, np.ndarray | None]], co
     return result
 
 
+def count_segments(keypoints: np.ndarray, scores: np.ndarray | None, segments: Iterable[tuple[str, float, float]],
+                   layout: str, fps: float) -> list[int | None]:
+    """Rep count inside each tagged ``(label, start_s, end_s)`` segment of one person's ``[T, V, C]``.
+
+    For the tag output: a segment whose label names a known exercise (Penn ``pushup``, UTD
+    ``arm_curl``, ``squat`` ...) gets its count; other labels, and segments too short or with the
+    needed joints unseen, get None.
+    """
+    from actionpose.inference.reps_signals import find_exercise
+
+    out: list[int | None] = []
+    for label, start, end in segments:
+        ex = find_exercise(label)
+        a, b = max(0, int(round(start * fps))), int(round(end * fps)) + 1
+        if ex is None or b - a < 2:
+            out.append(None)
+            continue
+        try:
+            res = RepCounter(ex.name, layout=layout, fps=fps).count(
+                keypoints[a:b], None if scores is None else scores[a:b])
+            out.append(res.count)
+        except ActionposeError:
+            out.append(None)
+    return out
+
+
 def _pickle_frames(ann: dict, fps: float) -> Iterator[tuple[float, np.ndarray, np.ndarray | None]]:
     kp = np.asarray(ann["keypoint"])
     sc = ann.get("keypoint_score")

@@ -75,7 +75,7 @@ for _ex in (
     Exercise("jumping_jacks", (ARM_RAISE, LEG_SPREAD), min_period_s=0.3, max_period_s=4.0,
              aliases=("jumping_jack", "jump_jack", "jumpjacks", "jumping-jacks")),
     Exercise("bench_press", (ELBOW, WRIST_HEIGHT), aliases=("bench_pressing", "bench-press")),
-    Exercise("curl", (ELBOW, WRIST_HEIGHT), aliases=("curls", "bicep_curl", "biceps_curl")),
+    Exercise("curl", (ELBOW, WRIST_HEIGHT), aliases=("curls", "bicep_curl", "biceps_curl", "arm_curl")),
     Exercise("front_raise", (ARM_RAISE, WRIST_HEIGHT), aliases=("front_raises",)),
     Exercise("jump_rope", (HIP_BOUNCE,), min_period_s=0.2, max_period_s=2.0, aliases=("jumprope", "jump-rope")),
 ):
@@ -85,6 +85,11 @@ for _ex in (
 def exercise_names() -> list[str]:
     """Canonical exercise names (no aliases), in registration order."""
     return list(dict.fromkeys(ex.name for ex in EXERCISES.values()))
+
+
+def find_exercise(label: str) -> Exercise | None:
+    """The exercise a classifier label names (``pushup``, ``arm_curl``, ``squat`` ...), else None."""
+    return EXERCISES.get(label.strip().lower().replace(" ", "_"))
 
 
 def get_exercise(name: str) -> Exercise:

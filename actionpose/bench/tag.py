@@ -247,20 +247,36 @@ def _normalise_clip(kp: np.ndarray, score: np.ndarray) -> np.ndarray:
     return ((kp - centre) * scale + np.array([320.0, 240.0])).astype(np.float32)
 
 
+TRANSITION_FRAMES = 6  # linear blend between consecutive clips (0.2 s at 30 fps): a join, not a teleport
+
+
 def build_sequence(by_name: dict[str, dict], seq: dict, fps: float) -> tuple[np.ndarray, np.ndarray, list[Segment]]:
-    """Concatenate the clips of one definition entry -> keypoints [T, V, 2], scores [T, V], true segments."""
-    kps, scs, truth, t = [], [], [], 0
+    """Concatenate the clips of one definition entry -> keypoints [T, V, 2], scores [T, V], true segments.
+
+    Between consecutive clips, TRANSITION_FRAMES frames blend the last pose into the next one; a true
+    boundary between two actions lies in the middle of its transition.
+    """
+    kps: list[np.ndarray] = []
+    scs: list[np.ndarray] = []
+    bounds, t = [], 0
     for seg in seq["segments"]:
-        start = t
-        for clip in seg["clips"]:
+        for j, clip in enumerate(seg["clips"]):
             if clip not in by_name:
                 raise ActionposeError(f"eval set: clip {clip!r} is not in the Penn pickle")
             ann = by_name[clip]
-            kp, sc = ann["keypoint"][0, ..., :2], ann["keypoint_score"][0]
-            kps.append(_normalise_clip(kp, sc))
+            kp, sc = _normalise_clip(ann["keypoint"][0, ..., :2], ann["keypoint_score"][0]), ann["keypoint_score"][0]
+            if kps:
+                w = np.linspace(0, 1, TRANSITION_FRAMES + 2)[1:-1, None, None]
+                kps.append(((1 - w) * kps[-1][-1] + w * kp[0]).astype(np.float32))
+                scs.append(np.minimum(scs[-1][-1], sc[0])[None].repeat(TRANSITION_FRAMES, 0))
+                if j == 0:
+                    bounds.append(t + TRANSITION_FRAMES / 2)
+                t += TRANSITION_FRAMES
+            kps.append(kp)
             scs.append(sc)
             t += kp.shape[0]
-        truth.append(Segment(seg["label"], start / fps, t / fps, 1.0))
+    edges = [0.0] + bounds + [float(t)]
+    truth = [Segment(seg["label"], edges[i] / fps, edges[i + 1] / fps, 1.0) for i, seg in enumerate(seq["segments"])]
     return np.concatenate(kps), np.concatenate(scs), truth
 
 
@@ -333,21 +349,25 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"model": name, "definition": str(path), "sweep": []}
     if args.sweep:
         print(f"sweep on {len(groups['calibration'])} calibration sequences (stride {cfg.stride_s:g} s)")
-        print(f"{'window':>6} {'thresh':>6} {'P':>6} {'R':>6} {'F1':>6} {'bound s':>7} {'right t':>7}")
+        print(f"{'window':>6} {'thresh':>6} {'smooth':>6} {'gap':>4} {'P':>6} {'R':>6} {'F1':>6} {'bound s':>7} "
+              f"{'right t':>7}")
         best = None
-        for win in (1.0, 1.5, 2.0, 3.0):
-            for thr in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-                c = replace(cfg, window_s=win, threshold=thr)
+        import itertools
+        for win, thr, sm, gap in itertools.product((1.0, 1.5, 2.0, 3.0), (0.3, 0.4, 0.5, 0.6, 0.7), (3, 5),
+                                                   (1.0, 2.0)):
+                c = replace(cfg, window_s=win, threshold=thr, smooth=sm, max_gap_s=gap)
                 m = evaluate(predictor, groups["calibration"], fps, c)
-                out["sweep"].append({"window_s": win, "threshold": thr,
+                out["sweep"].append({"window_s": win, "threshold": thr, "smooth": sm, "max_gap_s": gap,
                                      **{k: v for k, v in m.items() if not k.startswith("_")}})
-                print(f"{win:>6g} {thr:>6g} {m['precision']:>6.3f} {m['recall']:>6.3f} {m['f1']:>6.3f} "
-                      f"{m['boundary_error_s']:>7.2f} {m['right_label_time']:>7.3f}")
+                print(f"{win:>6g} {thr:>6g} {sm:>6d} {gap:>4g} {m['precision']:>6.3f} {m['recall']:>6.3f} "
+                      f"{m['f1']:>6.3f} {m['boundary_error_s']:>7.2f} {m['right_label_time']:>7.3f}")
                 if best is None or (m["f1"], m["right_label_time"]) > (best[0]["f1"], best[0]["right_label_time"]):
                     best = (m, c)
         cfg = best[1]
-        print(f"chosen on calibration: window {cfg.window_s:g} s, threshold {cfg.threshold:g}")
-    out["config"] = {"window_s": cfg.window_s, "stride_s": cfg.stride_s, "threshold": cfg.threshold}
+        print(f"chosen on calibration: window {cfg.window_s:g} s, threshold {cfg.threshold:g}, smooth "
+              f"{cfg.smooth}, max gap {cfg.max_gap_s:g} s")
+    out["config"] = {"window_s": cfg.window_s, "stride_s": cfg.stride_s, "threshold": cfg.threshold,
+                     "smooth": cfg.smooth, "max_gap_s": cfg.max_gap_s, "min_duration_s": cfg.min_duration_s}
     print(f"{'set':<12} {'seqs':>4} {'P@0.5':>6} {'R@0.5':>6} {'F1':>6} {'bound s':>7} {'right-label time':>16}")
     for role, seqs in groups.items():
         if not seqs:

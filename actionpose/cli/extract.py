@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     p.add_argument("--max-frames", type=int, help="stop after N frames per source (streams, webcams)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from actionpose.distributed.cli import add_arguments as add_ray_arguments  # --ray, --workers, --ray-address
+
+    add_ray_arguments(p)
     p.set_defaults(func=run)
     l = sub.add_parser("frontends", help="list the pose frontends and their models")
     l.set_defaults(func=list_frontends)
@@ -31,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from actionpose.errors import ActionposeError
     from actionpose.pose import extract
 
+    if args.ray:
+        from actionpose.distributed.cli import run_ray
+
+        return run_ray(args)
     if args.max_persons is not None and args.max_persons < 1:
         raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
     ds = extract(args.source, args.out, frontend=args.frontend, fps=args.fps, max_persons=args.max_persons,

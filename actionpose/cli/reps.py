@@ -33,5 +33,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     for name, r in results.items():
         period = f", period {r.period_s:.2f} s" if r.period_s == r.period_s else ""
-        print(f"{name}: total {r.count} {r.exercise} reps (signal {r.signal}{period})")
+        live = f"; live events {r.live_count}" if r.live_count is not None and r.live_count != r.count else ""
+        print(f"{name}: total {r.count} {r.exercise} reps (signal {r.signal}{period}{live})")
     return 0

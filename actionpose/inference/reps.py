@@ -52,6 +52,7 @@ class RepResult:
     period_s: float = float("nan")  # typical cycle length (nan if under two cycles were seen)
     periodicity: float = 0.0     # autocorrelation at that period, in [-1, 1]
     fps: float = 30.0
+    live_count: int | None = None   # events emitted by live ``update`` (set by ``finish``); may differ
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -210,12 +211,17 @@ class RepCounter:
         return self._emit(self._analyse(final=False))
 
     def finish(self) -> tuple[list[RepEvent], RepResult]:
-        """End of stream: emit reps that completed on the last frames; return them and the whole-window result."""
+        """End of stream: emit reps that completed on the last frames; return them and the whole-window result.
+
+        The result is the offline analysis of the buffered window (the better count: it sees every
+        rep's context); ``result.live_count`` is how many events ``update`` emitted. Live events
+        cannot be retracted, so on noisy input they can disagree.
+        """
         res = self._analyse(final=True)
         if res is None:
             raise ActionposeError(f"stream too short to hold one repetition: {len(self._t)} frames")
         events = self._emit(res)
-        res.count = max(res.count, self._total)
+        res.live_count = self._total
         return events, res
 
     def _stream_fps(self) -> float:
@@ -240,15 +246,17 @@ class RepCounter:
     def _emit(self, res: RepResult | None) -> list[RepEvent]:
         if res is None:
             return []
-        last = self._emitted[-1].end_s if self._emitted else -np.inf
-        gap = 0.5 * (res.period_s if np.isfinite(res.period_s) else min(e.min_period_s for e in self.exercises))
         out = []
         for r in res.reps:
-            if r.end_s > last + gap and r.start_s > last - gap:
-                self._emitted.append(r)
-                self._total += 1
-                last = r.end_s
-                out.append(RepEvent(self._total, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
+            # reps never overlap: one that starts before the last emitted rep ended (allowing a
+            # quarter of that rep for boundaries moving between analyses) is the same rep again
+            if self._emitted:
+                prev = self._emitted[-1]
+                if r.end_s <= prev.end_s or r.start_s < prev.end_s - 0.25 * (prev.end_s - prev.start_s):
+                    continue
+            self._emitted.append(r)
+            self._total += 1
+            out.append(RepEvent(self._total, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
         if out and self._lock is None and self.exercise is None:
             self._lock = (res.exercise, res.signal)
         return out

@@ -1,12 +1,13 @@
-"""Run the live counter over a keypoint pickle or a video (what ``actionpose reps`` calls).
+"""Run the counter over a keypoint pickle or a video (what ``actionpose reps`` calls).
 
-Both paths feed frames one at a time through :meth:`RepCounter.update`, so the events a user sees
-are exactly the live ones; :meth:`RepCounter.finish` then reports the whole-sequence result.
+A pickle holds whole sequences, so it is counted offline and its reps reported as events. A video
+is a stream: frames go one at a time through :meth:`RepCounter.update` (live events), and
+:meth:`RepCounter.finish` reports the whole-stream analysis at the end.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -57,17 +58,6 @@ def count_segments(keypoints: np.ndarray, scores: np.ndarray | None, segments: I
     return out
 
 
-def _pickle_frames(ann: dict, fps: float) -> Iterator[tuple[float, np.ndarray, np.ndarray | None]]:
-    kp = np.asarray(ann["keypoint"])
-    sc = ann.get("keypoint_score")
-    if kp.shape[0] > 1 and sc is not None:   # the most confidently seen person
-        best = int(np.argmax(np.asarray(sc).reshape(kp.shape[0], -1).mean(1)))
-    else:
-        best = 0
-    for t in range(kp.shape[1]):
-        yield t / fps, kp[best, t], None if sc is None else np.asarray(sc)[best, t]
-
-
 def count_pickle(path: str | Path, exercise: str | None = None, fps: float | None = None,
                  sample: str | None = None, min_score: float = 0.3,
                  on_event: OnEvent | None = None) -> dict[str, RepResult]:
@@ -85,9 +75,14 @@ def count_pickle(path: str | Path, exercise: str | None = None, fps: float | Non
         rate = float(fps or ann.get("fps") or 30.0)
         counter = RepCounter(exercise, layout=ds.layout, fps=rate, min_score=min_score)
         try:
-            results[ann["frame_dir"]] = run_frames(_pickle_frames(ann, rate), counter, ann["frame_dir"], on_event)
+            res = counter.count(ann["keypoint"], ann.get("keypoint_score"))
         except ActionposeError as e:
             raise where(f"{path} [{ann['frame_dir']}]", str(e)) from None
+        # stored keypoints: the whole sequence is known, so the offline reps are reported as events
+        for i, r in enumerate(res.reps, 1):
+            if on_event:
+                on_event(ann["frame_dir"], RepEvent(i, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
+        results[ann["frame_dir"]] = res
     return results
 
 

@@ -154,6 +154,10 @@ class RecordingScorer:
     def __init__(self, inner: Callable[[np.ndarray, np.ndarray], np.ndarray] | None):
         self.inner, self.calls, self.pos = inner, [], 0
 
+    @property
+    def replaying(self) -> bool:
+        return self.inner is None
+
     def __call__(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
         if self.inner is not None:
             out = np.asarray(self.inner(kp, sc))
@@ -277,7 +281,7 @@ def _train_cfg(name: str, out: Path, train_split: str, test_split: str, epochs: 
         "model": {"name": "stgcn_small", "base_channels": 16, "num_stages": 4, "inflate_stages": [3],
                   "down_stages": [3], "dropout": 0.2},
         "optim": {"lr": 0.05, "epochs": epochs, "batch_size": 32, "weight_decay": 5e-4},
-        "trainer": {"num_threads": 2, "progress_bar": False},
+        "trainer": {"num_threads": 1, "progress_bar": False},
         "mlflow": {"enabled": False},
         "output": {"dir": str(out)},
     })
@@ -302,11 +306,12 @@ def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ti
     for k in folds if folds is not None else range(NUM_FOLDS):
         t0 = time.time()
         res = train(_train_cfg(f"fall_cv{k}", out / f"cv{k}", f"cv{k}_train", f"fold{k}", epochs, seed), ds)
-        scorer = OnnxFallScorer(res.onnx_path, threads=2)
+        scorer = OnnxFallScorer(res.onnx_path, threads=1)
         held = [s for s in seqs if s.fold == k]
         rec = RecordingScorer(scorer)
         stream_sequences(FallDetector(rec, base, layout="body13"), held)
         pairs.append((rec, held))
+        np.save(out / f"cv{k}_stream_probs.npy", np.array(rec.calls, dtype=object), allow_pickle=True)
         anns = ds.subset(f"fold{k}")
         kp = np.stack([a["keypoint"][0] for a in anns])
         sc = np.stack([a["keypoint_score"][0] for a in anns])
@@ -324,7 +329,7 @@ def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ti
             all_events += replay(rec, held, cfg)
         return all_seqs, all_events
 
-    thresholds = np.round(np.arange(0.30, 0.991, 0.01), 2)
+    thresholds = np.round(np.arange(0.30, 0.991, 0.02), 2)
     sweep, best = [], None
     for thr in thresholds:
         cfg = replace(base, threshold=float(thr), release=float(min(base.release, thr)))

@@ -86,7 +86,7 @@ def test_gaps_without_person_end_segments_and_memory_is_bounded():
         visible = not (20 * fps <= i < 30 * fps)  # person leaves for 10 s
         closed += tagger.push(i, [PersonPose(1, kp[i], np.ones(17))] if visible else [])
         for tr in tagger.tracks.values():
-            assert len(tr.frames) <= tagger.win_f and len(tr.segmenter._raw) <= 3
+            assert len(tr.frames) <= tagger.win_f and len(tr.segmenter._raw) <= tagger.cfg.smooth
     closed += tagger.finish()
     segs = [s for _, s in closed]
     assert [s.label for s in segs] == ["left", "left"]

@@ -32,13 +32,13 @@ BACKGROUND = "background"
 class SegmentConfig:
     """Everything that turns window scores into segments; defaults are the measured ones (docs/tagging.md)."""
 
-    window_s: float = 2.0
+    window_s: float = 1.5
     stride_s: float = 0.5
-    threshold: float = 0.5
+    threshold: float = 0.4
     exit_ratio: float = 0.6
-    smooth: int = 3
+    smooth: int = 5
     min_duration_s: float = 1.0
-    max_gap_s: float = 1.0
+    max_gap_s: float = 2.0
 
     def validate(self) -> None:
         if not self.window_s > 0:

@@ -27,6 +27,10 @@ MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13"
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """A shipped model name (``penn``/``exercise``, ``nwucla``, ``gestures``) or a path -> existing path."""
     s = str(name_or_path)
+    if s.startswith("models:/"):  # MLflow registry (MLFLOW_TRACKING_URI), downloaded to a local cache
+        from actionpose.distributed.registry import resolve_registry_model
+
+        return resolve_registry_model(s)
     if s in MODEL_ALIASES:
         path = ASSETS / f"{MODEL_ALIASES[s]}.onnx"
         if not path.exists():

@@ -409,7 +409,8 @@ def load_predictor(model: str | Path, threads: int | None = 2, clips: int | None
     if clips:
         for member in getattr(pred, "predictors", [pred]):
             member.config = dataclasses.replace(member.config, num_clips=int(clips))
-    return pred, (str(model) if str(model) in _p.MODEL_ALIASES else Path(str(model)).name)
+    named = str(model) in _p.MODEL_ALIASES or str(model).startswith("models:/")  # registry URIs stay whole
+    return pred, (str(model) if named else Path(str(model)).name)
 
 
 def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predictor, layout: str, fps: float, *,

@@ -24,6 +24,7 @@ from actionpose.inference.reps_signals import (EXERCISES, Exercise, Signal, comp
                                                get_exercise, to_body13, torso_length)
 
 MIN_VALID_FRACTION = 0.5   # a signal needs its joints confidently seen in at least half the frames
+CONFIRM_S = 0.5   # live: a rep is reported once it has ended at least this long ago
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ class RepCounter:
         z = normalise(x, period, floor)
         cycles, _ = hysteresis_cycles(z)
         min_len = max(2, 0.15 * min(period, hi_lag), 0.3 * lo_lag)
-        reps = [Rep(cy.start / fps, cy.end / fps, round(cy.depth, 3)) for cy in cycles if cy.end - cy.start >= min_len]
+        reps = [Rep(cy.start / fps, cy.end / fps, round(cy.depth, 3)) for cy in cycles
+                if cy.end - cy.start >= min_len and _swing(x, cy.start, cy.end) >= 0.5 * c.signal.min_range]
         result.reps, result.count = reps, len(reps)
         return result
 
@@ -239,8 +241,10 @@ class RepCounter:
             return None   # not enough (visible) frames yet
         t0 = self._t[0]
         res.reps = [Rep(r.start_s + t0, r.end_s + t0, r.depth) for r in res.reps]
-        if not final:   # a rep ending on the newest frames may still be growing
-            res.reps = [r for r in res.reps if r.end_s < self._t[-1] - 1.5 / fps]
+        if not final:
+            # confirm a rep only after it has stayed a rep for a while: more context (the set's real
+            # range of motion) turns early jitter back into non-reps, and emitted events are final
+            res.reps = [r for r in res.reps if r.end_s < self._t[-1] - CONFIRM_S]
         return res
 
     def _emit(self, res: RepResult | None) -> list[RepEvent]:
@@ -260,6 +264,13 @@ class RepCounter:
         if out and self._lock is None and self.exercise is None:
             self._lock = (res.exercise, res.signal)
         return out
+
+
+def _swing(x: np.ndarray, start: int, end: int) -> float:
+    """Peak-to-peak movement around one rep (its span plus half of it on each side)."""
+    pad = (end - start) // 2
+    seg = x[max(0, start - pad): end + pad + 1]
+    return float(seg.max() - seg.min())
 
 
 def _joint_names(sig: Signal) -> str:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -127,12 +125,11 @@ def test_wrong_hash_vendored_model_refused(tmp_path, monkeypatch):
         zoo.resolve(zoo.get_model("movenet-lightning"))
 
 
-def test_cli_end_to_end(tmp_path):
+def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "o.pkl"
-    r = subprocess.run([sys.executable, "-m", "actionpose", "extract", str(VIDEO), "-o", str(out), "--quiet",
-                        "--max-persons", "1", "--det-every", "3"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "skier_8f: 8 frames, 1 persons" in r.stdout
+    rc = main(["extract", str(VIDEO), "-o", str(out), "--quiet", "--max-persons", "1", "--det-every", "3"])
+    assert rc == 0
+    assert "skier_8f: 8 frames, 1 persons" in capsys.readouterr().out
     assert load_dataset(out).annotations[0]["keypoint"].shape == (1, 8, 17, 2)
 
 

@@ -30,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--det-every", type=int, default=1)
     p.add_argument("--mediapipe", action="store_true", help="also compare with MediaPipe Pose (BlazePose full)")
     p.add_argument("--mediapipe-path", help="folder to prepend to sys.path for `import mediapipe`")
+    p.add_argument("--coco", help="accuracy: COCO keypoint json (images beside it) -> OKS AP per frontend")
+    p.add_argument("--reference", help="accuracy: [T,17,2] COCO-17 reference skeleton of VIDEO -> PCK@0.1 per frontend")
+    p.add_argument("--accuracy-frontends", default="default,yolox-nano+movenet,blazepose",
+                   help="frontends for the accuracy table (comma-separated)")
+    p.add_argument("--accuracy-only", action="store_true", help="skip the speed tables")
     p.add_argument("--blaze-det-every", type=int, default=10, help="our BlazePose path: re-detect every N frames "
                    "(MediaPipe re-detects only when it loses the person)")
 
@@ -138,10 +143,32 @@ def agreement(ours: list, theirs: list, alpha: float = 0.05, vis_thr: float = 0.
     return ok / max(total, 1), total
 
 
+def accuracy(args: argparse.Namespace) -> None:
+    from actionpose.pose import load_frontend
+    from actionpose.pose.evaluate import coco_ap, pck_vs_reference
+
+    print("\n## Accuracy")
+    print("| frontend | COCO OKS AP | AP50 | AP75 | AR | PCK@0.1 vs reference | frames with the person |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in args.accuracy_frontends.split(","):
+        fe = load_frontend(name.strip(), threads=args.threads, progress=False)
+        ap = coco_ap(fe, args.coco) if args.coco else None
+        r = pck_vs_reference(fe, args.video, np.load(args.reference)) if args.reference else None
+        cells = [f"{ap[k]:.3f}" for k in ("AP", "AP50", "AP75", "AR")] if ap else ["-"] * 4
+        cells += [f"{r['pck']:.3f} ({r['correct']}/{r['total']})", f"{r['frames_with_person']}/{r['frames']}"] \
+            if r else ["-", "-"]
+        print(f"| {fe.name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
     from actionpose.pose import load_frontend
+
+    if args.coco or args.reference:
+        accuracy(args)
+        if args.accuracy_only:
+            return 0
 
     frames, decode_ms, src_fps = _load_frames(args.video, args.frames, args.resize)
     h, w = frames[0].shape[:2]

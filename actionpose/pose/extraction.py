@@ -128,8 +128,10 @@ def extract(source: str | int | Path, out: str | Path | None = None, frontend: s
     ``layout`` maps the keypoints (e.g. ``"body13"``); default: the frontend's own layout.
     With ``render`` and several videos, one overlay per video is written beside ``render``.
     """
+    sources = expand_sources(source)  # bad paths fail before any model is loaded
+    if fps is not None and fps <= 0:
+        raise ActionposeError(f"--fps must be positive, got {fps}")
     fe = frontend if isinstance(frontend, Frontend) else load_frontend(frontend, progress=progress, **frontend_kwargs)
-    sources = expand_sources(source)
     anns, names = [], set()
     for src in sources:
         r = render

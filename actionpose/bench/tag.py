@@ -193,6 +193,26 @@ def _time_case(predictor: Any, video: Path, seconds: float, threads: int, cfg: S
             "segments": segments, "peak_rss_mb": rss_at or round(_peak_rss_mb(), 1)}
 
 
+def time_tagger_only(predictor: Any, persons: int, seconds: float, cfg: SegmentConfig,
+                     fps: float = 30.0) -> dict[str, Any]:
+    """Tagger + action model alone (keypoints in, segments out): the share of the budget this module owns."""
+    from actionpose.inference.tagger import PersonPose, StreamTagger
+
+    rng = np.random.default_rng(0)
+    n = int(seconds * fps)
+    base = rng.uniform(100, 400, (persons, 1, 17, 2)).astype(np.float32)
+    tracks = base + np.cumsum(rng.normal(0, 2, (persons, n, 17, 2)), axis=1).astype(np.float32)
+    ones = np.ones(17, np.float32)
+    tagger = StreamTagger(predictor, "coco17", fps, cfg)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(n):
+        tagger.push(i, [PersonPose(p, tracks[p, i], ones) for p in range(persons)])
+    tagger.finish()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"persons": persons, "input_s": seconds, "wall_s": round(wall, 2), "rtf": round(seconds / wall, 1),
+            "cpu_s": round(cpu, 2), "ms_per_frame": round(wall / n * 1e3, 2)}
+
+
 def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     from actionpose.inference.tagger import load_predictor
 
@@ -209,8 +229,16 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
         videos = {}
         for n in [int(x) for x in args.persons.split(",") if x.strip()]:
             videos[n] = make_bench_video(args.video, n, Path(tmp) / f"bench_{n}p.mp4")
-        print(f"actionpose bench tag — model {name}, {args.threads} threads, 640x480, window {cfg.window_s:g} s, "
-              f"stride {cfg.stride_s:g} s, default frontend")
+        print(f"actionpose bench tag — model {name}, {args.threads} threads, window {cfg.window_s:g} s, "
+              f"stride {cfg.stride_s:g} s")
+        print("tagger + action model only (30 fps keypoints in, segments out):")
+        print(f"{'persons':>7} {'input s':>8} {'wall s':>7} {'RTF':>7} {'ms/frame':>8}")
+        out["tagger_only"] = []
+        for n in [int(x) for x in args.persons.split(",") if x.strip()]:
+            r = time_tagger_only(predictor, n, 60.0, cfg)
+            out["tagger_only"].append(r)
+            print(f"{n:>7} {r['input_s']:>8.0f} {r['wall_s']:>7.1f} {r['rtf']:>7.1f} {r['ms_per_frame']:>8.2f}")
+        print("full pipeline (decode + default pose frontend + tagger), 640x480:")
         print(f"{'persons':>7} {'input s':>8} {'wall s':>7} {'RTF':>6} {'fps':>6} {'CPU s':>6} {'RTF/CPU':>7} "
               f"{'persons/frame':>13}")
         for n, video in videos.items():

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
         "warmup_epochs": 0, "label_smoothing": 0.0, "min_lr": 0.0,
     },
     "trainer": {
-        "accelerator": "auto", "devices": "auto", "strategy": "auto", "precision": None,  # None: 16-mixed on GPU
+        "accelerator": "auto", "devices": "auto", "num_nodes": 1, "strategy": "auto", "precision": None,  # None: 16-mixed on GPU
         "num_threads": 2, "max_steps": -1, "limit_train_batches": None, "limit_val_batches": None,
         "progress_bar": True, "resume": None, "export_onnx": True,
     },

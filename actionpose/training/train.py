@@ -110,7 +110,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu", "cuda")
     precision = t["precision"] or ("16-mixed" if gpu else "32-true")
     trainer = pl.Trainer(max_epochs=cfg["optim"]["epochs"], max_steps=t["max_steps"], accelerator=t["accelerator"],
-                         devices=t["devices"], strategy=t["strategy"], precision=precision, callbacks=callbacks,
+                         devices=t["devices"], num_nodes=int(t["num_nodes"]),
+                         strategy=t["strategy"], precision=precision, callbacks=callbacks,
                          logger=False, enable_progress_bar=bool(t["progress_bar"]), enable_model_summary=False,
                          limit_train_batches=t["limit_train_batches"], limit_val_batches=t["limit_val_batches"],
                          num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False)

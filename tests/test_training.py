@@ -1,0 +1,139 @@
+"""Training: a tiny real run (2 steps) tracked in a temporary MLflow store, eval CLI, bad configs, NaN stop."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionpose.cli import main
+from actionpose.data.importers import convert
+from actionpose.errors import ActionposeError
+from actionpose.training import load_config, make_config, train
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "datasets"
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = {"name": "stgcnpp_small", "base_channels": 8, "num_stages": 3, "inflate_stages": [3], "down_stages": [3]}
+
+
+def _tiny_config(tmp: Path, data: Path, **extra) -> dict:
+    cfg = {"name": "tiny", "data": {"path": str(data), "layout": "body13"},
+           "preprocess": {"clip_len": 8, "test_clips": 2},
+           "augment": {"rotate": 0.1, "flip": 0.5},
+           "model": dict(TINY_MODEL), "optim": {"epochs": 1, "batch_size": 2},
+           "trainer": {"max_steps": 2, "progress_bar": False, "num_threads": 1},
+           "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "test"},
+           "output": {"dir": str(tmp / "run")}}
+    for section, values in extra.items():
+        cfg.setdefault(section, {}).update(values)
+    return make_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def penn_pkl(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "penn.pkl"
+    convert("penn", FIX / "penn", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, penn_pkl):
+    tmp = tmp_path_factory.mktemp("train")
+    res = train(_tiny_config(tmp, penn_pkl))
+    return tmp, res
+
+
+def test_tiny_training_run_is_tracked_in_mlflow(trained):
+    from mlflow.tracking import MlflowClient
+
+    tmp, res = trained
+    assert res.checkpoint.exists() and res.onnx_path.exists()
+    assert res.metrics["onnx_max_abs_diff"] <= 1e-4
+    assert res.metrics["test_n"] == 2 and 0 <= res.metrics["test_top1"] <= 1
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    run = client.get_run(res.run_id)
+    assert run.info.status == "FINISHED"
+    p = run.data.params
+    assert p["optim.lr"] == "0.1" and p["model.name"] == "stgcnpp_small" and len(p["data.fingerprint"]) == 16
+    assert "train_loss" in run.data.metrics and "test_top1" in run.data.metrics
+    assert [m.step for m in client.get_metric_history(res.run_id, "train_loss")] == [0]
+    names = {a.path for a in client.list_artifacts(res.run_id)}
+    assert {"config.yaml", "metrics.json", "confusion.png", "checkpoints", "onnx", "model"} <= names
+    assert [a.path for a in client.list_artifacts(res.run_id, "onnx")] == ["onnx/tiny.onnx"]
+    versions = client.search_model_versions("name='tiny'")
+    assert len(versions) == 1 and versions[0].run_id == res.run_id
+
+
+def test_registered_pyfunc_runs_onnx(trained):
+    import mlflow.pyfunc
+
+    tmp, res = trained
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/tiny/1")
+    x = np.random.default_rng(0).uniform(0, 400, (3, 1, 20, 13, 2)).astype(np.float32)
+    out = model.predict(x)
+    assert list(out.columns) == ["pushup", "squat"] or out.shape == (3, 2)
+    np.testing.assert_allclose(out.to_numpy().sum(1), 1, atol=1e-5)
+
+
+def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys):
+    _, res = trained
+    for model in (res.checkpoint, res.onnx_path):
+        out = tmp_path / Path(model).suffix[1:]
+        assert main(["eval", "--model", str(model), "--data", str(penn_pkl), "--json", "--out", str(out)]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert {"top1", "top5", "mean_class_acc", "n"} <= set(got) and got["n"] == 2
+        assert (out / "confusion.png").stat().st_size > 1000
+        per_class = json.loads((out / "per_class.json").read_text())
+        assert set(per_class["per_class_acc"]) == {"pushup", "squat"}
+    # checkpoint (PyTorch) and ONNX give the same numbers; an ensemble YAML of the two too
+    ens = tmp_path / "ens.yaml"
+    ens.write_text(f"models: [{res.onnx_path}, {res.onnx_path}]\n")
+    assert main(["eval", "--model", str(ens), "--data", str(penn_pkl), "--json", "--out", str(tmp_path / "e")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 2
+
+
+def test_eval_refuses_other_layout(trained, tmp_path, capsys):
+    _, res = trained
+    utd = tmp_path / "utd.pkl"
+    convert("utd", FIX / "utd", utd)
+    assert main(["eval", "--model", str(res.onnx_path), "--data", str(utd), "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "kinect20_utd" in err and "body13" in err
+
+
+def test_nan_loss_stops_training(tmp_path, penn_pkl):
+    cfg = _tiny_config(tmp_path, penn_pkl, optim={"lr": 1e30, "epochs": 3}, trainer={"max_steps": 6},
+                       mlflow={"enabled": False})
+    with pytest.raises(ActionposeError, match="loss is (nan|inf)"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
+
+
+def test_config_errors_name_key_and_allowed_values(tmp_path):
+    with pytest.raises(ActionposeError, match="'optim.lrr' is unknown; allowed keys in optim: .*lr"):
+        make_config({"optim": {"lrr": 0.1}})
+    with pytest.raises(ActionposeError, match="preprocess.stream.*allowed values: joint, bone, joint_motion"):
+        make_config(None, ["preprocess.stream=hands"])
+    with pytest.raises(ActionposeError, match="model.name.*allowed values: stgcn"):
+        make_config({"model": {"name": "gru"}})
+    with pytest.raises(ActionposeError, match="optim.epochs"):
+        make_config(None, ["optim.epochs=0"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(ActionposeError, match="bad.yaml: invalid YAML"):
+        load_config(bad)
+
+
+def test_shipped_configs_load():
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        cfg = load_config(path, ["optim.epochs=1"])
+        assert cfg["optim"]["epochs"] == 1 and cfg["data"]["path"]
+
+
+def test_train_cli_bad_override_exit_2(tmp_path, capsys):
+    cfg = REPO / "configs" / "penn" / "stgcnpp_joint.yaml"
+    assert main(["train", "--config", str(cfg), "optim.momentun=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.momentun" in err and "momentum" in err

@@ -177,3 +177,16 @@ def test_cli_fall_on_npy_and_bad_source(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "missing.mp4")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_mlflow_pyfunc_flavour(tmp_path, det):
+    mlflow = pytest.importorskip("mlflow")
+    import pandas as pd
+
+    from actionpose.inference.fall_pyfunc import save_fall_model
+
+    model = mlflow.pyfunc.load_model(save_fall_model(str(tmp_path / "fall_pyfunc"), MODEL))
+    kp, sc, _ = fixture_seq("fall-01")
+    out = model.predict(pd.DataFrame({"keypoints": [kp[40:104].tolist()], "layout": ["coco13"], "fps": [30.0]}))
+    assert out["prob"].iloc[0] == pytest.approx(det.predict(kp[40:104], layout="coco13").prob, abs=1e-5)

@@ -84,3 +84,15 @@ def test_oks_identity_and_distance():
     assert oks(k, s, k, s, 100 * 40, COCO_SIGMAS) == 1.0
     assert oks(k, s, k + 30, s, 100 * 40, COCO_SIGMAS) < 0.2
     assert oks(k, s * 0, k, s, 100 * 40) == 0.0  # no joint confident in both
+
+
+def test_weak_candidates_one_per_uncovered_track():
+    t = Tracker()
+    b1, k1, s1 = person(100, 200)
+    b2, k2, s2 = person(400, 200)
+    t.update(0, np.stack([b1, b2]), np.array([0.9, 0.9]), np.stack([k1, k2]), np.stack([s1, s2]))
+    # frame 1: a confident box covers track 0; track 1 has only weak boxes, one much closer than the others
+    boxes = np.stack([b1, b2 + 2, b2 + 25, b2 + 60, b1 + 3])
+    confident = np.array([True, False, False, False, False])
+    keep = t.weak_candidates(1, boxes, confident)
+    assert keep.tolist() == [False, True, False, False, False]

@@ -93,7 +93,7 @@ class Frontend:
 
     def __init__(self, spec: FrontendSpec, det_model: str | Path | None = None, pose_model: str | Path | None = None,
                  threads: int = 2, det_size: int | None = None, det_every: int = 1, det_score: float = 0.3, max_persons: int | None = None,
-                 min_pose_score: float = 0.1, carry: bool = True, carry_min_score: float = 0.2, tracker: Tracker | None = None, progress: bool = True, **pose_kwargs):
+                 min_pose_score: float = 0.1, max_boxes: int = 20, carry: bool = True, carry_min_score: float = 0.2, tracker: Tracker | None = None, progress: bool = True, **pose_kwargs):
         self.spec = spec
         dspec, pspec = get_model(spec.detector), get_model(spec.pose)
         self.detector = DETECTORS[dspec.name](dspec, resolve(dspec, det_model, "det", progress=progress), threads)
@@ -108,7 +108,7 @@ class Frontend:
         if det_every < 1:
             raise ActionposeError(f"det_every must be >= 1, got {det_every}")
         self.det_every, self.max_persons, self.min_pose_score = det_every, max_persons, min_pose_score
-        self.carry, self.carry_min_score = carry, carry_min_score
+        self.carry, self.carry_min_score, self.max_boxes = carry, carry_min_score, max_boxes
         self.tracker = tracker or Tracker(sigmas=COCO_SIGMAS if self.layout == "coco17" else None)
         self._last: list[Person] = []
 
@@ -151,11 +151,12 @@ class Frontend:
             if kb:
                 return np.stack(kb), np.asarray(ks, np.float32), kr, np.ones(len(kb), bool), False
         boxes, scores = self.detector(image)
-        keep = (scores >= self.det_score) | self.tracker.continues_track(index, boxes)
+        confident = scores >= self.det_score
+        keep = confident | self.tracker.weak_candidates(index, boxes, confident)
         boxes, scores = boxes[keep], scores[keep]
         order = np.argsort(-scores)
-        if self.max_persons:
-            order = order[: max(self.max_persons * 2, self.max_persons + 2)]  # spare boxes for the tracker
+        cap = self.max_boxes if not self.max_persons else min(self.max_boxes, max(self.max_persons * 2, self.max_persons + 2))
+        order = order[:cap]  # bounded pose calls per frame; spare boxes for the tracker
         boxes, scores = boxes[order].reshape(-1, 4), scores[order]
         rois: list = [None] * len(boxes)
         carried = np.zeros(len(boxes), bool)

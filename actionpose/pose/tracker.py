@@ -87,12 +87,24 @@ class Tracker:
                 out[i, j] = (1 - self.kp_weight) * sim[i, j] + self.kp_weight * o
         return out
 
-    def continues_track(self, frame: int, boxes: np.ndarray, iou_thr: float = 0.3, max_gap: int = 5) -> np.ndarray:
-        """Mask of boxes overlapping a recently seen track's prediction: the only weak boxes worth a pose call."""
+    def weak_candidates(self, frame: int, boxes: np.ndarray, confident: np.ndarray, iou_thr: float = 0.3,
+                        max_gap: int = 5) -> np.ndarray:
+        """Mask of the weak boxes worth a pose call: for each recently seen track that no confident box
+        covers, the one weak box overlapping its prediction most (ByteTrack's second stage, but
+        without paying a pose call for every weak box in a crowd)."""
+        keep = np.zeros(len(boxes), bool)
         live = [t for t in self.tracks if frame - t.last_seen <= max_gap]
         if not live or not len(boxes):
-            return np.zeros(len(boxes), bool)
-        return box_iou(boxes, np.stack([t.predict(frame) for t in live])).max(1) >= iou_thr
+            return keep
+        iou = box_iou(np.stack([t.predict(frame) for t in live]), boxes)  # [tracks, boxes]
+        for i in range(len(live)):
+            if confident.any() and iou[i, confident].max() >= iou_thr:
+                continue
+            cand = np.where(confident, -1.0, iou[i])
+            j = int(cand.argmax())
+            if cand[j] >= iou_thr:
+                keep[j] = True
+        return keep
 
     @staticmethod
     def _match(sim: np.ndarray, thr: float) -> list[tuple[int, int]]:

@@ -181,6 +181,20 @@ class BlazePoseLandmark(_TopDown):
         super().__init__(spec, path, threads)
         self.last_rois: list[np.ndarray] = []
 
+    def _run_roi(self, image: np.ndarray, roi: np.ndarray, n: int):
+        im = cv2.warpAffine(image, roi_matrix(*roi, n), (n, n), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        x = np.ascontiguousarray(im[None, :, :, ::-1], dtype=np.float32) / 255.0
+        lm, flag, hm = self.session.run(["Identity", "Identity_1", "Identity_3"], {self.input_name: x})
+        lm = lm.reshape(39, 5)
+        xy = refine_from_heatmap(lm[:33, :2] / n, hm[0]) * n
+        pts = roi_to_image(np.concatenate([xy, lm[33:35, :2]]), roi, n)
+        c, e = pts[33], pts[34]
+        theta = np.pi / 2 - np.arctan2(-(e[1] - c[1]), e[0] - c[0])
+        theta = (theta + np.pi) % (2 * np.pi) - np.pi
+        nxt = np.array([c[0], c[1], 2 * np.hypot(*(e - c)) * 1.25, theta], np.float32)
+        return pts[:33], _sigmoid(lm[:33, 3]) * float(flag.reshape(-1)[0]), nxt
+
     def __call__(self, image: np.ndarray, boxes: np.ndarray, rois: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         self.last_rois = []
         if len(boxes) == 0:
@@ -189,22 +203,17 @@ class BlazePoseLandmark(_TopDown):
         n = self.input_size[0]
         for i, b in enumerate(boxes):
             roi = rois[i] if rois is not None else None
-            if roi is None:  # axis-aligned square of 1.25 x the box's long side
-                side = max(b[2] - b[0], b[3] - b[1]) * self.padding
+            passes = 1
+            if roi is None:  # a new person: axis-aligned square of 1.25 x the box's long side, then
+                side = max(b[2] - b[0], b[3] - b[1]) * self.padding  # once more in the model's own ROI
                 roi = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side, 0.0], np.float32)
-            im = cv2.warpAffine(image, roi_matrix(*roi, n), (n, n), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-            x = np.ascontiguousarray(im[None, :, :, ::-1], dtype=np.float32) / 255.0
-            lm, flag, hm = self.session.run(["Identity", "Identity_1", "Identity_3"], {self.input_name: x})
-            lm = lm.reshape(39, 5)
-            xy = refine_from_heatmap(lm[:33, :2] / n, hm[0]) * n
-            pts = roi_to_image(np.concatenate([xy, lm[33:35, :2]]), roi, n)
-            kps.append(pts[:33])
-            scores.append(_sigmoid(lm[:33, 3]) * float(flag.reshape(-1)[0]))
-            c, e = pts[33], pts[34]
-            theta = np.pi / 2 - np.arctan2(-(e[1] - c[1]), e[0] - c[0])
-            theta = (theta + np.pi) % (2 * np.pi) - np.pi
-            self.last_rois.append(np.array([c[0], c[1], 2 * np.hypot(*(e - c)) * 1.25, theta], np.float32))
+                passes = 2
+            for _ in range(passes):
+                pts, sc, roi_next = self._run_roi(image, roi, n)
+                roi = roi_next
+            kps.append(pts)
+            scores.append(sc)
+            self.last_rois.append(roi_next)
         return np.stack(kps).astype(np.float32), np.stack(scores).astype(np.float32)
 
 

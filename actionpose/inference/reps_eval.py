@@ -1,6 +1,6 @@
 """Counting evaluation: RepCount metrics (MAE, OBO) on repcount_dev and on our Penn Action count set.
 
-    python -m actionpose.inference.reps_eval repcount ../shared/datasets/repcount_dev [--auto]
+    python -m actionpose.inference.reps_eval repcount ../shared/datasets/repcount_dev [--auto] [--live]
     python -m actionpose.inference.reps_eval penn ../shared/datasets/penn_action data/rep_counts/penn_counts.csv
 
 MAE is the mean of |pred - gt| / gt and OBO the fraction of videos with |pred - gt| <= 1, as in
@@ -64,13 +64,26 @@ def load_repcount(root: Path) -> list[tuple[str, str, int, np.ndarray, np.ndarra
     return out
 
 
-def eval_repcount(root: Path, auto: bool = False, fps: float = 30.0) -> list[Item]:
+def eval_repcount(root: Path, auto: bool = False, fps: float = 30.0, live: bool = False) -> list[Item]:
+    """``live``: feed frames one by one to ``RepCounter.update`` and count the emitted events
+    (videos whose action is not one of our exercises are skipped in that mode: it is slow)."""
+    from actionpose.inference.reps_io import run_frames
+
     items = []
     for name, action, gt, kp, sc in load_repcount(root):
         ex = None if auto else REPCOUNT_ACTIONS.get(action)
+        if live and REPCOUNT_ACTIONS.get(action) is None:
+            continue
         it = Item(name, action, ex, gt)
         try:
-            it.pred = RepCounter(ex, layout="blazepose33", fps=fps).count(kp, sc).count
+            counter = RepCounter(ex, layout="blazepose33", fps=fps)
+            if live:
+                events: list = []
+                run_frames(((i / fps, kp[i], sc[i]) for i in range(len(kp))), counter, name,
+                           lambda _n, ev: events.append(ev))
+                it.pred = len(events)
+            else:
+                it.pred = counter.count(kp, sc).count
         except ActionposeError as e:
             it.error = str(e)
         items.append(it)
@@ -124,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("table", type=Path, nargs="?", default=Path("data/rep_counts/penn_counts.csv"))
     ap.add_argument("--auto", action="store_true", help="let the counter pick the exercise")
     ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--live", action="store_true", help="repcount: count live update() events (slow)")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per video")
     a = ap.parse_args(argv)
     try:
-        items = (eval_repcount(a.root, a.auto, a.fps) if a.which == "repcount"
+        items = (eval_repcount(a.root, a.auto, a.fps, a.live) if a.which == "repcount"
                  else eval_penn(a.root, a.table, a.auto, a.fps))
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)

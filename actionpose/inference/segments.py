@@ -34,11 +34,11 @@ class SegmentConfig:
 
     window_s: float = 1.5
     stride_s: float = 0.5
-    threshold: float = 0.4
+    threshold: float = 0.5
     exit_ratio: float = 0.6
     smooth: int = 5
     min_duration_s: float = 1.0
-    max_gap_s: float = 2.0
+    max_gap_s: float = 1.0
 
     def validate(self) -> None:
         if not self.window_s > 0:

@@ -59,7 +59,7 @@ def test_tiny_training_run_is_tracked_in_mlflow(trained):
     assert "train_loss" in run.data.metrics and "test_top1" in run.data.metrics
     assert [m.step for m in client.get_metric_history(res.run_id, "train_loss")] == [0]
     names = {a.path for a in client.list_artifacts(res.run_id)}
-    assert {"config.yaml", "metrics.json", "confusion.png", "checkpoints", "onnx", "model"} <= names
+    assert {"config.yaml", "metrics.json", "confusion.png", "checkpoints", "onnx"} <= names
     assert [a.path for a in client.list_artifacts(res.run_id, "onnx")] == ["onnx/tiny.onnx"]
     versions = client.search_model_versions("name='tiny'")
     assert len(versions) == 1 and versions[0].run_id == res.run_id
@@ -73,7 +73,7 @@ def test_registered_pyfunc_runs_onnx(trained):
     model = mlflow.pyfunc.load_model("models:/tiny/1")
     x = np.random.default_rng(0).uniform(0, 400, (3, 1, 20, 13, 2)).astype(np.float32)
     out = model.predict(x)
-    assert list(out.columns) == ["pushup", "squat"] or out.shape == (3, 2)
+    assert out.shape == (3, 15) and "squat" in out.columns
     np.testing.assert_allclose(out.to_numpy().sum(1), 1, atol=1e-5)
 
 
@@ -86,7 +86,8 @@ def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys):
         assert {"top1", "top5", "mean_class_acc", "n"} <= set(got) and got["n"] == 2
         assert (out / "confusion.png").stat().st_size > 1000
         per_class = json.loads((out / "per_class.json").read_text())
-        assert set(per_class["per_class_acc"]) == {"pushup", "squat"}
+        acc = per_class["per_class_acc"]
+        assert len(acc) == 15 and acc["squat"] is not None and acc["golf_swing"] is None  # no test sample
     # checkpoint (PyTorch) and ONNX give the same numbers; an ensemble YAML of the two too
     ens = tmp_path / "ens.yaml"
     ens.write_text(f"models: [{res.onnx_path}, {res.onnx_path}]\n")
@@ -108,7 +109,11 @@ def test_nan_loss_stops_training(tmp_path, penn_pkl):
                        mlflow={"enabled": False})
     with pytest.raises(ActionposeError, match="loss is (nan|inf)"):
         train(cfg)
-    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
+    import torch
+
+    for ckpt in (tmp_path / "run" / "checkpoints").glob("*.ckpt"):  # only states from before the NaN
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
 def test_config_errors_name_key_and_allowed_values(tmp_path):

@@ -54,8 +54,10 @@ class UnitGCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, t, v = x.shape
         res = self.down(x) if self.with_res else 0
-        y = self.conv(x).view(n, self.num_subsets, -1, t, v)
-        y = torch.einsum("nkctv,kvw->nctw", y, self.graph()).contiguous()
+        k = self.num_subsets
+        # == einsum("nkctv,kvw->nctw"), written as one GEMM over (k, v): measured faster in ONNX Runtime
+        y = self.conv(x).view(n, k, -1, t, v).permute(0, 2, 3, 1, 4).reshape(-1, k * v)
+        y = (y @ self.graph().reshape(k * v, v)).view(n, -1, t, v)
         return self.act(self.bn(y) + res)
 
 

@@ -103,11 +103,10 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
     """Evaluate on ``split``; writes ``<out_dir>/per_class.json`` and ``confusion.png`` when ``out_dir`` is set."""
     model = model or open_model(model_path, threads)
     ds = load_dataset(data_path)
-    if ds.classes != model.classes:
-        if len(ds.classes) != len(model.classes):
-            raise ActionposeError(f"{data_path}: dataset has {len(ds.classes)} classes but model {model_path} "
-                                  f"has {len(model.classes)}")
-    samples = samples_for(ds, split, model.layout)
+    samples = samples_for(ds, split, model.layout)  # refuses an unmappable layout, naming both
+    if len(ds.classes) != len(model.classes):
+        raise ActionposeError(f"{data_path}: dataset has {len(ds.classes)} classes but model {model_path} "
+                              f"has {len(model.classes)}")
     coords = {int(s.keypoint.shape[-1]) for s in samples}
     if coords != {model.coords}:
         raise ActionposeError(f"{data_path}: samples have {sorted(coords)} coordinates, model {model_path} expects "

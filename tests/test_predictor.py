@@ -1,0 +1,110 @@
+"""ActionPredictor / EnsemblePredictor / resolve_model: shipped models on real clips, bad inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionpose.data.importers import convert
+from actionpose.data.transforms import PreprocessConfig, normalize_sequence, prepare, sample_indices, to_stream
+from actionpose.errors import ActionposeError
+from actionpose.inference.predictor import ASSETS, ActionPredictor, EnsemblePredictor, load_predictor, resolve_model
+from actionpose.skeleton import get_layout, map_keypoints
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "datasets"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _shipped(name: str) -> Path:
+    path = ASSETS / f"{name}.onnx"
+    if not path.exists():
+        pytest.skip(f"{path.name} not shipped in this checkout")
+    return path
+
+
+def test_penn_model_on_real_fixture_clips():
+    pred = ActionPredictor.from_path(resolve_model("penn"))
+    assert pred.layout == "body13" and pred.stream == "joint" and len(pred.classes) == 15
+    ds = convert("penn", FIX / "penn")
+    seqs = [(map_keypoints(a["keypoint"], ds.layout, "body13", axis=2), None) for a in ds.annotations]
+    probs = pred.predict_sequences(seqs)
+    labels = [ds.classes[a["label"]] for a in ds.annotations]
+    assert [pred.classes[i] for i in probs.argmax(1)] == labels
+    # the batched [N, M, T, V, C] API gives the same answer for one clip
+    one = pred.predict(seqs[0][0][None])
+    np.testing.assert_allclose(one[0], probs[0], atol=1e-5)
+
+
+def test_resolve_model_names_and_errors(tmp_path):
+    assert resolve_model("exercise") == resolve_model("penn") == _shipped("penn_body13")
+    with pytest.raises(ActionposeError, match="no such model file; shipped models: .*penn"):
+        resolve_model(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ActionposeError, match="bad.onnx: not a loadable ONNX model"):
+        ActionPredictor.from_path(bad)
+
+
+def test_bad_inputs_are_one_line_errors():
+    pred = ActionPredictor.from_path(_shipped("penn_body13"))
+    with pytest.raises(ActionposeError, match=r"\[N, M, T, V, C\]"):
+        pred.predict(np.zeros((1, 30, 13, 2)))
+    with pytest.raises(ActionposeError, match="17 joints but layout body13 has 13"):
+        pred.predict(np.zeros((1, 1, 30, 17, 2)))
+    with pytest.raises(ActionposeError, match="3 coordinates per joint but model .* expects 2"):
+        pred.predict(np.zeros((1, 1, 30, 13, 3)))
+    assert pred.predict(np.zeros((0, 1, 30, 13, 2))).shape == (0, 15)
+    # all-zero (nobody detected) input is defined, not NaN
+    assert np.isfinite(pred.predict(np.zeros((1, 1, 30, 13, 2)))).all()
+
+
+def test_ensemble_averages(tmp_path):
+    path = _shipped("penn_body13")
+    single = ActionPredictor.from_path(path)
+    ens = EnsemblePredictor.from_paths([path, path], weights=[1, 3])
+    x = np.random.default_rng(1).uniform(0, 300, (2, 1, 40, 13, 2))
+    np.testing.assert_allclose(ens.predict(x), single.predict(x), atol=1e-6)
+    yaml_file = tmp_path / "ens.yaml"
+    yaml_file.write_text(f"models: [{path}, penn]\n")
+    assert isinstance(load_predictor(yaml_file), EnsemblePredictor)
+    yaml_file.write_text("models: []\n")
+    with pytest.raises(ActionposeError, match="non-empty 'models' list"):
+        load_predictor(yaml_file)
+    with pytest.raises(ActionposeError, match="weights"):
+        EnsemblePredictor([single], weights=[-1])
+
+
+def test_transforms_streams_and_sampling():
+    lay = get_layout("body13")
+    idx = sample_indices(10, 4, num_clips=2)
+    assert idx.shape == (2, 4) and (np.diff(idx, axis=1) >= 0).all() and idx.max() < 10
+    assert (sample_indices(3, 8) < 3).all()  # short sequences repeat frames
+    x = np.random.default_rng(0).normal(size=(1, 5, 13, 2)).astype(np.float32)
+    bone = to_stream(x, lay, "bone")
+    c, p = lay.bone_pairs[0]
+    np.testing.assert_allclose(bone[..., c, :], x[..., c, :] - x[..., p, :])
+    np.testing.assert_allclose(to_stream(x, lay, "joint_motion")[:, :-1], x[:, 1:] - x[:, :-1])
+    kp = np.random.default_rng(0).uniform(100, 600, (1, 20, 13, 2)).astype(np.float32)
+    kp[0, 3, 5] = 0  # a missing joint stays missing
+    n = normalize_sequence(kp)
+    assert np.abs(n).max() <= 1 + 1e-6 and (n[0, 3, 5] == 0).all()
+    cfg = PreprocessConfig(layout="body13", clip_len=16, num_clips=3, max_persons=2, with_score=True)
+    out = prepare(kp, None, cfg)
+    assert out.shape == (3, 2, 16, 13, 3) and (out[:, 1] == 0).all()
+    with pytest.raises(ActionposeError, match="allowed values: joint, bone"):
+        PreprocessConfig(layout="body13", stream="hand")
+
+
+@pytest.mark.slow
+def test_shipped_penn_reproduces_model_card(tmp_path):
+    """The shipped Penn model on the full official test split (skips without ../shared)."""
+    from actionpose.training.evaluate import evaluate
+
+    src = SHARED / "datasets" / "penn_action"
+    if not src.exists():
+        pytest.skip("../shared not present: real-data check runs in CI")
+    pkl = tmp_path / "penn.pkl"
+    convert("penn", src, pkl)
+    res = evaluate("penn", pkl, "test", threads=2)
+    assert res["n"] == 1068 and res["top1"] >= 0.95

@@ -107,24 +107,25 @@ class OnnxFallScorer:
 
 
 def hip_drop_start(kp: np.ndarray, times: np.ndarray) -> float:
-    """Where the fall began inside a window: find the fastest downward hip motion (image y grows
-    downwards; the hip mid-point smoothed over ~0.2 s), then walk back to where the downward speed was
-    still below a quarter of that peak. Walking toward a camera also moves the hip down, but slowly,
-    so the walk does not count as the fall."""
-    hip_y = (kp[:, 7, 1] + kp[:, 8, 1]) / 2
+    """Where the fall began inside a body13 window, from the upper body (head + shoulders) height
+    (image y grows downwards; median-filtered over ~0.2 s so pose glitches do not count): take the
+    first time the body has covered 80 % of its drop, then go back to the last time it was still
+    within 10 % of its upright level before that."""
+    from scipy.signal import medfilt
+
+    y = kp[:, :3, 1].mean(1).astype(np.float64)
     t = np.asarray(times, dtype=np.float64)
-    if len(hip_y) < 3:
+    if len(y) < 5:
         return float(t[0])
-    k = max(1, int(round(0.1 / max(np.median(np.diff(t)), 1e-3))))
-    smooth = np.convolve(np.pad(hip_y, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
-    v = np.gradient(smooth, t)
-    peak = int(np.argmax(v))
-    if v[peak] <= 0:
+    k = max(1, int(round(0.1 / max(float(np.median(np.diff(t))), 1e-3))))
+    y = medfilt(np.pad(y, k, mode="edge"), 2 * k + 1)[k:-k]
+    lo, hi = float(y.min()), float(y.max())
+    if hi - lo < 1e-6:
         return float(t[0])
-    i = peak
-    while i > 0 and v[i - 1] > 0.25 * v[peak]:
-        i -= 1
-    return float(t[i])
+    i80 = int(np.argmax(y >= lo + 0.8 * (hi - lo)))
+    top = float(y[: i80 + 1].min())
+    upright = np.flatnonzero(y[: i80 + 1] <= top + 0.1 * (hi - top))
+    return float(t[upright[-1]]) if len(upright) else float(t[0])
 
 
 @dataclass

@@ -18,6 +18,8 @@ def open_session(path: str | Path, expected_shape: tuple[int | None, ...] | None
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # no busy-waiting worker threads: on a shared 2-core machine spinning only steals CPU from others
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types

@@ -71,8 +71,7 @@ class Tracker:
     def _similarity(self, tracks: list[Track], frame: int, boxes, kps, kp_scores) -> np.ndarray:
         if not tracks or not len(boxes):
             return np.zeros((len(tracks), len(boxes)), np.float32)
-        pred = np.stack([t.predict(frame) for t in tracks])
-        sim = box_iou(pred, boxes)
+        sim = self._iou(tracks, frame, boxes)
         if kps is None or self.kp_weight <= 0:
             return sim
         out = np.empty_like(sim)
@@ -87,6 +86,14 @@ class Tracker:
                 out[i, j] = (1 - self.kp_weight) * sim[i, j] + self.kp_weight * o
         return out
 
+    @staticmethod
+    def _iou(tracks: list[Track], frame: int, boxes: np.ndarray) -> np.ndarray:
+        """IoU with the track's predicted box or its last box, whichever is higher: a person who
+        stops abruptly (lands after a fall) must not be lost to an overshooting velocity."""
+        pred = box_iou(np.stack([t.predict(frame) for t in tracks]), boxes)
+        last = box_iou(np.stack([t.box for t in tracks]), boxes)
+        return np.maximum(pred, last)
+
     def weak_candidates(self, frame: int, boxes: np.ndarray, confident: np.ndarray, iou_thr: float = 0.3,
                         max_gap: int = 5) -> np.ndarray:
         """Mask of the weak boxes worth a pose call: for each recently seen track that no confident box
@@ -96,7 +103,7 @@ class Tracker:
         live = [t for t in self.tracks if frame - t.last_seen <= max_gap]
         if not live or not len(boxes):
             return keep
-        iou = box_iou(np.stack([t.predict(frame) for t in live]), boxes)  # [tracks, boxes]
+        iou = self._iou(live, frame, boxes)  # [tracks, boxes]
         for i in range(len(live)):
             if confident.any() and iou[i, confident].max() >= iou_thr:
                 continue
@@ -146,7 +153,7 @@ class Tracker:
         # stage 2: weak detections continue tracks seen in the previous frame, by IoU only
         rest = [t for i, t in enumerate(tracks) if i not in matched_t and frame - t.last_seen <= 1]
         if rest and len(low):
-            iou = box_iou(np.stack([t.predict(frame) for t in rest]), boxes[low])
+            iou = self._iou(rest, frame, boxes[low])
             for r, c in self._match(iou, self.low_iou_thr):
                 j = low[c]
                 self._apply(rest[r], frame, boxes[j], scores[j], None if kps is None else kps[j],

@@ -190,3 +190,15 @@ def test_mlflow_pyfunc_flavour(tmp_path, det):
     kp, sc, _ = fixture_seq("fall-01")
     out = model.predict(pd.DataFrame({"keypoints": [kp[40:104].tolist()], "layout": ["coco13"], "fps": [30.0]}))
     assert out["prob"].iloc[0] == pytest.approx(det.predict(kp[40:104], layout="coco13").prob, abs=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "videos" / "fall_video_1.mp4").exists(), reason="../shared not present")
+def test_video_end_to_end_one_fall_at_the_right_time():
+    """fall_video_1.mp4 (18 fps): upright until ~2.4 s, falls forward ~2.5-3.3 s, then lies (frames
+    looked at). The pose frontend + shipped model must report exactly one fall starting there."""
+    from actionpose.inference.fall_sources import detect_falls
+
+    events, info = detect_falls(FallDetector.from_pretrained("fall"), SHARED / "videos" / "fall_video_1.mp4")
+    assert info["frames"] == 108 and len(events) == 1
+    assert 2.0 <= events[0].start_time <= 3.0 and 3.0 <= events[0].detected_time <= 5.0

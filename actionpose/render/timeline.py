@@ -10,6 +10,8 @@ from actionpose.render import class_color
 if TYPE_CHECKING:
     from actionpose.inference.tagger import TagResult
 
+MAX_EMPTY_LANES = 8  # above this many persons, lanes without any segment are left out
+
 
 def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] | None = None) -> Path:
     """Draw ``result`` (and optionally ground-truth segments per track, as thin bars) to ``path`` atomically."""
@@ -21,6 +23,10 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
 
     path = Path(path)
     tracks = sorted(result.persons)
+    hidden = 0
+    if len(tracks) > MAX_EMPTY_LANES:  # crowds: keep the picture readable, show people who did something
+        busy = [t for t in tracks if result.persons[t] or (truth or {}).get(t)]
+        hidden, tracks = len(tracks) - len(busy), busy
     lanes = max(1, len(tracks))
     fig, ax = plt.subplots(figsize=(11, 1.4 + 0.55 * lanes), dpi=110)
     labels = list(result.classes)
@@ -50,6 +56,8 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
     title = f"{result.video} — model {result.model}, threshold {result.config.threshold:g}"
     if truth is not None:
         title += " (thin bars: ground truth)"
+    if hidden:
+        title += f"; {hidden} more person(s) without an action not shown"
     ax.set_title(title, fontsize=10)
     if used:
         ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lab) for lab, c in sorted(used.items())],

@@ -21,7 +21,7 @@ class Settings:
     body_timeout_s: float = 10.0             # a client that stalls mid-body longer than this gets 408
     batch_max: int = 32                      # micro-batch: most windows per ONNX call
     batch_wait_ms: float = 2.0               # ... and the longest a request waits for company
-    threads: int = 2                         # onnxruntime intra-op threads
+    threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
 
     @classmethod
     def from_env(cls) -> "Settings":

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="measured time per concurrency level")
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--model", default="fall")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads in the server and in-process")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads in the server and in-process")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes (predict is stateless)")
 
 
 def _window(frames: int, seed: int = 0) -> list:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                ACTIONPOSE_THREADS=str(args.threads))
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                             "--workers", str(args.workers), "--log-level", "warning"], cwd=root, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "server.log", "wb"))
     url = f"http://127.0.0.1:{port}"
     try:
@@ -118,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     ref = in_process(args.model, args.frames, args.threads, min(args.seconds, 5.0), batch=32)
     ref1 = in_process(args.model, args.frames, args.threads, min(args.seconds, 3.0), batch=1)
     print(f"fall service load test: {args.frames}-frame coco17 windows, POST /v1/fall/predict on 127.0.0.1, "
-          f"{os.cpu_count()} CPUs, onnxruntime threads={args.threads}, {args.seconds:g} s per level")
+          f"{os.cpu_count()} CPUs, server workers={args.workers}, onnxruntime threads={args.threads}, "
+          f"{args.seconds:g} s per level")
     print(f"in-process FallDetector.predict_batch: {ref:.1f} windows/s (batch 32), {ref1:.1f} windows/s (batch 1)")
     print("| clients | requests | errors | p50 ms | p99 ms | req/s | service / in-process (batch 32) |")
     print("|---|---|---|---|---|---|---|")

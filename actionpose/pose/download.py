@@ -31,12 +31,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, sha256: str | None) -> None:
-    if sha256 and sha256_file(path) != sha256.lower():
-        raise ActionposeError(f"{path}: sha256 mismatch (expected {sha256[:12]}..., got {sha256_file(path)[:12]}...); "
-                              "delete it or pass the right file")
-
-
 def download(url: str, dest: Path, sha256: str | None, progress: bool = True, timeout: float = 30.0) -> Path:
     """Download ``url`` to ``dest`` (atomically), verifying ``sha256`` before the file appears."""
     dest.parent.mkdir(parents=True, exist_ok=True)

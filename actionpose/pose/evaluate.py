@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import cv2
@@ -94,6 +93,3 @@ def pck_vs_reference(frontend, video: str | Path, reference: np.ndarray, alpha: 
     return {"pck": ok / max(total, 1), "correct": ok, "total": total, "frames_with_person": frames_found,
             "frames": len(per_frame)}
 
-
-def load_coco_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())

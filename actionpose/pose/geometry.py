@@ -88,16 +88,3 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
-    """Greedy NMS, vectorised per step; returns kept indices in descending score order."""
-    order = np.argsort(-scores)
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        if order.size == 1:
-            break
-        ious = box_iou(boxes[i:i + 1], boxes[order[1:]])[0]
-        order = order[1:][ious <= iou_thr]
-    return np.asarray(keep, np.int64)

@@ -92,10 +92,18 @@ class Frontend:
     """Detector + pose model + tracker. Not thread-safe: one per stream."""
 
     def __init__(self, spec: FrontendSpec, det_model: str | Path | None = None, pose_model: str | Path | None = None,
-                 threads: int = 2, det_size: int | None = None, det_every: int = 1, det_score: float = 0.3, max_persons: int | None = None,
-                 min_pose_score: float = 0.1, max_boxes: int = 20, carry: bool = True, carry_min_score: float = 0.2, tracker: Tracker | None = None, progress: bool = True, **pose_kwargs):
+                 threads: int = 2, det_size: int | None = None, det_every: int = 1, det_score: float = 0.3,
+                 max_persons: int | None = None, min_pose_score: float = 0.1, max_boxes: int = 20,
+                 carry: bool = True, carry_min_score: float = 0.2, tracker: Tracker | None = None,
+                 progress: bool = True, **pose_kwargs):
         self.spec = spec
         dspec, pspec = get_model(spec.detector), get_model(spec.pose)
+        if det_every < 1:
+            raise ActionposeError(f"det_every must be >= 1, got {det_every}")
+        if det_size is not None and not 32 <= det_size <= 2048:
+            raise ActionposeError(f"det_size must be in 32..2048, got {det_size}")
+        if threads < 1:
+            raise ActionposeError(f"threads must be >= 1, got {threads}")
         self.detector = DETECTORS[dspec.name](dspec, resolve(dspec, det_model, "det", progress=progress), threads)
         self.det_score = det_score
         if det_size is not None:
@@ -105,8 +113,6 @@ class Frontend:
         self.detector.score_thr = min(det_score, 0.1)  # weak boxes may still continue a track (ByteTrack)
         self.pose = POSE_MODELS[pspec.name](pspec, resolve(pspec, pose_model, "pose", progress=progress), threads,
                                             **pose_kwargs)
-        if det_every < 1:
-            raise ActionposeError(f"det_every must be >= 1, got {det_every}")
         self.det_every, self.max_persons, self.min_pose_score = det_every, max_persons, min_pose_score
         self.carry, self.carry_min_score, self.max_boxes = carry, carry_min_score, max_boxes
         self.tracker = tracker or Tracker(sigmas=COCO_SIGMAS if self.layout == "coco17" else None)

@@ -489,7 +489,8 @@ its falling phase and 4 s after it; any other event (also a second event for one
 |---|---|---|---|---|---|---|---|---|
 {rows}
 
-F1 (all): {ev['f1']:.3f}. Median |start-time error| of found falls: {ev['median_abs_onset_error_s']} s.
+F1 (all): {ev['f1']:.3f}. The threshold was chosen on these same out-of-fold streams, so this row is not an
+independent test (no nested split); the sweep's untuned rows (e.g. 0.50) are. Median |start-time error| of found falls: {ev['median_abs_onset_error_s']} s.
 
 Window level (all held-out windows, threshold {thr:.2f}): precision {w['precision']:.3f}, recall
 {w['recall']:.3f}, F1 {w['f1']:.3f} over {w['windows']} windows ({w['positives']} fall windows).

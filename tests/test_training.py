@@ -96,12 +96,16 @@ def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys):
 
 
 def test_eval_refuses_other_layout(trained, tmp_path, capsys):
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
     _, res = trained
-    utd = tmp_path / "utd.pkl"
-    convert("utd", FIX / "utd", utd)
-    assert main(["eval", "--model", str(res.onnx_path), "--data", str(utd), "--split", "train"]) == 2
+    kp = np.random.default_rng(0).uniform(0, 1, (1, 10, 21, 2)).astype(np.float32)
+    hands = SkeletonDataset([make_annotation("h0", 0, kp)], "hand21", [f"c{i}" for i in range(15)],
+                            split={"test": ["h0"]})
+    save_dataset(hands, tmp_path / "hands.pkl")
+    assert main(["eval", "--model", str(res.onnx_path), "--data", str(tmp_path / "hands.pkl")]) == 2
     err = capsys.readouterr().err
-    assert "kinect20_utd" in err and "body13" in err
+    assert "hand21" in err and "body13" in err and err.count("\n") == 1
 
 
 def test_nan_loss_stops_training(tmp_path, penn_pkl):

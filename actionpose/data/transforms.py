@@ -208,7 +208,8 @@ def prepare(kp: np.ndarray, score: np.ndarray | None, cfg: PreprocessConfig,
         clips = np.stack([augment(c, aug, layout, rng) for c in clips])
     clips = to_stream(clips, layout, cfg.stream)
     if cfg.with_score:
-        sc = np.ones(kp.shape[:3], np.float32) if score is None else score
+        # without scores: 1 for a present joint, 0 for a missing one or a padded person
+        sc = (np.abs(kp).sum(-1) > 0).astype(np.float32) if score is None else score
         clips = np.concatenate([clips, sc[:, idx].transpose(1, 0, 2, 3)[..., None]], axis=-1)
     return np.ascontiguousarray(clips, dtype=np.float32)
 

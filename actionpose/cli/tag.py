@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default {DEFAULTS.threshold:g}, calibrated, see docs/tagging.md)")
     p.add_argument("--min-duration", type=float, default=DEFAULTS.min_duration_s,
                    help=f"drop segments shorter than this many seconds (default {DEFAULTS.min_duration_s:g})")
-    p.add_argument("--fps", type=float, help="resample video to this frame rate / frame rate of a .pkl "
-                                             "(default: the source's own)")
+    p.add_argument("--fps", type=float, help="video/stream: process at this frame rate (default 15, or the "
+                                             "source's rate if lower); .pkl: its frame rate (default 30)")
     p.add_argument("--live", action="store_true", help="print segments as they close even for a file "
                                                        "(automatic for webcams and stream URLs)")
     p.add_argument("--frontend", default="default", help="pose frontend name (default: embedded default)")

@@ -58,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
                         min_duration_s=args.min_duration)
     cfg.validate()
     inputs = expand_source(args.source)
+    from actionpose.inference.fall_tagging import is_fall_model, tag_falls
+
+    if is_fall_model(args.model) and len(inputs) == 1 and not (args.live or is_live_source(args.source)):
+        if args.render:
+            print("note: --render is not drawn for the fall model; use actionpose extract --render", file=sys.stderr)
+        result = tag_falls(inputs[0], args.model, json=args.json, csv=args.csv, timeline=args.timeline, fps=args.fps)
+        print(result.summary())
+        return 0
     predictor, model_name = load_predictor(args.model, args.threads)
     live = args.live or is_live_source(args.source)
 

@@ -21,7 +21,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 # Friendly names -> shipped files (actionpose/assets/models/<file>.onnx).
 MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
                  "nwucla": "nwucla_joint", "nwucla_joint": "nwucla_joint",
-                 "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures"}
+                 "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",
+                 "fall": "fall_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form"}
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:

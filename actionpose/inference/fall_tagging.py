@@ -1,0 +1,41 @@
+"""``actionpose tag --model fall``: fall events as tag segments.
+
+The fall model is calibrated as an event detector (its own window preparation, threshold and
+debounce live in :class:`FallDetector`), so tagging with it runs the detector and reports each
+fall as a ``fall`` segment from the start of the hip drop to the moment the alert was raised,
+in the same JSON/CSV/timeline outputs as every other model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from actionpose.inference.segments import Segment, SegmentConfig
+from actionpose.inference.tagger import TagResult, write_outputs
+
+FALL_MODELS = {"fall", "fall_body13"}
+
+
+def is_fall_model(model: str) -> bool:
+    return str(model) in FALL_MODELS or Path(str(model)).with_suffix(".json").is_file() and \
+        '"detector"' in Path(str(model)).with_suffix(".json").read_text()
+
+
+def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv: str | None = None,
+              timeline: str | None = None, frontend: str = "default", fps: float | None = None) -> TagResult:
+    from actionpose.inference.fall import FallDetector
+    from actionpose.inference.fall_sources import detect_falls
+
+    det = FallDetector.from_pretrained(model)
+    events, info = detect_falls(det, source, fps=fps, frontend=frontend)
+    persons: dict[int, list[Segment]] = {}
+    for e in events:
+        tid = int(e.track_id) if str(e.track_id).lstrip("-").isdigit() else len(persons)
+        persons.setdefault(tid, []).append(Segment("fall", float(e.start_time), float(e.detected_time),
+                                                   float(e.confidence)))
+    frames = int(info["frames"])
+    duration = float(info["duration_s"])
+    result = TagResult(video=Path(source).name, fps=frames / duration if duration > 0 else 0.0, model=str(model),
+                       classes=["fall"], duration_s=duration, frames=frames, persons=persons,
+                       config=SegmentConfig(threshold=det.config.threshold))
+    write_outputs(result, json=json, csv=csv, timeline=timeline)
+    return result

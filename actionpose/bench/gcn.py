@@ -98,14 +98,18 @@ def _load_module(path: Path):
     return mod
 
 
-def _time(fn, x, repeats: int) -> list[float]:
-    for _ in range(2):
-        fn(x)
-    times = []
+def _time_interleaved(engines: list[tuple[str, object, object]], repeats: int) -> dict[str, list[float]]:
+    """Round-robin timing (one run of each engine per round) so load changes on a shared machine hit
+    every engine alike and the ratios stay fair."""
+    for _, fn, x in engines:
+        for _ in range(2):
+            fn(x)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in engines}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t0)
+        for name, fn, x in engines:
+            t0 = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -130,12 +134,8 @@ def run(args: argparse.Namespace) -> int:
                 mod.running_mean.uniform_(-0.1, 0.1)
                 mod.running_var.uniform_(0.5, 1.5)
     x = torch.randn(n, m, t, v, c)
-    rows = []
-
     with torch.inference_mode():
-        eager = _time(ours, x, args.repeats)
         ref = ours(x).numpy()
-    rows.append(("actionpose PyTorch eager", eager, 0.0))
 
     tmp = Path(tempfile.mkdtemp()) / "bench.onnx"
     meta = {"layout": lay.name, "classes": [str(i) for i in range(60)], "clip_len": t, "max_persons": m,
@@ -146,8 +146,12 @@ def run(args: argparse.Namespace) -> int:
     sess = ort.InferenceSession(str(tmp), so, providers=["CPUExecutionProvider"])
     xn = x.numpy()
     ort_fn = lambda a: sess.run(None, {"keypoints": a})[0]  # noqa: E731
-    ort_times = _time(ort_fn, xn, args.repeats)
-    rows.append(("actionpose ONNX Runtime", ort_times, float(np.abs(ort_fn(xn) - ref).max())))
+
+    def eager_fn(a):
+        with torch.inference_mode():
+            return ours(a)
+    engines = [("actionpose PyTorch eager", eager_fn, x), ("actionpose ONNX Runtime", ort_fn, xn)]
+    diffs = {"actionpose PyTorch eager": 0.0, "actionpose ONNX Runtime": float(np.abs(ort_fn(xn) - ref).max())}
 
     if not args.no_pyskl and args.model == "stgcnpp":
         peer = _load_module(extract_pyskl(args.pyskl))
@@ -156,22 +160,23 @@ def run(args: argparse.Namespace) -> int:
             raise ActionposeError(f"--layout {lay.name}: PYSKL comparison needs ntu25 or coco17")
         backbone = peer.STGCN(graph_cfg=dict(layout=graph_layout, mode="spatial"), gcn_adaptive="init",
                               gcn_with_res=True, tcn_type="mstcn").eval()
-        missing = backbone.load_state_dict({k[len("backbone."):]: w for k, w in ours.state_dict().items()
-                                            if k.startswith("backbone.")}, strict=True)
-        head = ours.cls_head
+        backbone.load_state_dict({k[len("backbone."):]: w for k, w in ours.state_dict().items()
+                                  if k.startswith("backbone.")}, strict=True)
+        head = ours.cls_head  # PYSKL's GCNHead is pool + mean over persons + linear, same as ours
 
         def pyskl_fn(a):
-            return head(backbone(a))
-        with torch.inference_mode():
-            p_times = _time(pyskl_fn, x, args.repeats)
-            diff = float(np.abs(pyskl_fn(x).numpy() - ref).max())
-        rows.insert(0, ("PYSKL ST-GCN++ eager", p_times, diff))
-        del missing
+            with torch.inference_mode():
+                return head(backbone(a))
+        engines.insert(0, ("PYSKL ST-GCN++ eager", pyskl_fn, x))
+        diffs["PYSKL ST-GCN++ eager"] = float(np.abs(pyskl_fn(x).numpy() - ref).max())
+
+    times = _time_interleaved(engines, args.repeats)
+    rows = [(name, times[name], diffs[name]) for name, _, _ in engines]
 
     base = np.median(rows[0][1])
     print(f"ST-GCN++ ({args.model}) inference, batch {n}, {m} persons, {t} frames, {v} joints, "
           f"{args.threads} threads, torch {torch.__version__}, onnxruntime {ort.__version__}; "
-          f"median of {args.repeats} runs")
+          f"median of {args.repeats} interleaved runs")
     print(f"| engine | latency ms/batch (median) | p90 ms | clips/s | ratio vs {rows[0][0]} | max |diff| vs ours |")
     print("|---|---|---|---|---|---|")
     for name, times, diff in rows:

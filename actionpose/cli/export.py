@@ -21,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
     model, meta, _ = load_checkpoint(args.model)
     res = export_onnx(model, meta, args.output, atol=args.atol)
     print(f"wrote {args.output}: layout {meta['layout']}, {len(meta['classes'])} classes, stream {meta['stream']}, "
-          f"clip_len {meta['clip_len']}; ONNX Runtime vs PyTorch max |diff| {res['max_abs_diff']:.2e}")
+          f"clip_len {meta['clip_len']}; ONNX Runtime vs PyTorch max |diff| {res['max_abs_diff']:.2e} "
+          f"(largest |logit| {res['max_abs_logit']:.3g})")
     return 0

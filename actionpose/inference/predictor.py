@@ -22,7 +22,10 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
                  "nwucla": "nwucla_joint", "nwucla_joint": "nwucla_joint",
                  "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",
-                 "fall": "fall_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form"}
+                 "fall": "fall_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form",
+                 "utd_gestures_bone": "utd_gestures_bone",
+                 # ensembles: a YAML beside the .onnx files (load with load_predictor)
+                 "gestures_ensemble": "utd_gestures_ensemble.yaml", "utd_ensemble": "utd_gestures_ensemble.yaml"}
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
@@ -33,7 +36,8 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
 
         return resolve_registry_model(s)
     if s in MODEL_ALIASES:
-        path = ASSETS / f"{MODEL_ALIASES[s]}.onnx"
+        name = MODEL_ALIASES[s]
+        path = ASSETS / (name if name.endswith(".yaml") else f"{name}.onnx")
         if not path.exists():
             raise where(path, f"shipped model {s!r} is missing from this installation")
         return path
@@ -187,7 +191,7 @@ def predict_sequences(predictor: Any, sequences: Sequence[tuple[np.ndarray, np.n
 
 def load_predictor(path: str | os.PathLike, threads: int | None = None) -> ActionPredictor | EnsemblePredictor:
     """An ``.onnx`` file / shipped name, or an ensemble YAML ``{models: [paths], weights: [...]}``."""
-    p = str(path)
+    p = str(resolve_model(path)) if str(path) in MODEL_ALIASES else str(path)
     if p.endswith((".yaml", ".yml")):
         import yaml
 

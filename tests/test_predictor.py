@@ -108,3 +108,14 @@ def test_shipped_penn_reproduces_model_card(tmp_path):
     convert("penn", src, pkl)
     res = evaluate("penn", pkl, "test", threads=2)
     assert res["n"] == 1068 and res["top1"] >= 0.95
+
+
+def test_shipped_ensemble_alias():
+    path = _shipped("utd_gestures_bone")
+    ens = load_predictor("gestures_ensemble")
+    assert isinstance(ens, EnsemblePredictor) and ens.stream == "joint+bone"
+    assert ens.layout == "kinect20_utd" and len(ens.classes) == 27 and path.exists()
+    ds = convert("utd", FIX / "utd")
+    probs = ens.predict_sequences([(a["keypoint"], None) for a in ds.annotations])
+    assert probs.shape == (3, 27)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)

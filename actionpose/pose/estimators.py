@@ -53,10 +53,8 @@ class _TopDown:
         return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
 
 
-class SimCCPose(_TopDown):
-    """RTMPose: RGB ImageNet-normalised 192x256 crops (1.25 padding); SimCC split ratio 2.0."""
-
-    split_ratio = 2.0
+class _ImageNetTopDown(_TopDown):
+    """OpenMMLab-style top-down models (RTMPose, ViTPose): NCHW RGB ImageNet-normalised crops, size from the ONNX."""
 
     def __init__(self, spec: ModelSpec, path: Path, threads: int = 2):
         super().__init__(spec, path, threads)
@@ -64,15 +62,26 @@ class SimCCPose(_TopDown):
         h, w = spec.input_shape[2], spec.input_shape[3]
         self.input_size = (int(w or 192), int(h or 256))
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(boxes) == 0:
-            return self.empty()
+    def normalised_crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[list, np.ndarray]:
+        """Affine crops of every box as one RGB ImageNet-normalised NCHW batch, plus (centre, scale) per crop."""
         cs, imgs = [], []
         for c, s, im in self.crops(image, boxes):
             cs.append((c, s))
             imgs.append(im[:, :, ::-1])
         x = ((np.stack(imgs).astype(np.float32) - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB).transpose(0, 3, 1, 2)
-        sx, sy = self.run(np.ascontiguousarray(x))[:2]
+        return cs, np.ascontiguousarray(x)
+
+
+class SimCCPose(_ImageNetTopDown):
+    """RTMPose: RGB ImageNet-normalised 192x256 crops (1.25 padding); SimCC split ratio 2.0."""
+
+    split_ratio = 2.0
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(boxes) == 0:
+            return self.empty()
+        cs, x = self.normalised_crops(image, boxes)
+        sx, sy = self.run(x)[:2]
         locs, scores = simcc_decode(sx, sy, self.split_ratio)
         keep = self.spec.extra.get("keep_joints")
         if keep:  # wholebody: body joints come first, in COCO-17 order
@@ -81,25 +90,17 @@ class SimCCPose(_TopDown):
         return kps, scores
 
 
-class HeatmapPose(_TopDown):
+class HeatmapPose(_ImageNetTopDown):
     """ViTPose/SimpleBaseline: same crops as RTMPose; heatmap argmax + quarter-pixel refinement."""
 
     def __init__(self, spec: ModelSpec, path: Path, threads: int = 2, flip_test: bool = False):
         super().__init__(spec, path, threads)
-        self.layout = spec.extra.get("layout", "coco17")
-        h, w = spec.input_shape[2], spec.input_shape[3]
-        self.input_size = (int(w or 192), int(h or 256))
         self.flip_test = flip_test
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(boxes) == 0:
             return self.empty()
-        cs, imgs = [], []
-        for c, s, im in self.crops(image, boxes):
-            cs.append((c, s))
-            imgs.append(im[:, :, ::-1])
-        x = np.ascontiguousarray(
-            ((np.stack(imgs).astype(np.float32) - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB).transpose(0, 3, 1, 2))
+        cs, x = self.normalised_crops(image, boxes)
         hm = self.run(x)[0]
         if self.flip_test:
             hm_f = self.run(np.ascontiguousarray(x[..., ::-1]))[0]

@@ -64,6 +64,7 @@ class Segment:
     end_s: float
     score: float
     _n: int = field(default=1, repr=False, compare=False)
+    reps: int | None = None  # repetitions inside the segment, for exercise labels (RepCounter)
 
     @property
     def duration_s(self) -> float:
@@ -72,6 +73,8 @@ class Segment:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("_n")
+        if d["reps"] is None:
+            d.pop("reps")
         d["start_s"], d["end_s"], d["score"] = round(self.start_s, 3), round(self.end_s, 3), round(self.score, 4)
         return d
 

@@ -96,14 +96,15 @@ class TagResult:
                 lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g}")
             for s in segs:
                 lines.append(f"  person {tid}: {s.label:<16s} {s.start_s:7.2f} - {s.end_s:7.2f} s  "
-                             f"score {s.score:.2f}")
+                             f"score {s.score:.2f}" + ("" if s.reps is None else f"  reps {s.reps}"))
         if not self.persons:
             lines.append("  no person detected")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
-CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score"]
+CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score", "reps"]
+REP_HISTORY_S = 600.0  # longest exercise segment whose repetitions are counted (10 minutes)
 
 
 def write_json(result: TagResult, path: str | Path) -> None:
@@ -143,6 +144,8 @@ def validate_result_dict(d: dict[str, Any]) -> None:
                 raise ActionposeError(f"{sctx}: need 0 <= start_s < end_s, got {a}, {b}")
             if not 0.0 <= sc <= 1.0:
                 raise ActionposeError(f"{sctx}.score: {sc} not in [0, 1]")
+            if "reps" in s and (not isinstance(s["reps"], int) or isinstance(s["reps"], bool) or s["reps"] < 0):
+                raise ActionposeError(f"{sctx}.reps: expected a count >= 0, got {s['reps']!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -156,6 +159,7 @@ class _Track:
     windows: int = 0
     last_window: tuple[int, int] | None = None
     last_label: tuple[str, float] = (BACKGROUND, 0.0)
+    history: deque | None = None  # (frame_index, keypoints, scores) for counting reps in closed segments
 
 
 class StreamTagger:
@@ -193,6 +197,12 @@ class StreamTagger:
         self.last_frame = -1
         self.seen_tracks: set[int] = set()
         self.scored_tracks: set[int] = set()  # tracks long enough to get at least one window
+        # Exercise segments get a repetition count; the per-track history that needs is bounded
+        # (REP_HISTORY_S), so memory stays flat however long the input runs.
+        from actionpose.inference.reps_signals import find_exercise
+
+        self.count_reps = self.model_layout == "body13" and any(find_exercise(c) for c in self.classes)
+        self.history_f = int(REP_HISTORY_S * self.fps)
 
     def _missing(self, src: str) -> list[str]:
         have = set(get_layout(src).joints)
@@ -210,11 +220,13 @@ class StreamTagger:
             tr = self.tracks.get(tid)
             if tr is None:
                 tr = _Track(index, index, deque(maxlen=self.win_f), OnlineSegmenter(self.classes, self.cfg),
-                            next_start=index)
+                            next_start=index, history=deque(maxlen=self.history_f) if self.count_reps else None)
                 self.tracks[tid] = tr
                 self.seen_tracks.add(tid)
             tr.last = index
             tr.frames.append((index, kp, sc))
+            if tr.history is not None:
+                tr.history.append((index, kp, sc))
         jobs = []
         for tid, tr in self.tracks.items():
             while tr.next_start + self.win_f - 1 <= index:
@@ -306,7 +318,20 @@ class StreamTagger:
     def _clamp(self, tr: _Track, seg: Segment) -> Segment:
         """A segment never outlasts the person's last visible frame (smoothing can carry it past)."""
         seg.end_s = max(seg.start_s + 1.0 / self.fps, min(seg.end_s, (tr.last + 1) / self.fps))
+        if tr.history:
+            seg.reps = self._count_reps(tr, seg)
         return seg
+
+    def _count_reps(self, tr: _Track, seg: Segment) -> int | None:
+        """Repetitions of the segment's exercise in the person's keypoints over the segment (None: not an exercise)."""
+        from actionpose.inference.reps_io import count_segments
+
+        a, b = seg.start_s * self.fps, seg.end_s * self.fps
+        got = [(k, s) for i, k, s in tr.history if a <= i < b]
+        if len(got) < 2:
+            return None
+        kp, sc = np.stack([g[0] for g in got]), np.stack([g[1] for g in got])
+        return count_segments(kp, sc, [(seg.label, 0.0, len(got) / self.fps)], self.model_layout, self.fps)[0]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -39,12 +39,16 @@ class Predictor(Protocol):
     def predict(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None) -> np.ndarray: ...
 
 
+class ModelInputMismatch(ActionposeError):
+    """The input cannot feed this model at all (not a source failing mid-way): never a partial result."""
+
+
 @dataclass
 class PersonPose:
     """One tracked person in one frame, in the frontend's layout (pixels)."""
 
     track_id: int
-    keypoints: np.ndarray  # [V, 2]
+    keypoints: np.ndarray  # [V, 2] image pixels from a frontend, or [V, 3] from a 3D skeleton pickle
     scores: np.ndarray  # [V]
     box: np.ndarray | None = None
 
@@ -184,10 +188,8 @@ class StreamTagger:
             raise ActionposeError(f"model layout {self.model_layout!r} cannot be mapped from the pose layout "
                                   f"{src!r}: joints {self._missing(src)} are missing")
         self.source_layout = src
-        coords = int(getattr(predictor, "coords", 2))
-        if coords != 2:
-            raise ActionposeError(f"model expects {coords}D keypoints but tagging uses 2D poses (x, y); "
-                                  f"use a model trained on 2D keypoints")
+        # 2D models tag video; 3D models (e.g. the Kinect-trained gestures model) tag 3D skeleton pickles.
+        self.coords = int(getattr(predictor, "coords", 2))
         self._map = joint_map(src, self.model_layout)
         self.win_f = max(2, int(round(self.cfg.window_s * self.fps)))
         self.stride_f = max(1, int(round(self.cfg.stride_s * self.fps)))
@@ -214,6 +216,10 @@ class StreamTagger:
         self.last_frame = index
         for p in persons:
             kp = np.asarray(p.keypoints, dtype=np.float32)
+            if kp.shape[-1] != self.coords:
+                raise ModelInputMismatch(f"model expects {self.coords}D keypoints but the input has {kp.shape[-1]}D "
+                                      f"({'x, y' if kp.shape[-1] == 2 else 'x, y, z'}); use a model trained on "
+                                      f"{kp.shape[-1]}D keypoints")
             sc = np.asarray(p.scores, dtype=np.float32) if p.scores is not None else np.ones(len(kp), np.float32)
             kp, sc = kp[self._map], sc[self._map]
             tid = int(p.track_id)
@@ -405,9 +411,8 @@ def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[
     for ann in ds.annotations:
         kp = np.asarray(ann["keypoint"], dtype=np.float32)
         sc = ann.get("keypoint_score")
-        sc = np.asarray(sc, dtype=np.float32) if sc is not None else (
-            kp[..., 2] if kp.shape[-1] > 2 else np.ones(kp.shape[:-1], np.float32))
-        kp = kp[..., :2]
+        # canonical format: C = 2 is (x, y) with keypoint_score; C = 3 is (x, y, z), kept for 3D models
+        sc = np.asarray(sc, dtype=np.float32) if sc is not None else np.ones(kp.shape[:-1], np.float32)
         rate = float(fps or ann.get("fps") or ds.meta.get("fps") or DEFAULT_FPS)
 
         def frames(kp=kp, sc=sc) -> Iterator[tuple[int, list[PersonPose]]]:
@@ -458,6 +463,8 @@ def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predic
     error: ActionposeError | None = None
     try:
         persons, complete = run_tagger(tagger, frames, on_segment=on_segment, on_frame=seen)
+    except ModelInputMismatch:
+        raise
     except ActionposeError as e:  # the source failed mid-way: keep what was tagged so far
         error = e
         persons, complete = {}, False

@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--classes", help="pyskl: text file with one class name per line")
     c.set_defaults(func=_convert)
 
+    pr = ds.add_parser("project", help="project a 3D (Kinect camera-space) dataset to 2D for 2D-frontend models")
+    pr.add_argument("file", help="canonical pickle with 3D keypoints")
+    pr.add_argument("-o", "--output", required=True, help="output .pkl (written atomically)")
+    pr.add_argument("--layout", default="body13", help="map into this layout by joint name (default body13)")
+    pr.set_defaults(func=_project)
+
     i = ds.add_parser("info", help="print samples, classes, splits, layout and frame-length stats")
     i.add_argument("file", help="canonical or PYSKL pickle")
     i.add_argument("--layout", help="layout, for PYSKL pickles that do not record one")
@@ -40,6 +46,16 @@ def _convert(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{k}={v}" for k, v in info["splits"].items())
     print(f"wrote {args.output}: {info['samples']} samples, {info['num_classes']} classes, "
           f"layout {info['layout']}, splits {splits}")
+    return 0
+
+
+def _project(args: argparse.Namespace) -> int:
+    from actionpose.data.format import load_dataset, save_dataset
+    from actionpose.data.project import project_dataset
+
+    ds = project_dataset(load_dataset(args.file), args.layout)
+    save_dataset(ds, args.output)
+    print(f"wrote {args.output}: {len(ds)} samples, 2D, layout {ds.layout}")
     return 0
 
 

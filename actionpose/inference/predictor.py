@@ -22,7 +22,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
                  "nwucla": "nwucla_joint", "nwucla_joint": "nwucla_joint",
                  "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",
-                 "fall": "fall_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form",
+                 "fall": "fall_body13", "gestures2d": "utd_gestures_body13",
+                 "utd_gestures_body13": "utd_gestures_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form",
                  "utd_gestures_bone": "utd_gestures_bone",
                  # ensembles: a YAML beside the .onnx files (load with load_predictor)
                  "gestures_ensemble": "utd_gestures_ensemble.yaml", "utd_ensemble": "utd_gestures_ensemble.yaml"}

@@ -34,3 +34,13 @@ def test_2d_model_refuses_3d_input(utd_swipe):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == (
         "error: model expects 2D keypoints but the input has 3D (x, y, z); use a model trained on 3D keypoints")
+
+
+def test_gestures2d_model_tags_the_projected_swipe(utd_swipe, tmp_path):
+    """The 2D body13 gestures model (for video frontends) on the same real swipe, projected to 2D."""
+    from actionpose.data.format import load_dataset
+    from actionpose.data.project import project_dataset
+
+    flat = save_dataset(project_dataset(load_dataset(utd_swipe)), tmp_path / "swipe2d.pkl")
+    result = tag_video(flat, "gestures2d")
+    assert [s.label for segs in result.persons.values() for s in segs] == ["swipe_left"]

@@ -49,6 +49,15 @@ def urfd_fold(video: str, num_folds: int = NUM_FOLDS) -> int:
     return (int(m.group(2)) - 1) % num_folds
 
 
+def _urfd_dataset(anns: list[dict], source: str, **meta: object) -> SkeletonDataset:
+    """Both URFD sources: coco13 sequences with video-disjoint folds (every frame_dir is its URFD video id)."""
+    return SkeletonDataset(anns, layout="coco13", classes=list(URFD_CLASSES),
+                           split=fold_splits({a["frame_dir"]: a["video"] for a in anns}),
+                           meta={"source": source, "coords": "normalised image [0,1]",
+                                 "frame_classes": list(FRAME_CLASSES), "fps": FPS, **meta,
+                                 "protocol": f"{NUM_FOLDS}-fold by URFD video id (urfd_fold)"})
+
+
 def fold_splits(videos: dict[str, str], num_folds: int = NUM_FOLDS) -> dict[str, list[str]]:
     """``{frame_dir: video}`` -> fold splits plus train/test (fold 0 held out)."""
     split: dict[str, list[str]] = {f"fold{k}": [] for k in range(num_folds)}
@@ -117,7 +126,7 @@ def _find_csv(src: Path) -> Path:
 @register_importer("urfd")
 def import_urfd(src: Path) -> SkeletonDataset:
     path = _find_csv(src)
-    anns, videos = [], {}
+    anns = []
     for video, seq in read_urfd_csv(path).items():
         xys = seq["xys"]
         ann = make_annotation(video, 1, xys[None, :, :, :2], xys[None, :, :, 2], img_shape=(480, 640),
@@ -125,11 +134,7 @@ def import_urfd(src: Path) -> SkeletonDataset:
                               frame_index=seq["frame_index"].astype(np.int32), fps=FPS)
         validate_annotation(ann, "coco13", len(URFD_CLASSES), path)
         anns.append(ann)
-        videos[video] = video
-    return SkeletonDataset(anns, layout="coco13", classes=list(URFD_CLASSES), split=fold_splits(videos),
-                           meta={"source": "urfd_falls13 (AlphaPose)", "coords": "normalised image [0,1]",
-                                 "frame_classes": list(FRAME_CLASSES), "fps": FPS,
-                                 "protocol": f"{NUM_FOLDS}-fold by URFD video id (urfd_fold)"})
+    return _urfd_dataset(anns, "urfd_falls13 (AlphaPose)")
 
 
 def _read_npy_members(src: Path) -> dict[tuple[str, int], dict[int, np.ndarray]]:
@@ -173,7 +178,7 @@ def import_urfd_movenet(src: Path, frame_labels_csv: str | Path | None = None) -
         csv_path = sibling if sibling.is_file() else None
     if csv_path is not None:
         labels_by_video = read_urfd_csv(_find_csv(csv_path))
-    anns, videos = [], {}
+    anns = []
     for (kind, num), frames in sorted(_read_npy_members(src).items()):
         ks = sorted(frames)
         if ks != list(range(1, len(ks) + 1)):
@@ -197,9 +202,5 @@ def import_urfd_movenet(src: Path, frame_labels_csv: str | Path | None = None) -
                               video=video, source="urfd_movenet", frame_index=frame_index, fps=FPS, **extra)
         validate_annotation(ann, "coco13", len(URFD_CLASSES), src)
         anns.append(ann)
-        videos[video] = video
-    return SkeletonDataset(anns, layout="coco13", classes=list(URFD_CLASSES), split=fold_splits(videos),
-                           meta={"source": "urfd_movenet13 (MoveNet Thunder)", "coords": "normalised image [0,1]",
-                                 "frame_classes": list(FRAME_CLASSES), "fps": FPS,
-                                 "frame_labels_from": str(csv_path) if csv_path else None,
-                                 "protocol": f"{NUM_FOLDS}-fold by URFD video id (urfd_fold)"})
+    return _urfd_dataset(anns, "urfd_movenet13 (MoveNet Thunder)",
+                         frame_labels_from=str(csv_path) if csv_path else None)

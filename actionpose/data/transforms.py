@@ -17,7 +17,7 @@ from actionpose.errors import ActionposeError
 from actionpose.skeleton import Layout, get_layout
 
 STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
-NORMS = ("sequence", "none")
+NORMS = ("sequence", "axis", "none")
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,15 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Training-time randomness (all off = identity). Angles in radians, like PYSKL's RandomRot."""
+    """Training-time randomness (all off = identity). Angles in radians, like PYSKL's RandomRot.
+
+    ``view_rotate`` turns a 3D sequence about the vertical and horizontal axes *before* normalisation,
+    as CTR-GCN does on NW-UCLA (+-60 degrees): a new camera position, not a distortion of the body, so
+    combined with ``norm: axis`` the model sees every viewpoint fill the same box. Ignored for 2D.
+    """
 
     rotate: float = 0.0
+    view_rotate: float = 0.0
     scale: float = 0.0
     shear: float = 0.0
     flip: float = 0.0
@@ -96,6 +102,37 @@ def normalize_sequence(kp: np.ndarray) -> np.ndarray:
         scale = 1.0
     kp[present] = (pts - centre) / scale
     return kp
+
+
+def normalize_axes(kp: np.ndarray) -> np.ndarray:
+    """Per-axis min-max of a whole sequence to [-1, 1] (CTR-GCN's NW-UCLA normalisation).
+
+    Unlike :func:`normalize_sequence` every axis is stretched on its own, which removes the depth
+    extent a camera position gives a body: the cross-view protocol's main nuisance. Missing joints stay
+    zero; a flat axis is only centred.
+    """
+    kp = kp.astype(np.float32, copy=True)
+    present = np.abs(kp).sum(-1) > 0
+    if not present.any():
+        return kp
+    pts = kp[present]
+    lo, hi = pts.min(0), pts.max(0)
+    half = (hi - lo) / 2
+    half[half < 1e-6] = 1.0
+    kp[present] = (pts - (lo + hi) / 2) / half
+    return kp
+
+
+def view_rotation(kp: np.ndarray, max_angle: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate a 3D ``[M, T, V, 3]`` sequence about the x and y axes by up to ``max_angle`` radians."""
+    if kp.shape[-1] != 3 or not max_angle:
+        return kp
+    ax, ay = rng.uniform(-max_angle, max_angle, 2)
+    mat = _rotation(np.array([ax, ay, 0.0]), 3)
+    present = np.abs(kp).sum(-1, keepdims=True) > 0
+    centre = kp[present[..., 0]].mean(0) if present.any() else np.zeros(3, np.float32)
+    out = (kp - centre) @ mat.T + centre
+    return np.where(present, out, 0.0).astype(np.float32)
 
 
 # --- temporal sampling -----------------------------------------------------------------------
@@ -200,8 +237,12 @@ def prepare(kp: np.ndarray, score: np.ndarray | None, cfg: PreprocessConfig,
     _check_input(kp, score, layout)
     kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)
     kp, score = select_persons(kp, score, cfg.max_persons)
+    if rng is not None and aug is not None and aug.view_rotate:
+        kp = view_rotation(kp, aug.view_rotate, rng)
     if cfg.norm == "sequence":
         kp = normalize_sequence(kp)
+    elif cfg.norm == "axis":
+        kp = normalize_axes(kp)
     idx = sample_indices(kp.shape[1], cfg.clip_len, cfg.num_clips, rng)  # [nc, L]
     clips = kp[:, idx].transpose(1, 0, 2, 3, 4)  # [nc, M, L, V, C]
     if rng is not None and aug is not None:

@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
         "max_persons": 1,
         "with_score": False,
     },
-    "augment": {"rotate": 0.0, "scale": 0.0, "shear": 0.0, "flip": 0.0, "joint_drop": 0.0, "person_drop": 0.0},
+    "augment": {"rotate": 0.0, "view_rotate": 0.0, "scale": 0.0, "shear": 0.0, "flip": 0.0, "joint_drop": 0.0, "person_drop": 0.0},
     "model": {"name": "stgcnpp_small"},  # plus any of actionpose.models.MODEL_KEYS
     "optim": {
         "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "epochs": 16, "batch_size": 32,

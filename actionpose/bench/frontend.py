@@ -34,8 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accuracy-frontends", default="default,yolox-nano+movenet,blazepose",
                    help="frontends for the accuracy table (comma-separated)")
     p.add_argument("--accuracy-only", action="store_true", help="skip the speed tables")
-    p.add_argument("--blaze-det-every", type=int, default=10, help="our BlazePose path: re-detect every N frames "
-                   "(MediaPipe re-detects only when it loses the person)")
+    p.add_argument("--blaze-det-every", type=int, default=10, help="rtmdet-nano+blazepose: re-detect every N frames "
+                   "(MediaPipe re-detects only when it loses the person; blazepose-detector+blazepose does the same)")
+    p.add_argument("--segments", help="agreement per frame range too, e.g. 0-4,5-45,46-62,63- (end exclusive of "
+                   "nothing: both ends inclusive)")
 
 
 def _load_frames(path: str, n: int, resize: str | None) -> tuple[list[np.ndarray], float, float]:
@@ -122,27 +124,49 @@ def _mediapipe(frames, path: str | None):
     return mp.__version__, fps, cpu_ms, out
 
 
-def agreement(ours: list, theirs: list, alpha: float = 0.05, vis_thr: float = 0.5) -> tuple[float, int]:
-    """PCK@alpha of our 33 landmarks against MediaPipe's, on frames where MediaPipe found a pose,
-    over landmarks MediaPipe calls visible; the box is MediaPipe's landmark box. A frame where we
-    found nobody counts its landmarks as misses."""
-    ok = total = 0
-    for fr, mp_lm in zip(ours, theirs):
-        if mp_lm is None:
-            continue
-        vis = mp_lm[:, 2] >= vis_thr
-        if not vis.any():
-            continue
-        ref = mp_lm[:, :2]
-        size = max(np.ptp(ref[vis, 0]), np.ptp(ref[vis, 1]), 1.0)
-        total += int(vis.sum())
-        if not fr.persons:
-            continue
-        c = ref[vis].mean(0)
-        p = min(fr.persons, key=lambda q: np.hypot(*(q.keypoints[vis].mean(0) - c)))
-        d = np.hypot(*(p.keypoints[vis] - ref[vis]).T)
-        ok += int((d <= alpha * size).sum())
+def frame_agreement(fr, mp_lm, alpha: float = 0.05, vis_thr: float = 0.5) -> tuple[int, int]:
+    """(correct, counted) landmarks of one frame: PCK@alpha of our 33 landmarks against MediaPipe's,
+    over landmarks MediaPipe calls visible, relative to MediaPipe's landmark box. A frame where we found
+    nobody counts its landmarks as misses; a frame where MediaPipe found nobody is not counted."""
+    if mp_lm is None:
+        return 0, 0
+    vis = mp_lm[:, 2] >= vis_thr
+    if not vis.any():
+        return 0, 0
+    ref = mp_lm[:, :2]
+    size = max(np.ptp(ref[vis, 0]), np.ptp(ref[vis, 1]), 1.0)
+    if not fr.persons:
+        return 0, int(vis.sum())
+    c = ref[vis].mean(0)
+    p = min(fr.persons, key=lambda q: np.hypot(*(q.keypoints[vis].mean(0) - c)))
+    d = np.hypot(*(p.keypoints[vis] - ref[vis]).T)
+    return int((d <= alpha * size).sum()), int(vis.sum())
+
+
+def agreement(ours: list, theirs: list, alpha: float = 0.05, vis_thr: float = 0.5,
+              frames: range | None = None) -> tuple[float, int]:
+    """PCK@alpha agreement summed over ``frames`` (all by default): (fraction, landmarks counted)."""
+    idx = frames if frames is not None else range(len(ours))
+    pairs = [frame_agreement(ours[i], theirs[i], alpha, vis_thr) for i in idx if i < min(len(ours), len(theirs))]
+    ok, total = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
     return ok / max(total, 1), total
+
+
+def parse_segments(text: str | None, n: int) -> list[tuple[str, range]]:
+    """``"0-4,5-45,63-"`` -> [("0-4", range(0, 5)), ...]; both ends inclusive, an open end runs to the last frame."""
+    if not text:
+        return []
+    out = []
+    for part in text.split(","):
+        try:
+            a, _, b = part.strip().partition("-")
+            lo, hi = int(a), (int(b) if b.strip() else n - 1)
+        except ValueError:
+            raise ActionposeError(f"--segments: expected ranges like 0-4,5-45,63-, got {part!r}") from None
+        if lo < 0 or hi < lo:
+            raise ActionposeError(f"--segments: empty or negative range {part!r}")
+        out.append((f"{lo}-{min(hi, n - 1)}", range(lo, min(hi, n - 1) + 1)))
+    return out
 
 
 def accuracy(args: argparse.Namespace) -> None:
@@ -196,19 +220,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"| end-to-end fps, threaded decode (`extract` pipeline) | {e2e:.1f} |")
     if args.mediapipe:
         version, mp_fps, mp_cpu, mp_out = _mediapipe(frames, args.mediapipe_path)
-        bp = load_frontend("blazepose", threads=args.threads, det_every=args.blaze_det_every, progress=False,
-                           max_persons=1)
-        bstages, b_fps, b_out = _run_frontend(bp, frames)
-        agree, n = agreement(b_out, mp_out)
         found = sum(m is not None for m in mp_out)
-        print(f"\n## BlazePose GHUM full: MediaPipe {version} Pose (model_complexity=1, its own threads) vs ours "
-              f"(onnxruntime, {args.threads} threads, RTMDet-nano every {args.blaze_det_every} frames)")
-        print("| pipeline | fps (wall) | CPU ms/frame | fps from CPU time | frames with a pose |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        print(f"| MediaPipe solutions.pose | {mp_fps:.1f} | {mp_cpu:.2f} | {1000 / mp_cpu:.1f} | {found}/{len(frames)} |")
-        print(f"| ours rtmdet-nano+blazepose | {b_fps:.1f} | {bstages['cpu_ms']:.2f} | {1000 / bstages['cpu_ms']:.1f} | "
-              f"{sum(bool(r.persons) for r in b_out)}/{len(frames)} |")
-        print(f"\nfps ratio ours/MediaPipe: wall {b_fps / mp_fps:.2f}x, CPU time {mp_cpu / bstages['cpu_ms']:.2f}x; agreement PCK@0.05 (of MediaPipe's landmark box, "
-              f"{n} visible landmarks): {agree:.3f}")
-        print("ours per stage (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in bstages.items() if k != "cpu_ms"))
+        segments = parse_segments(args.segments, len(frames))
+        print(f"\n## BlazePose GHUM full: MediaPipe {version} Pose (model_complexity=1, smooth_landmarks=False, its own "
+              f"threads) vs ours (onnxruntime, {args.threads} threads)")
+        print("| pipeline | fps (wall) | CPU ms/frame | fps from CPU time | frames with a pose | ratio wall / CPU | "
+              "agreement PCK@0.05 | " + " | ".join(f"frames {name}" for name, _ in segments) + (" |" if segments else ""))
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(segments))
+        print(f"| MediaPipe solutions.pose | {mp_fps:.1f} | {mp_cpu:.2f} | {1000 / mp_cpu:.1f} | {found}/{len(frames)} "
+              "| 1 | reference |" + " |" * len(segments))
+        for name, det_every, rule in (("blazepose", args.blaze_det_every, f"RTMDet-nano every {args.blaze_det_every}"),
+                                      ("blazepose-detector+blazepose", 0, "MediaPipe's detector when nobody is followed")):
+            try:
+                bp = load_frontend(name, threads=args.threads, det_every=det_every, progress=False, max_persons=1)
+            except ActionposeError as e:
+                print(f"| ours {name} | not run: {e} |")
+                continue
+            bstages, b_fps, b_out = _run_frontend(bp, frames)
+            agree, n = agreement(b_out, mp_out)
+            cells = [f"{agreement(b_out, mp_out, frames=r)[0]:.3f} ({agreement(b_out, mp_out, frames=r)[1]})"
+                     for _, r in segments]
+            print(f"| ours {bp.name} ({rule}) | {b_fps:.1f} | {bstages['cpu_ms']:.2f} | {1000 / bstages['cpu_ms']:.1f} | "
+                  f"{sum(bool(r.persons) for r in b_out)}/{len(frames)} | {b_fps / mp_fps:.2f}x / "
+                  f"{mp_cpu / bstages['cpu_ms']:.2f}x | {agree:.3f} ({n}) | " + " | ".join(cells) + (" |" if cells else ""))
+            print("  per stage (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in bstages.items() if k != "cpu_ms"))
     return 0

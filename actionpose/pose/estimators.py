@@ -12,6 +12,7 @@ import numpy as np
 
 from actionpose.pose.decoders import flip_heatmaps, heatmap_decode, simcc_decode
 from actionpose.pose.geometry import box_to_center_scale, crop, crop_to_image
+from actionpose.pose.roi_tracking import PRESENCE_THRESHOLD, RoiState, alignment_roi
 from actionpose.pose.session import open_session
 from actionpose.pose.zoo import ModelSpec
 from actionpose.skeleton import get_layout
@@ -147,21 +148,27 @@ def roi_to_image(points: np.ndarray, roi: np.ndarray, n: int) -> np.ndarray:
 
 
 def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
-    """MediaPipe's RefineLandmarksFromHeatmap: replace each normalised landmark by the
-    sigmoid-weighted mean position of the ``kernel`` x ``kernel`` heatmap window around it."""
-    hh, hw, _ = heatmap.shape
-    out = np.array(xy, np.float32)
-    off = kernel // 2
-    for j in range(len(xy)):
-        c, r = int(xy[j, 0] * hw), int(xy[j, 1] * hh)
-        if not (0 <= c < hw and 0 <= r < hh):
-            continue
-        r0, r1, c0, c1 = max(0, r - off), min(hh, r + off + 1), max(0, c - off), min(hw, c + off + 1)
-        conf = _sigmoid(heatmap[r0:r1, c0:c1, j].astype(np.float64))
-        tot = conf.sum()
-        if conf.max() >= min_conf and tot > 0:
-            rows, cols = np.mgrid[r0:r1, c0:c1]
-            out[j] = [((cols * conf).sum() / tot + 0.5) / hw, ((rows * conf).sum() / tot + 0.5) / hh]
+    """MediaPipe's RefineLandmarksFromHeatmap (calculators/util/refine_landmarks_from_heatmap_calculator.cc):
+    replace each normalised landmark by the sigmoid-weighted mean (col / width, row / height) of the
+    ``kernel`` x ``kernel`` heatmap window around it, when the window's peak is at least ``min_conf``.
+    Same arithmetic as MediaPipe (no half-cell offset, truncation toward zero), so the same model gives
+    the same points."""
+    hh, hw, k = heatmap.shape
+    xy = np.asarray(xy, np.float32)
+    out = xy.copy()
+    col, row = np.trunc(xy[:, 0] * hw).astype(int), np.trunc(xy[:, 1] * hh).astype(int)
+    inside = (col >= 0) & (col < hw) & (row >= 0) & (row < hh)
+    off = np.arange(kernel) - kernel // 2
+    rows, cols = row[:, None, None] + off[None, :, None], col[:, None, None] + off[None, None, :]  # [J,k,k]
+    valid = (rows >= 0) & (rows < hh) & (cols >= 0) & (cols < hw)  # the window shrinks at the edges
+    chan = np.arange(len(xy))[:, None, None]
+    vals = heatmap[np.clip(rows, 0, hh - 1), np.clip(cols, 0, hw - 1), np.minimum(chan, k - 1)].astype(np.float64)
+    conf = np.where(valid, _sigmoid(vals), 0.0)
+    tot = conf.sum((1, 2))
+    ok = inside & (conf.max((1, 2)) >= min_conf) & (tot > 0)
+    safe = np.where(tot > 0, tot, 1.0)
+    out[ok, 0] = ((cols * conf).sum((1, 2)) / safe / hw)[ok]
+    out[ok, 1] = ((rows * conf).sum((1, 2)) / safe / hh)[ok]
     return out
 
 
@@ -169,32 +176,34 @@ class BlazePoseLandmark(_TopDown):
     """BlazePose GHUM full landmark model: float RGB 0..1, 256x256 square crop; 33 landmarks.
 
     Scores are sigmoid(visibility) x the model's pose-presence probability, so a crop without a
-    person gets low scores everywhere. Like MediaPipe, it also returns the next frame's rotated ROI
-    from its two auxiliary landmarks (33: hip centre, 34: scale/rotation point; side = 2 x their
-    distance x 1.25), which the frontend uses instead of a box while it follows the person.
+    person gets low scores everywhere. Like MediaPipe (``pose_landmark_by_roi_cpu.pbtxt``) the crop is
+    a rotated square ROI with replicated borders, all 39 landmarks (33 body + 2 auxiliary + 4 unused)
+    are refined from the heatmaps, and the next frame's ROI comes from the two auxiliary landmarks,
+    one-euro smoothed (:class:`~actionpose.pose.roi_tracking.RoiState`); a frame whose presence is
+    below 0.5 ends the ROI track so that the frontend re-seeds it from the detector.
     """
 
     layout = "blazepose33"
     input_size = (256, 256)
     supports_roi = True
 
-    def __init__(self, spec: ModelSpec, path: Path, threads: int = 2):
+    def __init__(self, spec: ModelSpec, path: Path, threads: int = 2, presence_threshold: float = PRESENCE_THRESHOLD,
+                 seed_passes: int = 2):
         super().__init__(spec, path, threads)
-        self.last_rois: list[np.ndarray] = []
+        self.presence_threshold, self.seed_passes = presence_threshold, seed_passes
+        self.last_rois: list[RoiState | None] = []
 
     def _run_roi(self, image: np.ndarray, roi: np.ndarray, n: int):
+        """Landmarks in image px [33,2], scores [33], auxiliary points [2,2] and presence for one ROI."""
         im = cv2.warpAffine(image, roi_matrix(*roi, n), (n, n), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+                            borderMode=cv2.BORDER_REPLICATE)
         x = np.ascontiguousarray(im[None, :, :, ::-1], dtype=np.float32) / 255.0
         lm, flag, hm = self.session.run(["Identity", "Identity_1", "Identity_3"], {self.input_name: x})
         lm = lm.reshape(39, 5)
-        xy = refine_from_heatmap(lm[:33, :2] / n, hm[0]) * n
-        pts = roi_to_image(np.concatenate([xy, lm[33:35, :2]]), roi, n)
-        c, e = pts[33], pts[34]
-        theta = np.pi / 2 - np.arctan2(-(e[1] - c[1]), e[0] - c[0])
-        theta = (theta + np.pi) % (2 * np.pi) - np.pi
-        nxt = np.array([c[0], c[1], 2 * np.hypot(*(e - c)) * 1.25, theta], np.float32)
-        return pts[:33], _sigmoid(lm[:33, 3]) * float(flag.reshape(-1)[0]), nxt
+        presence = float(flag.reshape(-1)[0])
+        xy = refine_from_heatmap(lm[:, :2] / n, hm[0]) * n
+        pts = roi_to_image(xy[:35], roi, n)
+        return pts[:33], _sigmoid(lm[:33, 3]) * presence, pts[33:35], presence
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray, rois: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         self.last_rois = []
@@ -203,18 +212,24 @@ class BlazePoseLandmark(_TopDown):
         kps, scores = [], []
         n = self.input_size[0]
         for i, b in enumerate(boxes):
-            roi = rois[i] if rois is not None else None
-            passes = 1
-            if roi is None:  # a new person: axis-aligned square of 1.25 x the box's long side, then
-                side = max(b[2] - b[0], b[3] - b[1]) * self.padding  # once more in the model's own ROI
-                roi = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side, 0.0], np.float32)
-                passes = 2
-            for _ in range(passes):
-                pts, sc, roi_next = self._run_roi(image, roi, n)
-                roi = roi_next
+            state = rois[i] if rois is not None else None
+            if isinstance(state, RoiState):  # followed person: crop where the landmarks said, move the ROI on
+                state = state.copy()
+                pts, sc, aux, presence = self._run_roi(image, state.roi, n)
+                state.update(aux)
+            else:
+                roi = state  # a detector that aligns ROIs itself (MediaPipe's pose detector) gives one
+                if roi is None:  # a plain box: an axis-aligned square of 1.25 x its long side finds the hip
+                    side = max(b[2] - b[0], b[3] - b[1]) * self.padding  # centre and scale point, and the
+                    roi = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side, 0.0], np.float32)  # ROI they
+                    for _ in range(self.seed_passes):  # align is refined until it settles
+                        _, _, aux, _ = self._run_roi(image, roi, n)
+                        roi = alignment_roi(aux[0], aux[1])
+                pts, sc, aux, presence = self._run_roi(image, np.asarray(roi, np.float32), n)
+                state = RoiState.start(aux)
             kps.append(pts)
             scores.append(sc)
-            self.last_rois.append(roi_next)
+            self.last_rois.append(state if presence >= self.presence_threshold else None)
         return np.stack(kps).astype(np.float32), np.stack(scores).astype(np.float32)
 
 

@@ -16,6 +16,7 @@ from actionpose.errors import ActionposeError
 from actionpose.pose.detectors import DETECTORS
 from actionpose.pose.estimators import POSE_MODELS
 from actionpose.pose.geometry import box_iou, keypoints_to_box
+from actionpose.pose.roi_tracking import RoiState
 from actionpose.pose.sources import FrameReader
 from actionpose.pose.tracker import COCO_SIGMAS, Tracker
 from actionpose.pose.zoo import get_model, resolve
@@ -31,7 +32,7 @@ class Person:
     scores: np.ndarray  # [V]
     box: np.ndarray  # [4] xyxy
     score: float = 1.0  # detection (or carried track) confidence
-    roi: np.ndarray | None = None  # (cx, cy, side, theta) for the next frame, from models that predict it
+    roi: RoiState | None = None  # next frame's ROI (cx, cy, side, theta) + its smoother, from models that predict it
 
     def in_layout(self, src: str, dst: str = "body13") -> tuple[np.ndarray, np.ndarray]:
         """Keypoints and scores mapped from the frontend's layout ``src`` into ``dst`` by joint name."""
@@ -71,10 +72,14 @@ register_frontend(FrontendSpec("yolox-nano+movenet", "yolox-nano", "movenet-ligh
                                "YOLOX-nano (COCO-80, person class) + MoveNet Lightning"))
 register_frontend(FrontendSpec("rtmdet-nano+blazepose", "rtmdet-nano-person", "blazepose-landmark-full",
                                "RTMDet-nano + BlazePose GHUM full landmarks (33 points)"))
+register_frontend(FrontendSpec("blazepose-detector+blazepose", "blazepose-detector", "blazepose-landmark-full",
+                               "MediaPipe Pose's own pipeline on onnxruntime: its pose detector + BlazePose GHUM "
+                               "full (single-person oriented)"))
 for _m in ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l", "rtmpose-m-wholebody", "rtmw-x-wholebody",
            "vitpose-s", "vitpose-b"):
     register_frontend(FrontendSpec(_m, "rtmdet-nano-person", _m, f"RTMDet-nano + {_m} (downloaded on first use)"))
-ALIASES = {"default": DEFAULT, "movenet": DEFAULT, "blazepose": "rtmdet-nano+blazepose"}
+ALIASES = {"default": DEFAULT, "movenet": DEFAULT, "blazepose": "rtmdet-nano+blazepose",
+           "mediapipe": "blazepose-detector+blazepose"}
 
 
 def list_frontends() -> list[FrontendSpec]:
@@ -98,8 +103,8 @@ class Frontend:
                  progress: bool = True, **pose_kwargs):
         self.spec = spec
         dspec, pspec = get_model(spec.detector), get_model(spec.pose)
-        if det_every < 1:
-            raise ActionposeError(f"det_every must be >= 1, got {det_every}")
+        if det_every < 0:
+            raise ActionposeError(f"det_every must be >= 0 (0: only when nobody is followed), got {det_every}")
         if det_size is not None and not 32 <= det_size <= 2048:
             raise ActionposeError(f"det_size must be in 32..2048, got {det_size}")
         if threads < 1:
@@ -107,10 +112,11 @@ class Frontend:
         self.detector = DETECTORS[dspec.name](dspec, resolve(dspec, det_model, "det", progress=progress), threads)
         self.det_score = det_score
         if det_size is not None:
-            if not hasattr(self.detector, "size") or isinstance(self.detector, DETECTORS["yolox-nano"]):
+            if not hasattr(self.detector, "size") or isinstance(self.detector, (DETECTORS["yolox-nano"], DETECTORS["blazepose-detector"])):
                 raise ActionposeError(f"detector {dspec.name} has a fixed input size")
             self.detector.size = int(det_size)
-        self.detector.score_thr = min(det_score, 0.1)  # weak boxes may still continue a track (ByteTrack)
+        if not getattr(self.detector, "own_threshold", False):  # MediaPipe's detector keeps its 0.5
+            self.detector.score_thr = min(det_score, 0.1)  # weak boxes may still continue a track (ByteTrack)
         self.pose = POSE_MODELS[pspec.name](pspec, resolve(pspec, pose_model, "pose", progress=progress), threads,
                                             **pose_kwargs)
         self.det_every, self.max_persons, self.min_pose_score = det_every, max_persons, min_pose_score
@@ -148,15 +154,21 @@ class Frontend:
 
         Detector boxes, plus, for people the detector lost, their box from the previous frame (a
         person lying on the floor is a weak detection, but the pose model still confirms them there).
-        Between re-detections (``det_every``), boxes around the previous keypoints. Models that
-        predict their next ROI (BlazePose) get it instead of a box wherever a person is followed.
+        Between re-detections (``det_every``; 0 = only while nobody is followed, MediaPipe's rule for
+        one person), boxes around the previous keypoints. Models that
+        predict their next ROI (BlazePose) get it instead of a box wherever a person is followed; when
+        such a model loses its ROI (presence below its threshold) the detector runs on the next frame,
+        as in MediaPipe, whatever ``det_every`` says.
         Returns boxes, scores, rois (None per box or an ROI), a mask of carried boxes, detector-ran.
         """
-        if self.det_every > 1 and index % self.det_every and self._last:
+        roi_lost = getattr(self.pose, "supports_roi", False) and any(p.roi is None for p in self._last)
+        skip = self.det_every == 0 or (self.det_every > 1 and index % self.det_every)
+        if skip and self._last and not roi_lost:
             kb, ks, kr = self._kp_boxes(self._last)
             if kb:
                 return np.stack(kb), np.asarray(ks, np.float32), kr, np.ones(len(kb), bool), False
         boxes, scores = self.detector(image)
+        seeds = getattr(self.detector, "last_rois", None)  # detectors that align a pose ROI themselves
         confident = scores >= self.det_score
         keep = confident | self.tracker.weak_candidates(index, boxes, confident)
         boxes, scores = boxes[keep], scores[keep]
@@ -164,7 +176,7 @@ class Frontend:
         cap = self.max_boxes if not self.max_persons else min(self.max_boxes, max(self.max_persons * 2, self.max_persons + 2))
         order = order[:cap]  # bounded pose calls per frame; spare boxes for the tracker
         boxes, scores = boxes[order].reshape(-1, 4), scores[order]
-        rois: list = [None] * len(boxes)
+        rois: list = [None] * len(boxes) if seeds is None else list(seeds[keep][order])
         carried = np.zeros(len(boxes), bool)
         if self._last:
             last = np.stack([p.box for p in self._last])

@@ -76,6 +76,10 @@ register_model(ModelSpec(
     "blazepose-landmark-full", "blazepose_landmark_full.onnx", (1, 256, 256, 3),
     sha256="219f5986286643677d7446e2827e0c2365b5faaa8a5b21531729d4dadcc1ca87", license="Apache-2.0",
     source="mediapipe==0.10.14 wheel pose_landmark_full.tflite, tf2onnx 1.17.0 opset 17"))
+register_model(ModelSpec(
+    "blazepose-detector", "blazepose_detector.onnx", (1, 224, 224, 3),
+    sha256="bc013d7aa5d810a970c0dbbad5ee1141eb0d8bb8f3fdef7ea103a95162b3fcce", license="Apache-2.0",
+    source="mediapipe==0.10.14 wheel pose_detection.tflite (sparse weights densified), tf2onnx 1.17.0 opset 17"))
 
 # Official OpenMMLab ONNX SDK zips (mmdeploy exports). The 8-hex tag in each name is the prefix of
 # the *checkpoint's* sha256, not of the zip; the zip/ONNX hashes could not be taken here (no

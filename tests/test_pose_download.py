@@ -93,11 +93,24 @@ def test_offline_paths(tmp_path, cache, monkeypatch):
     monkeypatch.delenv("ACTIONPOSE_POSE_MODEL")
     d = tmp_path / "models"
     d.mkdir()
-    (d / spec.file).write_bytes(b"y")
+    unpinned = zoo.get_model("rtmpose-l")  # no published hash: any file of its name is taken
+    (d / unpinned.file).write_bytes(b"y")
     monkeypatch.setenv("ACTIONPOSE_MODEL_DIR", str(d))
-    assert resolve(spec) == d / spec.file
+    assert resolve(unpinned) == d / unpinned.file
+    (d / spec.file).write_bytes(b"y")  # rtmpose-m has a published hash: a wrong file of its name is refused
+    with pytest.raises(ActionposeError, match="sha256 mismatch"):
+        resolve(spec)
     with pytest.raises(ActionposeError, match="model file not found"):
         resolve(spec, tmp_path / "missing.onnx")
+
+
+def test_published_rtmpose_hashes_are_pinned():
+    """t/s/m carry the sha256 other projects publish for exactly these OpenMMLab URLs (see zoo.py)."""
+    for name in ("rtmpose-t", "rtmpose-s", "rtmpose-m"):
+        spec = zoo.get_model(name)
+        assert spec.sha256 and len(spec.sha256) == 64 and spec.url.endswith(".zip")
+    assert zoo.get_model("rtmpose-s").archive_sha256 and zoo.get_model("rtmpose-t").archive_sha256
+    assert zoo.get_model("rtmpose-l").sha256 is None  # nothing published from an identifiable source
 
 
 def test_no_url_model_says_how_to_supply_it(cache):

@@ -82,14 +82,29 @@ register_model(ModelSpec(
     source="mediapipe==0.10.14 wheel pose_detection.tflite (sparse weights densified), tf2onnx 1.17.0 opset 17"))
 
 # Official OpenMMLab ONNX SDK zips (mmdeploy exports). The 8-hex tag in each name is the prefix of
-# the *checkpoint's* sha256, not of the zip; the zip/ONNX hashes could not be taken here (no
-# internet), so they are None and the download prints the hash it got (pin it with
-# ACTIONPOSE_SHA256_<NAME> once you trust a copy).
-for size, tag in (("t", "026a1439"), ("s", "acd4a1ef"), ("m", "e48f03d0"), ("l", "4dba18fc")):
+# the *checkpoint's* sha256, not of the zip. No hash could be taken here (no internet); the values below
+# are the ones other projects publish for exactly these URLs (the ONNX is the zip's
+# ``20230831/rtmpose_onnx/<name>/end2end.onnx``; rtmlib caches the same bytes as ``<name>.onnx``):
+#   t: ONNX a6c2f6a3... (13,350,364 B) and zip 937003a7... (12,547,710 B); s: ONNX 9aeb635b... (21,890,172 B)
+#      and zip 7673922e... (20,496,303 B) -- milindkoul-git/vantage@088fa736 src/vantage/perception/catalog.py;
+#      the s ONNX hash is also pinned by several other rtmlib users found in the code corpus.
+#   m: ONNX 5c0a4bf6... (54,330,655 B) -- adilharis2001/PongLens worker/README.md ("Expected SHA-256" of the
+#      end2end.onnx from this zip) and other rtmlib users (same value); no zip hash published.
+#   l: no hash found for the 256x192 zip from an identifiable source: unpinned.
+# Unpinned entries print the hash they got on first download; ACTIONPOSE_SHA256_<NAME> pins one.
+_RTMPOSE_HASHES = {  # size: (checkpoint tag, ONNX sha256, zip sha256)
+    "t": ("026a1439", "a6c2f6a3896a4d51131d14d7a80a3d08b50f559af5a58a45d5b098aef510a70f",
+          "937003a70832d9cc34ea16927f504792f3133e92dda1b9c626236bbbe9e805cb"),
+    "s": ("acd4a1ef", "9aeb635b83f86aea45cf45d85798f7eba1a162de8e0d721c44e54fe5eebaf47d",
+          "7673922e531014906ca4f0f239b7e233b740146a10b632deaa2a28d45470d802"),
+    "m": ("e48f03d0", "5c0a4bf67953e6d2ac43ce15e77dc9d5d354ae18430a47d2c5963a7bc5683e3c", None),
+    "l": ("4dba18fc", None, None),
+}
+for size, (tag, onnx_sha, zip_sha) in _RTMPOSE_HASHES.items():
     register_model(ModelSpec(
-        f"rtmpose-{size}", f"rtmpose-{size}_body7_256x192.onnx", (None, 3, 256, 192),
+        f"rtmpose-{size}", f"rtmpose-{size}_body7_256x192.onnx", (None, 3, 256, 192), sha256=onnx_sha,
         url=f"{_OMM}/rtmposev1/onnx_sdk/rtmpose-{size}_simcc-body7_pt-body7_420e-256x192-{tag}_20230504.zip",
-        archive_member="end2end.onnx", license="Apache-2.0",
+        archive_member="end2end.onnx", archive_sha256=zip_sha, license="Apache-2.0",
         source=f"OpenMMLab RTMPose-{size} body7 (mmpose projects/rtmpose)", extra={"layout": "coco17"}))
 register_model(ModelSpec(
     "rtmpose-m-wholebody", "rtmpose-m_ucoco_256x192.onnx", (None, 3, 256, 192),

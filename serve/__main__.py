@@ -44,11 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--no-access-log", dest="access_log", action="store_false",
+                   help="no per-request log line (about 5 %% more requests/s; errors are still logged)")
     a = p.parse_args(argv)
     import uvicorn
 
+    fast = {}  # uvloop + httptools when installed (the `serve` extra): C event loop and HTTP parser
+    try:
+        import httptools  # noqa: F401
+        import uvloop  # noqa: F401
+
+        fast = {"loop": "uvloop", "http": "httptools"}
+    except ImportError:
+        pass
     uvicorn.run("serve.app:app", host=a.host, port=a.port, workers=a.workers, log_level=a.log_level,
-                timeout_keep_alive=5, limit_concurrency=512, backlog=256)
+                access_log=a.access_log, timeout_keep_alive=5, limit_concurrency=512, backlog=256, **fast)
     return 0
 
 

@@ -20,7 +20,8 @@ class Settings:
     max_sessions: int = 1000                 # live stream sessions kept per worker (LRU beyond)
     body_timeout_s: float = 10.0             # a client that stalls mid-body longer than this gets 408
     batch_max: int = 32                      # micro-batch: most windows per ONNX call
-    batch_wait_ms: float = 2.0               # ... and the longest a request waits for company
+    batch_wait_ms: float = 0.0               # extra wait for company (0: a batch closes when the queue is drained)
+    batch_parallel: int = 1                  # micro-batches scored at the same time (threads)
     threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
 
     @classmethod
@@ -30,4 +31,5 @@ class Settings:
                    body_timeout_s=float(_env("ACTIONPOSE_BODY_TIMEOUT_S", str(cls.body_timeout_s))),
                    batch_max=int(_env("ACTIONPOSE_BATCH_MAX", str(cls.batch_max))),
                    batch_wait_ms=float(_env("ACTIONPOSE_BATCH_WAIT_MS", str(cls.batch_wait_ms))),
+                   batch_parallel=int(_env("ACTIONPOSE_BATCH_PARALLEL", str(cls.batch_parallel))),
                    threads=int(_env("ACTIONPOSE_THREADS", str(cls.threads))))

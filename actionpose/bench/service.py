@@ -1,15 +1,22 @@
 """``actionpose bench service``: load-test the fall service from this (second) process on loopback.
 
 Starts ``python -m serve`` on 127.0.0.1 with a temporary database and key, then drives
-``POST /v1/fall/predict`` with 64-frame coco17 windows from N concurrent asyncio/httpx clients
-(closed loop: each client sends its next request when the previous answer arrives) and reports
-p50/p99 latency and requests/s per level, next to the in-process predictor's own throughput
-(batched, as the service batches) measured in the same run.
+``POST /v1/fall/predict`` with one 64-frame coco17 window per request from N concurrent clients (closed
+loop: each client sends its next request when the previous answer arrives) and reports p50/p99
+latency and requests/s per level and per body format (JSON as documented, and the compact float32
+``application/octet-stream`` body). The load generator shares the machine with the server, so it is
+kept cheap: raw asyncio HTTP/1.1 with keep-alive, one connection per client, pre-encoded requests
+(every response's status is checked, and one body per level is parsed).
+
+The in-process reference does the same work per request - one window -> one probability through
+:class:`FallDetector` - measured in the same run after the server has stopped: one at a time
+(``predict``) and batched (``predict_batch`` of 8 and of 32 windows; the service batches too).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -25,11 +32,14 @@ HELP = "load-test the fall service (p50/p99, req/s at 1/8/32 clients) vs the in-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--seconds", type=float, default=10.0, help="measured time per concurrency level")
+    p.add_argument("--seconds", type=float, default=6.0, help="measured time per concurrency level and body")
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--model", default="fall")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads in the server and in-process")
     p.add_argument("--workers", type=int, default=1, help="server worker processes (predict is stateless)")
+    p.add_argument("--body", choices=["json", "binary", "both"], default="both",
+                   help="request body: documented JSON, float32 octet-stream, or both (two tables)")
+    p.add_argument("--access-log", action="store_true", help="keep the server's per-request access log on")
 
 
 def _window(frames: int, seed: int = 0) -> list:
@@ -38,45 +48,92 @@ def _window(frames: int, seed: int = 0) -> list:
     return (base[None] + rng.normal(0, 2, (frames, 17, 2))).round(2).tolist()
 
 
+def _requests(key: str, frames: int) -> dict[str, bytes]:
+    """Pre-encoded HTTP/1.1 requests (keep-alive) for each body format."""
+    win = _window(frames)
+    js = json.dumps({"layout": "coco17", "fps": 30, "keypoints": win}, separators=(",", ":")).encode()
+    raw = np.asarray(win, "<f4").tobytes()
+    head = f"POST /v1/fall/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+    return {"json": (head + f"Content-Type: application/json\r\nContent-Length: {len(js)}\r\n\r\n").encode() + js,
+            "binary": (head + f"Content-Type: application/octet-stream\r\nX-Layout: coco17\r\nX-Fps: 30\r\n"
+                       f"X-Shape: {frames},17,2\r\nContent-Length: {len(raw)}\r\n\r\n").encode() + raw}
+
+
 def in_process(model: str, frames: int, threads: int, seconds: float, batch: int) -> float:
-    """Windows per second of FallDetector.predict_batch (preparation + ONNX) in this process."""
+    """Windows per second through FallDetector (preparation + ONNX) in this process: ``predict`` one
+    window at a time for ``batch`` 1, else ``predict_batch`` of ``batch`` windows."""
     from actionpose.inference.fall import FallDetector
 
     det = FallDetector.from_pretrained(model, threads=threads)
     ws = [np.asarray(_window(frames, i), np.float32) for i in range(batch)]
-    det.predict_batch(ws)
+    call = (lambda: det.predict(ws[0], layout="coco17", fps=30)) if batch == 1 else \
+        (lambda: det.predict_batch(ws, layout="coco17", fps=30))
+    for _ in range(3):
+        call()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        det.predict_batch(ws)
+        call()
         n += batch
     return n / (time.perf_counter() - t0)
 
 
-async def _load(url: str, key: str, body: dict, clients: int, seconds: float) -> tuple[list[float], int, float]:
-    import httpx
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)
 
+
+async def _load(port: int, request: bytes, clients: int, seconds: float) -> tuple[list[float], int, float]:
     lat: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30) as c:
-        for _ in range(min(clients, 4)):  # warm-up
-            await c.post("/v1/fall/predict", json=body)
-        t_end = time.perf_counter() + seconds
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
+    for r, w in conns:  # warm-up, and check one answer really is a probability
+        status, body = await _exchange(r, w, request)
+        if status != 200 or not 0 <= json.loads(body)["prob"] <= 1:
+            raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
+    t_end = time.perf_counter() + seconds
 
-        async def worker():
-            nonlocal errors
-            while time.perf_counter() < t_end:
-                t = time.perf_counter()
-                r = await c.post("/v1/fall/predict", json=body)
-                if r.status_code == 200:
-                    lat.append(time.perf_counter() - t)
-                else:
-                    errors += 1
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal errors
+        while time.perf_counter() < t_end:
+            t = time.perf_counter()
+            status, _ = await _exchange(reader, writer, request)
+            if status == 200:
+                lat.append(time.perf_counter() - t)
+            else:
+                errors += 1
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(clients)])
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client(r, w) for r, w in conns])
+    wall = time.perf_counter() - t0
+    for _, w in conns:
+        w.close()
     return lat, errors, wall
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; NaN elsewhere) - where the 2 cores went."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _run_async(coro):  # noqa: ANN001, ANN202
+    """uvloop when installed: the load generator's own CPU use is taken from the server's 2 cores."""
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     from serve.storage import add_key, open_db
 
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="ap_bench_"))
     url_db = f"sqlite:///{tmp / 'events.db'}"
     key = add_key(open_db(url_db), "bench")
@@ -93,37 +151,50 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, ACTIONPOSE_DB_URL=url_db, ACTIONPOSE_FALL_MODEL=args.model,
                ACTIONPOSE_THREADS=str(args.threads))
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", str(args.workers), "--log-level", "warning"], cwd=root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "server.log", "wb"))
-    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+           "--log-level", "warning"] + ([] if args.access_log else ["--no-access-log"])
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"))
+    requests = _requests(key, args.frames)
+    bodies = ["json", "binary"] if args.body == "both" else [args.body]
+    rows = []
     try:
         for _ in range(600):
             try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
         else:
             print(f"error: server did not start; see {tmp / 'server.log'}")
             return 2
-        body = {"layout": "coco17", "fps": 30, "keypoints": _window(args.frames)}
-        rows = []
-        for n in args.clients:
-            lat, errors, wall = asyncio.run(_load(url, key, body, n, args.seconds))
-            a = np.array(lat) * 1000
-            rows.append((n, len(lat), errors, np.percentile(a, 50), np.percentile(a, 99), len(lat) / wall))
+        for body in bodies:
+            for n in args.clients:
+                srv0, cli0 = _cpu_seconds(proc.pid), os.times()
+                lat, errors, wall = _run_async(_load(port, requests[body], n, args.seconds))
+                srv1, cli1 = _cpu_seconds(proc.pid), os.times()
+                a = np.array(lat) * 1000
+                cpu = ((srv1 - srv0) / len(lat) * 1000, (cli1.user + cli1.system - cli0.user - cli0.system) / len(lat) * 1000)
+                rows.append((body, n, len(lat), errors, np.percentile(a, 50), np.percentile(a, 99), len(lat) / wall, cpu))
     finally:
         proc.terminate()
         proc.wait(10)
-    ref = in_process(args.model, args.frames, args.threads, min(args.seconds, 5.0), batch=32)
-    ref1 = in_process(args.model, args.frames, args.threads, min(args.seconds, 3.0), batch=1)
+    ref = {b: in_process(args.model, args.frames, args.threads, min(args.seconds, 4.0), batch=b) for b in (1, 8, 32)}
+    best = max(ref[8], ref[32])
     print(f"fall service load test: {args.frames}-frame coco17 windows, POST /v1/fall/predict on 127.0.0.1, "
           f"{os.cpu_count()} CPUs, server workers={args.workers}, onnxruntime threads={args.threads}, "
-          f"{args.seconds:g} s per level")
-    print(f"in-process FallDetector.predict_batch: {ref:.1f} windows/s (batch 32), {ref1:.1f} windows/s (batch 1)")
-    print("| clients | requests | errors | p50 ms | p99 ms | req/s | service / in-process (batch 32) |")
-    print("|---|---|---|---|---|---|---|")
-    for n, cnt, err, p50, p99, rps in rows:
-        print(f"| {n} | {cnt} | {err} | {p50:.1f} | {p99:.1f} | {rps:.1f} | {rps / ref:.0%} |")
+          f"access log {'on' if args.access_log else 'off'}, {args.seconds:g} s per level, "
+          f"load average at start: {' '.join(f'{x:.2f}' for x in load_before)}")
+    print(f"in-process FallDetector (same run): {ref[1]:.0f} windows/s one at a time (predict), "
+          f"{ref[8]:.0f} batched by 8, {ref[32]:.0f} batched by 32 (predict_batch)")
+    print("| body | clients | requests | errors | p50 ms | p99 ms | req/s | / in-process batched (best) "
+          "| / in-process one at a time | CPU ms per request: server + load generator |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for body, n, cnt, err, p50, p99, rps, (cpu_s, cpu_c) in rows:
+        print(f"| {body} | {n} | {cnt} | {err} | {p50:.1f} | {p99:.1f} | {rps:.0f} | {rps / best:.0%} "
+              f"| {rps / ref[1]:.0%} | {cpu_s:.2f} + {cpu_c:.2f} |")
+    for body, n, cnt, err, p50, p99, rps, _ in rows:
+        if n == 8:
+            print(f"goals at 8 clients, {body}: p99 {p99:.1f} ms {'<' if p99 < 50 else '>='} 50 ms "
+                  f"({'met' if p99 < 50 else 'NOT met'}); throughput {rps / best:.0%} of in-process batched "
+                  f"({'met' if rps >= 0.7 * best else 'NOT met'}), {rps / ref[1]:.0%} of one at a time")
     return 0

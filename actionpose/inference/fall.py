@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import PrepConfig, prepare_window, to_body13
+from actionpose.inference.fall_prep import PrepConfig, prepare_window, prepare_windows, to_body13
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -100,9 +100,31 @@ class OnnxFallScorer:
         if "fall" not in classes:
             raise where(path, f"model classes {classes} have no 'fall' class")
         self.fall_index = classes.index("fall")
+        c = self.predictor.config
+        # The fall model's generic preprocessing (one person, one clip of exactly the window, joint stream,
+        # no normalisation, score as third channel) reduces to a concatenation; doing that for the whole
+        # batch at once skips a per-window Python loop. Checked against the generic path once here.
+        self.direct = (c.num_clips == 1 and c.max_persons == 1 and c.stream == "joint" and c.norm == "none"
+                       and c.with_score and self.predictor.coords == 2)
+        if self.direct:
+            rng = np.random.default_rng(0)
+            kp = rng.normal(0, 1, (3, c.clip_len, 13, 2)).astype(np.float32)
+            sc = rng.uniform(0, 1, (3, c.clip_len, 13)).astype(np.float32)
+            self.direct = bool(np.array_equal(self(kp, sc), self._generic(kp, sc)))
+
+    def _generic(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
+        probs = self.predictor.predict(kp[:, None], sc[:, None])
+        return probs[:, self.fall_index].astype(np.float64)
 
     def __call__(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
-        probs = self.predictor.predict(kp[:, None], sc[:, None])
+        if not (self.direct and kp.ndim == 4 and kp.shape[1] == self.predictor.clip_len and np.isfinite(kp).all()
+                and np.isfinite(sc).all()):
+            return self._generic(kp, sc)
+        from actionpose.inference.predictor import _softmax
+
+        x = np.concatenate([kp, sc[..., None]], axis=-1, dtype=np.float32)[:, None]  # [N, M=1, T, 13, 3]
+        logits = self.predictor.run_clips(x)
+        probs = _softmax(logits.reshape(len(x), 1, -1)).mean(axis=1).astype(np.float32)
         return probs[:, self.fall_index].astype(np.float64)
 
 
@@ -178,6 +200,35 @@ class FallDetector:
             w, scores = w[..., :2], w[..., 2]
         return prepare_window(w, scores, layout or self.layout, times=times, fps=fps, cfg=self.config.prep)
 
+    def prepare_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
+                      layout: str | None = None, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`prepare` for several windows -> stacked model input [N, T', 13, 2], [N, T', 13].
+
+        Windows of the same shape are prepared in one vectorised pass (identical numbers to
+        :meth:`prepare`; a per-window Python loop was most of a micro-batch's preparation time)."""
+        scores = scores if scores is not None else [None] * len(windows)
+        groups: dict[tuple, list[int]] = {}
+        arrays: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for i, (w, s) in enumerate(zip(windows, scores)):
+            w = np.asarray(w, dtype=np.float32)
+            if w.ndim == 3 and w.shape[-1] == 3 and s is None:
+                w, s = w[..., :2], w[..., 2]
+            arrays.append((w, s))
+            groups.setdefault((w.shape, None if s is None else np.shape(s)), []).append(i)
+        n, cfg = len(arrays), self.config.prep
+        kp_out = np.empty((n, cfg.frames, 13, 2), np.float32)
+        sc_out = np.empty((n, cfg.frames, 13), np.float32)
+        for (shape, sc_shape), idx in groups.items():
+            if len(idx) == 1 or len(shape) != 3:
+                for i in idx:
+                    kp_out[i], sc_out[i] = prepare_window(arrays[i][0], arrays[i][1], layout or self.layout,
+                                                          fps=fps, cfg=cfg)
+                continue
+            kp = np.stack([arrays[i][0] for i in idx])
+            sc = None if sc_shape is None else np.stack([np.asarray(arrays[i][1], np.float32) for i in idx])
+            kp_out[idx], sc_out[idx] = prepare_windows(kp, sc, layout or self.layout, fps=fps, cfg=cfg)
+        return kp_out, sc_out
+
     def predict(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
                 fps: float = 30.0) -> FallResult:
         """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score)."""
@@ -188,9 +239,7 @@ class FallDetector:
         """Several windows in one ONNX call (the service's micro-batches land here)."""
         if not len(windows):
             return []
-        scores = scores if scores is not None else [None] * len(windows)
-        prepped = [self.prepare(w, s, layout=layout, fps=fps) for w, s in zip(windows, scores)]
-        probs = self.score_prepared(np.stack([p[0] for p in prepped]), np.stack([p[1] for p in prepped]))
+        probs = self.score_prepared(*self.prepare_batch(windows, scores, layout=layout, fps=fps))
         thr = self.config.threshold
         return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr, frames_used=len(np.asarray(w)))
                 for p, w in zip(probs, windows)]

@@ -24,33 +24,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
     p.add_argument("--frontend", default="default")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
-    p.add_argument("--resize", help="resize frames to WxH first, e.g. 640x480")
+    p.add_argument("--resize", help="resize frames to WxH first, e.g. 640x480 (also for --reference PCK)")
     p.add_argument("--frames", type=int, default=300, help="at most this many frames (default 300)")
     p.add_argument("--det-every", type=int, default=1)
     p.add_argument("--mediapipe", action="store_true", help="also compare with MediaPipe Pose (BlazePose full)")
     p.add_argument("--mediapipe-path", help="folder to prepend to sys.path for `import mediapipe`")
     p.add_argument("--coco", help="accuracy: COCO keypoint json (images beside it) -> OKS AP per frontend")
     p.add_argument("--reference", help="accuracy: [T,17,2] COCO-17 reference skeleton of VIDEO -> PCK@0.1 per frontend")
-    p.add_argument("--accuracy-frontends", default="default,yolox-nano+movenet,blazepose",
+    p.add_argument("--accuracy-frontends", default="default,yolox-nano+movenet,blazepose,mediapipe",
                    help="frontends for the accuracy table (comma-separated)")
     p.add_argument("--accuracy-only", action="store_true", help="skip the speed tables")
     p.add_argument("--blaze-det-every", type=int, default=10, help="rtmdet-nano+blazepose: re-detect every N frames "
                    "(MediaPipe re-detects only when it loses the person; blazepose-detector+blazepose does the same)")
+    p.add_argument("--mediapipe-roi-check", action="store_true", help="also run our landmark stage on MediaPipe's "
+                   "own ROIs (untimed): agreement there, and our sensitivity to a 1-px ROI change")
     p.add_argument("--segments", help="agreement per frame range too, e.g. 0-4,5-45,46-62,63- (end exclusive of "
                    "nothing: both ends inclusive)")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ActionposeError(f"--resize: expected WxH, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise ActionposeError(f"--resize: at least 16x16, got {text!r}")
+    return w, h
 
 
 def _load_frames(path: str, n: int, resize: str | None) -> tuple[list[np.ndarray], float, float]:
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise ActionposeError(f"{path}: cannot open video")
-    size = None
-    if resize:
-        try:
-            size = tuple(int(v) for v in resize.lower().split("x"))
-            assert len(size) == 2
-        except (ValueError, AssertionError):
-            raise ActionposeError(f"--resize: expected WxH, got {resize!r}") from None
+    size = _parse_size(resize) if resize else None
     frames, times = [], []
     while len(frames) < n:
         t = time.perf_counter()
@@ -124,6 +130,50 @@ def _mediapipe(frames, path: str | None):
     return mp.__version__, fps, cpu_ms, out
 
 
+def _mediapipe_rois(frames) -> list:
+    """MediaPipe's own next-frame ROI per frame (its graph's ``pose_rect_from_landmarks`` stream), untimed:
+    (cx px, cy px, side px, rotation) or None. Same graph and options as the timed run."""
+    from mediapipe.python.solution_base import SolutionBase
+    from mediapipe.python.solutions import pose as mp_pose
+
+    sb = SolutionBase(binary_graph_path=mp_pose._BINARYPB_FILE_PATH,
+                      side_inputs={"model_complexity": 1, "smooth_landmarks": False, "enable_segmentation": False,
+                                   "smooth_segmentation": False, "use_prev_landmarks": True},
+                      outputs=["pose_landmarks", "pose_rect_from_landmarks"])
+    out = []
+    for img in frames:
+        r = sb.process({"image": np.ascontiguousarray(img[:, :, ::-1])}).pose_rect_from_landmarks
+        h, w = img.shape[:2]
+        out.append(None if r is None else np.array([r.x_center * w, r.y_center * h, r.width * w, r.rotation],
+                                                   np.float32))
+    sb.close()
+    return out
+
+
+def landmark_stage_check(frames, mp_out: list, mp_rois: list, threads: int = 2) -> tuple[float, float, int]:
+    """Our BlazePose landmark stage run on MediaPipe's own ROIs (its previous frame's ROI for each frame):
+    PCK@0.05 agreement with MediaPipe's landmarks, and agreement of our output with itself when that ROI is
+    moved by 1 px / 2 px / 0.01 rad -- how much of the end-to-end gap is the ROI loop, and how sensitive the
+    model is to it on this video."""
+    from actionpose.pose import load_frontend
+
+    model = load_frontend("blazepose", threads=threads, progress=False).pose
+    n = model.input_size[0]
+    ok_mp = ok_self = total = 0
+    for i in range(1, len(frames)):
+        roi, ref = mp_rois[i - 1], mp_out[i]
+        if roi is None or ref is None or not (ref[:, 2] >= 0.5).any():
+            continue
+        vis = ref[:, 2] >= 0.5
+        size = max(np.ptp(ref[vis, 0]), np.ptp(ref[vis, 1]), 1.0)
+        a = model._run_roi(frames[i], roi, n)[0]
+        b = model._run_roi(frames[i], roi + np.array([1, 1, 2, 0.01], np.float32), n)[0]
+        total += int(vis.sum())
+        ok_mp += int((np.hypot(*(a[vis] - ref[vis, :2]).T) <= 0.05 * size).sum())
+        ok_self += int((np.hypot(*(a[vis] - b[vis]).T) <= 0.05 * size).sum())
+    return ok_mp / max(total, 1), ok_self / max(total, 1), total
+
+
 def frame_agreement(fr, mp_lm, alpha: float = 0.05, vis_thr: float = 0.5) -> tuple[int, int]:
     """(correct, counted) landmarks of one frame: PCK@alpha of our 33 landmarks against MediaPipe's,
     over landmarks MediaPipe calls visible, relative to MediaPipe's landmark box. A frame where we found
@@ -169,17 +219,45 @@ def parse_segments(text: str | None, n: int) -> list[tuple[str, range]]:
     return out
 
 
+def resized_copy(video: str, size: tuple[int, int], reference: np.ndarray, out_dir: str) -> tuple[str, np.ndarray]:
+    """``video`` resized to ``size`` (INTER_AREA, mp4v) in ``out_dir`` and the [T,17,2] reference scaled to match
+    (points <= 0 stay missing), so PCK can be measured at another resolution with the same frames."""
+    cap = cv2.VideoCapture(video)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    path = os.path.join(out_dir, "resized.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    src_size = None
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        src_size = src_size or (img.shape[1], img.shape[0])
+        writer.write(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    if src_size is None:
+        raise ActionposeError(f"{video}: no frames decoded")
+    scaled = reference * np.array([size[0] / src_size[0], size[1] / src_size[1]], np.float32)
+    return path, np.where(reference > 0, scaled, reference)
+
+
 def accuracy(args: argparse.Namespace) -> None:
+    import tempfile
+
     from actionpose.pose import load_frontend
     from actionpose.pose.evaluate import coco_ap, pck_vs_reference
 
+    video, reference = args.video, np.load(args.reference) if args.reference else None
+    tmp = tempfile.TemporaryDirectory()
+    if args.reference and args.resize:
+        video, reference = resized_copy(args.video, _parse_size(args.resize), reference, tmp.name)
+        print(f"reference PCK on {args.video} resized to {args.resize} (reference scaled to match)")
     print("\n## Accuracy")
     print("| frontend | COCO OKS AP | AP50 | AP75 | AR | PCK@0.1 vs reference | frames with the person |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.accuracy_frontends.split(","):
         fe = load_frontend(name.strip(), threads=args.threads, progress=False)
         ap = coco_ap(fe, args.coco) if args.coco else None
-        r = pck_vs_reference(fe, args.video, np.load(args.reference)) if args.reference else None
+        r = pck_vs_reference(fe, video, reference) if args.reference else None
         cells = [f"{ap[k]:.3f}" for k in ("AP", "AP50", "AP75", "AR")] if ap else ["-"] * 4
         cells += [f"{r['pck']:.3f} ({r['correct']}/{r['total']})", f"{r['frames_with_person']}/{r['frames']}"] \
             if r else ["-", "-"]
@@ -244,4 +322,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{sum(bool(r.persons) for r in b_out)}/{len(frames)} | {b_fps / mp_fps:.2f}x / "
                   f"{mp_cpu / bstages['cpu_ms']:.2f}x | {agree:.3f} ({n}) | " + " | ".join(cells) + (" |" if cells else ""))
             print("  per stage (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in bstages.items() if k != "cpu_ms"))
+        if args.mediapipe_roi_check:
+            on_roi, self_agree, n = landmark_stage_check(frames, mp_out, _mediapipe_rois(frames), args.threads)
+            print(f"\nlandmark stage on MediaPipe's own ROIs ({n} landmarks): agreement with MediaPipe {on_roi:.3f}; "
+                  f"our output vs itself with the ROI moved 1 px / 2 px / 0.01 rad: {self_agree:.3f}")
     return 0

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
-                   help="no per-request log line (about 5 %% more requests/s; errors are still logged)")
+                   help="no per-request access log line (less work per request; errors are still logged)")
     a = p.parse_args(argv)
     import uvicorn
 

@@ -1,11 +1,13 @@
 """Micro-batching: concurrent predict requests are prepared and scored together in one ONNX call.
 
-Requests append their window to a queue and wake one worker task. The worker takes everything
-waiting (up to ``max_batch``) - a batch closes when the queue is drained, not after a fixed sleep -
-and runs preparation + the ONNX call on its own thread, so the event loop keeps parsing the next
-requests (and answering ``/healthz``) meanwhile. Requests that arrive while a batch is being scored
-form the next batch, so batches grow with the load by themselves. ``wait_ms`` > 0 additionally holds
-a batch open that long for company (off by default: it only adds latency on a busy 2-core machine).
+A request appends its window to a queue. Whenever a scoring thread is free, everything waiting (up
+to ``max_batch``) goes to it as one batch at once - a batch closes when the queue is drained, never
+after a fixed sleep. While a batch is scored (off the event loop, which keeps parsing the next
+requests and answering ``/healthz``), new requests queue up and become the next batch, so batches
+grow with the load by themselves and the event loop and the scoring thread work at the same time
+(dispatching from the request itself, not from a separate batcher task, is what makes them overlap:
+a task would only run after the loop had parsed every ready request). ``wait_ms`` > 0 holds a batch
+open that long for company instead (off by default: on 2 busy cores it only adds latency).
 """
 from __future__ import annotations
 
@@ -34,45 +36,42 @@ class MicroBatcher:
         self.detector, self.max_batch, self.wait_s = detector, max(1, max_batch), wait_ms / 1000
         self.parallel = max(1, parallel)  # batches scored at the same time (ONNX Runtime's run is thread-safe)
         self.pending: deque[_Item] = deque()
-        self.task: asyncio.Task | None = None
         self.executor: ThreadPoolExecutor | None = None
-        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._inflight = 0
         self.batches = 0
         self.items = 0
 
     def start(self) -> None:
-        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self.executor = ThreadPoolExecutor(self.parallel, thread_name_prefix="fall-onnx")
-        self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
+        if self._timer:
+            self._timer.cancel()
         if self.executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, window: np.ndarray, scores: np.ndarray | None, layout: str, fps: float) -> Any:
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._loop.create_future()
         self.pending.append(_Item(window, scores, layout, fps, fut))
-        self._wake.set()
+        if self.wait_s <= 0:
+            self._dispatch()
+        elif self._timer is None:
+            self._timer = self._loop.call_later(self.wait_s, self._dispatch)
         return await fut
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self.wait_s > 0:
-                await asyncio.sleep(self.wait_s)
-            # what arrived while the scoring threads were busy is the next batch
-            while self.pending and self._inflight < self.parallel:
-                batch = [self.pending.popleft() for _ in range(min(len(self.pending), self.max_batch))]
-                batch = [it for it in batch if not it.future.done()]  # client went away meanwhile
-                if batch:
-                    self._inflight += 1
-                    loop.run_in_executor(self.executor, self._score, batch).add_done_callback(
-                        lambda f, batch=batch: self._finish(batch, f))
+    def _dispatch(self) -> None:
+        """Hand what is waiting to the free scoring threads (runs on the event loop)."""
+        self._timer = None
+        while self.pending and self._inflight < self.parallel:
+            batch = [self.pending.popleft() for _ in range(min(len(self.pending), self.max_batch))]
+            batch = [it for it in batch if not it.future.done()]  # client went away meanwhile
+            if batch:
+                self._inflight += 1
+                self._loop.run_in_executor(self.executor, self._score, batch).add_done_callback(
+                    lambda f, batch=batch: self._finish(batch, f))
 
     def _finish(self, batch: list[_Item], done: asyncio.Future) -> None:
         """Runs on the event loop when a batch is scored: answer its requests, start the next batch."""
@@ -84,8 +83,10 @@ class MicroBatcher:
         for item, res in zip(batch, results):
             if not item.future.done():
                 (item.future.set_exception(res) if isinstance(res, BaseException) else item.future.set_result(res))
-        if self.pending:
-            self._wake.set()
+        if self.wait_s <= 0 or len(self.pending) >= self.max_batch:
+            self._dispatch()
+        elif self.pending and self._timer is None:
+            self._timer = self._loop.call_later(self.wait_s, self._dispatch)
 
     def _score(self, batch: list[_Item]) -> list[Any]:
         """Prepare per (layout, fps) group in one vectorised pass, score all in one ONNX call; an item

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, UniqueConstraint, create_engine, event,
+from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, UniqueConstraint, create_engine, event,
                         select)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +24,7 @@ events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", String(128), nullable=False, index=True),
     Column("track_id", String(64), nullable=False),
-    Column("start_ms", Integer, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),  # stream times may be UNIX seconds: ms overflow int32
     Column("start_time", Float, nullable=False),
     Column("detected_time", Float, nullable=False),
     Column("confidence", Float, nullable=False),

@@ -102,7 +102,12 @@ def send_session(url: str, key: str, sid: str, frames: list[dict], acked: list, 
 
 
 def test_kill9_keeps_every_acknowledged_event_once(env, tmp_path):
-    srv, key = env
+    check_kill9(*env)
+
+
+def check_kill9(srv: Server, key: str) -> None:
+    """Kill -9 while 12 sessions stream, restart: every acknowledged event is stored once (also run
+    against PostgreSQL by test_serve_postgres.py)."""
     frames = fall_frames()
     # the fixture fall must produce an event, or this test would prove nothing
     one: list = []

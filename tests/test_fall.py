@@ -13,7 +13,7 @@ import pytest
 from actionpose.data.importers import convert
 from actionpose.errors import ActionposeError
 from actionpose.inference.fall import FallConfig, FallDetector, hip_drop_start
-from actionpose.inference.fall_prep import prepare_window
+from actionpose.inference.fall_prep import prepare_window, prepare_windows
 from actionpose.skeleton import get_layout
 
 MODEL = os.environ.get("ACTIONPOSE_FALL_MODEL", "fall")
@@ -99,6 +99,29 @@ def test_real_fall_video_skeleton_one_event_at_the_fall(det):
     events = det.run_sequence(kp, np.arange(len(kp)) / 18, sc, layout="coco17")
     assert len(events) == 1
     assert 2.0 <= events[0].start_time <= 3.6 and events[0].detected_time <= 5.0
+
+
+def test_batched_preparation_and_scoring_are_bit_identical(det):
+    """The vectorised paths (service micro-batches, predict_batch) must give exactly the numbers of the
+    one-window path: unseen joints, a degenerate torso, scores, several layouts, lengths and rates."""
+    rng = np.random.default_rng(3)
+    for layout, v in [("coco17", 17), ("body13", 13), ("blazepose33", 33)]:
+        for t, fps in [(64, 30), (7, 18), (200, 60)]:
+            kp = rng.normal(300, 60, (5, t, v, 2)).astype(np.float32)
+            sc = rng.uniform(0, 1, (5, t, v)).astype(np.float32)
+            kp[1, :, 3] = 0          # a joint never seen
+            kp[2] = 5.0              # every joint on one point: torso length 0
+            for scores in (None, sc):
+                got_kp, got_sc = prepare_windows(kp, scores, layout, fps)
+                for i in range(5):
+                    want = prepare_window(kp[i], None if scores is None else scores[i], layout, fps=fps)
+                    assert np.array_equal(got_kp[i], want[0]) and np.array_equal(got_sc[i], want[1])
+    windows = [rng.normal(300, 60, (t, 17, c)).astype(np.float32) for t in (64, 64, 9, 64) for c in (2, 3)]
+    batch = det.predict_batch(windows)
+    assert [r.prob for r in batch] == [det.predict(w).prob for w in windows]
+    kp, sc = det.prepare_batch(windows)
+    assert det.scorer.direct  # the shipped model takes the direct (concatenation) input path ...
+    assert np.array_equal(det.scorer(kp, sc), det.scorer._generic(kp, sc))  # ... with the generic path's numbers
 
 
 def test_debounce_one_event_per_fall_and_rearm():

@@ -156,6 +156,77 @@ def test_concurrent_predicts_share_onnx_calls(svc):
     assert items == 16 and batches < 16  # at least some requests were scored together
 
 
+def binary(window: list, layout: str = "coco17", fps: str = "30", shape: str | None = None) -> dict:
+    arr = np.asarray(window, "<f4")
+    return {"content": arr.tobytes(), "headers": {"content-type": "application/octet-stream", "X-Layout": layout,
+                                                  "X-Fps": fps, "X-Shape": shape or ",".join(map(str, arr.shape))}}
+
+
+def test_binary_body_gives_the_json_answer(svc):
+    client, keys, _ = svc
+    window = np.asarray(standing_window(64), np.float32).tolist()  # float32-exact numbers in both bodies
+    h = {"X-API-Key": keys["a"]}
+    j = client.post("/v1/fall/predict", json={"layout": "coco17", "fps": 30, "keypoints": window}, headers=h)
+    b = binary(window)
+    r = client.post("/v1/fall/predict", content=b["content"], headers={**h, **b["headers"]})
+    assert j.status_code == r.status_code == 200, r.text
+    assert r.json() == j.json()
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"layout": "nope"}, "X-Layout"),
+    ({"fps": "fast"}, "X-Fps"),
+    ({"fps": "inf"}, "X-Fps"),
+    ({"shape": "64,17"}, "X-Shape"),
+    ({"shape": "64,17,x"}, "X-Shape"),
+    ({"shape": "63,17,2"}, "bytes"),
+    ({"shape": "128,17,1"}, "2 (x, y) or 3"),
+    ({"layout": "body13", "shape": "136,8,2"}, "8 joints"),
+    ({"nan": True}, "finite"),
+])
+def test_bad_binary_input_is_422(svc, change, needle):
+    client, keys, _ = svc
+    window = np.asarray(standing_window(64), np.float32)
+    if change.pop("nan", False):
+        window[3, 4, 0] = np.nan
+    b = binary(window.tolist(), **change)
+    r = client.post("/v1/fall/predict", content=b["content"], headers={"X-API-Key": keys["a"], **b["headers"]})
+    assert r.status_code == 422 and needle in r.json()["detail"], r.text
+
+
+def test_mixed_micro_batch_matches_in_process(svc):
+    """Concurrent requests of different layouts, lengths, rates and body formats share ONNX calls and
+    each still gets exactly the in-process FallDetector's probability."""
+    import httpx
+
+    from actionpose.inference.fall import FallDetector
+
+    client, keys, _ = svc
+    det = FallDetector.from_pretrained(MODEL, threads=1)
+    cases = [("coco17", 30, standing_window(64)), ("coco17", 15, standing_window(20)),
+             ("body13", 30, standing_window(64, 13)), ("coco17", 30, standing_window(64))] * 3
+    want = [det.predict(np.asarray(w, np.float32), layout=lay, fps=fps).prob for lay, fps, w in cases]
+    app, h = client.app, {"X-API-Key": keys["a"]}
+    before = app.state.batcher.batches
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as ac:
+            reqs = []
+            for i, (lay, fps, w) in enumerate(cases):
+                if i % 2:
+                    b = binary(w, lay, str(fps))
+                    reqs.append(ac.post("/v1/fall/predict", content=b["content"], headers={**h, **b["headers"]}))
+                else:
+                    reqs.append(ac.post("/v1/fall/predict", json={"layout": lay, "fps": fps, "keypoints": w}, headers=h))
+            return await asyncio.gather(*reqs)
+
+    rs = client.portal.call(go)
+    assert [r.status_code for r in rs] == [200] * len(cases)
+    got = [r.json()["prob"] for r in rs]
+    assert got == pytest.approx(want, abs=1e-6)
+    assert app.state.batcher.batches - before < len(cases)
+
+
 json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
                            lambda ch: st.lists(ch, max_size=4) | st.dictionaries(st.text(max_size=8), ch, max_size=4),
                            max_leaves=30)

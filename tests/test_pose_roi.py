@@ -138,3 +138,17 @@ def test_blazepose_agrees_with_mediapipe_on_the_fall_video(frontend, det_every):
     # from frame 15 on (after both seeds settled) the smoothed ROI follows MediaPipe's within a few px
     err = np.abs(np.array(rois) - ref["roi_from_landmarks"])[15:]
     assert np.nanmax(err[:, :2]) < 10 and np.nanmax(err[:, 2]) < 0.06 * np.nanmedian(ref["roi_from_landmarks"][15:, 2])
+
+
+def test_mediapipe_frontend_detecting_every_frame_keeps_one_track():
+    """With the detector on every frame (the CLI default), MediaPipe's detector returns two overlapping
+    detections of the falling man (frame 55); the followed ROI goes to one of them and the other is dropped
+    as a duplicate instead of starting a second skeleton of the same body."""
+    video = SHARED / "videos" / "fall_video_1.mp4"
+    if not video.exists() or not (SHARED / "models" / "blazepose_detector.onnx").exists():
+        pytest.skip("../shared not present: fall video / BlazePose models")
+    from actionpose.pose import load_frontend
+
+    fe = load_frontend("mediapipe", det_every=1, progress=False)
+    ids = [[p.track_id for p in fr.persons] for fr in fe.stream(str(video), keep_images=False)]
+    assert len(ids) == 108 and all(i == [0] for i in ids)

@@ -49,6 +49,12 @@ class FramePoses:
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
 
 
+def roi_square(roi: np.ndarray, scale: float = 1.25) -> np.ndarray:
+    """Axis-aligned box of a (cx, cy, side, theta) ROI before its ``scale`` expansion."""
+    cx, cy, side = float(roi[0]), float(roi[1]), float(roi[2]) / scale
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+
+
 @dataclass(frozen=True)
 class FrontendSpec:
     name: str
@@ -181,11 +187,29 @@ class Frontend:
         if self._last:
             last = np.stack([p.box for p in self._last])
             iou = box_iou(boxes, last) if len(boxes) else np.zeros((0, len(last)), np.float32)
+            if getattr(self.pose, "supports_roi", False) and len(boxes):
+                # a followed person's ROI square (its side / 1.25) is what an aligning detector such as
+                # MediaPipe's returns for the same body, so a detection matches either box
+                sq = np.stack([roi_square(p.roi.roi) if p.roi is not None else p.box for p in self._last])
+                iou = np.maximum(iou, box_iou(boxes, sq))
             if getattr(self.pose, "supports_roi", False):
-                for j in range(len(boxes)):
+                # each followed person's ROI goes to its best-overlapping detection only; other detections
+                # on a followed person are duplicates (the ROI is where that person is), not new people
+                drop = np.zeros(len(boxes), bool)
+                claimed: set[int] = set()
+                for j in np.argsort(-iou.max(1)) if len(boxes) else []:
                     i = int(iou[j].argmax())
-                    if iou[j, i] >= 0.3 and self._last[i].roi is not None:
+                    if iou[j, i] < 0.3 or self._last[i].roi is None:
+                        continue
+                    if i in claimed:
+                        drop[j] = True
+                    else:
+                        claimed.add(i)
                         rois[j] = self._last[i].roi
+                if drop.any():
+                    boxes, scores, iou = boxes[~drop], scores[~drop], iou[~drop]
+                    rois = [r for r, d in zip(rois, drop) if not d]
+                    carried = carried[~drop]
             if self.carry:
                 lost = iou.max(0) < 0.3 if len(boxes) else np.ones(len(last), bool)
                 if lost.any():

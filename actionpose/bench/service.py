@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="server worker processes (predict is stateless)")
     p.add_argument("--body", choices=["json", "binary", "both"], default="both",
                    help="request body: documented JSON, float32 octet-stream, or both (two tables)")
-    p.add_argument("--access-log", action="store_true", help="keep the server's per-request access log on")
+    p.add_argument("--no-access-log", dest="access_log", action="store_false",
+                   help="start the server with --no-access-log (default: as documented, access log on)")
 
 
 def _window(frames: int, seed: int = 0) -> list:
@@ -155,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
     from serve.storage import add_key, open_db
 
     load_before = os.getloadavg()
+    # in-process reference before and after the load test; the faster of the two counts (the machine is
+    # shared, so this is the strict choice for the service / in-process ratio)
+    ref_secs = min(args.seconds, 3.0)
+    ref = {b: in_process(args.model, args.frames, args.threads, ref_secs, batch=b) for b in (1, 8, 32)}
     tmp = Path(tempfile.mkdtemp(prefix="ap_bench_"))
     url_db = f"sqlite:///{tmp / 'events.db'}"
     key = add_key(open_db(url_db), "bench")
@@ -191,14 +196,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         proc.terminate()
         proc.wait(10)
-    ref = {b: in_process(args.model, args.frames, args.threads, min(args.seconds, 4.0), batch=b) for b in (1, 8, 32)}
+    ref = {b: max(v, in_process(args.model, args.frames, args.threads, ref_secs, batch=b)) for b, v in ref.items()}
     best = max(ref[8], ref[32])
     print(f"fall service load test: {args.frames}-frame coco17 windows, POST /v1/fall/predict on 127.0.0.1, "
           f"{os.cpu_count()} CPUs, server workers={args.workers}, onnxruntime threads={args.threads}, "
           f"access log {'on' if args.access_log else 'off'}, {args.seconds:g} s per level, "
           f"load average at start: {' '.join(f'{x:.2f}' for x in load_before)}")
-    print(f"in-process FallDetector (same run): {ref[1]:.0f} windows/s one at a time (predict), "
-          f"{ref[8]:.0f} batched by 8, {ref[32]:.0f} batched by 32 (predict_batch)")
+    print(f"in-process FallDetector (same run, faster of before/after the load test): {ref[1]:.0f} windows/s "
+          f"one at a time (predict), {ref[8]:.0f} batched by 8, {ref[32]:.0f} batched by 32 (predict_batch)")
     print("| body | clients | requests | errors | p50 ms | p99 ms | req/s | / in-process batched (best) "
           "| / in-process one at a time | CPU ms per request: server + load generator |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -208,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     for body, n, cnt, err, p50, p99, rps, _ in rows:
         if n == 8:
             print(f"goals at 8 clients, {body}: p99 {p99:.1f} ms {'<' if p99 < 50 else '>='} 50 ms "
-                  f"({'met' if p99 < 50 else 'NOT met'}); throughput {rps / best:.0%} of in-process batched "
-                  f"({'met' if rps >= 0.7 * best else 'NOT met'}), {rps / ref[1]:.0%} of one at a time")
+                  f"({'met' if p99 < 50 else 'NOT met'}); throughput {rps / best:.0%} of in-process batched, "
+                  f"the judged ratio ({'met' if rps >= 0.7 * best else 'NOT met'}); {rps / ref[1]:.0%} of "
+                  f"in-process one at a time ({'>=' if rps >= 0.7 * ref[1] else '<'} 70 %)")
     return 0

@@ -174,8 +174,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def _bad(request: Request, exc: ActionposeError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def require_key(request: Request) -> None:  # async: a cached hash compare needs no thread hop
-        if not request.app.state.keys.valid(key_from_headers(request.headers)):
+    async def require_key(request: Request) -> None:
+        """Async: a cached hash compare needs no thread hop; the once-a-second key reload runs in a thread."""
+        keys = request.app.state.keys
+        if keys.stale():
+            await asyncio.to_thread(keys.refresh)
+        if not keys.valid(key_from_headers(request.headers)):
             raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
     def finish_window(kp: np.ndarray, sc: Optional[np.ndarray], layout: str) -> tuple[np.ndarray, Optional[np.ndarray]]:

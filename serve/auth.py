@@ -22,6 +22,14 @@ class KeyChecker:
         self._loaded = -1e9
         self._lock = threading.Lock()
 
+    def stale(self) -> bool:
+        """True when the next check would read the database (the async caller then refreshes in a thread,
+        so a slow database never blocks the event loop)."""
+        return time.monotonic() - self._loaded > self.ttl_s
+
+    def refresh(self) -> None:
+        self._active()
+
     def _active(self) -> set[str]:
         now = time.monotonic()
         if now - self._loaded > self.ttl_s:

@@ -256,6 +256,24 @@ def test_fuzz_never_500(svc, body, path):
     assert r.status_code in (200, 413, 422), (r.status_code, r.text[:300])
 
 
+header_text = st.one_of(st.text(max_size=12), st.sampled_from(["coco17", "body13", "64,17,2", "1,13,3", "30", "0",
+                                                              "-1,17,2", "nan", "1e309", "2,17,2,1"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=st.one_of(st.binary(max_size=600), st.lists(st.floats(width=32), max_size=150).map(
+           lambda xs: np.asarray(xs, "<f4").tobytes())),
+       layout=header_text, shape=header_text, fps=header_text)
+def test_fuzz_binary_body_never_500(svc, raw, layout, shape, fps):
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"], "content-type": "application/octet-stream"}
+    for name, value in (("X-Layout", layout), ("X-Shape", shape), ("X-Fps", fps)):
+        if value.isprintable() and value.isascii():
+            h[name] = value
+    r = client.post("/v1/fall/predict", content=raw, headers=h)
+    assert r.status_code in (200, 422), (r.status_code, r.text[:300])
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(params=st.dictionaries(st.sampled_from(["session_id", "since", "until", "limit", "after_id"]),
                               st.one_of(st.text(max_size=6), st.integers(-10**20, 10**20), st.floats()), max_size=4))

@@ -19,6 +19,19 @@ def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fp
     return r.json()
 
 
+def fall_probability_fast(window, layout: str = "coco17", fps: float = 30.0) -> dict:
+    """The same answer from a numpy array [T, V, 2 or 3], sent as raw float32 (about half the bytes of JSON
+    and no text parsing on the server: more requests/s, see docs/fall.md). Needs numpy."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(window, dtype="<f4")
+    r = client.post("/v1/fall/predict", content=arr.tobytes(), headers={
+        "Content-Type": "application/octet-stream", "X-Layout": layout, "X-Fps": str(fps),
+        "X-Shape": ",".join(map(str, arr.shape))})
+    r.raise_for_status()
+    return r.json()
+
+
 def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> list[dict]:
     """Append frames ``{"timestamp": s, "persons": [{"track_id": 1, "keypoints": [[x, y], ...]}]}`` to a
     camera's session; returns the fall events found (each already stored on the server)."""
@@ -30,6 +43,7 @@ def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> 
 if __name__ == "__main__":
     standing = [[[320.0 + j, 100.0 + 22 * j] for j in range(17)] for _ in range(64)]
     print(fall_probability(standing))
+    print(fall_probability_fast(standing))
     events = send_frames("camera-1", [{"timestamp": i / 30, "persons": [{"track_id": 1, "keypoints": standing[0]}]}
                                       for i in range(60)])
     print("events:", events)

@@ -11,8 +11,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from itertools import chain
 from contextlib import asynccontextmanager
+from itertools import chain
 from typing import Any, Optional
 
 import numpy as np
@@ -109,9 +109,10 @@ class Sessions:
 def _window_array(rows: Any) -> Optional[np.ndarray]:
     """[T][V][C] nested JSON lists of numbers -> float64 [T, V, C]; None when ragged or not numbers (the
     pydantic path then explains why). Checks the nesting itself and lets ``np.fromiter`` read the flat
-    numbers: about 1.5x faster than ``np.asarray``'s shape discovery on 2,000+ values."""
+    numbers: 1.2-1.5x faster than ``np.asarray``'s shape discovery on 2,000+ values."""
     try:
-        if type(rows) is not list or not rows or type(rows[0]) is not list or not rows[0] or type(rows[0][0]) is not list:
+        if (type(rows) is not list or not rows or type(rows[0]) is not list or not rows[0]
+                or type(rows[0][0]) is not list):
             return None
         v, c = len(rows[0]), len(rows[0][0])
         if any(type(f) is not list or len(f) != v for f in rows):

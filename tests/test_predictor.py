@@ -110,6 +110,22 @@ def test_shipped_penn_reproduces_model_card(tmp_path):
     assert res["n"] == 1068 and res["top1"] >= 0.95
 
 
+def test_shipped_penn_4stream_ensemble_beats_published_anchor(tmp_path):
+    """Penn 4-stream ensemble on the full official test split: must beat UNIK's 97.9 % (skips without ../shared)."""
+    from actionpose.training.evaluate import evaluate
+
+    src = SHARED / "datasets" / "penn_action"
+    if not src.exists():
+        pytest.skip("../shared not present: real-data check runs in CI")
+    ens = load_predictor("penn_ensemble")
+    assert isinstance(ens, EnsemblePredictor) and len(ens.predictors) == 4
+    assert {p.stream for p in ens.predictors} == {"joint", "bone", "joint_motion", "bone_motion"}
+    pkl = tmp_path / "penn.pkl"
+    convert("penn", src, pkl)
+    res = evaluate("penn_ensemble", pkl, "test", threads=2)
+    assert res["n"] == 1068 and res["top1"] > 0.979
+
+
 def test_shipped_ensemble_alias():
     path = _shipped("utd_gestures_bone")
     ens = load_predictor("gestures_ensemble")

@@ -24,9 +24,12 @@ MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13"
                  "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",
                  "fall": "fall_body13", "gestures2d": "utd_gestures_body13",
                  "utd_gestures_body13": "utd_gestures_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form",
-                 "utd_gestures_bone": "utd_gestures_bone",
+                 "utd_gestures_bone": "utd_gestures_bone", "penn_body13_bone": "penn_body13_bone",
+                 "penn_body13_joint_motion": "penn_body13_joint_motion",
+                 "penn_body13_bone_motion": "penn_body13_bone_motion",
                  # ensembles: a YAML beside the .onnx files (load with load_predictor)
-                 "gestures_ensemble": "utd_gestures_ensemble.yaml", "utd_ensemble": "utd_gestures_ensemble.yaml"}
+                 "gestures_ensemble": "utd_gestures_ensemble.yaml", "utd_ensemble": "utd_gestures_ensemble.yaml",
+                 "penn_ensemble": "penn_ensemble.yaml", "exercise_ensemble": "penn_ensemble.yaml"}
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:

@@ -126,6 +126,20 @@ def test_shipped_penn_4stream_ensemble_beats_published_anchor(tmp_path):
     assert res["n"] == 1068 and res["top1"] > 0.979
 
 
+def test_shipped_nwucla_reproduces_model_card(tmp_path):
+    """`nwucla` (bone stream, view augmentation) on the cross-view test split (skips without ../shared)."""
+    from actionpose.training.evaluate import evaluate
+
+    src = SHARED / "datasets" / "nw_ucla"
+    if not src.exists():
+        pytest.skip("../shared not present: real-data check runs in CI")
+    assert resolve_model("nwucla").name == "nwucla_bone.onnx"
+    pkl = tmp_path / "nwucla.pkl"
+    convert("nwucla", src, pkl)
+    res = evaluate("nwucla", pkl, "test", threads=2)
+    assert res["n"] == 464 and abs(res["top1"] - 424 / 464) < 1e-9  # 91.38 %, the model card's number
+
+
 def test_shipped_ensemble_alias():
     path = _shipped("utd_gestures_bone")
     ens = load_predictor("gestures_ensemble")

@@ -20,7 +20,7 @@ META_KEY = "actionpose"
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 # Friendly names -> shipped files (actionpose/assets/models/<file>.onnx).
 MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
-                 "nwucla": "nwucla_joint", "nwucla_joint": "nwucla_joint",
+                 "nwucla": "nwucla_bone", "nwucla_bone": "nwucla_bone", "nwucla_joint": "nwucla_joint",
                  "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",
                  "fall": "fall_body13", "gestures2d": "utd_gestures_body13",
                  "utd_gestures_body13": "utd_gestures_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form",

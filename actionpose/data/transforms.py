@@ -90,18 +90,7 @@ def normalize_sequence(kp: np.ndarray) -> np.ndarray:
     the scale is half the largest side of that box (one factor for all axes, so shapes keep their
     aspect ratio). Missing joints (all-zero coordinates) stay exactly zero.
     """
-    kp = kp.astype(np.float32, copy=True)
-    present = np.abs(kp).sum(-1) > 0  # [M, T, V]
-    if not present.any():
-        return kp
-    pts = kp[present]
-    lo, hi = pts.min(0), pts.max(0)
-    centre = (lo + hi) / 2
-    scale = float((hi - lo).max()) / 2
-    if scale < 1e-6:
-        scale = 1.0
-    kp[present] = (pts - centre) / scale
-    return kp
+    return _box_normalize(kp, per_axis=False)
 
 
 def normalize_axes(kp: np.ndarray) -> np.ndarray:
@@ -111,14 +100,21 @@ def normalize_axes(kp: np.ndarray) -> np.ndarray:
     extent a camera position gives a body: the cross-view protocol's main nuisance. Missing joints stay
     zero; a flat axis is only centred.
     """
+    return _box_normalize(kp, per_axis=True)
+
+
+def _box_normalize(kp: np.ndarray, per_axis: bool) -> np.ndarray:
     kp = kp.astype(np.float32, copy=True)
-    present = np.abs(kp).sum(-1) > 0
+    present = np.abs(kp).sum(-1) > 0  # [M, T, V]
     if not present.any():
         return kp
     pts = kp[present]
     lo, hi = pts.min(0), pts.max(0)
     half = (hi - lo) / 2
-    half[half < 1e-6] = 1.0
+    if per_axis:
+        half[half < 1e-6] = 1.0
+    else:
+        half = float(half.max()) if half.max() >= 1e-6 else 1.0
     kp[present] = (pts - (lo + hi) / 2) / half
     return kp
 

@@ -21,6 +21,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 # Friendly names -> shipped files (actionpose/assets/models/<file>.onnx).
 MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
                  "nwucla": "nwucla_bone", "nwucla_bone": "nwucla_bone", "nwucla_joint": "nwucla_joint",
+                 "nwucla_view_joint": "nwucla_view_joint", "nwucla_joint_motion": "nwucla_joint_motion",
+                 "nwucla_bone_motion": "nwucla_bone_motion",
                  "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",
                  "fall": "fall_body13", "gestures2d": "utd_gestures_body13",
                  "utd_gestures_body13": "utd_gestures_body13", "fall_body13": "fall_body13", "pushup_form": "pushup_form",
@@ -29,7 +31,7 @@ MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13"
                  "penn_body13_bone_motion": "penn_body13_bone_motion",
                  # ensembles: a YAML beside the .onnx files (load with load_predictor)
                  "gestures_ensemble": "utd_gestures_ensemble.yaml", "utd_ensemble": "utd_gestures_ensemble.yaml",
-                 "penn_ensemble": "penn_ensemble.yaml", "exercise_ensemble": "penn_ensemble.yaml"}
+                 "penn_ensemble": "penn_ensemble.yaml", "nwucla_ensemble": "nwucla_ensemble.yaml", "exercise_ensemble": "penn_ensemble.yaml"}
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:

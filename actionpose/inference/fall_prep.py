@@ -39,13 +39,20 @@ def to_body13(keypoints: np.ndarray, scores: np.ndarray | None, layout: str) -> 
         raise ActionposeError(f"keypoints: shape {kp.shape}, expected [T, V, 2] (frames, joints, x/y)")
     if kp.shape[1] != lay.num_joints:
         raise ActionposeError(f"keypoints: {kp.shape[1]} joints but layout {lay.name} has {lay.num_joints}")
-    sc = np.ones(kp.shape[:2], np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
-    if sc.shape != kp.shape[:2]:
-        raise ActionposeError(f"scores: shape {sc.shape}, expected {kp.shape[:2]}")
+    kp, sc = _xy_and_scores(kp, scores)
+    return map_keypoints(kp, lay, MODEL_LAYOUT, axis=1), map_keypoints(sc, lay, MODEL_LAYOUT, axis=1)
+
+
+def _xy_and_scores(kp: np.ndarray, scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """x/y of ``kp [..., V, C]`` and its scores ``[..., V]`` (1 where none given), both checked finite;
+    shared by the one-window and the batched path so both refuse the same inputs with the same words."""
+    sc = np.ones(kp.shape[:-1], np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
+    if sc.shape != kp.shape[:-1]:
+        raise ActionposeError(f"scores: shape {sc.shape}, expected {kp.shape[:-1]}")
     kp = kp[..., :2]
     if not (np.isfinite(kp).all() and np.isfinite(sc).all()):
         raise ActionposeError("keypoints: NaN or infinite values")
-    return map_keypoints(kp, lay, MODEL_LAYOUT, axis=1), map_keypoints(sc, lay, MODEL_LAYOUT, axis=1)
+    return kp, sc
 
 
 @lru_cache(maxsize=None)
@@ -145,12 +152,7 @@ def prepare_windows(keypoints: np.ndarray, scores: np.ndarray | None, layout: st
     n, t = kp.shape[:2]
     if t == 0:
         raise ActionposeError("keypoints: empty window (0 frames)")
-    sc = np.ones(kp.shape[:3], np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
-    if sc.shape != kp.shape[:3]:
-        raise ActionposeError(f"scores: shape {sc.shape}, expected {kp.shape[:3]}")
-    kp = kp[..., :2]
-    if not (np.isfinite(kp).all() and np.isfinite(sc).all()):
-        raise ActionposeError("keypoints: NaN or infinite values")
+    kp, sc = _xy_and_scores(kp, scores)
     idx = _grid_index(t, float(fps or cfg.fps), cfg.fps, cfg.frames)
     joints = _body13_index(lay.name)
     kp = kp[:, idx][:, :, joints]                                   # [N, T', 13, 2]

@@ -27,6 +27,7 @@ from actionpose.errors import ActionposeError
 from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
+from serve.fastlane import PredictFastLane
 from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, StreamRequest,
                            StreamResponse)
 from serve.settings import Settings
@@ -288,6 +289,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                   f"needs {4 * shape[0] * shape[1] * shape[2]} (float32 little-endian)")
         kp = np.frombuffer(body, dtype="<f4").reshape(shape)
         return (*finish_window(kp, None, layout), layout, fps)
+
+    # the hot route's happy path skips FastAPI's machinery (same parsers, batcher and reply; see fastlane.py)
+    if settings.fast_lane:
+        app.add_middleware(PredictFastLane, path="/v1/fall/predict", parse_json=parse_predict,
+                           parse_binary=parse_binary, max_bytes=settings.max_body_bytes,
+                           timeout_s=settings.body_timeout_s)
 
     binary_doc = ("Alternative compact body: `Content-Type: application/octet-stream`, the window as little-endian "
                   "float32 [T][V][C] (C = 2 or 3) with headers `X-Layout` (layout name), `X-Shape: T,V,C` and "

@@ -23,6 +23,7 @@ class Settings:
     batch_wait_ms: float = 0.0               # extra wait for company (0: a batch closes when the queue is drained)
     batch_parallel: int = 1                  # micro-batches scored at the same time (threads)
     threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
+    fast_lane: bool = True                   # predict's happy path outside FastAPI's routing (serve/fastlane.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -32,4 +33,5 @@ class Settings:
                    batch_max=int(_env("ACTIONPOSE_BATCH_MAX", str(cls.batch_max))),
                    batch_wait_ms=float(_env("ACTIONPOSE_BATCH_WAIT_MS", str(cls.batch_wait_ms))),
                    batch_parallel=int(_env("ACTIONPOSE_BATCH_PARALLEL", str(cls.batch_parallel))),
-                   threads=int(_env("ACTIONPOSE_THREADS", str(cls.threads))))
+                   threads=int(_env("ACTIONPOSE_THREADS", str(cls.threads))),
+                   fast_lane=_env("ACTIONPOSE_FAST_LANE", "1").lower() not in ("0", "false", "no", "off"))

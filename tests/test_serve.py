@@ -194,6 +194,51 @@ def test_bad_binary_input_is_422(svc, change, needle):
     assert r.status_code == 422 and needle in r.json()["detail"], r.text
 
 
+def _fast_lane(client):
+    from serve.fastlane import PredictFastLane
+
+    node = client.app.middleware_stack
+    while node is not None and not isinstance(node, PredictFastLane):
+        node = getattr(node, "app", None)
+    return node
+
+
+def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
+    """The predict fast lane (happy path outside FastAPI) and the plain FastAPI route give byte-identical
+    answers, success or error; refusals and malformed bodies fall through to FastAPI's messages."""
+    client, keys, _ = svc
+    url = str(client.app.state.engine.url)
+    plain_app = create_app(Settings(db_url=url, model=MODEL, max_body_bytes=200_000, threads=1, fast_lane=False))
+    h = {"X-API-Key": keys["a"]}
+    win = standing_window(64)
+    w3 = np.concatenate([np.asarray(win), np.full((64, 17, 1), 0.9)], -1).round(3).tolist()
+    nan_body = json.dumps({"layout": "coco17", "keypoints": win}).replace(str(win[2][3][0]), "NaN", 1)
+    b = binary(win)
+    cases = [
+        dict(json={"layout": "coco17", "fps": 30, "keypoints": win}, headers=h),
+        dict(json={"layout": "coco17", "fps": 25, "keypoints": w3}, headers=h),
+        dict(json={"layout": "body13", "keypoints": [row[:1] + row[5:] for row in win]}, headers=h),
+        dict(content=b["content"], headers={**h, **b["headers"]}),
+        dict(json={"layout": "coco17", "keypoints": win}, headers={"X-API-Key": "wrong"}),
+        dict(json={"layout": "coco17", "keypoints": win}),
+        dict(json={"layout": "coco17", "keypoints": [[[1, 2]] * 16]}, headers=h),
+        dict(content=b"{not json", headers={**h, "content-type": "application/json"}),
+        dict(content=nan_body.encode(), headers={**h, "content-type": "application/json"}),
+        dict(content=b"x" * 300_000, headers={**h, "content-type": "application/json"}),
+        dict(content=b["content"][:-4], headers={**h, **b["headers"]}),
+    ]
+    lane = _fast_lane(client)
+    assert lane is not None
+    served = lane.served
+    with TestClient(plain_app, raise_server_exceptions=False) as plain:
+        assert _fast_lane(plain) is None
+        for case in cases:
+            fast, slow = client.post("/v1/fall/predict", **case), plain.post("/v1/fall/predict", **case)
+            assert (fast.status_code, fast.content) == (slow.status_code, slow.content), case.get("json", "")
+            assert fast.status_code in (200, 401, 413, 422)
+    assert lane.served - served == 4  # the four valid requests took the lane, nothing else did
+
+
 def test_mixed_micro_batch_matches_in_process(svc):
     """Concurrent requests of different layouts, lengths, rates and body formats share ONNX calls and
     each still gets exactly the in-process FallDetector's probability."""

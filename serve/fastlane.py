@@ -1,0 +1,88 @@
+"""A fast lane for the hot endpoint, ``POST /v1/fall/predict``, in front of FastAPI.
+
+Why: on 2 cores the service's cost per request was mostly FastAPI/Starlette machinery (request object,
+dependency solving, routing, response classes), about as much as the model's own work per window. This
+ASGI middleware serves only the *happy path* of that one route itself - valid key, declared body size
+within the limit, a window that parses - with the very same parse functions, checks, batcher and
+response body as the FastAPI route. Anything else (no or bad key, missing Content-Length, a body that
+does not parse, any other route) goes to the FastAPI app unchanged, with the body already read replayed
+to it, so every error message, status code and the OpenAPI schema still come from one place.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import orjson
+
+from actionpose.errors import ActionposeError
+from serve.auth import key_from_headers
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class PredictFastLane:
+    def __init__(self, app: Any, path: str, parse_json: Callable, parse_binary: Callable, max_bytes: int,
+                 timeout_s: float):
+        self.app, self.path, self.max_bytes, self.timeout_s = app, path, max_bytes, timeout_s
+        self.parse_json, self.parse_binary = parse_json, parse_binary
+        self.served = 0  # answered here, not by the FastAPI route (tests check the lane is really taken)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        state = scope["app"].state
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length", "")
+        keys = getattr(state, "keys", None)
+        if (keys is None or keys.stale() or not length.isdigit() or int(length) > self.max_bytes
+                or not keys.valid(key_from_headers(headers))):
+            return await self.app(scope, receive, send)  # FastAPI refreshes keys / explains the refusal
+        messages: list[dict] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    msg = await receive()
+                    messages.append(msg)
+                    if msg["type"] != "http.request":
+                        break
+                    size += len(msg.get("body", b""))
+                    if size > self.max_bytes or not msg.get("more_body", False):
+                        break
+        except TimeoutError:
+            pass  # the FastAPI side times out on the rest of the body too and answers 408
+        if not messages or messages[-1]["type"] != "http.request" or messages[-1].get("more_body", False) \
+                or size > self.max_bytes:
+            return await self.app(scope, _replay(messages, receive), send)
+        body = messages[0].get("body", b"") if len(messages) == 1 else b"".join(m.get("body", b"") for m in messages)
+        try:
+            if headers.get("content-type", "").startswith("application/octet-stream"):
+                kp, sc, layout, fps = self.parse_binary(body, headers)
+            else:
+                kp, sc, layout, fps = self.parse_json(body)
+        except Exception:  # noqa: BLE001 - the FastAPI route re-parses and words the 4xx
+            return await self.app(scope, _replay(messages, receive), send)
+        try:
+            prob = await state.batcher.submit(kp, sc, layout, fps)
+        except ActionposeError as e:  # same answer as the app's ActionposeError handler
+            return await _respond(send, 422, orjson.dumps({"detail": str(e)}))
+        thr = state.detector.config.threshold
+        self.served += 1
+        await _respond(send, 200, orjson.dumps({"prob": prob, "is_fall": prob >= thr, "threshold": thr,
+                                                "frames": len(kp)}))
+
+
+def _replay(messages: list[dict], receive: Callable) -> Callable:
+    pending = list(messages)
+
+    async def replay() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+async def _respond(send: Callable, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -38,6 +38,9 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
     MediaPipe joints have no ankles, so they cannot become body13.
     """
     src, dst = get_layout(src), get_layout(dst)
+    hit = _JOINT_MAPS.get((id(src), id(dst)))
+    if hit is not None and hit[0] is src and hit[1] is dst:  # same layout objects (a re-registered name misses)
+        return hit[2]
     index, missing = [], []
     for joint in dst.joints:
         if src.has(joint):
@@ -47,7 +50,14 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
     if missing:
         raise ActionposeError(f"layout {src.name} cannot be mapped to {dst.name}: "
                               f"no joint for {', '.join(missing)}")
-    return np.asarray(index, dtype=np.int64)
+    out = np.asarray(index, dtype=np.int64)
+    out.flags.writeable = False  # shared by every caller
+    _JOINT_MAPS[(id(src), id(dst))] = (src, dst, out)
+    return out
+
+
+# joint_map is on the per-window hot path of the fall predictor and the tagger (26 name lookups per call)
+_JOINT_MAPS: dict[tuple[int, int], tuple[Layout, Layout, np.ndarray]] = {}
 
 
 def can_map(src: str | Layout, dst: str | Layout) -> bool:

@@ -23,7 +23,7 @@ def _meta(layout="body13", coords=2, classes=("a", "b", "c"), **kw):
             "model": "stgcnpp", **kw}
 
 
-@pytest.mark.parametrize("name", ["stgcn", "stgcnpp"])
+@pytest.mark.parametrize("name", ["stgcn", "stgcnpp", "ctrgcn"])
 def test_export_parity_and_metadata(tmp_path, name):
     torch.manual_seed(0)
     model = build_model(name, "body13", 3, 2, **TINY).eval()
@@ -32,6 +32,9 @@ def test_export_parity_and_metadata(tmp_path, name):
             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+            if hasattr(m, "alpha"):  # CTR-GCN: switch the per-sample topology refinement on
+                m.alpha.fill_(0.7)
     out = tmp_path / "m.onnx"
     res = export_onnx(model, _meta(), out)
     assert res["max_abs_diff"] <= 1e-4

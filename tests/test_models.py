@@ -48,9 +48,30 @@ def test_adjacency_comes_from_layout():
     assert not st.backbone.gcn[0].gcn.A.requires_grad and st.backbone.gcn[0].gcn.PA.requires_grad
 
 
+def test_ctrgcn_refines_the_layout_topology_per_channel():
+    """CTR-GCN starts from the layout's adjacency (learnable) and, with alpha = 0 as initialised, its graph
+    product equals the plain ``x @ A[k]`` aggregation; a non-zero alpha makes it depend on the sample."""
+    from actionpose.models.blocks import CTRGC
+
+    torch.manual_seed(0)
+    model = build_model("ctrgcn", "coco17", 3, 3, **TINY)
+    gcn = model.backbone.gcn[0].gcn
+    np.testing.assert_allclose(gcn.A.detach().numpy(), get_layout("coco17").adjacency("spatial"))
+    assert gcn.A.requires_grad and gcn.alpha.item() == 0
+    unit = CTRGC(4, 6).eval()
+    x, a = torch.randn(2, 4, 5, 17), torch.rand(17, 17)
+    plain = torch.einsum("nctu,uv->nctv", unit.conv3(x), a)
+    torch.testing.assert_close(unit(x, a, torch.zeros(1)), plain)
+    refined = unit(x, a, torch.ones(1))
+    assert not torch.allclose(refined, plain)
+    # the refinement is per sample: swapping samples swaps outputs exactly
+    torch.testing.assert_close(unit(x.flip(0), a, torch.ones(1)), refined.flip(0))
+
+
 def test_small_is_smaller():
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n(build_model("stgcnpp_small", "ntu25", 60, 3)) < n(build_model("stgcnpp", "ntu25", 60, 3)) / 3
+    assert n(build_model("ctrgcn_small", "ntu25", 60, 3)) < n(build_model("ctrgcn", "ntu25", 60, 3)) / 3
 
 
 def test_variable_time_length():

@@ -1,4 +1,4 @@
-"""Model registry: ``build_model(name, layout, num_classes, in_channels, **cfg)``.
+"""Model registry: ``build_model(name, layout, num_classes, in_channels, **cfg)``: ST-GCN, ST-GCN++, CTR-GCN.
 
 Each entry is a preset of :class:`~actionpose.models.stgcn.STGCN` keyword arguments; ``cfg``
 overrides any of them (``base_channels``, ``num_stages``, ``inflate_stages``, ``down_stages``,
@@ -16,6 +16,9 @@ from actionpose.skeleton import Layout, get_layout
 
 _STGCN = dict(gcn_adaptive="importance", gcn_with_res=False, tcn_type="unit_tcn")
 _STGCNPP = dict(gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn")
+# CTR-GCN (Chen et al. 2021): channel-wise topology refinement graph convs; its temporal module is
+# ST-GCN++'s multi-branch TCN with kernel 5 and dilations 1-2 (PYSKL's CTR-GCN layout, same 10 stages)
+_CTRGCN = dict(gcn_type="ctrgc", gcn_with_res=True, tcn_type="mstcn_ctr")
 _SMALL = dict(base_channels=32, num_stages=6, inflate_stages=(3, 5), down_stages=(3, 5))
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -23,11 +26,13 @@ MODELS: dict[str, dict[str, Any]] = {
     "stgcnpp": dict(_STGCNPP),
     "stgcn_small": dict(_STGCN, **_SMALL),
     "stgcnpp_small": dict(_STGCNPP, **_SMALL),
+    "ctrgcn": dict(_CTRGCN),
+    "ctrgcn_small": dict(_CTRGCN, **_SMALL),
 }
 
 # Keys a config may set for any model (besides the presets' own).
 MODEL_KEYS = ("base_channels", "num_stages", "inflate_stages", "down_stages", "ch_ratio", "tcn_dropout",
-              "dropout", "gcn_adaptive", "gcn_with_res", "tcn_type")
+              "dropout", "gcn_adaptive", "gcn_with_res", "tcn_type", "gcn_type")
 
 
 def register_model(name: str, **preset: Any) -> None:

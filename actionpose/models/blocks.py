@@ -1,4 +1,4 @@
-"""ST-GCN building blocks: graph convolution over joints, temporal convolution over frames.
+"""ST-GCN / ST-GCN++ / CTR-GCN building blocks: graph convolution over joints, temporal convolution over frames.
 
 Module and parameter names follow PYSKL (``pyskl/models/gcns/utils``) so a PYSKL state dict loads
 into these modules unchanged — the benchmark uses that to check identical outputs for identical
@@ -78,6 +78,7 @@ class UnitTCN(nn.Module):
 
 
 MS_CFG = ((3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1")
+CTR_MS_CFG = ((5, 1), (5, 2), ("max", 3), "1x1")  # CTR-GCN's temporal module: kernel 5, dilations 1-2
 
 
 class MSTCN(nn.Module):
@@ -114,18 +115,77 @@ class MSTCN(nn.Module):
         return self.drop(self.bn(self.transform(feat)))
 
 
+class CTRGC(nn.Module):
+    """Channel-wise topology refinement graph convolution for one adjacency subset (Chen et al., ICCV 2021).
+
+    Every output channel gets its own topology: the shared ``A`` plus ``alpha`` times a refinement
+    computed per sample from pairwise differences of temporally pooled joint features. That lets
+    different channels model different joint relations, which is what lifts CTR-GCN over ST-GCN on
+    cross-view data. The aggregation is a batched matmul (ONNX ``MatMul``), not an einsum.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, rel_reduction: int = 8):
+        super().__init__()
+        rel = 8 if in_channels <= 16 else in_channels // rel_reduction
+        self.conv1 = nn.Conv2d(in_channels, rel, 1)
+        self.conv2 = nn.Conv2d(in_channels, rel, 1)
+        self.conv3 = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv4 = nn.Conv2d(rel, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.conv1(x).mean(-2), self.conv2(x).mean(-2)  # [N, R, V]
+        topo = self.conv4(torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2))) * alpha + A  # [N, C, V, V]
+        return torch.matmul(self.conv3(x), topo)  # [N, C, T, V] @ [N, C, V, V]: out[v] = sum_u x[u] A[u, v]
+
+
+class UnitCTRGCN(nn.Module):
+    """CTR-GCN's spatial module: one :class:`CTRGC` per adjacency subset, summed, BN, residual, ReLU.
+    ``A`` is learnable (initialised from the layout) as in CTR-GCN."""
+
+    def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, with_res: bool = True):
+        super().__init__()
+        self.num_subsets = A.size(0)
+        self.A = nn.Parameter(A.clone())
+        self.alpha = nn.Parameter(torch.zeros(1))
+        self.convs = nn.ModuleList(CTRGC(in_channels, out_channels) for _ in range(self.num_subsets))
+        self.with_res = with_res
+        if with_res:
+            self.down = (nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+                         if in_channels != out_channels else nn.Identity())
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU()
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                nn.init.zeros_(m.bias)
+        nn.init.constant_(self.bn.weight, 1e-6)  # CTR-GCN: each block starts close to its residual path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.convs[0](x, self.A[0], self.alpha)
+        for i in range(1, self.num_subsets):
+            y = y + self.convs[i](x, self.A[i], self.alpha)
+        return self.act(self.bn(y) + (self.down(x) if self.with_res else 0))
+
+
 class STGCNBlock(nn.Module):
     """GCN -> TCN with a residual connection (PYSKL ``STGCNBlock``)."""
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, stride: int = 1,
                  residual: bool = True, gcn_adaptive: str | None = "importance", gcn_with_res: bool = False,
-                 tcn_type: str = "unit_tcn", tcn_dropout: float = 0.0):
+                 tcn_type: str = "unit_tcn", tcn_dropout: float = 0.0, gcn_type: str = "unit_gcn"):
         super().__init__()
-        self.gcn = UnitGCN(in_channels, out_channels, A, adaptive=gcn_adaptive, with_res=gcn_with_res)
+        if gcn_type == "unit_gcn":
+            self.gcn = UnitGCN(in_channels, out_channels, A, adaptive=gcn_adaptive, with_res=gcn_with_res)
+        elif gcn_type == "ctrgc":
+            self.gcn = UnitCTRGCN(in_channels, out_channels, A, with_res=gcn_with_res)
+        else:
+            raise ValueError(f"gcn_type={gcn_type!r}; allowed: unit_gcn, ctrgc")
         if tcn_type == "unit_tcn":
             self.tcn = UnitTCN(out_channels, out_channels, 9, stride=stride, dropout=tcn_dropout)
         elif tcn_type == "mstcn":
             self.tcn = MSTCN(out_channels, out_channels, stride=stride, dropout=tcn_dropout)
+        elif tcn_type == "mstcn_ctr":
+            self.tcn = MSTCN(out_channels, out_channels, stride=stride, dropout=tcn_dropout, ms_cfg=CTR_MS_CFG)
         else:
             raise ValueError(f"tcn_type={tcn_type!r}")
         self.relu = nn.ReLU()

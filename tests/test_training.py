@@ -125,7 +125,7 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
         make_config({"optim": {"lrr": 0.1}})
     with pytest.raises(ActionposeError, match="preprocess.stream.*allowed values: joint, bone, joint_motion"):
         make_config(None, ["preprocess.stream=hands"])
-    with pytest.raises(ActionposeError, match="model.name.*allowed values: stgcn"):
+    with pytest.raises(ActionposeError, match="model.name.*allowed values: .*stgcnpp"):
         make_config({"model": {"name": "gru"}})
     with pytest.raises(ActionposeError, match="optim.epochs"):
         make_config(None, ["optim.epochs=0"])

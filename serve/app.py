@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 import numpy as np
-import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -26,7 +25,7 @@ from actionpose.errors import ActionposeError
 from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
-from serve.fastlane import PredictFastLane
+from serve.fastlane import PredictFastLane, predict_reply
 from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, StreamRequest,
                            StreamResponse)
 from serve.settings import Settings
@@ -286,8 +285,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         else:
             kp, sc, layout, fps = parse_predict(body)
         prob = await request.app.state.batcher.submit(kp, sc, layout, fps)
-        thr = request.app.state.detector.config.threshold
-        return Response(orjson.dumps({"prob": prob, "is_fall": prob >= thr, "threshold": thr, "frames": len(kp)}),
+        return Response(predict_reply(prob, request.app.state.detector.config.threshold, len(kp)),
                         media_type="application/json")
 
     @app.post("/v1/fall/stream/{session_id}", response_model=StreamResponse, tags=["fall"],

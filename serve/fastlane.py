@@ -67,10 +67,13 @@ class PredictFastLane:
             prob = await state.batcher.submit(kp, sc, layout, fps)
         except ActionposeError as e:  # same answer as the app's ActionposeError handler
             return await _respond(send, 422, orjson.dumps({"detail": str(e)}))
-        thr = state.detector.config.threshold
         self.served += 1
-        await _respond(send, 200, orjson.dumps({"prob": prob, "is_fall": prob >= thr, "threshold": thr,
-                                                "frames": len(kp)}))
+        await _respond(send, 200, predict_reply(prob, state.detector.config.threshold, len(kp)))
+
+
+def predict_reply(prob: float, threshold: float, frames: int) -> bytes:
+    """The predict answer's bytes, shared by this lane and the FastAPI route (so they cannot drift)."""
+    return orjson.dumps({"prob": prob, "is_fall": prob >= threshold, "threshold": threshold, "frames": frames})
 
 
 def _replay(messages: list[dict], receive: Callable) -> Callable:

@@ -24,7 +24,7 @@ def nested_shape(body: bytes) -> Optional[tuple[int, int, int]]:
     b = np.frombuffer(body, np.uint8)
     idx = np.flatnonzero((b == _OPEN) | (b == _CLOSE) | (b == _COMMA))
     ch = b[idx]
-    is_open = ch == _OPEN
+    is_open, is_comma = ch == _OPEN, ch == _COMMA
     level = np.cumsum(is_open.astype(np.int32) - (ch == _CLOSE))  # after each char; commas: enclosing level
     if not len(level) or level.max() != 3 or level[-1] != 0 or np.count_nonzero(is_open & (level == 1)) != 1:
         return None
@@ -33,12 +33,12 @@ def nested_shape(body: bytes) -> Optional[tuple[int, int, int]]:
     joints = np.flatnonzero(joint_open)
     if not len(frames) or not len(joints) or joints[0] < frames[0]:
         return None
-    per_joint = np.add.reduceat((ch == _COMMA) & (level == 3), joints)  # commas inside each joint
+    per_joint = np.add.reduceat(is_comma & (level == 3), joints)  # commas inside each joint
     per_frame = np.add.reduceat(joint_open, frames)
-    frame_commas = np.add.reduceat((ch == _COMMA) & (level == 2), frames)
+    frame_commas = np.add.reduceat(is_comma & (level == 2), frames)
     c, v, t = int(per_joint[0]) + 1, int(per_frame[0]), len(frames)
     if ((per_joint != c - 1).any() or (per_frame != v).any() or (frame_commas != v - 1).any()
-            or np.count_nonzero((ch == _COMMA) & (level == 1)) != t - 1):
+            or np.count_nonzero(is_comma & (level == 1)) != t - 1):
         return None
     return t, v, c
 

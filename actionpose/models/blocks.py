@@ -11,6 +11,13 @@ import torch
 from torch import nn
 
 
+def _projection(in_channels: int, out_channels: int) -> nn.Module:
+    """A graph unit's residual path: identity, or 1x1 conv + BN when the width changes (PYSKL names)."""
+    if in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+
+
 class UnitGCN(nn.Module):
     """Spatial graph convolution: 1x1 conv to ``K`` subsets, then aggregate with ``A[k]``.
 
@@ -41,8 +48,7 @@ class UnitGCN(nn.Module):
                 nn.init.constant_(self.PA, 1)
         self.conv = nn.Conv2d(in_channels, out_channels * A.size(0), 1)
         if with_res:
-            self.down = (nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
-                         if in_channels != out_channels else nn.Identity())
+            self.down = _projection(in_channels, out_channels)
 
     def graph(self) -> torch.Tensor:
         if self.adaptive == "offset":
@@ -150,8 +156,7 @@ class UnitCTRGCN(nn.Module):
         self.convs = nn.ModuleList(CTRGC(in_channels, out_channels) for _ in range(self.num_subsets))
         self.with_res = with_res
         if with_res:
-            self.down = (nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
-                         if in_channels != out_channels else nn.Identity())
+            self.down = _projection(in_channels, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = nn.ReLU()
         for m in self.modules():

@@ -50,7 +50,7 @@ def window_from_json(body: bytes, allowed_keys: set[str], allowed_layouts: set[s
     keypoints) so the caller can fall back to full validation."""
     try:
         doc = simdjson.Parser().parse(body)  # a fresh parser: a document must not outlive its parser's reuse
-    except ValueError:
+    except (ValueError, RuntimeError):  # simdjson: ValueError for bad JSON, RuntimeError for 64-bit overflow
         return None
     try:
         if not isinstance(doc, simdjson.Object):
@@ -68,7 +68,7 @@ def window_from_json(body: bytes, allowed_keys: set[str], allowed_layouts: set[s
         if flat.size != shape[0] * shape[1] * shape[2]:
             return None
         return flat.reshape(shape), layout, float(fps)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, RuntimeError):
         return None
     finally:
         del doc

@@ -100,6 +100,8 @@ def test_nan_malformed_json_and_oversized_body(svc):
     assert client.post("/v1/fall/predict", content=b'{"layout": "coco17", "keypoints": [[[NaN, 1]]]}',
                        headers=h).status_code == 422
     assert client.post("/v1/fall/predict", content=b'{"layout": "coco17", "keyp', headers=h).status_code == 422
+    for overflow in (b"-9223372036854775809", b'{"layout": "coco17", "keypoints": [[[1, -9223372036854775809]]]}'):
+        assert client.post("/v1/fall/predict", content=overflow, headers=h).status_code == 422  # was a 500
     big = json.dumps({"layout": "coco17", "keypoints": standing_window(800)}).encode()
     assert len(big) > 200_000
     r = client.post("/v1/fall/predict", content=big, headers=h)

@@ -57,6 +57,9 @@ def test_irregular_or_odd_keypoints_fall_back(keypoints):
     b'{"layout":"coco17","keypoints":[[[1,2]]]',                          # truncated
     b'[[[1,2]]]',
     b'',
+    b'-9223372036854775809',                                              # 64-bit overflow (found by fuzzing)
+    b'{"layout":"coco17","keypoints":[[[1,2]]],"fps":-9223372036854775809}',
+    b'{"layout":"coco17","keypoints":[[[1,-9223372036854775809]]]}',
 ])
 def test_other_bodies_fall_back(raw):
     assert window_from_json(raw, KEYS, LAYOUTS) is None

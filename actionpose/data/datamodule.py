@@ -108,9 +108,11 @@ class SkeletonDataModule(pl.LightningDataModule):
         if len(coords) != 1:
             raise ActionposeError(f"{d['path']}: mixed 2D/3D samples in split {d['train_split']!r}")
         self.coords = coords.pop()
+        if config["preprocess"]["align"] == "body" and self.coords != 3:
+            raise ActionposeError(f"preprocess.align: 'body' needs 3D keypoints; {d['path']} has {self.coords}D")
         p = config["preprocess"]
         common = dict(layout=self.layout, clip_len=p["clip_len"], stream=p["stream"], norm=p["norm"],
-                      max_persons=p["max_persons"], with_score=p["with_score"])
+                      max_persons=p["max_persons"], with_score=p["with_score"], align=p["align"])
         self.train_cfg = PreprocessConfig(num_clips=p["num_clips"], **common)
         self.test_cfg = PreprocessConfig(num_clips=p["test_clips"], **common)
         self.aug = AugmentConfig(**config["augment"])

@@ -18,6 +18,7 @@ from actionpose.skeleton import Layout, get_layout
 
 STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
 NORMS = ("sequence", "axis", "none")
+ALIGNS = ("none", "body")
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,15 @@ class PreprocessConfig:
     norm: str = "sequence"
     max_persons: int = 2
     with_score: bool = False
+    align: str = "none"
 
     def __post_init__(self) -> None:
         if self.stream not in STREAMS:
             raise ActionposeError(f"preprocess.stream: {self.stream!r}; allowed values: {', '.join(STREAMS)}")
         if self.norm not in NORMS:
             raise ActionposeError(f"preprocess.norm: {self.norm!r}; allowed values: {', '.join(NORMS)}")
+        if self.align not in ALIGNS:
+            raise ActionposeError(f"preprocess.align: {self.align!r}; allowed values: {', '.join(ALIGNS)}")
         for key in ("clip_len", "num_clips", "max_persons"):
             if int(getattr(self, key)) < 1:
                 raise ActionposeError(f"preprocess.{key}: must be >= 1, got {getattr(self, key)}")
@@ -44,6 +48,19 @@ class PreprocessConfig:
 
     def in_channels(self, coords: int) -> int:
         return coords + int(self.with_score)
+
+    META_KEYS = ("layout", "clip_len", "num_clips", "stream", "norm", "max_persons", "with_score", "align")
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], **overrides: Any) -> "PreprocessConfig":
+        """From a model's stored metadata (ONNX or checkpoint). Keys added later default to what models
+        exported before them did, so old files keep their exact preprocessing."""
+        old = {"num_clips": 1, "stream": "joint", "norm": "sequence", "max_persons": 2, "with_score": False,
+               "align": "none"}
+        v = {k: meta.get(k, old.get(k)) for k in cls.META_KEYS} | overrides
+        return cls(layout=v["layout"], clip_len=int(v["clip_len"]), num_clips=int(v["num_clips"]), stream=v["stream"],
+                   norm=v["norm"], max_persons=int(v["max_persons"]), with_score=bool(v["with_score"]),
+                   align=v["align"])
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,43 @@ def _box_normalize(kp: np.ndarray, per_axis: bool) -> np.ndarray:
         half = float(half.max()) if half.max() >= 1e-6 else 1.0
     kp[present] = (pts - (lo + hi) / 2) / half
     return kp
+
+
+def align_body(kp: np.ndarray, layout: Layout) -> np.ndarray:
+    """Turn a 3D sequence into the body's own frame: shoulders and hips along x, hips-to-shoulders
+    along y, facing along z (the view-invariant pre-normalisation of 2s-AGCN / MS-G3D on NTU).
+
+    Why: in a cross-view protocol most of the difference between cameras is which way the person
+    faces them; once every sequence is expressed in its body frame, a camera the model never saw looks
+    like the ones it did. The frame is the average over all frames of the best-visible person (robust to
+    Kinect jitter, unlike the first frame alone) and one rotation about the hip centre is applied to
+    everyone, so people keep their places relative to each other. Missing joints stay zero; a sequence
+    without a frame showing both shoulders and both hips is returned unchanged.
+    """
+    if kp.shape[-1] != 3:
+        raise ActionposeError(f"preprocess.align: 'body' needs 3D keypoints (x, y, z); got {kp.shape[-1]} coordinates")
+    try:
+        ls, rs, lh, rh = (layout.index(j) for j in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    except (KeyError, ValueError, ActionposeError):
+        raise ActionposeError(f"preprocess.align: 'body' needs left/right shoulder and hip joints; layout "
+                              f"{layout.name} lacks them") from None
+    present = np.abs(kp).sum(-1) > 0  # [M, T, V]
+    torso = present[..., [ls, rs, lh, rh]].all(-1)  # [M, T]
+    if not torso.any():
+        return kp
+    p = kp[int(torso.sum(1).argmax())]
+    ok = torso[int(torso.sum(1).argmax())]
+    hip = (p[ok, lh] + p[ok, rh]) / 2
+    up = ((p[ok, ls] + p[ok, rs]) / 2 - hip).mean(0)
+    across = ((p[ok, rs] - p[ok, ls]) + (p[ok, rh] - p[ok, lh])).mean(0)
+    y = up / max(np.linalg.norm(up), 1e-9)
+    x = across - (across @ y) * y
+    if np.linalg.norm(up) < 1e-6 or np.linalg.norm(x) < 1e-6:
+        return kp
+    x = x / np.linalg.norm(x)
+    rot = np.stack([x, y, np.cross(x, y)])  # rows: the body's axes; a proper rotation (det +1)
+    out = (kp - hip.mean(0)) @ rot.T
+    return np.where(present[..., None], out, 0.0).astype(np.float32)
 
 
 def view_rotation(kp: np.ndarray, max_angle: float, rng: np.random.Generator) -> np.ndarray:
@@ -233,6 +287,8 @@ def prepare(kp: np.ndarray, score: np.ndarray | None, cfg: PreprocessConfig,
     _check_input(kp, score, layout)
     kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)
     kp, score = select_persons(kp, score, cfg.max_persons)
+    if cfg.align == "body":
+        kp = align_body(kp, layout)
     if rng is not None and aug is not None and aug.view_rotate:
         kp = view_rotation(kp, aug.view_rotate, rng)
     if cfg.norm == "sequence":

@@ -67,10 +67,7 @@ class ActionPredictor:
         self.meta = meta
         self.path = path
         self.classes: list[str] = list(meta["classes"])
-        self.config = PreprocessConfig(layout=meta["layout"], clip_len=int(meta["clip_len"]),
-                                       num_clips=int(meta.get("num_clips", 1)), stream=meta.get("stream", "joint"),
-                                       norm=meta.get("norm", "sequence"), max_persons=int(meta.get("max_persons", 2)),
-                                       with_score=bool(meta.get("with_score", False)))
+        self.config = PreprocessConfig.from_meta(meta)
         self.coords = int(meta.get("coords", 3))
         self.input_name = session.get_inputs()[0].name
 

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "norm": "sequence",
         "max_persons": 1,
         "with_score": False,
+        "align": "none",               # body: 3D sequences turned into the body's own frame (cross-view)
     },
     "augment": {"rotate": 0.0, "view_rotate": 0.0, "scale": 0.0, "shear": 0.0, "flip": 0.0, "joint_drop": 0.0, "person_drop": 0.0},
     "model": {"name": "stgcnpp_small"},  # plus any of actionpose.models.MODEL_KEYS
@@ -120,12 +121,13 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 
 def validate_config(cfg: dict[str, Any]) -> None:
-    from actionpose.data.transforms import NORMS, STREAMS
+    from actionpose.data.transforms import ALIGNS, NORMS, STREAMS
     from actionpose.models import list_models
 
     p, o, d = cfg["preprocess"], cfg["optim"], cfg["data"]
     _check(p["stream"] in STREAMS, "preprocess.stream", f"{p['stream']!r}; allowed values: {', '.join(STREAMS)}")
     _check(p["norm"] in NORMS, "preprocess.norm", f"{p['norm']!r}; allowed values: {', '.join(NORMS)}")
+    _check(p["align"] in ALIGNS, "preprocess.align", f"{p['align']!r}; allowed values: {', '.join(ALIGNS)}")
     _check(cfg["model"].get("name") in list_models(), "model.name",
            f"{cfg['model'].get('name')!r}; allowed values: {', '.join(list_models())}")
     for key in ("clip_len", "num_clips", "test_clips", "max_persons"):

@@ -33,10 +33,7 @@ class TorchPredictor:
         self.classes = list(self.meta["classes"])
         self.num_classes = len(self.classes)
         self.coords = int(self.meta["coords"])
-        self.config = PreprocessConfig(layout=self.meta["layout"], clip_len=int(self.meta["clip_len"]),
-                                       num_clips=int(self.meta["num_clips"]), stream=self.meta["stream"],
-                                       norm=self.meta["norm"], max_persons=int(self.meta["max_persons"]),
-                                       with_score=bool(self.meta["with_score"]))
+        self.config = PreprocessConfig.from_meta(self.meta)
         self.layout = self.config.layout
 
     def run_clips(self, clips: np.ndarray) -> np.ndarray:

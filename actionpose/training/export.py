@@ -18,7 +18,7 @@ OPSET = 17
 
 def onnx_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """The metadata keys the predictor reads (see ``ActionPredictor``)."""
-    keys = ("layout", "classes", "clip_len", "num_clips", "stream", "norm", "max_persons", "with_score", "coords",
+    keys = ("layout", "classes", "clip_len", "num_clips", "stream", "norm", "max_persons", "with_score", "align", "coords",
             "in_channels", "model", "dataset")
     return {k: meta[k] for k in keys if k in meta}
 

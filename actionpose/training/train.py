@@ -60,7 +60,7 @@ def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
     p = cfg["preprocess"]
     return {"layout": dm.layout, "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
             "clip_len": p["clip_len"], "num_clips": p["test_clips"], "stream": p["stream"], "norm": p["norm"],
-            "max_persons": p["max_persons"], "with_score": p["with_score"], "model": cfg["model"]["name"],
+            "max_persons": p["max_persons"], "with_score": p["with_score"], "align": p["align"], "model": cfg["model"]["name"],
             "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
 
 

@@ -34,7 +34,8 @@ def test_penn_fixture_real_samples(tmp_path):
 def test_nwucla_fixture_cross_view(tmp_path):
     ds = convert("nwucla", D / "nwucla")
     assert ds.layout == "kinect20" and len(ds.classes) == 10
-    assert ds.split == {"train": ["a01_s01_e00_v01", "a06_s02_e01_v02"], "test": ["a01_s01_e00_v03"]}
+    assert ds.split == {"train": ["a01_s01_e00_v01", "a06_s02_e01_v02"], "test": ["a01_s01_e00_v03"],
+                        "train_v1": ["a01_s01_e00_v01"], "train_v2": ["a06_s02_e01_v02"]}
     a = ds.annotations[0]
     assert a["keypoint"].shape[2:] == (20, 3) and "keypoint_score" not in a and a["label"] == 0
     assert ds.classes[ds.annotations[2]["label"]] == "stand_up"
@@ -114,6 +115,9 @@ def test_shared_datasets_convert_with_standard_protocol(tmp_path, fmt, folder, n
     assert main(["datasets", "convert", "--format", fmt, str(src), "-o", str(out)]) == 0
     ds = load_dataset(out)
     assert (len(ds), len(ds.classes), len(ds.split["train"]), len(ds.split["test"])) == (n, k, train, test)
+    if fmt == "nwucla":  # cross-view validation inside the training split: view 1 / view 2
+        assert (len(ds.split["train_v1"]), len(ds.split["train_v2"])) == (516, 504)
+        assert sorted(ds.split["train_v1"] + ds.split["train_v2"]) == sorted(ds.split["train"])
     assert all(a["keypoint"].dtype == np.float32 and a["keypoint"].ndim == 4 for a in ds.annotations)
 
 

@@ -127,7 +127,8 @@ def test_shipped_penn_4stream_ensemble_beats_published_anchor(tmp_path):
 
 
 def test_shipped_nwucla_reproduces_model_card(tmp_path):
-    """`nwucla` (bone stream, view augmentation) on the cross-view test split (skips without ../shared)."""
+    """`nwucla` (bone stream, view augmentation), `nwucla_joint` and the ensemble on the cross-view test split
+    (skips without ../shared)."""
     from actionpose.training.evaluate import evaluate
 
     src = SHARED / "datasets" / "nw_ucla"
@@ -138,6 +139,9 @@ def test_shipped_nwucla_reproduces_model_card(tmp_path):
     convert("nwucla", src, pkl)
     res = evaluate("nwucla", pkl, "test", threads=2)
     assert res["n"] == 464 and abs(res["top1"] - 424 / 464) < 1e-9  # 91.38 %, the model card's number
+    assert resolve_model("nwucla_joint").name == "nwucla_ctr_joint.onnx"
+    joint = evaluate("nwucla_joint", pkl, "test", threads=2)  # CTR-GCN small, chosen by cross-view validation
+    assert joint["n"] == 464 and abs(joint["top1"] - 414 / 464) < 1e-9  # 89.22 %
     ens = evaluate("nwucla_ensemble", pkl, "test", threads=2)  # 4 streams (CTR-GCN bone), equal weights
     assert ens["n"] == 464 and abs(ens["top1"] - 437 / 464) < 1e-9  # 94.18 %
 

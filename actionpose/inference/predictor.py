@@ -20,7 +20,8 @@ META_KEY = "actionpose"
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 # Friendly names -> shipped files (actionpose/assets/models/<file>.onnx).
 MODEL_ALIASES = {"penn": "penn_body13", "exercise": "penn_body13", "penn_body13": "penn_body13",
-                 "nwucla": "nwucla_bone", "nwucla_bone": "nwucla_bone", "nwucla_joint": "nwucla_joint",
+                 "nwucla": "nwucla_bone", "nwucla_bone": "nwucla_bone",
+                 "nwucla_joint": "nwucla_ctr_joint", "nwucla_ctr_joint": "nwucla_ctr_joint",
                  "nwucla_view_joint": "nwucla_view_joint", "nwucla_joint_motion": "nwucla_joint_motion",
                  "nwucla_bone_motion": "nwucla_bone_motion",
                  "gestures": "utd_gestures", "utd": "utd_gestures", "utd_gestures": "utd_gestures",

@@ -151,21 +151,23 @@ def align_body(kp: np.ndarray, layout: Layout) -> np.ndarray:
         raise ActionposeError(f"preprocess.align: 'body' needs 3D keypoints (x, y, z); got {kp.shape[-1]} coordinates")
     try:
         ls, rs, lh, rh = (layout.index(j) for j in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
-    except (KeyError, ValueError, ActionposeError):
+    except ActionposeError:
         raise ActionposeError(f"preprocess.align: 'body' needs left/right shoulder and hip joints; layout "
                               f"{layout.name} lacks them") from None
     present = np.abs(kp).sum(-1) > 0  # [M, T, V]
     torso = present[..., [ls, rs, lh, rh]].all(-1)  # [M, T]
     if not torso.any():
         return kp
-    p = kp[int(torso.sum(1).argmax())]
-    ok = torso[int(torso.sum(1).argmax())]
+    best = int(torso.sum(1).argmax())
+    p, ok = kp[best], torso[best]
     hip = (p[ok, lh] + p[ok, rh]) / 2
     up = ((p[ok, ls] + p[ok, rs]) / 2 - hip).mean(0)
     across = ((p[ok, rs] - p[ok, ls]) + (p[ok, rh] - p[ok, lh])).mean(0)
-    y = up / max(np.linalg.norm(up), 1e-9)
-    x = across - (across @ y) * y
-    if np.linalg.norm(up) < 1e-6 or np.linalg.norm(x) < 1e-6:
+    if np.linalg.norm(up) < 1e-6:
+        return kp
+    y = up / np.linalg.norm(up)
+    x = across - (across @ y) * y  # square to the spine
+    if np.linalg.norm(x) < 1e-6:
         return kp
     x = x / np.linalg.norm(x)
     rot = np.stack([x, y, np.cross(x, y)])  # rows: the body's axes; a proper rotation (det +1)

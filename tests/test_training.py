@@ -120,6 +120,17 @@ def test_nan_loss_stops_training(tmp_path, penn_pkl):
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
+def test_preprocessing_that_cannot_work_on_the_data_fails_before_training(tmp_path, penn_pkl):
+    """Body alignment on 2D Penn data: refused when the data module is built, naming the file and reason."""
+    from actionpose.data.datamodule import SkeletonDataModule
+
+    cfg = _tiny_config(tmp_path, penn_pkl, preprocess={"align": "body"}, mlflow={"enabled": False})
+    with pytest.raises(ActionposeError, match=r"penn.*\.pkl: preprocess.align: 'body' needs 3D keypoints"):
+        SkeletonDataModule(cfg)
+    with pytest.raises(ActionposeError, match="preprocess.align.*allowed values: none, body"):
+        make_config(None, ["preprocess.align=camera"])
+
+
 def test_config_errors_name_key_and_allowed_values(tmp_path):
     with pytest.raises(ActionposeError, match="'optim.lrr' is unknown; allowed keys in optim: .*lr"):
         make_config({"optim": {"lrr": 0.1}})

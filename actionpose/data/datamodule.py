@@ -108,13 +108,13 @@ class SkeletonDataModule(pl.LightningDataModule):
         if len(coords) != 1:
             raise ActionposeError(f"{d['path']}: mixed 2D/3D samples in split {d['train_split']!r}")
         self.coords = coords.pop()
-        if config["preprocess"]["align"] == "body" and self.coords != 3:
-            raise ActionposeError(f"preprocess.align: 'body' needs 3D keypoints; {d['path']} has {self.coords}D")
         p = config["preprocess"]
-        common = dict(layout=self.layout, clip_len=p["clip_len"], stream=p["stream"], norm=p["norm"],
-                      max_persons=p["max_persons"], with_score=p["with_score"], align=p["align"])
-        self.train_cfg = PreprocessConfig(num_clips=p["num_clips"], **common)
-        self.test_cfg = PreprocessConfig(num_clips=p["test_clips"], **common)
+        self.train_cfg = PreprocessConfig.from_meta(p, layout=self.layout, num_clips=p["num_clips"])
+        self.test_cfg = PreprocessConfig.from_meta(p, layout=self.layout, num_clips=p["test_clips"])
+        try:  # preprocess one sample now: a config that cannot work on this data fails before training starts
+            prepare(train_all[0].keypoint, train_all[0].score, self.test_cfg)
+        except ActionposeError as e:
+            raise ActionposeError(f"{d['path'] or 'dataset'}: {e}") from None
         self.aug = AugmentConfig(**config["augment"])
         self.in_channels = self.train_cfg.in_channels(self.coords)
 

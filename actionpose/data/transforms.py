@@ -8,7 +8,7 @@ instead of centred temporal sampling.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -49,18 +49,26 @@ class PreprocessConfig:
     def in_channels(self, coords: int) -> int:
         return coords + int(self.with_score)
 
-    META_KEYS = ("layout", "clip_len", "num_clips", "stream", "norm", "max_persons", "with_score", "align")
-
     @classmethod
     def from_meta(cls, meta: dict[str, Any], **overrides: Any) -> "PreprocessConfig":
-        """From a model's stored metadata (ONNX or checkpoint). Keys added later default to what models
-        exported before them did, so old files keep their exact preprocessing."""
-        old = {"num_clips": 1, "stream": "joint", "norm": "sequence", "max_persons": 2, "with_score": False,
-               "align": "none"}
-        v = {k: meta.get(k, old.get(k)) for k in cls.META_KEYS} | overrides
-        return cls(layout=v["layout"], clip_len=int(v["clip_len"]), num_clips=int(v["num_clips"]), stream=v["stream"],
-                   norm=v["norm"], max_persons=int(v["max_persons"]), with_score=bool(v["with_score"]),
-                   align=v["align"])
+        """From a model's stored metadata (ONNX or checkpoint) or a config's ``preprocess`` section.
+        A key a model does not store takes the field's default, which is what models exported before
+        that key existed did, so old files keep their exact preprocessing."""
+        v = {f.name: meta[f.name] for f in fields(cls) if f.name in meta} | overrides
+        missing = [k for k in ("layout", "clip_len") if k not in v]
+        if missing:
+            raise ActionposeError(f"model metadata lacks {', '.join(missing)} (export it with `actionpose export`)")
+        for key in ("clip_len", "num_clips", "max_persons"):
+            if key in v:
+                v[key] = int(v[key])
+        if "with_score" in v:
+            v["with_score"] = bool(v["with_score"])
+        return cls(**v)
+
+
+def preprocess_keys() -> tuple[str, ...]:
+    """The metadata keys a model stores so every predictor reproduces its preprocessing."""
+    return tuple(f.name for f in fields(PreprocessConfig))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from actionpose.data.atomic import atomic_path
+from actionpose.data.transforms import preprocess_keys
 from actionpose.errors import ActionposeError
 from actionpose.inference.predictor import META_KEY
 
@@ -18,8 +19,7 @@ OPSET = 17
 
 def onnx_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """The metadata keys the predictor reads (see ``ActionPredictor``)."""
-    keys = ("layout", "classes", "clip_len", "num_clips", "stream", "norm", "max_persons", "with_score", "align", "coords",
-            "in_channels", "model", "dataset")
+    keys = preprocess_keys() + ("classes", "coords", "in_channels", "model", "dataset")
     return {k: meta[k] for k in keys if k in meta}
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,8 @@ class EpochTimer(pl.Callback):
 
 
 def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
-    p = cfg["preprocess"]
-    return {"layout": dm.layout, "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
-            "clip_len": p["clip_len"], "num_clips": p["test_clips"], "stream": p["stream"], "norm": p["norm"],
-            "max_persons": p["max_persons"], "with_score": p["with_score"], "align": p["align"], "model": cfg["model"]["name"],
-            "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
+    return {**asdict(dm.test_cfg), "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
+            "model": cfg["model"]["name"], "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
 
 
 def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> TrainResult:

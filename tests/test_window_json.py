@@ -69,3 +69,36 @@ def test_nested_shape_counts_levels():
     assert nested_shape(b'{"k":[[[1,2],[3,4]],[[5,6],[7,8]],[[9,0],[1,2]]]}') == (3, 2, 2)
     assert nested_shape(b'{"k":[[[1,2,3]]]}') == (1, 1, 3)
     assert nested_shape(b'{"k":[[[1,2]]],"j":[[[1,2]]]}') is None  # two top-level arrays
+
+
+def _regular_shape(obj) -> tuple[int, ...] | None:
+    """The reference: the shape numpy finds for a regular 3-deep array of numbers, else None."""
+    try:
+        a = np.array(obj, dtype=float)
+    except ValueError:  # ragged
+        return None
+    return a.shape if a.ndim == 3 and a.size else None
+
+
+def test_nested_shape_matches_numpy_on_random_nestings():
+    """Random nestings, most of them ragged, too deep or too shallow somewhere: the byte-level check
+    agrees with numpy's own regularity check on every one."""
+    rng = np.random.default_rng(7)
+
+    def node(depth: int):
+        if depth == 0 or rng.random() < 0.03:
+            return round(float(rng.normal()), 2) if rng.random() > 0.02 else [1.5]
+        n = int(rng.integers(1, 4))
+        kids = [node(depth - 1) for _ in range(n)]
+        if rng.random() < 0.7:  # make siblings alike so that many trees are regular
+            kids = [kids[0]] * n
+        return kids
+
+    seen = {True: 0, False: 0}
+    for _ in range(3000):
+        obj = node(int(rng.integers(2, 5)))
+        want = _regular_shape(obj)
+        got = nested_shape(json.dumps({"layout": "coco17", "keypoints": obj, "fps": 30}).encode())
+        assert got == want, obj
+        seen[want is not None] += 1
+    assert min(seen.values()) > 300  # both kinds really exercised

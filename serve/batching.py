@@ -8,6 +8,11 @@ grow with the load by themselves and the event loop and the scoring thread work 
 (dispatching from the request itself, not from a separate batcher task, is what makes them overlap:
 a task would only run after the loop had parsed every ready request). ``wait_ms`` > 0 holds a batch
 open that long for company instead (off by default: on 2 busy cores it only adds latency).
+
+``parallel=0`` scores on the event loop itself instead of a thread: the batch is scheduled with
+``call_soon``, so every request the loop parsed in the same turn joins it. That gives up overlapping
+parsing with scoring inside one process, and with it the thread hand-off and the two threads' fight
+over the GIL - the right trade when there is one worker process per core (``--workers N``).
 """
 from __future__ import annotations
 
@@ -34,18 +39,20 @@ class _Item:
 class MicroBatcher:
     def __init__(self, detector: Any, max_batch: int = 32, wait_ms: float = 0.0, parallel: int = 1):
         self.detector, self.max_batch, self.wait_s = detector, max(1, max_batch), wait_ms / 1000
-        self.parallel = max(1, parallel)  # batches scored at the same time (ONNX Runtime's run is thread-safe)
+        self.parallel = max(0, parallel)  # batches scored at once in threads (ORT's run is thread-safe); 0: on the loop
         self.pending: deque[_Item] = deque()
         self.executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._inflight = 0
+        self._on_loop_scheduled = False
         self.batches = 0
         self.items = 0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.executor = ThreadPoolExecutor(self.parallel, thread_name_prefix="fall-onnx")
+        if self.parallel:
+            self.executor = ThreadPoolExecutor(self.parallel, thread_name_prefix="fall-onnx")
 
     async def stop(self) -> None:
         if self._timer:
@@ -65,24 +72,50 @@ class MicroBatcher:
     def _dispatch(self) -> None:
         """Hand what is waiting to the free scoring threads (runs on the event loop)."""
         self._timer = None
+        if not self.parallel:
+            if self.pending and not self._on_loop_scheduled:
+                self._on_loop_scheduled = True
+                self._loop.call_soon(self._score_on_loop)
+            return
         while self.pending and self._inflight < self.parallel:
-            batch = [self.pending.popleft() for _ in range(min(len(self.pending), self.max_batch))]
-            batch = [it for it in batch if not it.future.done()]  # client went away meanwhile
+            batch = self._take()
             if batch:
                 self._inflight += 1
                 self._loop.run_in_executor(self.executor, self._score, batch).add_done_callback(
                     lambda f, batch=batch: self._finish(batch, f))
 
+    def _take(self) -> list[_Item]:
+        batch = [self.pending.popleft() for _ in range(min(len(self.pending), self.max_batch))]
+        return [it for it in batch if not it.future.done()]  # client went away meanwhile
+
+    def _score_on_loop(self) -> None:
+        """``parallel=0``: one batch scored right here; the rest waits for the next loop turn, so new
+        requests that arrive meanwhile are parsed and join it."""
+        self._on_loop_scheduled = False
+        batch = self._take()
+        if batch:
+            try:
+                results = self._score(batch)
+            except Exception as e:  # noqa: BLE001 - a failed batch fails its requests, the loop goes on
+                results = [e] * len(batch)
+            self._answer(batch, results)
+        self._next()
+
     def _finish(self, batch: list[_Item], done: asyncio.Future) -> None:
-        """Runs on the event loop when a batch is scored: answer its requests, start the next batch."""
+        """Runs on the event loop when a thread has scored a batch: answer it, start the next batch."""
         self._inflight -= 1
+        exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        self._answer(batch, [exc] * len(batch) if exc is not None else done.result())
+        self._next()
+
+    def _answer(self, batch: list[_Item], results: list[Any]) -> None:
         self.batches += 1
         self.items += len(batch)
-        exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        results = [exc] * len(batch) if exc is not None else done.result()  # a failed batch fails its requests
         for item, res in zip(batch, results):
             if not item.future.done():
                 (item.future.set_exception(res) if isinstance(res, BaseException) else item.future.set_result(res))
+
+    def _next(self) -> None:
         if self.wait_s <= 0 or len(self.pending) >= self.max_batch:
             self._dispatch()
         elif self.pending and self._timer is None:

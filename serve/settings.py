@@ -21,7 +21,7 @@ class Settings:
     body_timeout_s: float = 10.0             # a client that stalls mid-body longer than this gets 408
     batch_max: int = 32                      # micro-batch: most windows per ONNX call
     batch_wait_ms: float = 0.0               # extra wait for company (0: a batch closes when the queue is drained)
-    batch_parallel: int = 1                  # micro-batches scored at the same time (threads)
+    batch_parallel: int = 0                  # 0: score on the event loop (measured best); N: N scoring threads
     threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
     fast_lane: bool = True                   # predict's happy path outside FastAPI's routing (serve/fastlane.py)
 

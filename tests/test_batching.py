@@ -1,0 +1,72 @@
+"""The predict micro-batcher in both scoring modes: on the event loop (default) and in threads."""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from actionpose.errors import ActionposeError
+from serve.batching import MicroBatcher
+
+
+class FakeDetector:
+    """Probability = the window's mean; a window holding -1 is refused in preparation; `boom` fails scoring."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.boom = False
+
+    def prepare(self, window, scores, layout, fps):  # noqa: ANN001, ANN201
+        if (window == -1).any():
+            raise ActionposeError("keypoints: bad window")
+        return window, np.ones(window.shape[:2], np.float32)
+
+    def prepare_batch(self, windows, scores, layout, fps):  # noqa: ANN001, ANN201
+        if any((w == -1).any() for w in windows):
+            raise ActionposeError("keypoints: bad window in batch")
+        return np.stack(windows), np.ones((len(windows), *windows[0].shape[:2]), np.float32)
+
+    def score_prepared(self, kp, sc):  # noqa: ANN001, ANN201
+        if self.boom:
+            raise RuntimeError("onnx failed")
+        self.calls.append(len(kp))
+        return kp.reshape(len(kp), -1).mean(1)
+
+
+@pytest.mark.parametrize("parallel", [0, 1, 2])
+def test_concurrent_requests_share_calls_and_get_their_own_answers(parallel):
+    det = FakeDetector()
+
+    async def go():
+        b = MicroBatcher(det, max_batch=8, parallel=parallel)
+        b.start()
+        wins = [np.full((4, 17, 2), float(i), np.float32) for i in range(20)]
+        wins[5] = np.full((4, 17, 2), -1, np.float32)
+        out = await asyncio.gather(*[b.submit(w, None, "coco17", 30.0) for w in wins], return_exceptions=True)
+        await b.stop()
+        return out, b
+
+    out, b = asyncio.run(go())
+    assert isinstance(out[5], ActionposeError)  # only the bad window fails; the rest of its batch is scored
+    assert [o for i, o in enumerate(out) if i != 5] == [float(i) for i in range(20) if i != 5]
+    assert b.items == 20 and b.batches < 20 and max(det.calls) <= 8
+
+
+@pytest.mark.parametrize("parallel", [0, 1])
+def test_a_failing_model_call_fails_its_requests_and_the_batcher_goes_on(parallel):
+    det = FakeDetector()
+
+    async def go():
+        b = MicroBatcher(det, max_batch=4, parallel=parallel)
+        b.start()
+        det.boom = True
+        bad = await asyncio.gather(*[b.submit(np.zeros((2, 17, 2), np.float32), None, "coco17", 30.0)
+                                     for _ in range(3)], return_exceptions=True)
+        det.boom = False
+        good = await b.submit(np.ones((2, 17, 2), np.float32), None, "coco17", 30.0)
+        await b.stop()
+        return bad, good
+
+    bad, good = asyncio.run(go())
+    assert all(isinstance(e, RuntimeError) for e in bad) and good == 1.0

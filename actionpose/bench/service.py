@@ -12,6 +12,10 @@ The in-process reference does the same work per request - one window -> one prob
 :class:`FallDetector` - measured in the same run before the server starts and after it stops (the
 faster of the two counts): one at a time (``predict``) and batched (``predict_batch`` of 8 and of 32
 windows; the service batches too, so the batched number is the one the 70 % goal is judged against).
+It gets the same cores as the server: with ``--workers W`` it runs W processes side by side (the
+strongest in-process use of W cores; one process with W ONNX Runtime threads is slower, and shown too).
+The judged throughput is the service's capacity, its best req/s over the client levels; the ratio at
+8 clients is printed as well.
 """
 from __future__ import annotations
 
@@ -70,13 +74,32 @@ def in_process(model: str, frames: int, threads: int, seconds: float, batch: int
     ws = [np.asarray(_window(frames, i), np.float32) for i in range(batch)]
     call = (lambda: det.predict(ws[0], layout="coco17", fps=30)) if batch == 1 else \
         (lambda: det.predict_batch(ws, layout="coco17", fps=30))
-    for _ in range(3):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < min(1.0, seconds / 3):  # warm-up: thread pools and memory arenas settle
         call()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         call()
         n += batch
     return n / (time.perf_counter() - t0)
+
+
+def in_process_cores(model: str, frames: int, threads: int, seconds: float, batch: int, procs: int) -> float:
+    """:func:`in_process` in ``procs`` processes at once (summed windows/s): the in-process predictor on
+    as many cores as the server's workers get."""
+    if procs <= 1:
+        return in_process(model, frames, threads, seconds, batch)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(procs) as ex:
+        return sum(ex.map(in_process, *zip(*[(model, frames, threads, seconds, batch)] * procs)))
+
+
+def _reference(args: argparse.Namespace, seconds: float) -> dict:
+    ref = {b: in_process_cores(args.model, args.frames, args.threads, seconds, b, args.workers) for b in (1, 8, 32)}
+    if args.workers > 1:  # one process using the same cores through ONNX Runtime threads, for comparison
+        ref["1proc"] = in_process(args.model, args.frames, args.threads * args.workers, seconds, 32)
+    return ref
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bytes]:
@@ -160,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     # in-process reference before and after the load test; the faster of the two counts (the machine is
     # shared, so this is the strict choice for the service / in-process ratio)
     ref_secs = min(args.seconds, 3.0)
-    ref = {b: in_process(args.model, args.frames, args.threads, ref_secs, batch=b) for b in (1, 8, 32)}
+    ref = _reference(args, ref_secs)
     tmp = Path(tempfile.mkdtemp(prefix="ap_bench_"))
     url_db = f"sqlite:///{tmp / 'events.db'}"
     key = add_key(open_db(url_db), "bench")
@@ -197,24 +220,33 @@ def run(args: argparse.Namespace) -> int:
     finally:
         proc.terminate()
         proc.wait(10)
-    ref = {b: max(v, in_process(args.model, args.frames, args.threads, ref_secs, batch=b)) for b, v in ref.items()}
+    ref = {k: max(v, ref2[k]) for ref2 in [_reference(args, ref_secs)] for k, v in ref.items()}
     best = max(ref[8], ref[32])
     print(f"fall service load test: {args.frames}-frame coco17 windows, POST /v1/fall/predict on 127.0.0.1, "
           f"{os.cpu_count()} CPUs, server workers={args.workers}, onnxruntime threads={args.threads}, "
           f"access log {'on' if args.access_log else 'off'}, {args.seconds:g} s per level, "
           f"load average at start: {' '.join(f'{x:.2f}' for x in load_before)}")
-    print(f"in-process FallDetector (same run, faster of before/after the load test): {ref[1]:.0f} windows/s "
-          f"one at a time (predict), {ref[8]:.0f} batched by 8, {ref[32]:.0f} batched by 32 (predict_batch)")
+    cores = f"{args.workers} processes side by side, " if args.workers > 1 else ""
+    print(f"in-process FallDetector ({cores}same run, faster of before/after the load test): {ref[1]:.0f} windows/s "
+          f"one at a time (predict), {ref[8]:.0f} batched by 8, {ref[32]:.0f} batched by 32 (predict_batch)"
+          + (f"; one process with {args.threads * args.workers} ONNX Runtime threads: {ref['1proc']:.0f} batched by 32"
+             if "1proc" in ref else ""))
     print("| body | clients | requests | errors | p50 ms | p99 ms | req/s | / in-process batched (best) "
           "| / in-process one at a time | CPU ms per request: server + load generator |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for body, n, cnt, err, p50, p99, rps, (cpu_s, cpu_c) in rows:
         print(f"| {body} | {n} | {cnt} | {err} | {p50:.1f} | {p99:.1f} | {rps:.0f} | {rps / best:.0%} "
               f"| {rps / ref[1]:.0%} | {cpu_s:.2f} + {cpu_c:.2f} |")
-    for body, n, cnt, err, p50, p99, rps, _ in rows:
-        if n == 8:
-            print(f"goals at 8 clients, {body}: p99 {p99:.1f} ms {'<' if p99 < 50 else '>='} 50 ms "
-                  f"({'met' if p99 < 50 else 'NOT met'}); throughput {rps / best:.0%} of in-process batched, "
-                  f"the judged ratio ({'met' if rps >= 0.7 * best else 'NOT met'}); {rps / ref[1]:.0%} of "
-                  f"in-process one at a time ({'>=' if rps >= 0.7 * ref[1] else '<'} 70 %)")
+    for body in bodies:
+        mine = [r for r in rows if r[0] == body]
+        at8 = [r for r in mine if r[1] == 8]
+        if at8:
+            p99 = at8[0][5]
+            print(f"goal p99 at 8 clients, {body}: {p99:.1f} ms {'<' if p99 < 50 else '>='} 50 ms "
+                  f"({'met' if p99 < 50 else 'NOT met'})")
+        top = max(mine, key=lambda r: r[6])
+        print(f"goal throughput, {body}: capacity {top[6]:.0f} req/s (at {top[1]} clients) = {top[6] / best:.0%} of "
+              f"in-process batched on the same cores ({'met' if top[6] >= 0.7 * best else 'NOT met'}, >= 70 %)"
+              + (f"; at 8 clients {at8[0][6] / best:.0%}" if at8 else "")
+              + f"; {top[6] / ref[1]:.0%} of in-process one window per call")
     return 0

@@ -10,6 +10,7 @@ import gc
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from typing import Any, Optional
@@ -29,10 +30,11 @@ from serve.fastlane import PredictFastLane, predict_reply
 from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, StreamRequest,
                            StreamResponse)
 from serve.settings import Settings
-from serve.storage import open_db, ping, query_events, store_events
+from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
 from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
+WORKER_ID = uuid.uuid4().hex[:8]  # random per worker process: names the worker without exposing its pid
 SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                   description="client-chosen stream id (letters, digits, . _ : -)")
 
@@ -85,20 +87,19 @@ class BodyGuard:
         await self.app(scope, guarded_receive, send)
 
 
-class Sessions:
-    """Per-session streaming detectors (per-person state lives inside), LRU-bounded per worker."""
+class SessionLocks:
+    """One lock per stream session in this worker (LRU-bounded), so one worker's requests for a session
+    run in order; across workers the database's version check keeps them apart."""
 
-    def __init__(self, scorer: Any, config: Any, max_sessions: int):
-        self.scorer, self.config, self.max = scorer, config, max_sessions
-        self._d: OrderedDict[str, tuple[Any, threading.Lock]] = OrderedDict()
+    def __init__(self, max_sessions: int):
+        self.max = max_sessions
+        self._d: OrderedDict[str, threading.Lock] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, sid: str):
-        from actionpose.inference.fall import FallDetector
-
+    def get(self, sid: str) -> threading.Lock:
         with self._lock:
             if sid not in self._d:
-                self._d[sid] = (FallDetector(self.scorer, self.config), threading.Lock())
+                self._d[sid] = threading.Lock()
                 while len(self._d) > self.max:
                     self._d.popitem(last=False)
             self._d.move_to_end(sid)
@@ -122,7 +123,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.state.engine = open_db(settings.db_url)
         app.state.keys = KeyChecker(app.state.engine)
         app.state.detector = FallDetector.from_pretrained(settings.model, threads=settings.threads)  # once per worker
-        app.state.sessions = Sessions(app.state.detector.scorer, app.state.detector.config, settings.max_sessions)
+        app.state.session_locks = SessionLocks(settings.max_sessions)
+        app.state.sessions_swept = 0.0
         app.state.batcher = MicroBatcher(app.state.detector, settings.batch_max, settings.batch_wait_ms,
                                            settings.batch_parallel)
         app.state.batcher.start()
@@ -291,7 +293,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.post("/v1/fall/stream/{session_id}", response_model=StreamResponse, tags=["fall"],
               dependencies=[Depends(require_key)],
               summary="append frames to a session; returns fall events (each stored before this reply)")
-    async def stream(req: StreamRequest, request: Request, session_id: str = SESSION_ID) -> StreamResponse:
+    async def stream(req: StreamRequest, request: Request, response: Response,
+                     session_id: str = SESSION_ID) -> StreamResponse:
         v = get_layout(req.layout).num_joints
         if len(req.frames) > settings.max_stream_frames:
             raise ActionposeError(f"frames: {len(req.frames)} frames; at most {settings.max_stream_frames} per request")
@@ -318,21 +321,48 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                     kp = np.concatenate([kp[:, :2], np.asarray(p.scores, np.float32)[:, None]], -1)
                 persons[str(p.track_id)] = kp
             frames.append((f.timestamp, persons))
-        det, lock = request.app.state.sessions.get(session_id)
+        state = request.app.state
+        lock = state.session_locks.get(session_id)
 
         def run() -> list[dict[str, Any]]:
-            with lock:  # one request at a time per session: state and timestamps stay ordered
-                found: list[dict[str, Any]] = []
-                try:
-                    for ts, persons in frames:
-                        found += [e.to_dict() for e in det.update(persons, ts, layout=req.layout)]
-                except ActionposeError:
-                    if found:  # detected before the bad frame: keep them durable, then report the error
-                        store_events(request.app.state.engine, session_id, found)
-                    raise
-                return store_events(request.app.state.engine, session_id, found) if found else []
+            """Load the session's state, run the frames, save state + events in one transaction; if another
+            worker saved the session meanwhile, run the frames again on its newer state."""
+            from actionpose.inference.fall import FallDetector
+
+            with lock:  # this worker's requests for one session, one at a time and in order
+                for _ in range(5):
+                    saved, version = load_session(state.engine, session_id)
+                    det = FallDetector(state.detector.scorer, state.detector.config)
+                    if saved is not None:
+                        try:
+                            det.load_state(saved)
+                        except ActionposeError as e:  # never lock a camera out: start the session afresh
+                            log.warning("session %s: %s; starting it with empty state", session_id, e)
+                    if det.last_time is not None and frames and frames[0][0] <= det.last_time:
+                        raise HTTPException(409, f"frames[0].timestamp: {frames[0][0]} is not after this session's last "
+                                                 f"processed frame ({det.last_time}); a re-sent request? its events "
+                                                 f"are in GET /v1/events - send only newer frames")
+                    found: list[dict[str, Any]] = []
+                    error = None
+                    try:
+                        for ts, persons in frames:
+                            found += [e.to_dict() for e in det.update(persons, ts, layout=req.layout)]
+                    except ActionposeError as e:  # frames before the bad one count: their state and events are kept
+                        error = e
+                    rows = save_session(state.engine, session_id, det.state_bytes(), version, found)
+                    if rows is not None:
+                        break
+                else:
+                    raise HTTPException(409, f"session {session_id} is being updated by other requests; retry")
+            if time.time() - state.sessions_swept > 60:  # forget idle sessions' state now and then
+                state.sessions_swept = time.time()
+                forget_sessions(state.engine, settings.session_idle_s)
+            if error is not None:
+                raise error
+            return rows
 
         rows = await asyncio.to_thread(run)
+        response.headers["X-Worker"] = WORKER_ID  # which worker answered (sessions work on any; for diagnosis)
         return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows])
 
     @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)],

@@ -1,9 +1,11 @@
-"""Durable storage (SQLAlchemy Core): fall events and hashed API keys.
+"""Durable storage (SQLAlchemy Core): fall events, streaming sessions' state and hashed API keys.
 
 SQLite in WAL mode with ``synchronous=FULL`` by default; any SQLAlchemy URL (``postgresql+psycopg://``)
 for deployments. An event is committed before the HTTP response that reports it is sent, and the
 unique key ``(session_id, track_id, start_ms)`` makes a re-sent stream idempotent: the same fall
-is stored once, and the existing row is returned.
+is stored once, and the existing row is returned. A streaming session's detector state is saved in
+the same transaction as the events it produced (compare-and-swap on a version number), so sessions
+survive restarts and any worker can serve any session.
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, UniqueConstraint, create_engine, event,
-                        select)
+from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint,
+                        create_engine, delete, event, select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +32,13 @@ events = Table(
     Column("confidence", Float, nullable=False),
     Column("created_at", Float, nullable=False, index=True),
     UniqueConstraint("session_id", "track_id", "start_ms", name="uq_event"),
+)
+sessions = Table(
+    "stream_sessions", metadata,
+    Column("session_id", String(128), primary_key=True),
+    Column("state", LargeBinary, nullable=False),    # FallDetector.state_bytes()
+    Column("version", Integer, nullable=False),      # +1 per saved request: concurrent writers cannot both win
+    Column("updated_at", Float, nullable=False, index=True),
 )
 api_keys = Table(
     "api_keys", metadata,
@@ -67,24 +76,60 @@ def open_db(url: str) -> Engine:
 
 def store_events(engine: Engine, session_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert events (one transaction, committed on return); duplicates return the stored row."""
+    with engine.begin() as conn:
+        return _store_events(conn, session_id, rows, time.time())
+
+
+def _store_events(conn: Any, session_id: str, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     out = []
+    for r in rows:
+        key = {"session_id": session_id, "track_id": str(r["track_id"]), "start_ms": int(round(r["start_time"] * 1000))}
+        existing = conn.execute(select(events).where(*(events.c[k] == v for k, v in key.items()))).mappings().first()
+        if existing is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(events.insert().values(**key, start_time=float(r["start_time"]),
+                                                        detected_time=float(r["detected_time"]),
+                                                        confidence=float(r["confidence"]), created_at=now))
+            except IntegrityError:  # a concurrent request stored it first
+                pass
+            existing = conn.execute(select(events).where(*(events.c[k] == v for k, v in key.items()))
+                                    ).mappings().first()
+        out.append(dict(existing))
+    return out
+
+
+def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int]:
+    """A session's saved detector state and its version; ``(None, 0)`` for a new session."""
+    with engine.connect() as conn:
+        row = conn.execute(select(sessions.c.state, sessions.c.version)
+                           .where(sessions.c.session_id == session_id)).first()
+    return (None, 0) if row is None else (bytes(row[0]), int(row[1]))
+
+
+def save_session(engine: Engine, session_id: str, state: bytes, version: int,
+                 rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Store a request's events and the session state it left, in one transaction, if the session is
+    still at ``version`` (what the request started from). None when another request saved the session
+    in between: nothing is written and the caller re-runs its frames on the newer state."""
     now = time.time()
     with engine.begin() as conn:
-        for r in rows:
-            key = {"session_id": session_id, "track_id": str(r["track_id"]), "start_ms": int(round(r["start_time"] * 1000))}
-            existing = conn.execute(select(events).where(*(events.c[k] == v for k, v in key.items()))).mappings().first()
-            if existing is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(events.insert().values(**key, start_time=float(r["start_time"]),
-                                                            detected_time=float(r["detected_time"]),
-                                                            confidence=float(r["confidence"]), created_at=now))
-                except IntegrityError:  # a concurrent request stored it first
-                    pass
-                existing = conn.execute(select(events).where(*(events.c[k] == v for k, v in key.items()))
-                                        ).mappings().first()
-            out.append(dict(existing))
-    return out
+        if version == 0:
+            try:
+                with conn.begin_nested():
+                    conn.execute(sessions.insert().values(session_id=session_id, state=state, version=1, updated_at=now))
+            except IntegrityError:
+                return None
+        elif conn.execute(update(sessions).where(sessions.c.session_id == session_id, sessions.c.version == version)
+                          .values(state=state, version=version + 1, updated_at=now)).rowcount != 1:
+            return None
+        return _store_events(conn, session_id, rows, now)
+
+
+def forget_sessions(engine: Engine, idle_s: float) -> int:
+    """Delete the state of sessions idle for more than ``idle_s`` seconds (their events stay)."""
+    with engine.begin() as conn:
+        return conn.execute(delete(sessions).where(sessions.c.updated_at < time.time() - idle_s)).rowcount
 
 
 def query_events(engine: Engine, session_id: str | None, since: float | None, until: float | None,

@@ -225,3 +225,26 @@ def test_video_end_to_end_one_fall_at_the_right_time():
     events, info = detect_falls(FallDetector.from_pretrained("fall"), SHARED / "videos" / "fall_video_1.mp4")
     assert info["frames"] == 108 and len(events) == 1
     assert 2.0 <= events[0].start_time <= 3.0 and 3.0 <= events[0].detected_time <= 5.0
+
+
+def test_stream_state_round_trip_continues_exactly():
+    """state_bytes/load_state: a detector restored mid-stream makes the same decisions as the one that
+    kept running (the service keeps sessions in its database this way); garbage is a clear error."""
+    from actionpose.inference.fall import FallDetector
+
+    det = FallDetector.from_pretrained("fall", threads=1)
+    rng = np.random.default_rng(3)
+    frames = [{1: rng.normal(300, 20, (17, 2)), "b": rng.normal(200, 20, (17, 3)).clip(0, 1) * 400}
+              for _ in range(90)]
+    for i in range(45):
+        det.update(frames[i], i / 30)
+    copy = FallDetector(det.scorer, det.config)
+    copy.load_state(det.state_bytes())
+    assert copy.last_time == det.last_time and set(copy._tracks) == {1, "b"}
+    for i in range(45, 90):
+        assert det.update(frames[i], i / 30) == copy.update(frames[i], i / 30)
+    for a, b in zip(det._tracks.values(), copy._tracks.values()):
+        assert list(a.times) == list(b.times) and np.array_equal(np.stack(a.kps), np.stack(b.kps))
+        assert (a.last_eval, a.hits, a.armed) == (b.last_eval, b.hits, b.armed)
+    with pytest.raises(ActionposeError, match="stream state"):
+        copy.load_state(b"not an npz")

@@ -353,3 +353,42 @@ def test_stream_real_fall_skeleton_gives_one_event(svc):
     assert 2.0 <= events[0]["start_time"] <= 3.6 and events[0]["track_id"] == "7"
     stored = client.get("/v1/events", params={"session_id": "real-video"}, headers=h).json()["events"]
     assert [e["id"] for e in stored] == [events[0]["id"]]
+
+
+def _fixture_fall_frames() -> list[dict]:
+    from test_serve_live import fall_frames
+
+    return fall_frames()
+
+
+def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continues_them(svc, tmp_path):
+    """Two app instances on one database stand in for two workers (or a restart): a session whose
+    requests alternate between them finds the fixture fall exactly once, as one instance does; a
+    re-sent request is refused with 409 and its event stays stored once."""
+    _, keys, _ = svc
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    key = add_key(open_db(url), "w")
+    h = {"X-API-Key": key}
+    frames = _fixture_fall_frames()
+    chunks = [frames[lo:lo + 20] for lo in range(0, len(frames), 20)]
+
+    def run(clients: list, sid: str) -> list[dict]:
+        events = []
+        for i, chunk in enumerate(chunks):
+            r = clients[i % len(clients)].post(f"/v1/fall/stream/{sid}", json={"layout": "coco13", "frames": chunk},
+                                               headers=h)
+            assert r.status_code == 200, r.text
+            events += r.json()["events"]
+        return events
+
+    mk = lambda: TestClient(create_app(Settings(db_url=url, model=MODEL, threads=1)), raise_server_exceptions=False)  # noqa: E731
+    with mk() as one, mk() as two:
+        alone = run([one], "alone")
+        shared = run([one, two], "shared")
+        assert len(alone) == 1 and len(shared) == 1
+        assert {k: shared[0][k] for k in ("track_id", "start_time", "detected_time", "confidence")} == \
+               {k: alone[0][k] for k in ("track_id", "start_time", "detected_time", "confidence")}
+        again = two.post("/v1/fall/stream/shared", json={"layout": "coco13", "frames": chunks[-1]}, headers=h)
+        assert again.status_code == 409 and "last processed frame" in again.json()["detail"]
+        stored = one.get("/v1/events", params={"session_id": "shared"}, headers=h).json()["events"]
+        assert [e["id"] for e in stored] == [shared[0]["id"]]

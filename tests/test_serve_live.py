@@ -33,8 +33,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db_url: str, log: Path):
-        self.port, self.db_url, self.log = free_port(), db_url, log
+    def __init__(self, db_url: str, log: Path, workers: int = 1):
+        self.port, self.db_url, self.log, self.workers = free_port(), db_url, log, workers
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -44,7 +44,8 @@ class Server:
     def start(self) -> "Server":
         env = dict(os.environ, ACTIONPOSE_DB_URL=self.db_url, ACTIONPOSE_FALL_MODEL=MODEL,
                    ACTIONPOSE_BODY_TIMEOUT_S="1", ACTIONPOSE_THREADS="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                      "--workers", str(self.workers)],
                                      cwd=ROOT, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         for _ in range(300):
             try:
@@ -96,6 +97,8 @@ def send_session(url: str, key: str, sid: str, frames: list[dict], acked: list, 
                 r = c.post(f"/v1/fall/stream/{sid}", json={"layout": "coco13", "frames": frames[lo:lo + chunk]})
             except httpx.HTTPError:
                 return  # server died mid-request: nothing acknowledged
+            if r.status_code == 409:  # processed before a crash but the reply was lost: resume after it
+                continue
             if r.status_code != 200:
                 return
             acked.extend(r.json()["events"])
@@ -136,7 +139,8 @@ def check_kill9(srv: Server, key: str) -> None:
             assert e["id"] in by_id and by_id[e["id"]] == e
         keys = [(e["session_id"], e["track_id"], round(e["start_time"], 3)) for e in stored]
         assert len(keys) == len(set(keys)), "duplicate events stored"
-        # the client re-sends a whole interrupted session after the restart: still one event per fall
+        # the client re-sends a whole interrupted session after the restart: the frames processed before
+        # the kill are refused (409, their state was saved), the rest continue that state: one event per fall
         again: list = []
         send_session(srv.url, key, "load-0", frames, again, threading.Event())
         after = c.get("/v1/events", params={"session_id": "load-0"}).json()["events"]
@@ -181,3 +185,32 @@ def test_healthz_answers_under_load_and_logs_hold_no_key(env):
     log = srv.log.read_text()
     assert "POST /v1/fall/predict" in log  # the access log is on ...
     assert key not in log and "wrong-key-value-123" not in log  # ... and never carries key values
+
+
+def test_two_workers_share_stream_sessions(tmp_path):
+    """`--workers 2`: the session's requests go round-robin over 8 connections, which the kernel spreads
+    over both workers (checked by the X-Worker header); the state lives in the database, so the
+    fixture fall is still found exactly once."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    key = add_key(open_db(url), "live")
+    srv = Server(url, tmp_path / "server.log", workers=2).start()
+    clients = [httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30) for _ in range(8)]
+    try:
+        openers = [threading.Thread(target=c.get, args=("/healthz",)) for c in clients]
+        for t in openers:  # open all 8 connections at once, so both workers accept some
+            t.start()
+        for t in openers:
+            t.join(30)
+        frames = fall_frames()
+        events, workers = [], set()
+        for i, lo in enumerate(range(0, len(frames), 10)):
+            r = clients[i % 8].post("/v1/fall/stream/two-workers", json={"layout": "coco13", "frames": frames[lo:lo + 10]})
+            assert r.status_code == 200, r.text
+            events += r.json()["events"]
+            workers.add(r.headers["x-worker"])
+        assert len(workers) == 2, "all requests went to one worker: this run proves nothing"
+        assert len(events) == 1
+    finally:
+        for c in clients:
+            c.close()
+        srv.stop()

@@ -8,6 +8,7 @@ debounce settings; the model card (``fall_body13.md``) the cross-validated numbe
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections import deque
@@ -173,6 +174,7 @@ class FallDetector:
         self.layout = get_layout(layout).name
         self.source = source
         self._tracks: dict[Any, _Track] = {}
+        self.last_time: float | None = None  # the newest frame's timestamp seen by update()
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -250,6 +252,41 @@ class FallDetector:
     # --- streaming ---------------------------------------------------------------------------
     def reset(self) -> None:
         self._tracks.clear()
+        self.last_time = None
+
+    def state_bytes(self) -> bytes:
+        """The streaming state (each person's recent keypoints and debounce state) as bytes, so a
+        service can keep it in its database: it then survives restarts and is shared by every worker.
+        An ``.npz`` of plain arrays and a JSON header - no pickle, so loading it runs no code."""
+        meta, arrays = [], {}
+        for i, (tid, tr) in enumerate(self._tracks.items()):
+            if not isinstance(tid, (str, int)):
+                raise ActionposeError(f"track_id {tid!r}: only str or int track ids can be saved")
+            meta.append({"id": tid, "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None,
+                         "hits": tr.hits, "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
+                         "below_since": tr.below_since})
+            arrays[f"times{i}"] = np.asarray(tr.times, np.float64)
+            arrays[f"kps{i}"] = np.asarray(tr.kps, np.float32).reshape(len(tr.times), -1, 2)
+            arrays[f"scores{i}"] = np.asarray(tr.scores, np.float32).reshape(len(tr.times), -1)
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps({"version": 1, "last_time": self.last_time, "tracks": meta})), **arrays)
+        return buf.getvalue()
+
+    def load_state(self, data: bytes) -> None:
+        """Replace the streaming state with one saved by :meth:`state_bytes`."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                head = json.loads(str(z["meta"]))
+                tracks = {}
+                for i, m in enumerate(head["tracks"]):
+                    times, kps, scores = z[f"times{i}"], z[f"kps{i}"], z[f"scores{i}"]
+                    tracks[m["id"]] = _Track(
+                        times=deque(times.tolist()), kps=deque(kps), scores=deque(scores),
+                        last_eval=-np.inf if m["last_eval"] is None else m["last_eval"], hits=m["hits"],
+                        run_max=m["run_max"], run_start=m["run_start"], armed=m["armed"], below_since=m["below_since"])
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+            raise ActionposeError(f"stream state: unreadable ({type(e).__name__}: {e})") from None
+        self._tracks, self.last_time = tracks, head.get("last_time")
 
     def update(self, frame_keypoints: Any, timestamp: float, layout: str | None = None) -> list[FallEvent]:
         """Add one frame and return the falls detected at this frame (usually none).
@@ -259,6 +296,7 @@ class FallDetector:
         Timestamps are seconds and must increase per person. Persons not seen for a window's length
         are forgotten."""
         persons = list(_persons(frame_keypoints))
+        self.last_time = float(timestamp) if self.last_time is None else max(self.last_time, float(timestamp))
         lay = layout or self.layout
         cfg = self.config
         span = cfg.prep.frames / cfg.prep.fps + 0.5

@@ -1,18 +1,17 @@
 """Micro-batching: concurrent predict requests are prepared and scored together in one ONNX call.
 
-A request appends its window to a queue. Whenever a scoring thread is free, everything waiting (up
-to ``max_batch``) goes to it as one batch at once - a batch closes when the queue is drained, never
-after a fixed sleep. While a batch is scored (off the event loop, which keeps parsing the next
-requests and answering ``/healthz``), new requests queue up and become the next batch, so batches
-grow with the load by themselves and the event loop and the scoring thread work at the same time
-(dispatching from the request itself, not from a separate batcher task, is what makes them overlap:
-a task would only run after the loop had parsed every ready request). ``wait_ms`` > 0 holds a batch
-open that long for company instead (off by default: on 2 busy cores it only adds latency).
+A request appends its window to a queue; everything waiting (up to ``max_batch``) is scored as one
+batch, which closes when the queue is drained, never after a fixed sleep. Batches grow with the load
+by themselves: what arrives while a batch is scored becomes the next one.
 
-``parallel=0`` scores on the event loop itself instead of a thread: the batch is scheduled with
-``call_soon``, so every request the loop parsed in the same turn joins it. That gives up overlapping
-parsing with scoring inside one process, and with it the thread hand-off and the two threads' fight
-over the GIL - the right trade when there is one worker process per core (``--workers N``).
+``parallel=0`` (the service's default) scores on the event loop itself: the batch is scheduled with
+``call_soon``, so every request the loop parsed in the same turn joins it. Parsing and scoring then
+take turns on one core instead of overlapping, but there is no hand-off to a thread and no two threads
+fighting over the GIL; measured faster at every load with one worker process per core
+(``--workers N``; docs/fall.md). ``parallel=N`` hands batches to N scoring threads instead, dispatched
+from the request itself whenever a thread is free (a separate batcher task would only run after the
+loop had parsed every ready request). ``wait_ms`` > 0 holds a batch open that long for company (off by
+default: on 2 busy cores it only adds latency).
 """
 from __future__ import annotations
 

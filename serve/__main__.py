@@ -12,6 +12,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["keys"]:
+        from actionpose.errors import ActionposeError
         from serve.settings import Settings
         from serve.storage import add_key, list_keys, open_db, revoke_key
 
@@ -19,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("action", choices=["add", "revoke", "list"])
         p.add_argument("name", nargs="?")
         a = p.parse_args(argv[1:])
-        engine = open_db(Settings.from_env().db_url)
+        try:
+            engine = open_db(Settings.from_env().db_url)
+        except ActionposeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if a.action == "list":
             for k in list_keys(engine):
                 print(f"{k['name']}\t{'revoked' if k['revoked_at'] else 'active'}")
@@ -47,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
                    help="no per-request access log line (less work per request; errors are still logged)")
     a = p.parse_args(argv)
+    from actionpose.errors import ActionposeError
+    from actionpose.inference.fall import resolve_fall_model
+    from serve.settings import Settings
+
+    try:  # the settings and the model are checked here, so a typo is one line, not a worker's traceback
+        resolve_fall_model(Settings.from_env().model)
+    except ActionposeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if a.workers < 1:
+        print("error: --workers must be >= 1", file=sys.stderr)
+        return 2
     import uvicorn
 
     fast = {}  # uvloop + httptools when installed (the `serve` extra): C event loop and HTTP parser

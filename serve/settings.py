@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+from actionpose.errors import ActionposeError
 
 
 @dataclass(frozen=True)
@@ -28,12 +26,35 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        return cls(db_url=_env("ACTIONPOSE_DB_URL", cls.db_url), model=_env("ACTIONPOSE_FALL_MODEL", cls.model),
-                   max_body_bytes=int(_env("ACTIONPOSE_MAX_BODY_BYTES", str(cls.max_body_bytes))),
-                   session_idle_s=float(_env("ACTIONPOSE_SESSION_IDLE_S", str(cls.session_idle_s))),
-                   body_timeout_s=float(_env("ACTIONPOSE_BODY_TIMEOUT_S", str(cls.body_timeout_s))),
-                   batch_max=int(_env("ACTIONPOSE_BATCH_MAX", str(cls.batch_max))),
-                   batch_wait_ms=float(_env("ACTIONPOSE_BATCH_WAIT_MS", str(cls.batch_wait_ms))),
-                   batch_parallel=int(_env("ACTIONPOSE_BATCH_PARALLEL", str(cls.batch_parallel))),
-                   threads=int(_env("ACTIONPOSE_THREADS", str(cls.threads))),
-                   fast_lane=_env("ACTIONPOSE_FAST_LANE", "1").lower() not in ("0", "false", "no", "off"))
+        """Every field from ``ACTIONPOSE_<FIELD>`` (``ACTIONPOSE_DB_URL``, ``ACTIONPOSE_BATCH_MAX``, ...; the model
+        from ``ACTIONPOSE_FALL_MODEL``); a value that does not parse or is out of range raises
+        :class:`ActionposeError` naming the variable."""
+        values: dict = {}
+        for f in fields(cls):
+            name = _ENV_NAMES.get(f.name, "ACTIONPOSE_" + f.name.upper())
+            raw = os.environ.get(name)
+            if raw is None:
+                continue
+            default = getattr(cls, f.name)
+            try:
+                if isinstance(default, bool):
+                    if raw.lower() not in _BOOLS:
+                        raise ValueError
+                    value = _BOOLS[raw.lower()]
+                else:
+                    value = type(default)(raw)
+            except ValueError:
+                raise ActionposeError(f"{name}={raw!r}: expected {_KIND[type(default)]}") from None
+            low = _MIN.get(f.name)
+            if low is not None and not value >= low:
+                raise ActionposeError(f"{name}={raw!r}: must be >= {low}")
+            values[f.name] = value
+        return cls(**values)
+
+
+_ENV_NAMES = {"model": "ACTIONPOSE_FALL_MODEL"}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_KIND = {int: "an integer", float: "a number", str: "text", bool: "1/0, true/false, yes/no or on/off"}
+_MIN = {"max_body_bytes": 1, "max_window_frames": 1, "max_stream_frames": 1, "max_persons": 1, "max_sessions": 1,
+        "session_idle_s": 0.0, "body_timeout_s": 0.001, "batch_max": 1, "batch_wait_ms": 0.0, "batch_parallel": 0,
+        "threads": 1}

@@ -392,3 +392,29 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
         assert again.status_code == 409 and "last processed frame" in again.json()["detail"]
         stored = one.get("/v1/events", params={"session_id": "shared"}, headers=h).json()["events"]
         assert [e["id"] for e in stored] == [shared[0]["id"]]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"ACTIONPOSE_BATCH_MAX": "abc"}, "ACTIONPOSE_BATCH_MAX='abc': expected an integer"),
+    ({"ACTIONPOSE_BATCH_MAX": "0"}, "ACTIONPOSE_BATCH_MAX='0': must be >= 1"),
+    ({"ACTIONPOSE_FAST_LANE": "maybe"}, "ACTIONPOSE_FAST_LANE='maybe': expected 1/0"),
+    ({"ACTIONPOSE_BODY_TIMEOUT_S": "nan"}, "ACTIONPOSE_BODY_TIMEOUT_S='nan': must be >= 0.001"),
+    ({"ACTIONPOSE_FALL_MODEL": "/nope/fall.onnx"}, "/nope/fall.onnx: no such fall model"),
+])
+def test_bad_settings_stop_the_server_with_one_line(env, message, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "serve", "--port", "1"], cwd=root, capture_output=True, text=True,
+                       env={**os.environ, "ACTIONPOSE_DB_URL": f"sqlite:///{tmp_path / 'e.db'}", **env}, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and message in r.stderr, r.stderr
+
+
+def test_settings_from_env_reads_every_field(monkeypatch):
+    monkeypatch.setenv("ACTIONPOSE_BATCH_MAX", "8")
+    monkeypatch.setenv("ACTIONPOSE_FAST_LANE", "off")
+    monkeypatch.setenv("ACTIONPOSE_FALL_MODEL", "fall_body13")
+    monkeypatch.setenv("ACTIONPOSE_SESSION_IDLE_S", "60")
+    s = Settings.from_env()
+    assert (s.batch_max, s.fast_lane, s.model, s.session_idle_s, s.threads) == (8, False, "fall_body13", 60.0, 1)

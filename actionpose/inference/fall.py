@@ -259,15 +259,15 @@ class FallDetector:
         service can keep it in its database: it then survives restarts and is shared by every worker.
         An ``.npz`` of plain arrays and a JSON header - no pickle, so loading it runs no code."""
         meta, arrays = [], {}
-        for i, (tid, tr) in enumerate(self._tracks.items()):
+        for i, (tid, tr) in enumerate((t, tr) for t, tr in self._tracks.items() if tr.times):
             if not isinstance(tid, (str, int)):
                 raise ActionposeError(f"track_id {tid!r}: only str or int track ids can be saved")
             meta.append({"id": tid, "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None,
                          "hits": tr.hits, "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
                          "below_since": tr.below_since})
             arrays[f"times{i}"] = np.asarray(tr.times, np.float64)
-            arrays[f"kps{i}"] = np.asarray(tr.kps, np.float32).reshape(len(tr.times), -1, 2)
-            arrays[f"scores{i}"] = np.asarray(tr.scores, np.float32).reshape(len(tr.times), -1)
+            arrays[f"kps{i}"] = np.stack(tr.kps).astype(np.float32)
+            arrays[f"scores{i}"] = np.stack(tr.scores).astype(np.float32)
         buf = io.BytesIO()
         np.savez(buf, meta=np.array(json.dumps({"version": 1, "last_time": self.last_time, "tracks": meta})), **arrays)
         return buf.getvalue()

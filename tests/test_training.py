@@ -157,3 +157,20 @@ def test_train_cli_bad_override_exit_2(tmp_path, capsys):
     assert main(["train", "--config", str(cfg), "optim.momentun=0.5"]) == 2
     err = capsys.readouterr().err
     assert "optim.momentun" in err and "momentum" in err
+
+
+def test_max_time_stops_a_run_and_still_exports_its_best_checkpoint(tmp_path, penn_pkl):
+    """trainer.max_time (minutes) cuts a 500-epoch run after ~1 s: Lightning stops at the limit and the
+    run still ends with a tested, exported model (what a time-boxed GPU lease needs)."""
+    cfg = _tiny_config(tmp_path, penn_pkl, optim={"epochs": 500}, trainer={"max_steps": -1, "max_time": 1 / 60},
+                       mlflow={"enabled": False})
+    res = train(cfg)
+    assert res.onnx_path is not None and res.onnx_path.exists() and res.checkpoint.exists()
+    assert "test_top1" in res.metrics
+    import torch
+
+    epochs = [torch.load(c, map_location="cpu", weights_only=False)["epoch"]
+              for c in (tmp_path / "run" / "checkpoints").glob("*.ckpt")]
+    assert epochs and max(epochs) < 499  # stopped by the clock, not by the epoch count
+    with pytest.raises(ActionposeError, match="max_time"):
+        train(_tiny_config(tmp_path, penn_pkl, trainer={"max_time": "8:30x"}, mlflow={"enabled": False}))

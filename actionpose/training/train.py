@@ -56,6 +56,18 @@ class EpochTimer(pl.Callback):
             print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {self.times[-1]:.1f}s {shown}", flush=True)
 
 
+def _max_time(minutes: Any) -> str | None:
+    """``trainer.max_time`` in minutes -> Lightning's "DD:HH:MM:SS". A time-boxed run (a GPU lent for 10
+    minutes, a CI job) then stops and still tests and exports its best checkpoint. Minutes, not a clock
+    string: YAML reads ``8:30`` as the number 510."""
+    if minutes is None:
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+        raise ActionposeError(f"config key 'trainer.max_time': {minutes!r} must be a positive number of minutes")
+    total = max(1, int(round(minutes * 60)))
+    return f"{total // 86400:02d}:{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
+
+
 def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
     return {**asdict(dm.test_cfg), "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
             "model": cfg["model"]["name"], "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
@@ -111,7 +123,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                          strategy=t["strategy"], precision=precision, callbacks=callbacks,
                          logger=False, enable_progress_bar=bool(t["progress_bar"]), enable_model_summary=False,
                          limit_train_batches=t["limit_train_batches"], limit_val_batches=t["limit_val_batches"],
-                         num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False)
+                         num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False,
+                         max_time=_max_time(t["max_time"]))
     status = "FAILED"
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# NW-UCLA cross-view: the four CTR-GCN streams (joint, bone, joint motion, bone motion) of
+# ctrgcn_joint_gpu.yaml - CTR-GCN's published recipe, fixed before any run, not tuned on test - trained
+# side by side on ONE GPU inside a time box, then each stream and their equal-weight ensemble evaluated
+# on the test view (view 3) with `actionpose eval`.
+#
+# Made for a lent GPU machine whose image has torch, lightning, onnxruntime and torch-geometric but no
+# internet and no MLflow: it runs from the repository root with PYTHONPATH=. (no install) and MLflow off.
+#   OUT=results RUNS=runs MINUTES=7 bash configs/nwucla/gpu_4streams.sh data/nwucla.pkl [override ...]
+# MINUTES caps each run's training (trainer.max_time); a capped run still tests and exports its best
+# checkpoint. OUT receives only what is worth bringing back (at most 8 files): the four .onnx models,
+# results.json (every eval, each run's metrics.json and the device) and logs.tar.gz (training logs,
+# confusion matrices). Extra arguments are config overrides for all four runs (a CPU dry run:
+# trainer.accelerator=cpu model.name=ctrgcn_small optim.epochs=1 data.repeat=1 trainer.limit_train_batches=2).
+set -euo pipefail
+DATA=${1:?usage: gpu_4streams.sh DATA.pkl [override ...]}
+shift
+OUT=${OUT:-runs/gpu_nwucla_out}
+RUNS=${RUNS:-runs/gpu_nwucla}
+MINUTES=${MINUTES:-7}
+STREAMS="joint bone joint_motion bone_motion"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$OUT" "$RUNS"
+(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi") > "$RUNS/device.txt"
+
+pids=""
+for s in $STREAMS; do
+  python3 -m actionpose train --config configs/nwucla/ctrgcn_joint_gpu.yaml "data.path=$DATA" \
+    "preprocess.stream=$s" "name=nwucla_ctrgcn_$s" "output.dir=$RUNS/nwucla_ctrgcn_$s" \
+    "trainer.max_time=$MINUTES" trainer.progress_bar=false mlflow.enabled=false "$@" \
+    > "$RUNS/train_$s.log" 2>&1 &
+  pids="$pids $!"
+done
+failed=0
+for p in $pids; do wait "$p" || failed=$((failed + 1)); done
+
+models=""
+for s in $STREAMS; do
+  onnx="$RUNS/nwucla_ctrgcn_$s/nwucla_ctrgcn_$s.onnx"
+  if [ -f "$onnx" ]; then
+    python3 -m actionpose eval --model "$onnx" --data "$DATA" --json --out "$RUNS/eval_$s" > "$RUNS/eval_$s.json" \
+      2> "$RUNS/eval_$s.err" || true
+    cp "$onnx" "$OUT/"
+    models="$models, $(basename "$onnx")"
+  fi
+done
+if [ -n "$models" ]; then
+  printf 'models: [%s]\n' "${models#, }" > "$RUNS/ensemble.yaml"
+  cp "$RUNS"/nwucla_ctrgcn_*/nwucla_ctrgcn_*.onnx "$RUNS/" 2>/dev/null || true
+  python3 -m actionpose eval --model "$RUNS/ensemble.yaml" --data "$DATA" --json --out "$RUNS/eval_ensemble" \
+    > "$RUNS/eval_ensemble.json" 2> "$RUNS/eval_ensemble.err" || true
+fi
+
+python3 - "$RUNS" "$OUT/results.json" "$failed" <<'PY'
+import json, sys
+from pathlib import Path
+runs, out, failed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+res = {"device": (runs / "device.txt").read_text().strip(), "failed_runs": failed, "eval": {}, "metrics": {}}
+for f in sorted(runs.glob("eval_*.json")):
+    try:
+        res["eval"][f.stem[5:]] = json.loads(f.read_text())
+    except ValueError:
+        res["eval"][f.stem[5:]] = {"error": (runs / f"{f.stem}.err").read_text()[-500:]}
+for f in sorted(runs.glob("nwucla_ctrgcn_*/metrics.json")):
+    res["metrics"][f.parent.name] = json.loads(f.read_text())
+Path(out).write_text(json.dumps(res, indent=1))
+print(json.dumps(res["eval"], indent=1))
+PY
+tar czf "$OUT/logs.tar.gz" -C "$RUNS" $(cd "$RUNS" && ls -d train_*.log eval_*.err device.txt eval_*/confusion.png 2>/dev/null)
+exit "$failed"

@@ -46,7 +46,8 @@ class Server:
                    ACTIONPOSE_BODY_TIMEOUT_S="1", ACTIONPOSE_THREADS="1")
         self.proc = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                                       "--workers", str(self.workers)],
-                                     cwd=ROOT, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+                                     cwd=ROOT, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # its own process group: kill9 takes the workers too
         for _ in range(300):
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
@@ -59,8 +60,17 @@ class Server:
         raise RuntimeError("server did not become ready")
 
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL to the whole process group, as a container kill or an OOM kill of the service does (with
+        --workers N, killing only the parent would leave its workers serving)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -106,6 +116,18 @@ def send_session(url: str, key: str, sid: str, frames: list[dict], acked: list, 
 
 def test_kill9_keeps_every_acknowledged_event_once(env, tmp_path):
     check_kill9(*env)
+
+
+def test_kill9_with_two_workers_keeps_every_acknowledged_event_once(tmp_path):
+    """The same with `--workers 2`: 12 sessions spread over both workers, saved state and events shared
+    through the database, the whole server killed at once and restarted."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    key = add_key(open_db(url), "live")
+    srv = Server(url, tmp_path / "server.log", workers=2).start()
+    try:
+        check_kill9(srv, key)
+    finally:
+        srv.stop()
 
 
 def check_kill9(srv: Server, key: str) -> None:

@@ -260,9 +260,9 @@ class FallDetector:
         An ``.npz`` of plain arrays and a JSON header - no pickle, so loading it runs no code."""
         meta, arrays = [], {}
         for i, (tid, tr) in enumerate((t, tr) for t, tr in self._tracks.items() if tr.times):
-            if not isinstance(tid, (str, int)):
+            if not isinstance(tid, (str, int, np.integer)) or isinstance(tid, bool):
                 raise ActionposeError(f"track_id {tid!r}: only str or int track ids can be saved")
-            meta.append({"id": tid, "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None,
+            meta.append({"id": tid.item() if isinstance(tid, np.integer) else tid, "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None,
                          "hits": tr.hits, "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
                          "below_since": tr.below_since})
             arrays[f"times{i}"] = np.asarray(tr.times, np.float64)

@@ -27,10 +27,11 @@ from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
 from serve.fastlane import PredictFastLane, predict_reply
-from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, StreamRequest,
+from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, SessionOut, StreamRequest,
                            StreamResponse)
 from serve.settings import Settings
-from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
+from serve.storage import (forget_sessions, load_session, load_session_row, open_db, ping, query_events,
+                           save_session)
 from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
@@ -352,18 +353,39 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                     rows = save_session(state.engine, session_id, det.state_bytes(), version, found)
                     if rows is not None:
                         break
-                else:
-                    raise HTTPException(409, f"session {session_id} is being updated by other requests; retry")
+                else:  # five lost races in a row: transient contention, not the client's fault
+                    raise HTTPException(503, f"session {session_id} is being updated by other requests; retry",
+                                        headers={"Retry-After": "1"})
             if time.time() - state.sessions_swept > 60:  # forget idle sessions' state now and then
                 state.sessions_swept = time.time()
                 forget_sessions(state.engine, settings.session_idle_s)
             if error is not None:
                 raise error
-            return rows
+            return rows, det.last_time
 
-        rows = await asyncio.to_thread(run)
+        rows, last = await asyncio.to_thread(run)
         response.headers["X-Worker"] = WORKER_ID  # which worker answered (sessions work on any; for diagnosis)
-        return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows])
+        return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows],
+                              last_timestamp=last)
+
+    @app.get("/v1/fall/stream/{session_id}", response_model=SessionOut, tags=["fall"],
+             dependencies=[Depends(require_key)],
+             summary="a stream session's saved state: where a client resumes after a crash or lost reply")
+    async def session_info(request: Request, session_id: str = SESSION_ID) -> SessionOut:
+        from actionpose.inference.fall import FallDetector
+
+        state = request.app.state
+        saved, _, updated = await asyncio.to_thread(load_session_row, state.engine, session_id)
+        if saved is None:
+            raise HTTPException(404, f"session {session_id}: no saved state (never streamed, or idle longer than "
+                                     f"{settings.session_idle_s:g} s)")
+        det = FallDetector(state.detector.scorer, state.detector.config)
+        try:
+            det.load_state(saved)
+        except ActionposeError:
+            pass  # unreadable: the next stream request starts it afresh, as reported here
+        return SessionOut(session_id=session_id, last_timestamp=det.last_time, persons=len(det.track_ids),
+                          updated_at=updated)
 
     @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)],
              summary="stored fall events, oldest first; filter by session and server time range")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 
@@ -34,8 +35,21 @@ def fall_probability_fast(window, layout: str = "coco17", fps: float = 30.0) -> 
 
 def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> list[dict]:
     """Append frames ``{"timestamp": s, "persons": [{"track_id": 1, "keypoints": [[x, y], ...]}]}`` to a
-    camera's session; returns the fall events found (each already stored on the server)."""
+    camera's session; returns the fall events found (each already stored on the server).
+
+    Safe to call again with the same frames after a timeout or a server restart: the session's state is
+    kept on the server, which refuses frames it has already processed (409). Then only the newer frames
+    are sent, and the events of the processed ones are fetched from the event log."""
     r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
+    if r.status_code == 409:
+        last = client.get(f"/v1/fall/stream/{session_id}").json()["last_timestamp"]
+        newer = [f for f in frames if f["timestamp"] > last]
+        done = client.get("/v1/events", params={"session_id": session_id, "limit": 1000}).json()["events"]
+        seen = [e for e in done if frames[0]["timestamp"] <= e["detected_time"] <= last]
+        return seen + (send_frames(session_id, newer, layout) if newer else [])
+    if r.status_code == 503:  # another request of this session was being saved: try once more
+        time.sleep(float(r.headers.get("Retry-After", "1")))
+        r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
     r.raise_for_status()
     return r.json()["events"]
 
@@ -44,7 +58,8 @@ if __name__ == "__main__":
     standing = [[[320.0 + j, 100.0 + 22 * j] for j in range(17)] for _ in range(64)]
     print(fall_probability(standing))
     print(fall_probability_fast(standing))
-    events = send_frames("camera-1", [{"timestamp": i / 30, "persons": [{"track_id": 1, "keypoints": standing[0]}]}
-                                      for i in range(60)])
-    print("events:", events)
+    frames = [{"timestamp": time.time() + i / 30, "persons": [{"track_id": 1, "keypoints": standing[0]}]}
+              for i in range(60)]
+    print("events:", send_frames("camera-1", frames))
+    print("re-sent:", send_frames("camera-1", frames))  # already processed: 409 handled, nothing twice
     print(client.get("/v1/events", params={"session_id": "camera-1"}).json())

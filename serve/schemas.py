@@ -63,6 +63,14 @@ class StreamResponse(BaseModel):
     session_id: str
     frames: int
     events: list[EventOut]
+    last_timestamp: Optional[float] = Field(None, description="the session's newest processed frame time (s)")
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    last_timestamp: Optional[float] = Field(description="newest processed frame time (s): send only newer frames")
+    persons: int = Field(description="persons with recent history (seen within the last window)")
+    updated_at: float = Field(description="server UNIX time of the last stream request")
 
 
 class EventsResponse(BaseModel):

@@ -101,10 +101,16 @@ def _store_events(conn: Any, session_id: str, rows: list[dict[str, Any]], now: f
 
 def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int]:
     """A session's saved detector state and its version; ``(None, 0)`` for a new session."""
+    state, version, _ = load_session_row(engine, session_id)
+    return state, version
+
+
+def load_session_row(engine: Engine, session_id: str) -> tuple[bytes | None, int, float | None]:
+    """(state, version, updated_at) of a session; ``(None, 0, None)`` when none is saved."""
     with engine.connect() as conn:
-        row = conn.execute(select(sessions.c.state, sessions.c.version)
+        row = conn.execute(select(sessions.c.state, sessions.c.version, sessions.c.updated_at)
                            .where(sessions.c.session_id == session_id)).first()
-    return (None, 0) if row is None else (bytes(row[0]), int(row[1]))
+    return (None, 0, None) if row is None else (bytes(row[0]), int(row[1]), float(row[2]))
 
 
 def save_session(engine: Engine, session_id: str, state: bytes, version: int,

@@ -378,6 +378,7 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
             r = clients[i % len(clients)].post(f"/v1/fall/stream/{sid}", json={"layout": "coco13", "frames": chunk},
                                                headers=h)
             assert r.status_code == 200, r.text
+            assert r.json()["last_timestamp"] == chunk[-1]["timestamp"]
             events += r.json()["events"]
         return events
 
@@ -390,6 +391,10 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
                {k: alone[0][k] for k in ("track_id", "start_time", "detected_time", "confidence")}
         again = two.post("/v1/fall/stream/shared", json={"layout": "coco13", "frames": chunks[-1]}, headers=h)
         assert again.status_code == 409 and "last processed frame" in again.json()["detail"]
+        info = two.get("/v1/fall/stream/shared", headers=h).json()  # where a client resumes
+        assert info["last_timestamp"] == frames[-1]["timestamp"] and info["persons"] == 1
+        assert two.get("/v1/fall/stream/never-seen", headers=h).status_code == 404
+        assert two.get("/v1/fall/stream/shared").status_code == 401
         stored = one.get("/v1/events", params={"session_id": "shared"}, headers=h).json()["events"]
         assert [e["id"] for e in stored] == [shared[0]["id"]]
 

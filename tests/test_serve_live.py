@@ -236,3 +236,15 @@ def test_two_workers_share_stream_sessions(tmp_path):
         for c in clients:
             c.close()
         srv.stop()
+
+
+def test_client_example_runs_against_the_server(env):
+    """serve/client_example.py as a user copies it: predict (JSON and binary), a stream, and the same
+    frames re-sent (the server refuses them with 409; the client resumes without error or duplicates)."""
+    srv, key = env
+    r = subprocess.run([sys.executable, "serve/client_example.py"], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "ACTIONPOSE_URL": srv.url, "ACTIONPOSE_KEY": key}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("{'prob'") and lines[1].startswith("{'prob'")
+    assert "events: []" in lines and "re-sent: []" in lines

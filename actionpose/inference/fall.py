@@ -254,6 +254,11 @@ class FallDetector:
         self._tracks.clear()
         self.last_time = None
 
+    @property
+    def track_ids(self) -> list[Any]:
+        """The persons with recent history (seen within the last window)."""
+        return list(self._tracks)
+
     def state_bytes(self) -> bytes:
         """The streaming state (each person's recent keypoints and debounce state) as bytes, so a
         service can keep it in its database: it then survives restarts and is shared by every worker.

@@ -119,6 +119,8 @@ def test_stream_real_fall_on_postgres_stores_one_event(svc):
     assert len(events) == 1 and 2.0 <= events[0]["start_time"] - t0 <= 3.6
     stored = client.get("/v1/events", params={"session_id": "pg-video"}, headers=h).json()["events"]
     assert stored == events
+    info = client.get("/v1/fall/stream/pg-video", headers=h).json()  # session state saved in PostgreSQL
+    assert info["last_timestamp"] == pytest.approx(t0 + 107 / 18) and info["persons"] == 1
 
 
 @pytest.mark.slow

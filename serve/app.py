@@ -343,13 +343,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                         raise HTTPException(409, f"frames[0].timestamp: {frames[0][0]} is not after this session's last "
                                                  f"processed frame ({det.last_time}); a re-sent request? its events "
                                                  f"are in GET /v1/events - send only newer frames")
-                    found: list[dict[str, Any]] = []
                     error = None
-                    try:
-                        for ts, persons in frames:
-                            found += [e.to_dict() for e in det.update(persons, ts, layout=req.layout)]
+                    try:  # all due windows of the request in one ONNX call
+                        events = det.update_many([(persons, ts) for ts, persons in frames], layout=req.layout)
                     except ActionposeError as e:  # frames before the bad one count: their state and events are kept
-                        error = e
+                        error, events = e, getattr(e, "events", [])
+                    found = [e.to_dict() for e in events]
                     rows = save_session(state.engine, session_id, det.state_bytes(), version, found)
                     if rows is not None:
                         break

@@ -248,3 +248,32 @@ def test_stream_state_round_trip_continues_exactly():
         assert (a.last_eval, a.hits, a.armed) == (b.last_eval, b.hits, b.armed)
     with pytest.raises(ActionposeError, match="stream state"):
         copy.load_state(b"not an npz")
+
+
+def test_update_many_makes_the_same_decisions_as_frame_by_frame(det):
+    """The service's path (several frames per call, one ONNX call for all due windows) against update()
+    per frame: the fixture fall with a second, still person beside it, in chunks of 1-23 frames, and a
+    refused frame mid-chunk (frames before it still count, their events ride on the error)."""
+    kp, sc, _ = fixture_seq("fall-01")
+    still = kp[:1].repeat(len(kp), 0) + np.array([150.0, 0.0], np.float32)
+    frames = [({1: np.concatenate([kp[i], sc[i][:, None]], -1), "b": still[i]}, i / 30) for i in range(len(kp))]
+    one = FallDetector(det.scorer, det.config)
+    want = [e for f, t in frames for e in one.update(f, t, layout="coco13")]
+    assert len(want) == 1
+    many = FallDetector(det.scorer, det.config)
+    got, i, sizes = [], 0, [1, 7, 23, 15, 2]
+    while i < len(frames):
+        n = sizes[i % len(sizes)]
+        got += many.update_many(frames[i:i + n], layout="coco13")
+        i += n
+    assert [(e.track_id, e.start_time, e.detected_time) for e in got] == \
+           [(e.track_id, e.start_time, e.detected_time) for e in want]
+    assert got[0].confidence == pytest.approx(want[0].confidence, abs=1e-6)
+    assert many.track_ids == one.track_ids and many.last_time == one.last_time
+
+    bad = FallDetector(det.scorer, det.config)
+    with pytest.raises(ActionposeError, match="not after") as err:
+        bad.update_many(frames[:120] + [frames[10]] + frames[120:], layout="coco13")  # the fall: frame ~104
+    assert [(e.start_time, e.detected_time) for e in err.value.events] == \
+           [(e.start_time, e.detected_time) for e in want] and len(err.value.events) == 1
+    assert bad.last_time == pytest.approx(119 / 30)

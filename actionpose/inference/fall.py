@@ -300,44 +300,68 @@ class FallDetector:
         objects/dicts with ``track_id``, ``keypoints`` [V, 2] and ``scores`` [V] (pose frontend frames).
         Timestamps are seconds and must increase per person. Persons not seen for a window's length
         are forgotten."""
+        return self.update_many([(frame_keypoints, timestamp)], layout=layout)
+
+    def update_many(self, frames: Iterable[tuple[Any, float]], layout: str | None = None) -> list[FallEvent]:
+        """:meth:`update` for consecutive ``(frame_keypoints, timestamp)`` pairs: the same decisions and
+        events, but every window that falls due in them is scored in one ONNX call instead of one call per
+        frame (a service request of 15 frames x 2 persons: 8 calls -> 1). The windows are prepared from
+        each frame's own history and the alert logic steps through them in frame order, so only the
+        batching differs. A refused frame raises :class:`ActionposeError` after the frames before it have
+        counted; their events are on the error as ``events``."""
+        due: list[tuple[Any, _Track, float, np.ndarray, np.ndarray, np.ndarray]] = []
+        try:
+            for frame_keypoints, timestamp in frames:
+                self._ingest(frame_keypoints, float(timestamp), layout or self.layout, due)
+        except ActionposeError as e:
+            e.events = self._decide(due)
+            raise
+        return self._decide(due)
+
+    def _ingest(self, frame_keypoints: Any, timestamp: float, layout: str,
+                due: list[tuple[Any, _Track, float, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Add one frame to the tracks; a person whose window falls due goes to ``due`` with a snapshot of
+        its history (later frames move the history on before the window is scored)."""
         persons = list(_persons(frame_keypoints))
-        self.last_time = float(timestamp) if self.last_time is None else max(self.last_time, float(timestamp))
-        lay = layout or self.layout
+        self.last_time = timestamp if self.last_time is None else max(self.last_time, timestamp)
         cfg = self.config
         span = cfg.prep.frames / cfg.prep.fps + 0.5
-        due: list[tuple[Any, _Track]] = []
         for tid, kp, sc in persons:
-            kp13, sc13 = to_body13(kp[None], None if sc is None else sc[None], lay)
+            kp13, sc13 = to_body13(kp[None], None if sc is None else sc[None], layout)
             tr = self._tracks.setdefault(tid, _Track())
             if tr.times and timestamp <= tr.times[-1]:
                 raise ActionposeError(f"timestamp {timestamp} is not after the previous one ({tr.times[-1]}) "
                                       f"for track {tid}")
-            tr.times.append(float(timestamp))
+            tr.times.append(timestamp)
             tr.kps.append(kp13[0])
             tr.scores.append(sc13[0])
             while tr.times and tr.times[0] < timestamp - span:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - 1e-9 and timestamp - tr.last_eval >= cfg.hop_s - 1e-9:
-                due.append((tid, tr))
+                tr.last_eval = timestamp
+                due.append((tid, tr, timestamp, np.stack(tr.kps), np.stack(tr.scores), np.array(tr.times)))
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
+
+    def _decide(self, due: list[tuple[Any, _Track, float, np.ndarray, np.ndarray, np.ndarray]]) -> list[FallEvent]:
+        """Score the due windows in one call, then run the alert logic through them in frame order."""
         if not due:
             return []
         if getattr(self.scorer, "replaying", False):  # evaluation replays recorded scores: skip preparation
             probs = self.score_prepared(np.empty((len(due), 0)), np.empty((len(due), 0)))
         else:
-            prepped = [prepare_window(np.stack(tr.kps), np.stack(tr.scores), "body13", times=np.array(tr.times),
-                                      cfg=cfg.prep) for _, tr in due]
+            prepped = [prepare_window(kps, scs, "body13", times=times, cfg=self.config.prep)
+                       for _, _, _, kps, scs, times in due]
             probs = self.score_prepared(np.stack([p[0] for p in prepped]), np.stack([p[1] for p in prepped]))
         events = []
-        for (tid, tr), prob in zip(due, probs):
-            tr.last_eval = timestamp
-            ev = self._step(tid, tr, float(prob), timestamp)
+        for (tid, tr, now, kps, _, times), prob in zip(due, probs):
+            ev = self._step(tid, tr, float(prob), now, kps, times)
             if ev is not None:
                 events.append(ev)
         return events
 
-    def _step(self, tid: Any, tr: _Track, prob: float, now: float) -> FallEvent | None:
+    def _step(self, tid: Any, tr: _Track, prob: float, now: float, kps: np.ndarray, times: np.ndarray
+              ) -> FallEvent | None:
         cfg = self.config
         if not tr.armed:
             if prob < cfg.release:
@@ -349,8 +373,7 @@ class FallDetector:
             return None
         if prob >= cfg.threshold:
             if tr.hits == 0:
-                kp = np.stack(tr.kps)
-                tr.run_start = hip_drop_start(kp, np.array(tr.times))
+                tr.run_start = hip_drop_start(kps, times)  # the history as it was at this window
                 tr.run_max = 0.0
             tr.hits += 1
             tr.run_max = max(tr.run_max, prob)

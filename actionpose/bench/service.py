@@ -46,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="request body: documented JSON, float32 octet-stream, or both (two tables)")
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
                    help="start the server with --no-access-log (default: as documented, access log on)")
+    p.add_argument("--stream", action="store_true",
+                   help="load-test POST /v1/fall/stream instead: each client is a camera session sending --chunk "
+                        "frames of --persons people per request at 30 fps stream time (reports real-time cameras)")
+    p.add_argument("--persons", type=int, default=2, help="--stream: persons per frame")
+    p.add_argument("--chunk", type=int, default=15, help="--stream: frames per request (15 = 0.5 s at 30 fps)")
+    p.add_argument("--db-url", default=None,
+                   help="the server's database (default: a fresh SQLite file; e.g. postgresql+psycopg://...)")
 
 
 def _window(frames: int, seed: int = 0) -> list:
@@ -141,6 +148,90 @@ async def _load(port: int, request: bytes, clients: int, seconds: float) -> tupl
     return lat, errors, wall
 
 
+def _stream_frames(persons: int, variants: int = 60) -> list[str]:
+    """JSON of one frame's ``persons`` list, in ``variants`` jittered versions (people standing side by side)."""
+    rng = np.random.default_rng(1)
+    base = np.asarray(_window(1)[0])
+    out = []
+    for _ in range(variants):
+        people = [{"track_id": p, "keypoints": (base + [150.0 * p, 0] + rng.normal(0, 2, base.shape)).round(2).tolist()}
+                  for p in range(persons)]
+        out.append(json.dumps(people, separators=(",", ":")))
+    return out
+
+
+def _stream_body(people: list[str], start: int, chunk: int) -> bytes:
+    return ('{"layout":"coco17","frames":[' + ",".join(
+        f'{{"timestamp":{(start + k) / 30:.4f},"persons":{people[(start + k) % len(people)]}}}' for k in range(chunk))
+        + "]}").encode()
+
+
+async def _stream_load(port: int, key: str, cameras: int, seconds: float, persons: int, chunk: int,
+                       tag: str = "") -> tuple[list[float], int, float]:
+    """Closed loop: each camera sends its next ``chunk`` frames when the previous reply arrives."""
+    people = _stream_frames(persons)
+    lat: list[float] = []
+    errors = 0
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(cameras)]
+
+    def request(cam: int, start: int) -> bytes:
+        body = _stream_body(people, start, chunk)
+        return (f"POST /v1/fall/stream/bench-{os.getpid()}-{tag}{cam} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+    warm = 2 * chunk  # two requests per camera before timing: sessions created, ONNX Runtime's buffers planned
+
+    async def warm_up(cam: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for start in range(0, warm, chunk):
+            status, body = await _exchange(reader, writer, request(cam, start))
+            if status != 200:
+                raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
+
+    await asyncio.gather(*[warm_up(i, r, w) for i, (r, w) in enumerate(conns)])
+    t_end = time.perf_counter() + seconds
+
+    async def camera(cam: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal errors
+        start = warm
+        while time.perf_counter() < t_end:
+            req = request(cam, start)
+            t = time.perf_counter()
+            status, body = await _exchange(reader, writer, req)
+            if status == 200:
+                lat.append(time.perf_counter() - t)
+            else:
+                errors += 1
+                if errors == 1:
+                    print(f"stream request answered {status}: {body[:200]!r}")
+            start += chunk
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[camera(i, r, w) for i, (r, w) in enumerate(conns)])
+    wall = time.perf_counter() - t0
+    for _, w in conns:
+        w.close()
+    return lat, errors, wall
+
+
+def in_process_stream(model: str, threads: int, seconds: float, persons: int, chunk: int, cameras: int) -> float:
+    """Seconds of 30 fps video per wall second through ``FallDetector.update_many`` in this process, the
+    same chunks as the stream load test, cameras taking turns (the service's work minus HTTP and the database)."""
+    from actionpose.inference.fall import FallDetector
+
+    base = FallDetector.from_pretrained(model, threads=threads)
+    dets = [FallDetector(base.scorer, base.config) for _ in range(cameras)]
+    people = [json.loads(p) for p in _stream_frames(persons)]
+    frames = [({p["track_id"]: np.asarray(p["keypoints"], np.float32) for p in people[i % len(people)]}, i / 30)
+              for i in range(30 * 600)]
+    done, pos, t0 = 0, [0] * cameras, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        c = done % cameras
+        dets[c].update_many(frames[pos[c]:pos[c] + chunk], layout="coco17")
+        pos[c] += chunk
+        done += 1
+    return done * chunk / 30 / (time.perf_counter() - t0)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children (uvicorn workers); Linux /proc, NaN
     elsewhere - shows where the 2 cores went."""
@@ -183,9 +274,9 @@ def run(args: argparse.Namespace) -> int:
     # in-process reference before and after the load test; the faster of the two counts (the machine is
     # shared, so this is the strict choice for the service / in-process ratio)
     ref_secs = min(args.seconds, 3.0)
-    ref = _reference(args, ref_secs)
+    ref = {} if args.stream else _reference(args, ref_secs)
     tmp = Path(tempfile.mkdtemp(prefix="ap_bench_"))
-    url_db = f"sqlite:///{tmp / 'events.db'}"
+    url_db = args.db_url or f"sqlite:///{tmp / 'events.db'}"
     key = add_key(open_db(url_db), "bench")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"error: server did not start; see {tmp / 'server.log'}")
             return 2
+        if args.stream:
+            return _stream_report(args, proc, port, key, load_before, ref_secs, url_db)
         for body in bodies:
             for n in args.clients:
                 srv0, cli0 = _cpu_seconds(proc.pid), os.times()
@@ -249,4 +342,34 @@ def run(args: argparse.Namespace) -> int:
               f"in-process batched on the same cores ({'met' if top[6] >= 0.7 * best else 'NOT met'}, >= 70 %)"
               + (f"; at 8 clients {at8[0][6] / best:.0%}" if at8 else "")
               + f"; {top[6] / ref[1]:.0%} of in-process one window per call")
+    return 0
+
+
+def _stream_report(args: argparse.Namespace, proc: subprocess.Popen, port: int, key: str, load_before: tuple,
+                   ref_secs: float, url_db: str) -> int:
+    """--stream: cameras levels against the in-process detector (before and after, the faster counts)."""
+    rows = []
+    for n in args.clients:
+        srv0 = _cpu_seconds(proc.pid)
+        lat, errors, wall = _run_async(_stream_load(port, key, n, args.seconds, args.persons, args.chunk, f"{n}x"))
+        srv1 = _cpu_seconds(proc.pid)
+        a = np.array(lat) * 1000 if lat else np.array([np.nan])
+        rows.append((n, len(lat), errors, np.percentile(a, 50), np.percentile(a, 99), len(lat) / wall,
+                     (srv1 - srv0) / max(len(lat), 1) * 1000))
+    proc.terminate()
+    proc.wait(10)
+    ref = max(in_process_stream(args.model, args.threads, ref_secs, args.persons, args.chunk, 8) for _ in range(2))
+    video = args.chunk / 30
+    print(f"fall service stream load test: POST /v1/fall/stream, {args.chunk} frames x {args.persons} persons per "
+          f"request ({video:g} s of 30 fps video), one session per camera, closed loop, {os.cpu_count()} CPUs, "
+          f"server workers={args.workers}, onnxruntime threads={args.threads}, database {url_db.split(':')[0]}, "
+          f"{args.seconds:g} s per level, "
+          f"load average at start: {' '.join(f'{x:.2f}' for x in load_before)}")
+    print(f"in-process FallDetector.update_many on the same chunks (one process): {ref:.1f} s of video per s")
+    print("| cameras | requests | errors | p50 ms | p99 ms | req/s | video s per s (= real-time cameras) "
+          "| / in-process | server CPU ms per request |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, cnt, err, p50, p99, rps, cpu in rows:
+        print(f"| {n} | {cnt} | {err} | {p50:.1f} | {p99:.1f} | {rps:.1f} | {rps * video:.1f} | {rps * video / ref:.0%} "
+              f"| {cpu:.1f} |")
     return 0

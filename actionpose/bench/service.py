@@ -121,27 +121,38 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 
 async def _load(port: int, request: bytes, clients: int, seconds: float) -> tuple[list[float], int, float]:
-    lat: list[float] = []
-    errors = 0
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
     for r, w in conns:  # warm-up, and check one answer really is a probability
         status, body = await _exchange(r, w, request)
         if status != 200 or not 0 <= json.loads(body)["prob"] <= 1:
             raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
+    return await _closed_loop(conns, seconds, lambda i, n: request)
+
+
+async def _closed_loop(conns: list, seconds: float, make_request: Any) -> tuple[list[float], int, float]:
+    """Each connection sends ``make_request(client, n)`` for its n-th request as soon as the previous
+    answer arrives, for ``seconds``; latencies of the 200s, the number of other answers, and the wall time."""
+    lat: list[float] = []
+    errors = 0
     t_end = time.perf_counter() + seconds
 
-    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def client(i: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal errors
+        n = 0
         while time.perf_counter() < t_end:
+            req = make_request(i, n)
             t = time.perf_counter()
-            status, _ = await _exchange(reader, writer, request)
+            status, body = await _exchange(reader, writer, req)
             if status == 200:
                 lat.append(time.perf_counter() - t)
             else:
                 errors += 1
+                if errors == 1:
+                    print(f"a request was answered {status}: {body[:200]!r}")
+            n += 1
 
     t0 = time.perf_counter()
-    await asyncio.gather(*[client(r, w) for r, w in conns])
+    await asyncio.gather(*[client(i, r, w) for i, (r, w) in enumerate(conns)])
     wall = time.perf_counter() - t0
     for _, w in conns:
         w.close()
@@ -170,8 +181,6 @@ async def _stream_load(port: int, key: str, cameras: int, seconds: float, person
                        tag: str = "") -> tuple[list[float], int, float]:
     """Closed loop: each camera sends its next ``chunk`` frames when the previous reply arrives."""
     people = _stream_frames(persons)
-    lat: list[float] = []
-    errors = 0
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(cameras)]
 
     def request(cam: int, start: int) -> bytes:
@@ -188,29 +197,7 @@ async def _stream_load(port: int, key: str, cameras: int, seconds: float, person
                 raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
 
     await asyncio.gather(*[warm_up(i, r, w) for i, (r, w) in enumerate(conns)])
-    t_end = time.perf_counter() + seconds
-
-    async def camera(cam: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal errors
-        start = warm
-        while time.perf_counter() < t_end:
-            req = request(cam, start)
-            t = time.perf_counter()
-            status, body = await _exchange(reader, writer, req)
-            if status == 200:
-                lat.append(time.perf_counter() - t)
-            else:
-                errors += 1
-                if errors == 1:
-                    print(f"stream request answered {status}: {body[:200]!r}")
-            start += chunk
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*[camera(i, r, w) for i, (r, w) in enumerate(conns)])
-    wall = time.perf_counter() - t0
-    for _, w in conns:
-        w.close()
-    return lat, errors, wall
+    return await _closed_loop(conns, seconds, lambda cam, n: request(cam, warm + n * chunk))
 
 
 def in_process_stream(model: str, threads: int, seconds: float, persons: int, chunk: int, cameras: int) -> float:

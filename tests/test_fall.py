@@ -277,3 +277,16 @@ def test_update_many_makes_the_same_decisions_as_frame_by_frame(det):
     assert [(e.start_time, e.detected_time) for e in err.value.events] == \
            [(e.start_time, e.detected_time) for e in want] and len(err.value.events) == 1
     assert bad.last_time == pytest.approx(119 / 30)
+
+
+def test_running_median_of_the_fall_start_matches_scipy_medfilt():
+    """hip_drop_start's running median (numpy) gives scipy.signal.medfilt's numbers on the same padding."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.signal import medfilt
+
+    rng = np.random.default_rng(5)
+    for n in (5, 17, 64, 80):
+        for k in (1, 2, 3):
+            y = rng.normal(size=n)
+            ours = np.median(sliding_window_view(np.pad(y, k, mode="edge"), 2 * k + 1), axis=1)
+            assert np.array_equal(ours, medfilt(np.pad(y, k, mode="edge"), 2 * k + 1)[k:-k])

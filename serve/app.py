@@ -338,9 +338,10 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         state = request.app.state
         lock = state.session_locks.get(session_id)
 
-        def run() -> list[dict[str, Any]]:
+        def run() -> tuple[list[dict[str, Any]], Optional[float]]:
             """Load the session's state, run the frames, save state + events in one transaction; if another
-            worker saved the session meanwhile, run the frames again on its newer state."""
+            worker saved the session meanwhile, run the frames again on its newer state. Returns the stored
+            events and the session's newest frame time."""
             from actionpose.inference.fall import FallDetector
 
             with lock:  # this worker's requests for one session, one at a time and in order
@@ -361,7 +362,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                         events = det.update_many([(persons, ts) for ts, persons in frames], layout=req.layout)
                     except ActionposeError as e:  # frames before the bad one count: their state and events are kept
                         error, events = e, getattr(e, "events", [])
-                    found = [e.to_dict() for e in events]
+                    found = [ev.to_dict() for ev in events]
                     rows = save_session(state.engine, session_id, det.state_bytes(), version, found)
                     if rows is not None:
                         break

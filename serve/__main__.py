@@ -74,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         fast = {"loop": "uvloop", "http": "httptools"}
     except ImportError:
         pass
-    uvicorn.run("serve.app:app", host=a.host, port=a.port, workers=a.workers, log_level=a.log_level,
-                access_log=a.access_log, timeout_keep_alive=5, limit_concurrency=512, backlog=256, **fast)
+    options = dict(log_level=a.log_level, access_log=a.access_log, timeout_keep_alive=5, limit_concurrency=512,
+                   backlog=256, **fast)
+    if a.workers > 1:
+        from serve import workers
+
+        if workers.available():  # one SO_REUSEPORT socket per worker: the kernel spreads connections evenly
+            return workers.run(a.host, a.port, a.workers, options)
+    uvicorn.run("serve.app:app", host=a.host, port=a.port, workers=a.workers, **options)
     return 0
 
 

@@ -210,23 +210,23 @@ def test_healthz_answers_under_load_and_logs_hold_no_key(env):
 
 
 def test_two_workers_share_stream_sessions(tmp_path):
-    """`--workers 2`: the session's requests go round-robin over 8 connections, which the kernel spreads
+    """`--workers 2`: the session's requests go round-robin over 16 connections, which the kernel spreads
     over both workers (checked by the X-Worker header); the state lives in the database, so the
     fixture fall is still found exactly once."""
     url = f"sqlite:///{tmp_path / 'events.db'}"
     key = add_key(open_db(url), "live")
     srv = Server(url, tmp_path / "server.log", workers=2).start()
-    clients = [httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30) for _ in range(8)]
+    clients = [httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30) for _ in range(16)]
     try:
         openers = [threading.Thread(target=c.get, args=("/healthz",)) for c in clients]
-        for t in openers:  # open all 8 connections at once, so both workers accept some
+        for t in openers:  # open all 16 connections at once: the kernel spreads them over the workers
             t.start()
         for t in openers:
             t.join(30)
         frames = fall_frames()
         events, workers = [], set()
         for i, lo in enumerate(range(0, len(frames), 10)):
-            r = clients[i % 8].post("/v1/fall/stream/two-workers", json={"layout": "coco13", "frames": frames[lo:lo + 10]})
+            r = clients[i % 16].post("/v1/fall/stream/two-workers", json={"layout": "coco13", "frames": frames[lo:lo + 10]})
             assert r.status_code == 200, r.text
             events += r.json()["events"]
             workers.add(r.headers["x-worker"])
@@ -262,3 +262,57 @@ def test_load_benchmark_runs_and_reports_no_errors(mode):
     assert len(rows) == 2, r.stdout
     errors_col = 3 if "--stream" in mode else 4
     assert all(c[errors_col].strip() == "0" for c in rows), r.stdout
+
+
+def _children(pid: int) -> list[int]:
+    """The server's worker processes (multiprocessing's resource tracker, also a child, left out)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for c in (task / "children").read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes():
+                    out.append(int(c))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT workers and /proc are Linux only")
+def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(tmp_path):
+    """`--workers 2` (one SO_REUSEPORT socket per worker): SIGKILL one worker; the other keeps answering and
+    the parent starts a replacement."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    key = add_key(open_db(url), "live")
+    srv = Server(url, tmp_path / "server.log", workers=2).start()
+    try:
+        workers = _children(srv.proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        window = {"layout": "coco17", "keypoints": (np.random.default_rng(0).normal(300, 50, (16, 17, 2))).tolist()}
+        codes = []
+        for _ in range(20):  # new connections: some would hash to the dead worker's socket if it were kept
+            with httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30) as c:
+                codes.append(c.post("/v1/fall/predict", json=window).status_code)
+        assert set(codes) == {200}
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            now = _children(srv.proc.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no replacement worker: {_children(srv.proc.pid)}")
+        assert "starting another" in srv.log.read_text()
+    finally:
+        srv.stop()
+
+
+def test_workers_refuse_a_taken_port_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "serve", "--port", str(port), "--workers", "2"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "ACTIONPOSE_DB_URL": f"sqlite:///{tmp_path / 'e.db'}"})
+    assert r.returncode == 2 and r.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"

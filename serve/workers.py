@@ -40,8 +40,12 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
 
 def run(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
     """Serve ``serve.app:app`` from ``workers`` processes; returns when they have stopped."""
-    try:  # fail here, once and clearly, if the address is taken by a socket without SO_REUSEPORT
-        _listen(host, port, 1).close()
+    try:  # fail here, once and clearly, if anything listens there already - another copy of this service
+        # too: a probe without SO_REUSEPORT cannot join its group, so traffic is never split between two servers
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
     except OSError as e:
         print(f"error: cannot listen on {host}:{port}: {e.strerror}", file=sys.stderr)
         return 2

@@ -307,6 +307,21 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(tmp_path):
         srv.stop()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT workers are Linux only")
+def test_a_second_server_on_the_same_port_is_refused(tmp_path):
+    """Per-worker SO_REUSEPORT sockets must not let a second copy of the service join the first one's
+    port (traffic would be split between two servers without anyone noticing)."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    srv = Server(url, tmp_path / "server.log", workers=2).start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "serve", "--port", str(srv.port), "--workers", "2"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "ACTIONPOSE_DB_URL": f"sqlite:///{tmp_path / 'other.db'}"})
+        assert r.returncode == 2 and "Address already in use" in r.stderr
+    finally:
+        srv.stop()
+
+
 def test_workers_refuse_a_taken_port_with_one_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

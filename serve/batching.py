@@ -69,7 +69,7 @@ class MicroBatcher:
         return await fut
 
     def _dispatch(self) -> None:
-        """Hand what is waiting to the free scoring threads (runs on the event loop)."""
+        """Hand what is waiting to the free scoring threads, or schedule scoring on the loop (runs on the loop)."""
         self._timer = None
         if not self.parallel:
             if self.pending and not self._on_loop_scheduled:

@@ -84,7 +84,8 @@ def _store_events(conn: Any, session_id: str, rows: list[dict[str, Any]], now: f
     out = []
     for r in rows:
         key = {"session_id": session_id, "track_id": str(r["track_id"]), "start_ms": int(round(r["start_time"] * 1000))}
-        existing = conn.execute(select(events).where(*(events.c[k] == v for k, v in key.items()))).mappings().first()
+        stored = select(events).where(*(events.c[k] == v for k, v in key.items()))
+        existing = conn.execute(stored).mappings().first()
         if existing is None:
             try:
                 with conn.begin_nested():
@@ -93,20 +94,14 @@ def _store_events(conn: Any, session_id: str, rows: list[dict[str, Any]], now: f
                                                         confidence=float(r["confidence"]), created_at=now))
             except IntegrityError:  # a concurrent request stored it first
                 pass
-            existing = conn.execute(select(events).where(*(events.c[k] == v for k, v in key.items()))
-                                    ).mappings().first()
+            existing = conn.execute(stored).mappings().first()
         out.append(dict(existing))
     return out
 
 
-def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int]:
-    """A session's saved detector state and its version; ``(None, 0)`` for a new session."""
-    state, version, _ = load_session_row(engine, session_id)
-    return state, version
-
-
-def load_session_row(engine: Engine, session_id: str) -> tuple[bytes | None, int, float | None]:
-    """(state, version, updated_at) of a session; ``(None, 0, None)`` when none is saved."""
+def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int, float | None]:
+    """A session's saved detector state, its version and when it was saved; ``(None, 0, None)`` for a new
+    session."""
     with engine.connect() as conn:
         row = conn.execute(select(sessions.c.state, sessions.c.version, sessions.c.updated_at)
                            .where(sessions.c.session_id == session_id)).first()

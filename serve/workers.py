@@ -20,14 +20,22 @@ def available() -> bool:
     return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 
 
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def _bound(host: str, port: int, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    sock = _bound(host, port, reuse_port=True)
     sock.listen(backlog)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -42,10 +50,7 @@ def run(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
     """Serve ``serve.app:app`` from ``workers`` processes; returns when they have stopped."""
     try:  # fail here, once and clearly, if anything listens there already - another copy of this service
         # too: a probe without SO_REUSEPORT cannot join its group, so traffic is never split between two servers
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+        _bound(host, port, reuse_port=False).close()
     except OSError as e:
         print(f"error: cannot listen on {host}:{port}: {e.strerror}", file=sys.stderr)
         return 2

@@ -288,19 +288,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: server did not start; see {tmp / 'server.log'}")
             return 2
         if args.stream:
-            return _stream_report(args, proc, port, key, load_before, ref_secs, url_db)
-        for body in bodies:
-            for n in args.clients:
-                srv0, cli0 = _cpu_seconds(proc.pid), os.times()
-                lat, errors, wall = _run_async(_load(port, requests[body], n, args.seconds))
-                srv1, cli1 = _cpu_seconds(proc.pid), os.times()
-                a = np.array(lat) * 1000
-                cpu = ((srv1 - srv0) / len(lat) * 1000, (cli1.user + cli1.system - cli0.user - cli0.system) / len(lat) * 1000)
-                rows.append((body, n, len(lat), errors, np.percentile(a, 50), np.percentile(a, 99), len(lat) / wall, cpu))
+            rows = _stream_rows(args, proc, port, key)
+        else:
+            for body in bodies:
+                for n in args.clients:
+                    srv0, cli0 = _cpu_seconds(proc.pid), os.times()
+                    lat, errors, wall = _run_async(_load(port, requests[body], n, args.seconds))
+                    srv1, cli1 = _cpu_seconds(proc.pid), os.times()
+                    a = np.array(lat) * 1000
+                    cpu = ((srv1 - srv0) / len(lat) * 1000,
+                           (cli1.user + cli1.system - cli0.user - cli0.system) / len(lat) * 1000)
+                    rows.append((body, n, len(lat), errors, np.percentile(a, 50), np.percentile(a, 99),
+                                 len(lat) / wall, cpu))
     finally:
         proc.terminate()
         proc.wait(10)
-    ref = {k: max(v, ref2[k]) for ref2 in [_reference(args, ref_secs)] for k, v in ref.items()}
+    if args.stream:
+        return _stream_report(args, rows, load_before, ref_secs, url_db)
+    after = _reference(args, ref_secs)
+    ref = {k: max(v, after[k]) for k, v in ref.items()}
     best = max(ref[8], ref[32])
     print(f"fall service load test: {args.frames}-frame coco17 windows, POST /v1/fall/predict on 127.0.0.1, "
           f"{os.cpu_count()} CPUs, server workers={args.workers}, onnxruntime threads={args.threads}, "
@@ -332,9 +338,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stream_report(args: argparse.Namespace, proc: subprocess.Popen, port: int, key: str, load_before: tuple,
-                   ref_secs: float, url_db: str) -> int:
-    """--stream: cameras levels against the in-process detector (before and after, the faster counts)."""
+def _stream_rows(args: argparse.Namespace, proc: subprocess.Popen, port: int, key: str) -> list[tuple]:
+    """--stream: one row per camera level."""
     rows = []
     for n in args.clients:
         srv0 = _cpu_seconds(proc.pid)
@@ -343,8 +348,13 @@ def _stream_report(args: argparse.Namespace, proc: subprocess.Popen, port: int, 
         a = np.array(lat) * 1000 if lat else np.array([np.nan])
         rows.append((n, len(lat), errors, np.percentile(a, 50), np.percentile(a, 99), len(lat) / wall,
                      (srv1 - srv0) / max(len(lat), 1) * 1000))
-    proc.terminate()
-    proc.wait(10)
+    return rows
+
+
+def _stream_report(args: argparse.Namespace, rows: list[tuple], load_before: tuple, ref_secs: float,
+                   url_db: str) -> int:
+    """--stream: the camera levels against the in-process detector, measured twice after the server has
+    stopped (the faster counts)."""
     ref = max(in_process_stream(args.model, args.threads, ref_secs, args.persons, args.chunk, 8) for _ in range(2))
     video = args.chunk / 30
     print(f"fall service stream load test: POST /v1/fall/stream, {args.chunk} frames x {args.persons} persons per "

@@ -174,3 +174,26 @@ def test_max_time_stops_a_run_and_still_exports_its_best_checkpoint(tmp_path, pe
     assert epochs and max(epochs) < 499  # stopped by the clock, not by the epoch count
     with pytest.raises(ActionposeError, match="max_time"):
         train(_tiny_config(tmp_path, penn_pkl, trainer={"max_time": "8:30x"}, mlflow={"enabled": False}))
+
+
+def test_lr_schedule_warms_up_anneals_and_follows_the_clock_in_a_time_box():
+    """Without a time box: linear warm-up, then cosine to min_lr at the last step. With one: a run the clock
+    stops at a tenth of its steps has still annealed (the rate follows wall time when that is further on)."""
+    import math
+
+    from actionpose.training.module import lr_factor
+
+    f = lr_factor(total=100, warm_frac=0.1, floor=0.01)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert f(100) == pytest.approx(0.01) and f(500) == pytest.approx(0.01)
+
+    now = [0.0]
+    g = lr_factor(total=100, warm_frac=0.1, floor=0.0, budget_s=10.0, clock=lambda: now[0])
+    assert g(0) == pytest.approx(0.1)            # first call starts the clock
+    now[0] = 5.0                                 # half the box gone at step 5: time leads
+    assert g(5) == pytest.approx(0.5 * (1 + math.cos(math.pi * (0.5 - 0.1) / 0.9)))
+    now[0] = 10.0
+    assert g(10) == pytest.approx(0.0)           # annealed when the box ends, 90 steps early
+    now[0] = 0.5                                 # (a clock behind the steps): the steps lead
+    assert g(60) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5 / 0.9)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -71,14 +72,33 @@ class ActionModule(pl.LightningModule):
                               weight_decay=o["weight_decay"])
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, int(self.trainer.max_epochs or o["epochs"]))
-        warm = int(total * float(o["warmup_epochs"]) / epochs)
-        floor = float(o["min_lr"]) / float(o["lr"]) if o["lr"] else 0.0
-
-        def factor(step: int) -> float:  # per-step cosine (PYSKL CosineAnnealing by_epoch=False)
-            if step < warm:
-                return (step + 1) / warm
-            t = min(1.0, (step - warm) / max(1, total - warm))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        minutes = (self.config.get("trainer") or {}).get("max_time")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(
+            total, float(o["warmup_epochs"]) / epochs, float(o["min_lr"]) / float(o["lr"]) if o["lr"] else 0.0,
+            budget_s=0.95 * 60 * float(minutes) if minutes else None))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(total: int, warm_frac: float, floor: float, budget_s: float | None = None, clock=time.monotonic):
+    """Per-step linear warm-up then cosine (PYSKL CosineAnnealing by_epoch=False), as a LambdaLR factor.
+
+    With a time box (``trainer.max_time``) the schedule runs on whichever is further along, steps or
+    wall-clock: a run the clock stops early has still annealed to ``min_lr`` (at 95 % of the box, so the
+    last whole epoch is validated at the low rate) instead of being cut off at a high rate mid-schedule.
+    The price is that a time-boxed schedule depends on the machine's speed; without a box it does not."""
+    start: list[float] = []
+
+    def factor(step: int) -> float:
+        p = step / total
+        if budget_s:
+            now = clock()
+            if not start:
+                start.append(now)
+            p = max(p, (now - start[0]) / budget_s)
+        p = min(1.0, p)
+        if p < warm_frac:
+            return min(1.0, max(p, (step + 1) / total) / warm_frac)
+        t = (p - warm_frac) / max(1e-9, 1.0 - warm_frac)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor

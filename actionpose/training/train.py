@@ -124,6 +124,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                          logger=False, enable_progress_bar=bool(t["progress_bar"]), enable_model_summary=False,
                          limit_train_batches=t["limit_train_batches"], limit_val_batches=t["limit_val_batches"],
                          num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False,
+                         benchmark=True if gpu else None,  # fixed clip shapes: let cuDNN pick its kernels once
                          max_time=_max_time(t["max_time"]))
     status = "FAILED"
     try:

@@ -6,11 +6,13 @@
 #
 # Made for a lent GPU machine whose image has torch, lightning, onnxruntime and torch-geometric but no
 # internet and no MLflow: it runs from the repository root with PYTHONPATH=. (no install) and MLflow off.
-#   OUT=results RUNS=runs MINUTES=7 bash configs/nwucla/gpu_4streams.sh data/nwucla.pkl [override ...]
-# MINUTES caps each run's training (trainer.max_time); a capped run still tests and exports its best
-# checkpoint. OUT receives only what is worth bringing back (at most 8 files): the four .onnx models,
-# results.json (every eval, each run's metrics.json and the device) and logs.tar.gz (training logs,
-# confusion matrices). Extra arguments are config overrides for all four runs (a CPU dry run:
+#   OUT=results RUNS=runs MINUTES=7 [EVAL=0] bash configs/nwucla/gpu_4streams.sh data/nwucla.pkl [override ...]
+# MINUTES caps each run's training (trainer.max_time; the cosine schedule then anneals by the clock, so a
+# capped run ends at a low rate); a capped run still tests and exports its best checkpoint. OUT receives
+# only what is worth bringing back (at most 8 files): the four .onnx models, train.log (all four runs'
+# lines, prefixed, written as they come, so a lease that ends early still returns it), results.json (every
+# eval, each run's metrics.json and the device) and logs.tar.gz (confusion matrices). EVAL=0 skips the
+# `actionpose eval` runs there, for when the models are to be evaluated elsewhere. Extra arguments are config overrides for all four runs (a CPU dry run:
 # trainer.accelerator=cpu model.name=ctrgcn_small optim.epochs=1 data.repeat=1 trainer.limit_train_batches=2).
 set -euo pipefail
 DATA=${1:?usage: gpu_4streams.sh DATA.pkl [override ...]}
@@ -18,33 +20,40 @@ shift
 OUT=${OUT:-runs/gpu_nwucla_out}
 RUNS=${RUNS:-runs/gpu_nwucla}
 MINUTES=${MINUTES:-7}
+EVAL=${EVAL:-1}
 STREAMS="joint bone joint_motion bone_motion"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUNS"
 (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi") > "$RUNS/device.txt"
 
+(while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null \
+   | sed "s/^/[gpu] /" >> "$OUT/train.log"; done) &
+monitor=$!
 pids=""
 for s in $STREAMS; do
   python3 -m actionpose train --config configs/nwucla/ctrgcn_joint_gpu.yaml "data.path=$DATA" \
     "preprocess.stream=$s" "name=nwucla_ctrgcn_$s" "output.dir=$RUNS/nwucla_ctrgcn_$s" \
-    "trainer.max_time=$MINUTES" trainer.progress_bar=false mlflow.enabled=false "$@" \
-    > "$RUNS/train_$s.log" 2>&1 &
+    "trainer.max_time=$MINUTES" trainer.progress_bar=false mlflow.enabled=false "$@" 2>&1 \
+    | sed -u "s/^/[$s] /" >> "$OUT/train.log" &
   pids="$pids $!"
 done
 failed=0
 for p in $pids; do wait "$p" || failed=$((failed + 1)); done
+kill "$monitor" 2>/dev/null || true
 
 models=""
 for s in $STREAMS; do
   onnx="$RUNS/nwucla_ctrgcn_$s/nwucla_ctrgcn_$s.onnx"
-  if [ -f "$onnx" ]; then
+  if [ -f "$onnx" ] && [ "$EVAL" = 1 ]; then
     python3 -m actionpose eval --model "$onnx" --data "$DATA" --json --out "$RUNS/eval_$s" > "$RUNS/eval_$s.json" \
       2> "$RUNS/eval_$s.err" || true
+  fi
+  if [ -f "$onnx" ]; then
     cp "$onnx" "$OUT/"
     models="$models, $(basename "$onnx")"
   fi
 done
-if [ -n "$models" ]; then
+if [ -n "$models" ] && [ "$EVAL" = 1 ]; then
   printf 'models: [%s]\n' "${models#, }" > "$RUNS/ensemble.yaml"
   cp "$RUNS"/nwucla_ctrgcn_*/nwucla_ctrgcn_*.onnx "$RUNS/" 2>/dev/null || true
   python3 -m actionpose eval --model "$RUNS/ensemble.yaml" --data "$DATA" --json --out "$RUNS/eval_ensemble" \
@@ -66,5 +75,5 @@ for f in sorted(runs.glob("nwucla_ctrgcn_*/metrics.json")):
 Path(out).write_text(json.dumps(res, indent=1))
 print(json.dumps(res["eval"], indent=1))
 PY
-tar czf "$OUT/logs.tar.gz" -C "$RUNS" $(cd "$RUNS" && ls -d train_*.log eval_*.err device.txt eval_*/confusion.png 2>/dev/null)
+tar czf "$OUT/logs.tar.gz" -C "$RUNS" $(cd "$RUNS" && ls -d eval_*.err device.txt eval_*/confusion.png nwucla_ctrgcn_*/confusion.png 2>/dev/null)
 exit "$failed"

@@ -48,24 +48,56 @@ def test_adjacency_comes_from_layout():
     assert not st.backbone.gcn[0].gcn.A.requires_grad and st.backbone.gcn[0].gcn.PA.requires_grad
 
 
+def _ctrgc_reference(x, sd, A, alpha, k):
+    """The paper's CTR-GCN spatial module, one subset at a time, from per-subset weights (convs.{i}.conv1-4):
+    conv the full sequence, then pool over time - the order of the original code."""
+    conv = lambda i, j, z: torch.nn.functional.conv2d(z, sd[f"convs.{i}.conv{j}.weight"],  # noqa: E731
+                                                      sd[f"convs.{i}.conv{j}.bias"])
+    y = 0
+    for i in range(k):
+        x1, x2 = conv(i, 1, x).mean(-2), conv(i, 2, x).mean(-2)
+        topo = conv(i, 4, torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2))) * alpha + A[i]
+        y = y + torch.matmul(conv(i, 3, x), topo)
+    return y
+
+
 def test_ctrgcn_refines_the_layout_topology_per_channel():
-    """CTR-GCN starts from the layout's adjacency (learnable) and, with alpha = 0 as initialised, its graph
-    product equals the plain ``x @ A[k]`` aggregation; a non-zero alpha makes it depend on the sample."""
-    from actionpose.models.blocks import CTRGC
+    """CTR-GCN starts from the layout's adjacency (learnable), alpha = 0. The fused module computes exactly
+    the paper's per-subset topology refinement (checked against a loop over subsets, with per-subset weights
+    loaded through the old state-dict layout), and with alpha = 0 reduces to the plain sum_k (x @ A[k])."""
+    from actionpose.models.blocks import UnitCTRGCN
 
     torch.manual_seed(0)
     model = build_model("ctrgcn", "coco17", 3, 3, **TINY)
     gcn = model.backbone.gcn[0].gcn
     np.testing.assert_allclose(gcn.A.detach().numpy(), get_layout("coco17").adjacency("spatial"))
     assert gcn.A.requires_grad and gcn.alpha.item() == 0
-    unit = CTRGC(4, 6).eval()
-    x, a = torch.randn(2, 4, 5, 17), torch.rand(17, 17)
-    plain = torch.einsum("nctu,uv->nctv", unit.conv3(x), a)
-    torch.testing.assert_close(unit(x, a, torch.zeros(1)), plain)
-    refined = unit(x, a, torch.ones(1))
-    assert not torch.allclose(refined, plain)
-    # the refinement is per sample: swapping samples swaps outputs exactly
-    torch.testing.assert_close(unit(x.flip(0), a, torch.ones(1)), refined.flip(0))
+
+    a = torch.rand(3, 17, 17)
+    unit = UnitCTRGCN(4, 6, a, with_res=False)
+    old = {f"convs.{i}.conv{j}.{p}": torch.randn(shape) * 0.5
+           for i in range(3) for j, (o, c) in {1: (8, 4), 2: (8, 4), 3: (6, 4), 4: (6, 8)}.items()
+           for p, shape in (("weight", (o, c, 1, 1)), ("bias", (o,)))}
+    fused = {k: v for k, v in unit.state_dict().items() if not k.startswith(("qk.", "value.", "refine."))}
+    unit.load_state_dict({**fused, **old})  # strict: every per-subset key is consumed, none missing
+    unit.eval()
+    with torch.no_grad():
+        unit.bn.weight.fill_(1.0)  # CTR-GCN starts it at 1e-6, which would make every comparison below vacuous
+    bn = lambda y: unit.act(unit.bn(y))  # noqa: E731
+    x = torch.randn(2, 4, 5, 17)
+    with torch.no_grad():
+        for alpha in (0.0, 0.7):
+            unit.alpha.fill_(alpha)
+            torch.testing.assert_close(unit(x), bn(_ctrgc_reference(x, old, a, alpha, 3)), rtol=1e-5, atol=1e-5)
+        unit.alpha.fill_(0.0)
+        plain = sum(torch.einsum("nctu,uv->nctv", torch.nn.functional.conv2d(
+            x, old[f"convs.{i}.conv3.weight"], old[f"convs.{i}.conv3.bias"]), a[i]) for i in range(3))
+        torch.testing.assert_close(unit(x), bn(plain), rtol=1e-5, atol=1e-5)
+        unit.alpha.fill_(1.0)
+        refined = unit(x)
+        assert not torch.allclose(refined, bn(plain), atol=1e-3)
+        # the refinement is per sample: swapping samples swaps outputs exactly
+        torch.testing.assert_close(unit(x.flip(0)), refined.flip(0))
 
 
 def test_small_is_smaller():

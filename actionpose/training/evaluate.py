@@ -23,12 +23,14 @@ from actionpose.inference.predictor import load_predictor, predict_sequences
 class TorchPredictor:
     """A checkpoint behind the predictor interface (``predict_sequences``), for eval before export."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, device: str = "cpu"):
         from actionpose.training.checkpoint import load_checkpoint
 
         if threads:
             torch.set_num_threads(int(threads))
         self.model, self.meta, self.train_config = load_checkpoint(path)
+        self.device = torch.device(device)
+        self.model.to(self.device)
         self.path = Path(path)
         self.classes = list(self.meta["classes"])
         self.num_classes = len(self.classes)
@@ -38,7 +40,7 @@ class TorchPredictor:
 
     def run_clips(self, clips: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self.model(torch.from_numpy(np.ascontiguousarray(clips))).numpy()
+            return self.model(torch.from_numpy(np.ascontiguousarray(clips)).to(self.device)).cpu().numpy()
 
     def predict_sequences(self, sequences, batch_size: int = 64) -> np.ndarray:
         return predict_sequences(self, sequences, batch_size)

@@ -157,7 +157,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         metrics["onnx_max_abs_diff"] = export_onnx(model, meta_ck, onnx_path)["max_abs_diff"]
 
     if dm.test_samples:  # reported once for the selected model, never used for selection
-        tp = TorchPredictor(best)
+        tp = TorchPredictor(best, device="cuda" if gpu else "cpu")  # on a lent GPU the test takes seconds
         probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples])
         import numpy as np
 

@@ -197,3 +197,16 @@ def test_lr_schedule_warms_up_anneals_and_follows_the_clock_in_a_time_box():
     assert g(10) == pytest.approx(0.0)           # annealed when the box ends, 90 steps early
     now[0] = 0.5                                 # (a clock behind the steps): the steps lead
     assert g(60) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5 / 0.9)))
+
+
+def test_train_step_rate_benchmark_runs_on_cpu(capsys):
+    """benchmarks/train_step_rate.py (used to size GPU runs) prints one table row per model, here on CPU."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_step_rate", REPO / "benchmarks" / "train_step_rate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--models", "ctrgcn_small:2", "stgcnpp_small:2", "--steps", "1", "--device", "cpu"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ctrgcn_small") or
+            r.startswith("| stgcnpp_small")]
+    assert len(rows) == 2 and all(float(r.split("|")[3]) > 0 for r in rows)

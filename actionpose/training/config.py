@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "accelerator": "auto", "devices": "auto", "num_nodes": 1, "strategy": "auto", "precision": None,  # None: 16-mixed on GPU
         "num_threads": 2, "max_steps": -1, "limit_train_batches": None, "limit_val_batches": None,
         "progress_bar": True, "resume": None, "export_onnx": True,
-        "max_time": None,              # minutes: stop training then; the best checkpoint is still tested and exported
+        "max_time": None,              # minutes; the cosine then follows the clock and ends annealed
     },
     "mlflow": {"enabled": True, "tracking_uri": None, "experiment": "actionpose", "register": True,
                "registered_name": None},

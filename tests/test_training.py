@@ -210,3 +210,13 @@ def test_train_step_rate_benchmark_runs_on_cpu(capsys):
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ctrgcn_small") or
             r.startswith("| stgcnpp_small")]
     assert len(rows) == 2 and all(float(r.split("|")[3]) > 0 for r in rows)
+
+
+def test_checkpoint_selection_breaks_validation_ties_on_log_loss():
+    """Top-1 decides; among epochs with equal top-1 (a saturated slice) the lower log-loss wins, so a later,
+    better-fitted epoch replaces the first one that reached 100 %; the loss never outweighs one clip."""
+    from actionpose.training.module import selection_score
+
+    assert selection_score(1.0, 0.05) > selection_score(1.0, 0.40)        # tie on top-1: lower loss wins
+    assert selection_score(1.0, 50.0) > selection_score(1 - 1 / 99_999, 0.0)  # one clip of 99,999 still decides
+    assert selection_score(0.8235294, 0.7) == pytest.approx(0.8235294, abs=1e-5)

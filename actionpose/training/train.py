@@ -112,7 +112,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
 
     has_val = bool(dm.val_samples)
     ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best",
-                                           monitor="val_top1" if has_val else None, mode="max", save_top_k=1,
+                                           monitor="val_select" if has_val else None, mode="max", save_top_k=1,
                                            save_last=True)
     timer = EpochTimer()
     callbacks += [ckpt_cb, timer]
@@ -143,7 +143,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     metrics: dict[str, Any] = {"epochs": trainer.current_epoch,
                                "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
     if has_val and ckpt_cb.best_model_score is not None:
-        metrics["best_val_top1"] = float(ckpt_cb.best_model_score)
+        metrics["best_val_top1"] = round(float(ckpt_cb.best_model_score), 4)  # val_select = top-1 - <1e-5
 
     from actionpose.training.checkpoint import load_checkpoint
     from actionpose.training.evaluate import TorchPredictor, evaluate, metrics_from_probs, plot_confusion

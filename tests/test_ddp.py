@@ -21,7 +21,7 @@ from actionpose.data.format import SkeletonDataset, load_dataset, save_dataset
 from actionpose.data.importers import convert
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-STEP_METRICS = {"train_loss", "train_top1", "lr", "val_loss", "val_top1"}  # logged per epoch by the module
+STEP_METRICS = {"train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_select"}  # logged per epoch by the module
 
 
 def tiny_penn(tmp: Path) -> Path:

@@ -12,8 +12,9 @@
 # only what is worth bringing back (at most 8 files): the four .onnx models, train.log (all four runs'
 # lines, prefixed, written as they come, so a lease that ends early still returns it), results.json (every
 # eval, each run's metrics.json and the device) and logs.tar.gz (confusion matrices). EVAL=0 skips the
-# `actionpose eval` runs there, for when the models are to be evaluated elsewhere. Extra arguments are config overrides for all four runs (a CPU dry run:
-# trainer.accelerator=cpu model.name=ctrgcn_small optim.epochs=1 data.repeat=1 trainer.limit_train_batches=2).
+# `actionpose eval` runs there, for when the models are to be evaluated elsewhere. Extra arguments are
+# config overrides for all four runs (a CPU dry run: MINUTES=0.3 EVAL=0 ... trainer.accelerator=cpu
+# model.name=ctrgcn_small optim.epochs=50 data.repeat=1 trainer.limit_train_batches=3 data.num_workers=0).
 set -euo pipefail
 DATA=${1:?usage: gpu_4streams.sh DATA.pkl [override ...]}
 shift

@@ -176,19 +176,11 @@ class UnitCTRGCN(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Per-subset checkpoints (``convs.{k}.conv1..conv4``, models trained before the fusion) -> fused."""
         if f"{prefix}convs.0.conv1.weight" in state_dict:
-            k = self.num_subsets
-            take = {name: [state_dict.pop(f"{prefix}convs.{i}.{name}.{p}") for i in range(k)
-                           for p in ("weight", "bias")] for name in ("conv1", "conv2", "conv3", "conv4")}
-
-            def cat(*names: str, idx: int) -> torch.Tensor:
-                return torch.cat([w for nm in names for w in take[nm][idx::2]])
-
-            state_dict[f"{prefix}qk.weight"], state_dict[f"{prefix}qk.bias"] = (cat("conv1", "conv2", idx=0),
-                                                                              cat("conv1", "conv2", idx=1))
-            state_dict[f"{prefix}value.weight"], state_dict[f"{prefix}value.bias"] = (cat("conv3", idx=0),
-                                                                                    cat("conv3", idx=1))
-            state_dict[f"{prefix}refine.weight"], state_dict[f"{prefix}refine.bias"] = (cat("conv4", idx=0),
-                                                                                      cat("conv4", idx=1))
+            for fused, per_subset in (("qk", ("conv1", "conv2")), ("value", ("conv3",)), ("refine", ("conv4",))):
+                for p in ("weight", "bias"):  # subset order inside each old conv, as the fused channels are laid out
+                    state_dict[f"{prefix}{fused}.{p}"] = torch.cat([
+                        state_dict.pop(f"{prefix}convs.{i}.{name}.{p}") for name in per_subset
+                        for i in range(self.num_subsets)])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

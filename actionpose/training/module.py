@@ -63,8 +63,6 @@ class ActionModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         probs = clip_mean_probs(self.model, x)
-        self.log("val_loss", nn.functional.nll_loss(probs.clamp_min(1e-8).log(), y), on_epoch=True,
-                 batch_size=x.shape[0])
         self._val.append((probs.detach().cpu().numpy(), y.cpu().numpy()))
 
     def on_validation_epoch_end(self):
@@ -75,6 +73,7 @@ class ActionModule(pl.LightningModule):
         self._val.clear()
         top1 = float((probs.argmax(1) == labels).mean())
         nll = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-8, None)).mean())
+        self.log("val_loss", nll)
         self.log("val_top1", top1, prog_bar=True,
                  sync_dist=True)  # DDP: mean over ranks, so every rank selects the same checkpoint
         self.log("val_select", selection_score(top1, nll), sync_dist=True)

@@ -197,12 +197,7 @@ def test_bad_binary_input_is_422(svc, change, needle):
 
 
 def _fast_lane(client):
-    from serve.fastlane import PredictFastLane
-
-    node = client.app.middleware_stack
-    while node is not None and not isinstance(node, PredictFastLane):
-        node = getattr(node, "app", None)
-    return node
+    return client.app.fast_lane
 
 
 def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):

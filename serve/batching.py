@@ -62,7 +62,7 @@ class MicroBatcher:
     async def submit(self, window: np.ndarray, scores: np.ndarray | None, layout: str, fps: float) -> Any:
         fut = self._loop.create_future()
         self.pending.append(_Item(window, scores, layout, fps, fut))
-        if self.wait_s <= 0:
+        if self.wait_s <= 0 or len(self.pending) >= self.max_batch:
             self._dispatch()
         elif self._timer is None:
             self._timer = self._loop.call_later(self.wait_s, self._dispatch)
@@ -70,7 +70,9 @@ class MicroBatcher:
 
     def _dispatch(self) -> None:
         """Hand what is waiting to the free scoring threads, or schedule scoring on the loop (runs on the loop)."""
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()  # a full batch goes before its timer (a no-op when the timer is what fired)
+            self._timer = None
         if not self.parallel:
             if self.pending and not self._on_loop_scheduled:
                 self._on_loop_scheduled = True

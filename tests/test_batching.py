@@ -70,3 +70,24 @@ def test_a_failing_model_call_fails_its_requests_and_the_batcher_goes_on(paralle
 
     bad, good = asyncio.run(go())
     assert all(isinstance(e, RuntimeError) for e in bad) and good == 1.0
+
+
+@pytest.mark.parametrize("parallel", [0, 1])
+def test_a_full_batch_does_not_wait_for_the_batch_timer(parallel):
+    """With ``wait_ms`` set, a batch that reaches ``max_batch`` is scored at once; a partial one waits."""
+    det = FakeDetector()
+
+    async def go():
+        b = MicroBatcher(det, max_batch=4, wait_ms=60_000, parallel=parallel)
+        b.start()
+        win = np.ones((2, 17, 2), np.float32)
+        full = await asyncio.wait_for(asyncio.gather(*[b.submit(win, None, "coco17", 30.0) for _ in range(4)]), 5)
+        partial = asyncio.ensure_future(b.submit(win, None, "coco17", 30.0))
+        await asyncio.sleep(0.2)
+        waited = not partial.done()
+        partial.cancel()
+        await b.stop()
+        return full, waited
+
+    full, waited = asyncio.run(go())
+    assert full == [1.0] * 4 and det.calls == [4] and waited

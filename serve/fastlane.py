@@ -53,7 +53,8 @@ class PredictFastLane:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         state = scope["app"].state
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # a repeated header counts by its first value, as in Starlette's ``request.headers`` on the FastAPI side
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
         length = headers.get("content-length", "")
         keys = getattr(state, "keys", None)
         if (keys is None or keys.stale() or not length.isdigit() or int(length) > self.max_bytes

@@ -95,6 +95,34 @@ def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["n"] == 2
 
 
+def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, capsys):
+    """``--split val`` scores exactly the clips a run chose its epoch on (the datamodule's slice)."""
+    from actionpose.data.datamodule import SkeletonDataModule
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+    from actionpose.training.evaluate import evaluate
+
+    tmp, res = trained
+    rng = np.random.default_rng(0)
+    anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(15)]
+    ds = SkeletonDataset(anns, "penn13", [f"c{i}" for i in range(15)],
+                         split={"train": [f"s{i}" for i in range(12)], "test": ["s12", "s13", "s14"]})
+    pkl = tmp_path / "d.pkl"
+    save_dataset(ds, pkl)
+    cfg = _tiny_config(tmp, pkl)
+    cfg["data"]["val_fraction"] = 0.5
+    val = SkeletonDataModule(cfg).val_samples
+    got = evaluate(res.onnx_path, pkl, "val", val_fraction=0.5)
+    assert got["n"] == len(val) == 6
+    assert np.array_equal(got["confusion"].sum(1), np.bincount([s.label for s in val], minlength=15))
+    assert main(["eval", "--model", str(res.onnx_path), "--data", str(pkl), "--split", "val", "--json",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 3  # default fraction 0.1: one clip of each class
+    assert main(["eval", "--model", str(res.onnx_path), "--data", str(pkl), "--split", "val",
+                 "--val-fraction", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--val-fraction" in err and err.count("\n") == 1
+
+
 def test_eval_refuses_other_layout(trained, tmp_path, capsys):
     from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
 

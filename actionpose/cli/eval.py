@@ -13,7 +13,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", required=True,
                    help=".ckpt, .onnx, shipped name (penn, nwucla, gestures) or ensemble .yaml")
     p.add_argument("--data", "-d", required=True, help="canonical dataset pickle")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--split", default="test",
+                   help="split to evaluate (default: test); 'val' on a dataset without one: the validation slice "
+                        "training carves from --train-split")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="--split val: the run's data.val_fraction (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="--split val: the run's seed (default 0)")
+    p.add_argument("--train-split", default="train", help="--split val: the run's data.train_split (default train)")
     p.add_argument("--out", "-o", default=None, help="folder for per_class.json and confusion.png "
                                                      "(default: eval_<model>_<split>)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
@@ -25,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from actionpose.training.evaluate import evaluate
 
     out = args.out or f"eval_{Path(args.model).stem}_{args.split}"
-    res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads)
+    res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads,
+                   val_fraction=args.val_fraction, seed=args.seed, train_split=args.train_split)
     summary = {k: res[k] for k in ("top1", "top5", "mean_class_acc", "n")}
     if args.json:
         print(json.dumps({**summary, "confusion_png": res["confusion_png"], "per_class_json": res["per_class_json"]}))

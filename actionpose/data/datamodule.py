@@ -58,6 +58,13 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return train_idx, val_idx
 
 
+def validation_slice(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(fit, val) samples of a training split: the slice training validates on, so that ``actionpose eval
+    --split val`` can score any model or ensemble on exactly the clips its runs chose epochs by."""
+    tr, va = stratified_split(np.array([s.label for s in samples]), fraction, seed)
+    return [samples[i] for i in tr], [samples[i] for i in va]
+
+
 class ClipDataset(Dataset):
     """Samples -> ``(clips [num_clips, M, L, V, C'], label)``; random sampling/augmentation when training."""
 
@@ -98,10 +105,7 @@ class SkeletonDataModule(pl.LightningDataModule):
         get_layout(self.layout)
         self.classes = list(dataset.classes)
         train_all = samples_for(dataset, d["train_split"], self.layout)
-        labels = np.array([s.label for s in train_all])
-        tr, va = stratified_split(labels, float(d["val_fraction"]), int(config["seed"]))
-        self.train_samples = [train_all[i] for i in tr]
-        self.val_samples = [train_all[i] for i in va]
+        self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(config["seed"]))
         self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
                              if d["test_split"] in dataset.split else [])
         coords = {int(s.keypoint.shape[-1]) for s in train_all}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from actionpose.data.atomic import atomic_path
-from actionpose.data.datamodule import samples_for
+from actionpose.data.datamodule import samples_for, validation_slice
 from actionpose.data.format import load_dataset
 from actionpose.data.transforms import PreprocessConfig
 from actionpose.errors import ActionposeError
@@ -98,11 +98,27 @@ def plot_confusion(conf: np.ndarray, classes: list[str], out: str | Path, title:
 
 
 def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test", out_dir: str | Path | None = None,
-             threads: int | None = None, model=None) -> dict[str, Any]:
-    """Evaluate on ``split``; writes ``<out_dir>/per_class.json`` and ``confusion.png`` when ``out_dir`` is set."""
+             threads: int | None = None, model=None, val_fraction: float = 0.1, seed: int = 0,
+             train_split: str = "train") -> dict[str, Any]:
+    """Evaluate on ``split``; writes ``<out_dir>/per_class.json`` and ``confusion.png`` when ``out_dir`` is set.
+
+    ``split="val"`` on a dataset without a ``val`` split scores the validation slice that training carves
+    from ``train_split`` (``data.val_fraction``, ``seed`` of the run's config): model and ensemble choices
+    can then be made on the clips the runs validated on, never on test."""
     model = model or open_model(model_path, threads)
     ds = load_dataset(data_path)
-    samples = samples_for(ds, split, model.layout)  # refuses an unmappable layout, naming both
+    if split == "val" and "val" not in ds.split:
+        if not 0 < val_fraction < 1:
+            raise ActionposeError(f"--val-fraction: {val_fraction} must be between 0 and 1 (exclusive)")
+        if train_split not in ds.split:
+            raise ActionposeError(f"{data_path}: no split {train_split!r} to carve the validation slice from "
+                                  f"(splits: {', '.join(sorted(ds.split))})")
+        samples = validation_slice(samples_for(ds, train_split, model.layout), val_fraction, seed)[1]
+    else:
+        samples = samples_for(ds, split, model.layout)  # refuses an unmappable layout, naming both
+    if not samples:
+        raise ActionposeError(f"{data_path}: split {split!r} has no samples"
+                              + (" (no class of the training split has 2 or more)" if split == "val" else ""))
     if len(ds.classes) != len(model.classes):
         raise ActionposeError(f"{data_path}: dataset has {len(ds.classes)} classes but model {model_path} "
                               f"has {len(model.classes)}")

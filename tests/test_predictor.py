@@ -140,8 +140,8 @@ def test_shipped_nwucla_reproduces_model_card(tmp_path):
     res = evaluate("nwucla", pkl, "test", threads=2)
     assert res["n"] == 464 and abs(res["top1"] - 424 / 464) < 1e-9  # 91.38 %, the model card's number
     assert resolve_model("nwucla_joint").name == "nwucla_ctr_joint.onnx"
-    joint = evaluate("nwucla_joint", pkl, "test", threads=2)  # CTR-GCN small, chosen by cross-view validation
-    assert joint["n"] == 464 and abs(joint["top1"] - 414 / 464) < 1e-9  # 89.22 %
+    joint = evaluate("nwucla_joint", pkl, "test", threads=2)  # CTR-GCN small, published schedule (56/65 epochs)
+    assert joint["n"] == 464 and abs(joint["top1"] - 408 / 464) < 1e-9  # 87.93 %
     ens = evaluate("nwucla_ensemble", pkl, "test", threads=2)  # 4 streams (CTR-GCN bone), equal weights
     assert ens["n"] == 464 and abs(ens["top1"] - 437 / 464) < 1e-9  # 94.18 %
 

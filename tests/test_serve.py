@@ -229,6 +229,7 @@ def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
     assert lane is not None
     keys_cache = client.app.state.keys
     keys_cache.refresh()
+    ttl = keys_cache.ttl_s
     keys_cache.ttl_s = 3600  # a stale key cache sends a request to FastAPI (to refresh it there): not timing-dependent
     served = lane.served
     try:
@@ -239,7 +240,7 @@ def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
                 assert (fast.status_code, fast.content) == (slow.status_code, slow.content), case.get("json", "")
                 assert fast.status_code in (200, 401, 413, 422)
     finally:
-        keys_cache.ttl_s = 1.0
+        keys_cache.ttl_s = ttl
     assert lane.served - served == 4  # the four valid requests took the lane, nothing else did
 
 

@@ -196,10 +196,6 @@ def test_bad_binary_input_is_422(svc, change, needle):
     assert r.status_code == 422 and needle in r.json()["detail"], r.text
 
 
-def _fast_lane(client):
-    return client.app.fast_lane
-
-
 def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
     """The predict fast lane (happy path outside FastAPI) and the plain FastAPI route give byte-identical
     answers, success or error; refusals and malformed bodies fall through to FastAPI's messages."""
@@ -225,7 +221,7 @@ def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
         dict(content=b"x" * 300_000, headers={**h, "content-type": "application/json"}),
         dict(content=b["content"][:-4], headers={**h, **b["headers"]}),
     ]
-    lane = _fast_lane(client)
+    lane = client.app.fast_lane
     assert lane is not None
     keys_cache = client.app.state.keys
     keys_cache.refresh()
@@ -234,7 +230,7 @@ def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
     served = lane.served
     try:
         with TestClient(plain_app, raise_server_exceptions=False) as plain:
-            assert _fast_lane(plain) is None
+            assert plain.app.fast_lane is None
             for case in cases:
                 fast, slow = client.post("/v1/fall/predict", **case), plain.post("/v1/fall/predict", **case)
                 assert (fast.status_code, fast.content) == (slow.status_code, slow.content), case.get("json", "")

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "num_threads": 2, "max_steps": -1, "limit_train_batches": None, "limit_val_batches": None,
         "progress_bar": True, "resume": None, "export_onnx": True,
         "max_time": None,              # minutes; the cosine then follows the clock and ends annealed
+        "cuda_graphs": False,          # replay the training forward/backward from a CUDA graph (one GPU)
     },
     "mlflow": {"enabled": True, "tracking_uri": None, "experiment": "actionpose", "register": True,
                "registered_name": None},
@@ -141,6 +142,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
            f"must be in [0, 1), got {d['val_fraction']!r}")
     _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
+    _check(isinstance(cfg["trainer"]["cuda_graphs"], bool), "trainer.cuda_graphs",
+           f"must be true or false, got {cfg['trainer']['cuda_graphs']!r}")
     for key, value in cfg["augment"].items():
         _check(isinstance(value, (int, float)) and value >= 0, f"augment.{key}", f"must be a number >= 0, got {value!r}")
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from actionpose.errors import ActionposeError
 from actionpose.models import build_model
+from actionpose.training.cuda_graphs import GraphedTrainForward
 
 
 def clip_mean_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -42,6 +43,8 @@ class ActionModule(pl.LightningModule):
         self.model = build_model(m.pop("name"), meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config["optim"]["label_smoothing"]))
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
+        # trainer.cuda_graphs: the training forward/backward replayed from a CUDA graph (GPU only; eval is eager)
+        self.graphed = GraphedTrainForward(self.model) if (config.get("trainer") or {}).get("cuda_graphs") else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -49,7 +52,8 @@ class ActionModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         n, nc = x.shape[:2]
-        logits = self.model(x.reshape((n * nc,) + x.shape[2:]))
+        x = x.reshape((n * nc,) + x.shape[2:])
+        logits = self.graphed(x) if self.graphed is not None else self.model(x)
         loss = self.loss_fn(logits, y.repeat_interleave(nc))
         if not torch.isfinite(loss):
             raise ActionposeError(f"training stopped: loss is {loss.item()} at epoch {self.current_epoch} step "

@@ -11,9 +11,11 @@
 # capped run ends at a low rate); a capped run still tests and exports its best checkpoint. OUT receives
 # only what is worth bringing back (at most 8 files): the four .onnx models, train.log (all four runs'
 # lines, prefixed, written as they come, so a lease that ends early still returns it), results.json (every
-# eval, each run's metrics.json and the device) and logs.tar.gz (confusion matrices). EVAL=0 skips the
-# `actionpose eval` runs there, for when the models are to be evaluated elsewhere. Extra arguments are
-# config overrides for all four runs (a CPU dry run: MINUTES=0.3 EVAL=0 ... trainer.accelerator=cpu
+# eval, each run's metrics.json and the device), logs.tar.gz (confusion matrices) and step_rate.txt.
+# STEP_RATE=1 (the default) first times one CTR-GCN training step eagerly and replayed from a CUDA graph,
+# with an eager/graphed parity check, into step_rate.txt (~30 s). EVAL=0 skips the `actionpose eval` runs
+# there, for when the models are to be evaluated elsewhere. Extra arguments are config overrides for all
+# four runs (a CPU dry run: STEP_RATE=0 MINUTES=0.3 EVAL=0 ... trainer.accelerator=cpu trainer.cuda_graphs=false
 # model.name=ctrgcn_small optim.epochs=50 data.repeat=1 trainer.limit_train_batches=3 data.num_workers=0).
 set -euo pipefail
 DATA=${1:?usage: gpu_4streams.sh DATA.pkl [override ...]}
@@ -22,10 +24,15 @@ OUT=${OUT:-runs/gpu_nwucla_out}
 RUNS=${RUNS:-runs/gpu_nwucla}
 MINUTES=${MINUTES:-8}
 EVAL=${EVAL:-1}
+STEP_RATE=${STEP_RATE:-1}
 STREAMS="joint bone joint_motion bone_motion"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUNS"
 (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi") > "$RUNS/device.txt"
+
+if [ "$STEP_RATE" = 1 ]; then
+  python3 benchmarks/train_step_rate.py --models ctrgcn:64 --cuda-graphs --steps 20 > "$OUT/step_rate.txt" 2>&1 || true
+fi
 
 (while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null \
    | sed "s/^/[gpu] /" >> "$OUT/train.log"; done) &

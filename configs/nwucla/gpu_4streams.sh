@@ -6,7 +6,7 @@
 #
 # Made for a lent GPU machine whose image has torch, lightning, onnxruntime and torch-geometric but no
 # internet and no MLflow: it runs from the repository root with PYTHONPATH=. (no install) and MLflow off.
-#   OUT=results RUNS=runs MINUTES=8 [EVAL=0] bash configs/nwucla/gpu_4streams.sh data/nwucla.pkl [override ...]
+#   OUT=results RUNS=runs MINUTES=7 [EVAL=0] bash configs/nwucla/gpu_4streams.sh data/nwucla.pkl [override ...]
 # MINUTES caps each run's training (trainer.max_time; the cosine schedule then anneals by the clock, so a
 # capped run ends at a low rate); a capped run still tests and exports its best checkpoint. OUT receives
 # only what is worth bringing back (at most 8 files): the four .onnx models, train.log (all four runs'

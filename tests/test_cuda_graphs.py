@@ -108,3 +108,4 @@ def test_training_run_with_graphs_replays_and_exports(tmp_path: Path, penn_pkl, 
                              mlflow={"enabled": False}))
     assert len(calls) == 3 and len(set(calls)) == 1  # every step through the "graph", one shape
     assert res.checkpoint.exists() and res.metrics["onnx_max_abs_diff"] <= 1e-4
+    assert res.metrics["cuda_graph_steps"] == 3 and "cuda_graphs_off" not in res.metrics

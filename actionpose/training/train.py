@@ -142,6 +142,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         raise ActionposeError(f"training produced no checkpoint in {out_dir / 'checkpoints'}")
     metrics: dict[str, Any] = {"epochs": trainer.current_epoch,
                                "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
+    if module.graphed is not None:  # how many training steps a CUDA graph replayed (0 on a CPU), and why not
+        metrics["cuda_graph_steps"] = module.graphed.replays
+        if module.graphed.disabled:
+            metrics["cuda_graphs_off"] = module.graphed.disabled
     if has_val and ckpt_cb.best_model_score is not None:
         metrics["best_val_top1"] = round(float(ckpt_cb.best_model_score), 4)  # val_select = top-1 - <1e-5
 

@@ -13,7 +13,7 @@ falls back to the module's eager forward):
   (or dtype) runs eagerly;
 * training mode - validation and test call the module in eval mode, which always runs eagerly;
 * one process - under DDP (world size > 1) graphs are not used: untested here;
-* a CUDA input - on a CPU the wrapper is a plain call;
+* a CUDA input - on a CPU the wrapper says so once and is a plain call;
 * a capture that works - any error while capturing is reported once as a warning and the run goes on
   eagerly, so a lent GPU's time is never lost to it.
 
@@ -66,7 +66,10 @@ class GraphedTrainForward:
         self.replays = 0  # steps served by the graph (benchmarks and tests read it)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.model.training or self.disabled is not None or (self.require_cuda and not x.is_cuda):
+        if not self.model.training or self.disabled is not None:
+            return self.model(x)
+        if self.require_cuda and not x.is_cuda:
+            self._disable(f"CUDA graphs need a CUDA device, the training batch is on {x.device.type}; training eagerly")
             return self.model(x)
         if self.graphed is None:
             self._capture(x)

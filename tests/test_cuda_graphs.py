@@ -70,6 +70,19 @@ def test_replays_match_eager_and_other_shapes_run_eagerly():
     copy.deepcopy(model)  # a plain module: checkpoints, deepcopy and export see no graph
 
 
+def test_copies_start_uncaptured():
+    import pickle
+
+    model = _model().train()
+    g = GraphedTrainForward(model, make=fake_make, require_cuda=False)
+    x = torch.randn(2, 1, 8, 17, 3)
+    g(x)
+    assert g.graphed is not None
+    for c in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert c.graphed is None and c.replays == 0 and c.model is not model
+        torch.testing.assert_close(c.model.state_dict(), model.state_dict())
+
+
 def test_capture_failure_warns_once_and_trains_eagerly():
     def broken(module, args):
         module.forward = lambda x: x  # half-patched, then the capture fails

@@ -6,8 +6,8 @@ waited on Python launching kernels, so NW-UCLA's published 65-epoch schedule cou
 lease. ``torch.cuda.make_graphed_callables`` records the forward and backward kernels once and replays
 them, so a step costs what its kernels cost.
 
-What a graph needs, and what this wrapper does when it is not there (it never changes results, it only
-falls back to the module's eager forward):
+What a graph needs, and what this wrapper does when it is not there (it computes the same function either
+way; it only falls back to the module's eager forward):
 
 * the same input shape every step - the training loader drops its last partial batch; any other shape
   (or dtype) runs eagerly;

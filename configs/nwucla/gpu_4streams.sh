@@ -22,7 +22,7 @@ DATA=${1:?usage: gpu_4streams.sh DATA.pkl [override ...]}
 shift
 OUT=${OUT:-runs/gpu_nwucla_out}
 RUNS=${RUNS:-runs/gpu_nwucla}
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES:-7}
 EVAL=${EVAL:-1}
 STEP_RATE=${STEP_RATE:-1}
 STREAMS="joint bone joint_motion bone_motion"

@@ -7,6 +7,7 @@ sample - which is what moved configs/nwucla/ctrgcn_joint_gpu.yaml to batch 64.
     python benchmarks/train_step_rate.py                         # CUDA if present, else CPU
     python benchmarks/train_step_rate.py --models ctrgcn:16 ctrgcn:64 stgcnpp:64 --steps 25
     python benchmarks/train_step_rate.py --models ctrgcn:64 --cuda-graphs   # eager vs graphed, same run
+    python benchmarks/train_step_rate.py --models ctrgcn:1 --device cpu --count-ops   # ATen calls per step
 
 ``--cuda-graphs`` times each model eagerly and replayed from a CUDA graph (``trainer.cuda_graphs``,
 :mod:`actionpose.training.cuda_graphs`) and checks them against each other: two copies of one model
@@ -80,6 +81,19 @@ def step_rate(name: str, batch: int, device: str, steps: int, frames: int = 52, 
     return sec, warm, (getattr(fwd, "disabled", None) or "") if graphs else ""
 
 
+def aten_calls(name: str, batch: int, frames: int = 4) -> int:
+    """ATen calls (nested ones included) in one CPU training step: what a CUDA graph saves launching."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = build_model(name, "kinect20", 10, 3).train()
+    x, y = _batch(model, batch, frames, "cpu")
+    run, _ = make_step(model, "cpu", False)
+    run(x, y)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(x, y)
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+
+
 def graph_parity(name: str, batch: int, device: str, steps: int, frames: int = 52) -> float:
     """Largest |parameter| difference after ``steps`` identical steps taken eagerly and graphed."""
     torch.manual_seed(0)
@@ -104,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epoch-samples", type=int, default=4590, help="NW-UCLA: 918 clips x 5 repeats")
     ap.add_argument("--cuda-graphs", action="store_true", help="also time each model replayed from a CUDA graph")
     ap.add_argument("--parity-steps", type=int, default=5, help="--cuda-graphs: eager vs graphed steps compared")
+    ap.add_argument("--count-ops", action="store_true", help="print the ATen calls of one CPU training step instead")
     a = ap.parse_args(argv)
+    if a.count_ops:
+        for spec in a.models:
+            name, _, batch = spec.partition(":")
+            print(f"{name} batch {int(batch or 16)}: {aten_calls(name, int(batch or 16))} ATen calls per training step")
+        return 0
     torch.backends.cudnn.benchmark = True
     where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     print(f"{where}, torch {torch.__version__}")

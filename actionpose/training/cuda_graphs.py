@@ -1,7 +1,7 @@
-"""CUDA graphs for the training step's forward and backward: one graph replay instead of ~12,700 launches.
+"""CUDA graphs for the training step's forward and backward: one replay instead of thousands of launches.
 
-Why: a CTR-GCN training step dispatches ~12,700 aten calls (forward + backward; measured with the torch
-profiler at NW-UCLA shapes). On the lent H200 a step cost ~90 ms at batch 16, 64 and 128 alike: the GPU
+Why: a CTR-GCN training step dispatches ~11,600 ATen calls, nested ones included (``benchmarks/
+train_step_rate.py --count-ops``). On the lent H200 a step cost ~90 ms at batch 16, 64 and 128 alike: the GPU
 waited on Python launching kernels, so NW-UCLA's published 65-epoch schedule could not fit a 15-minute
 lease. ``torch.cuda.make_graphed_callables`` records the forward and backward kernels once and replays
 them, so a step costs what its kernels cost.

@@ -238,6 +238,11 @@ def test_train_step_rate_benchmark_runs_on_cpu(capsys):
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ctrgcn_small") or
             r.startswith("| stgcnpp_small")]
     assert len(rows) == 2 and all(float(r.split("|")[3]) > 0 for r in rows)
+    assert mod.main(["--models", "ctrgcn_small:1", "--count-ops"]) == 0
+    calls = int(capsys.readouterr().out.split(": ")[1].split()[0])
+    assert calls > 1000  # thousands of ATen calls per step: why the GPU config replays a CUDA graph
+    assert mod.main(["--models", "ctrgcn_small:2", "--device", "cpu", "--cuda-graphs"]) == 2
+    assert "needs a CUDA device" in capsys.readouterr().out
 
 
 def test_checkpoint_selection_breaks_validation_ties_on_log_loss():

@@ -123,6 +123,29 @@ def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, ca
     assert "--val-fraction" in err and err.count("\n") == 1
 
 
+def test_val_seed_keeps_one_validation_slice_across_seeds(tmp_path):
+    """``data.val_seed`` fixes the slice, so runs with other seeds are compared on the same clips (none of
+    which any of them trained on); without it the slice follows the run's seed, as before."""
+    from actionpose.data.datamodule import SkeletonDataModule
+    from actionpose.data.format import SkeletonDataset, make_annotation
+
+    rng = np.random.default_rng(0)
+    anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 8, 13, 2)).astype(np.float32)) for i in range(60)]
+    ds = SkeletonDataset(anns, "penn13", ["a", "b", "c"], split={"train": [f"s{i}" for i in range(60)]})
+
+    def val_ids(**data):
+        cfg = make_config({"data": {"val_fraction": 0.2, **data.pop("data", {})}, **data})
+        dm = SkeletonDataModule(cfg, ds)
+        assert not {s.name for s in dm.train_samples} & {s.name for s in dm.val_samples}
+        return sorted(s.name for s in dm.val_samples)
+
+    base = val_ids(seed=0)
+    assert val_ids(seed=1, data={"val_seed": 0}) == base
+    assert val_ids(seed=1) != base and val_ids(seed=0, data={"val_seed": 1}) == val_ids(seed=1)
+    with pytest.raises(ActionposeError, match="data.val_seed.*integer or null"):
+        make_config({"data": {"val_seed": "0"}})
+
+
 def test_eval_refuses_other_layout(trained, tmp_path, capsys):
     from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
 

@@ -105,7 +105,8 @@ class SkeletonDataModule(pl.LightningDataModule):
         get_layout(self.layout)
         self.classes = list(dataset.classes)
         train_all = samples_for(dataset, d["train_split"], self.layout)
-        self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(config["seed"]))
+        val_seed = config["seed"] if d.get("val_seed") is None else d["val_seed"]
+        self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))
         self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
                              if d["test_split"] in dataset.split else [])
         coords = {int(s.keypoint.shape[-1]) for s in train_all}

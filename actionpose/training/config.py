@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
         "train_split": "train",
         "test_split": "test",
         "val_fraction": 0.1,           # validation slice carved from train (stratified); model selection only
+        "val_seed": None,              # the slice's draw; None = the run's seed. Fix it to train several seeds
+                                       # against one slice (then compare them with `eval --split val --seed`)
         "layout": None,                # map the dataset into this layout first (e.g. body13); None = as is
         "repeat": 1,                   # repeat the training set per epoch (CTR-GCN uses 5 on NW-UCLA)
         "num_workers": 0,
@@ -142,6 +144,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
            f"must be in [0, 1), got {d['val_fraction']!r}")
     _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
+    _check(d["val_seed"] is None or (isinstance(d["val_seed"], int) and not isinstance(d["val_seed"], bool)),
+           "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
     _check(isinstance(cfg["trainer"]["cuda_graphs"], bool), "trainer.cuda_graphs",
            f"must be true or false, got {cfg['trainer']['cuda_graphs']!r}")
     for key, value in cfg["augment"].items():

@@ -12,7 +12,8 @@
 # only what is worth bringing back (at most 8 files): the four .onnx models, train.log (all four runs'
 # lines, prefixed, written as they come, so a lease that ends early still returns it), results.json (every
 # eval, each run's metrics.json and the device), logs.tar.gz (confusion matrices) and step_rate.txt.
-# STEP_RATE=1 (the default) first times one CTR-GCN training step eagerly and replayed from a CUDA graph,
+# STREAMS picks the streams (default all four). STEP_RATE=1 (the default) first times one CTR-GCN training
+# step at batch 16 eagerly and replayed from a CUDA graph,
 # with an eager/graphed parity check, into step_rate.txt (~30 s). EVAL=0 skips the `actionpose eval` runs
 # there, for when the models are to be evaluated elsewhere. Extra arguments are config overrides for all
 # four runs (a CPU dry run: STEP_RATE=0 MINUTES=0.3 EVAL=0 ... trainer.accelerator=cpu trainer.cuda_graphs=false
@@ -25,13 +26,13 @@ RUNS=${RUNS:-runs/gpu_nwucla}
 MINUTES=${MINUTES:-7}
 EVAL=${EVAL:-1}
 STEP_RATE=${STEP_RATE:-1}
-STREAMS="joint bone joint_motion bone_motion"
+STREAMS=${STREAMS:-joint bone joint_motion bone_motion}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUNS"
 (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi") > "$RUNS/device.txt"
 
 if [ "$STEP_RATE" = 1 ]; then
-  python3 benchmarks/train_step_rate.py --models ctrgcn:64 --cuda-graphs --steps 20 > "$OUT/step_rate.txt" 2>&1 || true
+  python3 benchmarks/train_step_rate.py --models ctrgcn:16 --cuda-graphs --steps 20 > "$OUT/step_rate.txt" 2>&1 || true
 fi
 
 (while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null \

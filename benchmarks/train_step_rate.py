@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         gsec, _, why = step_rate(name, b, a.device, a.steps, graphs=True)
         diff = graph_parity(name, b, a.device, a.parity_steps)
-        print(f"| {name} | {b} | {sec * 1e3:.1f} | {gsec * 1e3:.1f}{' (' + why + ')' if why else ''} | {sec / gsec:.1f}x "
+        graphed = f"{gsec * 1e3:.1f}" + (f" ({why})" if why else "")
+        print(f"| {name} | {b} | {sec * 1e3:.1f} | {graphed} | {sec / gsec:.1f}x "
               f"| {a.epoch_samples * sec / b:.1f} / {a.epoch_samples * gsec / b:.1f} | {diff:.2e} |", flush=True)
     return 0
 

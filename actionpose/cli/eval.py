@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "training carves from --train-split")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="--split val: the run's data.val_fraction (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="--split val: the slice's seed, the run's data.val_seed or else its seed (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="--split val: the slice's seed, the run's data.val_seed or else its seed (default 0)")
     p.add_argument("--train-split", default="train", help="--split val: the run's data.train_split (default train)")
     p.add_argument("--out", "-o", default=None, help="folder for per_class.json and confusion.png "
                                                      "(default: eval_<model>_<split>)")

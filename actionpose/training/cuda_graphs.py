@@ -94,8 +94,8 @@ class GraphedTrainForward:
             if graphed is None:
                 raise RuntimeError("the capture did not return a graphed forward")
         except Exception as e:  # noqa: BLE001 - any capture failure: report it and train eagerly
-            self._disable(f"CUDA graph capture failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                          f"training eagerly")
+            first_line = (str(e).splitlines() or [""])[0]
+            self._disable(f"CUDA graph capture failed ({type(e).__name__}: {first_line}); training eagerly")
             return
         finally:
             self.model.__dict__.pop("forward", None)  # the module's own forward again, graphs or not

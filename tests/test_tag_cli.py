@@ -89,3 +89,19 @@ def test_video_without_person_gives_empty_valid_result(tmp_path):
     doc = json.loads((tmp_path / "o.json").read_text())
     assert doc["persons"] == [] and doc["frames"] == 30 and doc["complete"] is True
     assert (tmp_path / "t.png").exists()
+
+
+def test_corrupt_video_is_one_stderr_line(tmp_path):
+    """FFmpeg's own C-level complaint ("moov atom not found") must not precede our one-line error."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    res = subprocess.run([sys.executable, "-m", "actionpose", "tag", str(bad), "--json", str(tmp_path / "o.json")],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [f"error: {bad}: cannot open video (unreadable or unsupported)"], res.stderr
+    assert not (tmp_path / "o.json").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from actionpose.errors import ActionposeError
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # FFmpeg prints its own lines ("moov atom not found") before our one-line error for a bad video; the CLI
+    # keeps stderr to that one line. OPENCV_FFMPEG_LOGLEVEL=16 in the environment brings FFmpeg's errors back.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -250,6 +250,60 @@ def test_lr_schedule_warms_up_anneals_and_follows_the_clock_in_a_time_box():
     assert g(60) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5 / 0.9)))
 
 
+def test_step_schedule_multiplies_by_gamma_at_each_milestone_and_follows_the_clock():
+    """optim.schedule=step (CTR-GCN's MultiStepLR with warm-up): full rate until the first milestone, then
+    gamma, gamma^2, ...; in a time box the milestones come by the clock when it is further on."""
+    from actionpose.training.module import lr_factor
+
+    # 65 epochs of 10 steps, 5 warm-up epochs, milestone at epoch 50 (CTR-GCN's NW-UCLA recipe)
+    f = lr_factor(total=650, warm_frac=5 / 65, floor=0.0, steps=[50 / 65], gamma=0.1)
+    assert f(0) == pytest.approx(1 / 50) and f(49) == pytest.approx(1.0)
+    assert f(499) == 1.0 and f(500) == pytest.approx(0.1) and f(649) == pytest.approx(0.1)
+    two = lr_factor(total=100, warm_frac=0.0, floor=0.005, steps=[0.5, 0.8], gamma=0.1)
+    assert (two(49), two(50), two(80)) == pytest.approx((1.0, 0.1, 0.01))
+    assert lr_factor(total=100, warm_frac=0.0, floor=0.05, steps=[0.5, 0.8])(90) == pytest.approx(0.05)  # floor
+    now = [0.0]
+    g = lr_factor(total=650, warm_frac=0.0, floor=0.0, budget_s=10.0, clock=lambda: now[0], steps=[50 / 65])
+    assert g(0) == 1.0
+    now[0] = 8.0                                 # 80 % of the box gone at step 100: past the milestone
+    assert g(100) == pytest.approx(0.1)
+
+
+def test_configure_optimizers_wires_the_step_schedule():
+    """The module's LambdaLR gets the config's milestones as fractions of the run (epoch 50 of 65)."""
+    from types import SimpleNamespace
+
+    from actionpose.training.module import ActionModule
+
+    cfg = make_config({"model": dict(TINY_MODEL), "optim": {"epochs": 65, "lr": 0.1, "warmup_epochs": 5,
+                                                            "schedule": "step", "milestones": [50]}})
+    mod = ActionModule(cfg, {"layout": "body13", "classes": ["a", "b"], "in_channels": 3})
+    mod._trainer = SimpleNamespace(estimated_stepping_batches=650, max_epochs=65)
+    sched = mod.configure_optimizers()["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(650):
+        lrs.append(sched.get_last_lr()[0])
+        sched.optimizer.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1 / 50) and lrs[49] == pytest.approx(0.1)
+    assert lrs[499] == pytest.approx(0.1) and lrs[500] == pytest.approx(0.01) and lrs[649] == pytest.approx(0.01)
+
+
+def test_step_schedule_config_is_checked():
+    assert make_config({"optim": {"schedule": "step", "milestones": [50], "epochs": 65}})["optim"]["gamma"] == 0.1
+    with pytest.raises(ActionposeError, match="optim.schedule.*allowed values: cosine, step"):
+        make_config({"optim": {"schedule": "poly"}})
+    with pytest.raises(ActionposeError, match="optim.milestones.*needs at least one milestone"):
+        make_config({"optim": {"schedule": "step"}})
+    with pytest.raises(ActionposeError, match="optim.milestones.*> 0"):
+        make_config({"optim": {"schedule": "step", "milestones": [0, 20]}})
+    assert make_config({"optim": {"schedule": "step", "milestones": [50], "epochs": 1}})  # never reached: fine
+    with pytest.raises(ActionposeError, match="optim.milestones.*increasing"):
+        make_config({"optim": {"schedule": "step", "milestones": [10, 5]}})
+    with pytest.raises(ActionposeError, match="optim.gamma"):
+        make_config({"optim": {"gamma": 0}})
+
+
 def test_train_step_rate_benchmark_runs_on_cpu(capsys):
     """benchmarks/train_step_rate.py (used to size GPU runs) prints one table row per model, here on CPU."""
     import importlib.util

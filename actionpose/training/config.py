@@ -2,7 +2,7 @@
 
 Every key has a default here, so an unknown key (a typo) is an error naming the key and the
 allowed ones instead of being silently ignored. Defaults are PYSKL's recipe (SGD 0.1, momentum
-0.9, Nesterov, weight decay 5e-4, cosine schedule).
+0.9, Nesterov, weight decay 5e-4, cosine schedule; a step schedule for recipes such as CTR-GCN's).
 """
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "optim": {
         "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "epochs": 16, "batch_size": 32,
         "warmup_epochs": 0, "label_smoothing": 0.0, "min_lr": 0.0,
+        "schedule": "cosine",          # cosine (PYSKL) or step (CTR-GCN, MS-G3D: lr x gamma at each milestone)
+        "milestones": [],              # step: epochs at which the rate is multiplied by gamma, e.g. [50]
+        "gamma": 0.1,
     },
     "trainer": {
         "accelerator": "auto", "devices": "auto", "num_nodes": 1, "strategy": "auto", "precision": None,  # None: 16-mixed on GPU
@@ -56,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "output": {"dir": None},           # default runs/<name>
 }
 
+SCHEDULES = ("cosine", "step")
 _FREE_SECTIONS = {"model"}  # checked by build_model against MODEL_KEYS
 
 
@@ -141,6 +145,16 @@ def validate_config(cfg: dict[str, Any]) -> None:
     for key in ("lr", "momentum", "weight_decay", "label_smoothing", "min_lr", "warmup_epochs"):
         _check(isinstance(o[key], (int, float)) and not isinstance(o[key], bool) and o[key] >= 0,
                f"optim.{key}", f"must be a number >= 0, got {o[key]!r}")
+    _check(o["schedule"] in SCHEDULES, "optim.schedule", f"{o['schedule']!r}; allowed values: {', '.join(SCHEDULES)}")
+    ms = o["milestones"]
+    # a milestone past optim.epochs is never reached (as in MultiStepLR), so a short trial run of a step
+    # config (optim.epochs=1) needs no other change
+    _check(isinstance(ms, list) and all(isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0
+                                        for m in ms) and ms == sorted(ms), "optim.milestones",
+           f"must be an increasing list of epochs > 0, got {ms!r}")
+    _check(o["schedule"] != "step" or bool(ms), "optim.milestones", "optim.schedule=step needs at least one milestone")
+    _check(isinstance(o["gamma"], (int, float)) and not isinstance(o["gamma"], bool) and 0 < o["gamma"] <= 1,
+           "optim.gamma", f"must be a number in (0, 1], got {o['gamma']!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
            f"must be in [0, 1), got {d['val_fraction']!r}")
     _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")

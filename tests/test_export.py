@@ -37,14 +37,18 @@ def test_export_parity_and_metadata(tmp_path, name):
                 m.alpha.fill_(0.7)
     out = tmp_path / "m.onnx"
     res = export_onnx(model, _meta(), out)
-    assert res["max_abs_diff"] <= 1e-4
+    # 1e-4, relative once logits pass 1: the tampered BN statistics above blow CTR-GCN's logits up to ~1e3,
+    # where float32 itself only resolves ~1e-4 absolute
+    tol = 1e-4 * max(1.0, res["max_abs_logit"])
+    assert res["max_abs_diff"] <= tol
     proto = onnx.load(str(out))
     meta = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
     assert meta["layout"] == "body13" and meta["classes"] == ["a", "b", "c"] and meta["clip_len"] == 16
     dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims[:3] == ["batch", "persons", "frames"]
     # dynamic batch, persons and time: a shape never seen at export time
-    assert parity(model, out, m=2, v=13, c=2, t=23) <= 1e-4
+    diff, scale = parity(model, out, m=2, v=13, c=2, t=23, return_scale=True)
+    assert diff <= 1e-4 * max(1.0, scale)
 
 
 def test_export_refuses_broken_parity(tmp_path):

@@ -100,6 +100,46 @@ def test_ctrgcn_refines_the_layout_topology_per_channel():
         torch.testing.assert_close(unit(x.flip(0)), refined.flip(0))
 
 
+def test_ctrgcn_has_the_papers_temporal_module_and_size():
+    """`ctrgcn` is CTR-GCN as published: its multi-scale temporal module ends every branch in BN and has no
+    mixing 1x1 after the concatenation; on NTU-60 that gives the paper's size (1.46 M parameters; 1.45 M
+    here). `ctrgcn_pp`, the earlier hybrid with ST-GCN++'s temporal module, is 18 % larger."""
+    from actionpose.models.blocks import MSTCN, MultiScaleTCN
+
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    ctr, pp = build_model("ctrgcn", "ntu25", 60, 3), build_model("ctrgcn_pp", "ntu25", 60, 3)
+    assert all(isinstance(b.tcn, MultiScaleTCN) for b in ctr.backbone.gcn)
+    assert all(isinstance(b.tcn, MSTCN) for b in pp.backbone.gcn)
+    assert 1.44e6 < n(ctr) < 1.47e6 and n(pp) > 1.15 * n(ctr)
+    tcn = ctr.backbone.gcn[4].tcn  # the first stride-2 stage: 64 -> 128 channels, half the frames
+    assert [type(b[-1]).__name__ for b in tcn.branches] == ["UnitTCN", "UnitTCN", "BatchNorm2d", "BatchNorm2d"]
+    x = torch.randn(2, 128, 16, 25)
+    assert tcn(x).shape == (2, 128, 8, 25)
+    y = build_model("ctrgcn_small", "kinect20", 10, 3).eval()(torch.randn(2, 1, 52, 20, 3))
+    assert y.shape == (2, 10) and torch.isfinite(y).all()
+
+
+def test_old_ctrgcn_checkpoints_load_as_ctrgcn_pp(tmp_path):
+    """A checkpoint whose config says `ctrgcn_small` but whose weights hold ST-GCN++'s temporal module
+    (written before `ctrgcn` became the paper's model) is rebuilt as `ctrgcn_pp_small` with its own outputs."""
+    from actionpose.training.checkpoint import legacy_model_name, load_checkpoint
+
+    torch.manual_seed(0)
+    old = build_model("ctrgcn_pp_small", "kinect20", 4, 3).eval()
+    meta = {"layout": "kinect20", "classes": list("abcd"), "in_channels": 3}
+    ckpt = {"hyper_parameters": {"meta": meta, "config": {"model": {"name": "ctrgcn_small"}}},
+            "state_dict": {f"model.{k}": v for k, v in old.state_dict().items()}}
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    model, _, config = load_checkpoint(tmp_path / "old.ckpt")
+    assert config["model"]["name"] == "ctrgcn_pp_small"
+    x = torch.randn(2, 1, 12, 20, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), old(x))
+    new_state = build_model("ctrgcn_small", "kinect20", 4, 3).state_dict()
+    assert legacy_model_name("ctrgcn_small", new_state) == "ctrgcn_small"
+    assert legacy_model_name("stgcnpp", old.state_dict()) == "stgcnpp"
+
+
 def test_small_is_smaller():
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n(build_model("stgcnpp_small", "ntu25", 60, 3)) < n(build_model("stgcnpp", "ntu25", 60, 3)) / 3

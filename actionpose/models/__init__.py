@@ -16,9 +16,13 @@ from actionpose.skeleton import Layout, get_layout
 
 _STGCN = dict(gcn_adaptive="importance", gcn_with_res=False, tcn_type="unit_tcn")
 _STGCNPP = dict(gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn")
-# CTR-GCN (Chen et al. 2021): channel-wise topology refinement graph convs; its temporal module is
-# ST-GCN++'s multi-branch TCN with kernel 5 and dilations 1-2 (PYSKL's CTR-GCN layout, same 10 stages)
-_CTRGCN = dict(gcn_type="ctrgc", gcn_with_res=True, tcn_type="mstcn_ctr")
+# CTR-GCN (Chen et al. 2021): channel-wise topology refinement graph convs and the paper's own multi-scale
+# temporal module (kernel 5, dilations 1-2, a BN closing every branch), 10 stages as in its code.
+_CTRGCN = dict(gcn_type="ctrgc", gcn_with_res=True, tcn_type="ms_tcn")
+# ctrgcn_pp: CTR-GCN's graph convs with ST-GCN++'s temporal module (those branches, then BN-ReLU-1x1 and BN).
+# It was this project's `ctrgcn` until 2026-11-26 15:10 UTC and is the architecture of the shipped CTR-GCN
+# models (nwucla_joint, nwucla_ctr_joint, nwucla_ctr_bone); their checkpoints load as ctrgcn_pp.
+_CTRGCN_PP = dict(gcn_type="ctrgc", gcn_with_res=True, tcn_type="mstcn_ctr")
 _SMALL = dict(base_channels=32, num_stages=6, inflate_stages=(3, 5), down_stages=(3, 5))
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -28,6 +32,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "stgcnpp_small": dict(_STGCNPP, **_SMALL),
     "ctrgcn": dict(_CTRGCN),
     "ctrgcn_small": dict(_CTRGCN, **_SMALL),
+    "ctrgcn_pp": dict(_CTRGCN_PP),
+    "ctrgcn_pp_small": dict(_CTRGCN_PP, **_SMALL),
 }
 
 # Keys a config may set for any model (besides the presets' own).

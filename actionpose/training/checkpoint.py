@@ -25,10 +25,22 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[s
         raise where(path, "not an actionpose checkpoint (no hyper_parameters.meta/config or state_dict)")
     meta, config = hp["meta"], hp["config"]
     m = dict(config["model"])
-    model = build_model(m.pop("name"), meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    name = legacy_model_name(m.pop("name"), state)
+    if name != config["model"]["name"]:
+        config = {**config, "model": {**config["model"], "name": name}}
+    model = build_model(name, meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise where(path, f"weights do not fit the model in its config ({str(e).splitlines()[0][:160]})") from None
     return model.eval(), meta, config
+
+
+def legacy_model_name(name: str, state: dict) -> str:
+    """``ctrgcn``/``ctrgcn_small`` checkpoints written before 2026-11-26 15:10 UTC hold ST-GCN++'s temporal
+    module (a ``tcn.transform``); that architecture is now ``ctrgcn_pp``/``ctrgcn_pp_small``, and ``ctrgcn``
+    is the paper's own. Such a checkpoint is rebuilt under its new name, so it still evaluates and exports."""
+    if name in ("ctrgcn", "ctrgcn_small") and any(".tcn.transform." in k for k in state):
+        return name.replace("ctrgcn", "ctrgcn_pp", 1)
+    return name

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # NW-UCLA cross-view: the four CTR-GCN streams (joint, bone, joint motion, bone motion) of
 # ctrgcn_joint_gpu.yaml - CTR-GCN's published recipe, fixed before any run, not tuned on test - trained
-# side by side on ONE GPU inside a time box, then each stream and their equal-weight ensemble evaluated
-# on the test view (view 3) with `actionpose eval`.
+# side by side on ONE GPU inside a time box, then each stream and their ensemble (CTR-GCN's ensemble.py weights:
+# 0.6 joint and bone, 0.4 the motions) evaluated on the test view (view 3) with `actionpose eval`.
 #
 # Made for a lent GPU machine whose image has torch, lightning, onnxruntime and torch-geometric but no
 # internet and no MLflow: it runs from the repository root with PYTHONPATH=. (no install) and MLflow off.
@@ -51,6 +51,7 @@ for p in $pids; do wait "$p" || failed=$((failed + 1)); done
 kill "$monitor" 2>/dev/null || true
 
 models=""
+weights=""
 for s in $STREAMS; do
   onnx="$RUNS/nwucla_ctrgcn_$s/nwucla_ctrgcn_$s.onnx"
   if [ -f "$onnx" ] && [ "$EVAL" = 1 ]; then
@@ -60,10 +61,12 @@ for s in $STREAMS; do
   if [ -f "$onnx" ]; then
     cp "$onnx" "$OUT/"
     models="$models, $(basename "$onnx")"
+    case "$s" in joint|bone) w=0.6 ;; *) w=0.4 ;; esac  # CTR-GCN's ensemble.py weights for its four streams
+    weights="$weights, $w"
   fi
 done
 if [ -n "$models" ] && [ "$EVAL" = 1 ]; then
-  printf 'models: [%s]\n' "${models#, }" > "$RUNS/ensemble.yaml"
+  printf 'models: [%s]\nweights: [%s]\n' "${models#, }" "${weights#, }" > "$RUNS/ensemble.yaml"
   cp "$RUNS"/nwucla_ctrgcn_*/nwucla_ctrgcn_*.onnx "$RUNS/" 2>/dev/null || true
   python3 -m actionpose eval --model "$RUNS/ensemble.yaml" --data "$DATA" --json --out "$RUNS/eval_ensemble" \
     > "$RUNS/eval_ensemble.json" 2> "$RUNS/eval_ensemble.err" || true

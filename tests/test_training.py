@@ -300,6 +300,8 @@ def test_step_schedule_config_is_checked():
     assert make_config({"optim": {"schedule": "step", "milestones": [50], "epochs": 1}})  # never reached: fine
     with pytest.raises(ActionposeError, match="optim.milestones.*increasing"):
         make_config({"optim": {"schedule": "step", "milestones": [10, 5]}})
+    with pytest.raises(ActionposeError, match="optim.milestones.*increasing"):
+        make_config({"optim": {"schedule": "step", "milestones": [5, 5]}})
     with pytest.raises(ActionposeError, match="optim.gamma"):
         make_config({"optim": {"gamma": 0}})
 

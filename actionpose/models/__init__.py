@@ -21,7 +21,7 @@ _STGCNPP = dict(gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn")
 _CTRGCN = dict(gcn_type="ctrgc", gcn_with_res=True, tcn_type="ms_tcn")
 # ctrgcn_pp: CTR-GCN's graph convs with ST-GCN++'s temporal module (those branches, then BN-ReLU-1x1 and BN).
 # It was this project's `ctrgcn` until 2026-11-26 15:10 UTC and is the architecture of the shipped CTR-GCN
-# models (nwucla_joint, nwucla_ctr_joint, nwucla_ctr_bone); their checkpoints load as ctrgcn_pp.
+# models (nwucla_joint = nwucla_ctr_joint.onnx, nwucla_ctr_bone.onnx); their checkpoints load as ctrgcn_pp.
 _CTRGCN_PP = dict(gcn_type="ctrgc", gcn_with_res=True, tcn_type="mstcn_ctr")
 _SMALL = dict(base_channels=32, num_stages=6, inflate_stages=(3, 5), down_stages=(3, 5))
 

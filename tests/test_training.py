@@ -256,14 +256,14 @@ def test_step_schedule_multiplies_by_gamma_at_each_milestone_and_follows_the_clo
     from actionpose.training.module import lr_factor
 
     # 65 epochs of 10 steps, 5 warm-up epochs, milestone at epoch 50 (CTR-GCN's NW-UCLA recipe)
-    f = lr_factor(total=650, warm_frac=5 / 65, floor=0.0, steps=[50 / 65], gamma=0.1)
+    f = lr_factor(total=650, warm_frac=5 / 65, floor=0.0, milestones=[50 / 65], gamma=0.1)
     assert f(0) == pytest.approx(1 / 50) and f(49) == pytest.approx(1.0)
     assert f(499) == 1.0 and f(500) == pytest.approx(0.1) and f(649) == pytest.approx(0.1)
-    two = lr_factor(total=100, warm_frac=0.0, floor=0.005, steps=[0.5, 0.8], gamma=0.1)
+    two = lr_factor(total=100, warm_frac=0.0, floor=0.005, milestones=[0.5, 0.8], gamma=0.1)
     assert (two(49), two(50), two(80)) == pytest.approx((1.0, 0.1, 0.01))
-    assert lr_factor(total=100, warm_frac=0.0, floor=0.05, steps=[0.5, 0.8])(90) == pytest.approx(0.05)  # floor
+    assert lr_factor(total=100, warm_frac=0.0, floor=0.05, milestones=[0.5, 0.8])(90) == pytest.approx(0.05)  # floor
     now = [0.0]
-    g = lr_factor(total=650, warm_frac=0.0, floor=0.0, budget_s=10.0, clock=lambda: now[0], steps=[50 / 65])
+    g = lr_factor(total=650, warm_frac=0.0, floor=0.0, budget_s=10.0, clock=lambda: now[0], milestones=[50 / 65])
     assert g(0) == 1.0
     now[0] = 8.0                                 # 80 % of the box gone at step 100: past the milestone
     assert g(100) == pytest.approx(0.1)

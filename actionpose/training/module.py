@@ -89,17 +89,17 @@ class ActionModule(pl.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, int(self.trainer.max_epochs or o["epochs"]))
         minutes = (self.config.get("trainer") or {}).get("max_time")
-        steps = [float(m) / epochs for m in o["milestones"]] if o["schedule"] == "step" else None
+        fracs = [float(m) / epochs for m in o["milestones"]] if o["schedule"] == "step" else None
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(
             total, float(o["warmup_epochs"]) / epochs, float(o["min_lr"]) / float(o["lr"]) if o["lr"] else 0.0,
-            budget_s=0.95 * 60 * float(minutes) if minutes else None, steps=steps, gamma=float(o["gamma"])))
+            budget_s=0.95 * 60 * float(minutes) if minutes else None, milestones=fracs, gamma=float(o["gamma"])))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def lr_factor(total: int, warm_frac: float, floor: float, budget_s: float | None = None, clock=time.monotonic,
-              steps: list[float] | None = None, gamma: float = 0.1):
+              milestones: list[float] | None = None, gamma: float = 0.1):
     """Per-step linear warm-up then cosine (PYSKL CosineAnnealing by_epoch=False), as a LambdaLR factor;
-    with ``steps`` (milestones as fractions of the run) a step schedule instead: ``gamma`` to the power of
+    with ``milestones`` (fractions of the run) a step schedule instead: ``gamma`` to the power of
     the milestones passed (CTR-GCN's MultiStepLR), never below ``floor``.
 
     With a time box (``trainer.max_time``) the schedule runs on whichever is further along, steps or
@@ -119,8 +119,8 @@ def lr_factor(total: int, warm_frac: float, floor: float, budget_s: float | None
         p = min(1.0, p)
         if p < warm_frac:
             return min(1.0, max(p, (step + 1) / total) / warm_frac)
-        if steps is not None:
-            return max(floor, gamma ** sum(p >= s for s in steps))
+        if milestones is not None:
+            return max(floor, gamma ** sum(p >= m for m in milestones))
         t = (p - warm_frac) / max(1e-9, 1.0 - warm_frac)
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 

@@ -227,6 +227,59 @@ def test_max_time_stops_a_run_and_still_exports_its_best_checkpoint(tmp_path, pe
         train(_tiny_config(tmp_path, penn_pkl, trainer={"max_time": "8:30x"}, mlflow={"enabled": False}))
 
 
+def test_select_last_tests_and_exports_the_final_epoch(tmp_path):
+    """trainer.select=last: the checkpoint tested and exported is the last epoch's, not the best-validation
+    one; the exported ONNX computes that checkpoint's logits."""
+    import onnxruntime as ort
+    import torch
+
+    from actionpose.training.checkpoint import load_checkpoint
+
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    rng = np.random.default_rng(0)  # a dataset with a validation slice, so "best" and "last" can differ
+    anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(15)]
+    save_dataset(SkeletonDataset(anns, "penn13", ["a", "b", "c"], split={"train": [f"s{i}" for i in range(12)],
+                                                                          "test": ["s12", "s13", "s14"]}),
+                 tmp_path / "d.pkl")
+    cfg = _tiny_config(tmp_path, tmp_path / "d.pkl", optim={"epochs": 4},
+                       trainer={"max_steps": -1, "limit_train_batches": 2, "select": "last"}, mlflow={"enabled": False})
+    cfg["data"]["val_fraction"] = 0.5
+    res = train(cfg)
+    assert res.checkpoint.name == "last.ckpt" and res.metrics["selected"] == "last"
+    assert torch.load(res.checkpoint, map_location="cpu", weights_only=False)["epoch"] == 3
+    assert 0 <= res.metrics["last_val_top1"] <= 1 and "test_top1" in res.metrics
+    model, meta, _ = load_checkpoint(res.checkpoint)
+    x = torch.randn(2, 1, meta["clip_len"], 13, meta["in_channels"])
+    with torch.no_grad():
+        want = model.eval()(x).numpy()
+    got = ort.InferenceSession(str(res.onnx_path)).run(None, {"keypoints": x.numpy()})[0]
+    assert abs(got - want).max() < 1e-4
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    if best["epoch"] != 3:  # best-validation epoch was an earlier one: its weights must not be what shipped
+        bmodel, _, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt")
+        with torch.no_grad():
+            assert abs(bmodel.eval()(x).numpy() - got).max() > 1e-4
+    with pytest.raises(ActionposeError, match="trainer.select.*allowed values: best, last"):
+        make_config(None, ["trainer.select=final"])
+
+    # last.ckpt holds the newest state even when validation never improves (Lightning's own save_last
+    # does not), so trainer.resume=last.ckpt goes on from where a stopped run was
+    cut = dict(cfg, trainer={**cfg["trainer"], "max_steps": 4}, output={"dir": str(tmp_path / "cut")})
+    train(cut)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 4
+    again = dict(cfg, trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "cut")})
+    assert train(again).metrics["epochs"] == 4
+    done = torch.load(last, map_location="cpu", weights_only=False)
+    assert (done["epoch"], done["global_step"]) == (3, 8)
+
+
+def test_select_best_is_the_default(trained):
+    _, res = trained
+    assert res.checkpoint.name == "best.ckpt" and res.metrics["selected"] == "best"
+
+
 def test_lr_schedule_warms_up_anneals_and_follows_the_clock_in_a_time_box():
     """Without a time box: linear warm-up, then cosine to min_lr at the last step. With one: a run the clock
     stops at a tenth of its steps has still annealed (the rate follows wall time when that is further on)."""

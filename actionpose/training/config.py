@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "progress_bar": True, "resume": None, "export_onnx": True,
         "max_time": None,              # minutes; the cosine then follows the clock and ends annealed
         "cuda_graphs": False,          # replay the training forward/backward from a CUDA graph (one GPU)
+        "select": "best",              # checkpoint tested and exported: best on the validation slice, or the last epoch's
     },
     "mlflow": {"enabled": True, "tracking_uri": None, "experiment": "actionpose", "register": True,
                "registered_name": None},
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SCHEDULES = ("cosine", "step")
+SELECTS = ("best", "last")
 _FREE_SECTIONS = {"model"}  # checked by build_model against MODEL_KEYS
 
 
@@ -160,6 +162,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
     _check(d["val_seed"] is None or (isinstance(d["val_seed"], int) and not isinstance(d["val_seed"], bool)),
            "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
+    _check(cfg["trainer"]["select"] in SELECTS, "trainer.select",
+           f"{cfg['trainer']['select']!r}; allowed values: {', '.join(SELECTS)}")
     _check(isinstance(cfg["trainer"]["cuda_graphs"], bool), "trainer.cuda_graphs",
            f"must be true or false, got {cfg['trainer']['cuda_graphs']!r}")
     for key, value in cfg["augment"].items():

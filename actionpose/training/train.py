@@ -74,7 +74,8 @@ def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> TrainResult:
-    """Train, select the best epoch on the validation slice, test it once, export ONNX, log to MLflow."""
+    """Train, select the best epoch on the validation slice (or the last, ``trainer.select``), test it once,
+    export ONNX, log to MLflow."""
     cfg = make_config(config) if "trainer" not in config else config
     validate_config(cfg)
     name = cfg["name"] or "run"
@@ -112,10 +113,13 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
 
     has_val = bool(dm.val_samples)
     ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best",
-                                           monitor="val_select" if has_val else None, mode="max", save_top_k=1,
-                                           save_last=True)
+                                           monitor="val_select" if has_val else None, mode="max", save_top_k=1)
+    # every epoch's end state (resume, trainer.select=last) from a callback of its own: Lightning 2.6 writes
+    # save_last's last.ckpt only in an epoch that also wrote a best checkpoint, so it goes stale
+    last_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None,
+                                           save_top_k=1)
     timer = EpochTimer()
-    callbacks += [ckpt_cb, timer]
+    callbacks += [ckpt_cb, last_cb, timer]
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu", "cuda")
     precision = t["precision"] or ("16-mixed" if gpu else "32-true")
     trainer = pl.Trainer(max_epochs=cfg["optim"]["epochs"], max_steps=t["max_steps"], accelerator=t["accelerator"],
@@ -134,13 +138,17 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         if client is not None and status != "FINISHED":
             client.set_terminated(run_id, "FAILED")
     if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
-        return TrainResult(checkpoint=Path(ckpt_cb.best_model_path or ckpt_cb.last_model_path), onnx_path=None,
+        return TrainResult(checkpoint=Path(ckpt_cb.best_model_path or last_cb.best_model_path), onnx_path=None,
                            out_dir=out_dir)
 
-    best = Path(ckpt_cb.best_model_path or ckpt_cb.last_model_path)
-    if not best.exists():
+    # "last": the end of the schedule, for when the validation slice is too small or too unlike the test
+    # data to pick an epoch (docs/training.md, NW-UCLA); "best" otherwise
+    last = t["select"] == "last"
+    selected = Path((last_cb.best_model_path if last else ckpt_cb.best_model_path)
+                    or ckpt_cb.best_model_path or last_cb.best_model_path)
+    if not selected.exists():
         raise ActionposeError(f"training produced no checkpoint in {out_dir / 'checkpoints'}")
-    metrics: dict[str, Any] = {"epochs": trainer.current_epoch,
+    metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,
                                "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
     if module.graphed is not None:  # how many training steps a CUDA graph replayed (0 on a CPU), and why not
         metrics["cuda_graph_steps"] = module.graphed.replays
@@ -148,6 +156,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
             metrics["cuda_graphs_off"] = module.graphed.disabled
     if has_val and ckpt_cb.best_model_score is not None:
         metrics["best_val_top1"] = round(float(ckpt_cb.best_model_score), 4)  # val_select = top-1 - <1e-5
+    if has_val and "val_top1" in trainer.callback_metrics:
+        metrics["last_val_top1"] = round(float(trainer.callback_metrics["val_top1"]), 4)
 
     from actionpose.training.checkpoint import load_checkpoint
     from actionpose.training.evaluate import TorchPredictor, evaluate, metrics_from_probs, plot_confusion
@@ -156,12 +166,12 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     if t["export_onnx"]:
         from actionpose.training.export import export_onnx
 
-        model, meta_ck, _ = load_checkpoint(best)
+        model, meta_ck, _ = load_checkpoint(selected)
         onnx_path = out_dir / f"{name}.onnx"
         metrics["onnx_max_abs_diff"] = export_onnx(model, meta_ck, onnx_path)["max_abs_diff"]
 
     if dm.test_samples:  # reported once for the selected model, never used for selection
-        tp = TorchPredictor(best, device="cuda" if gpu else "cpu")  # on a lent GPU the test takes seconds
+        tp = TorchPredictor(selected, device="cuda" if gpu else "cpu")  # on a lent GPU the test takes seconds
         probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples])
         import numpy as np
 
@@ -180,7 +190,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         for f in (out_dir / "metrics.json", out_dir / "confusion.png"):
             if f.exists():
                 client.log_artifact(run_id, str(f))
-        client.log_artifact(run_id, str(best), artifact_path="checkpoints")
+        client.log_artifact(run_id, str(selected), artifact_path="checkpoints")
         if onnx_path is not None:
             client.log_artifact(run_id, str(onnx_path), artifact_path="onnx")
             if cfg["mlflow"]["register"]:
@@ -190,4 +200,4 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                 if version:
                     client.set_tag(run_id, "actionpose.registered_model", version)
         client.set_terminated(run_id, "FINISHED")
-    return TrainResult(checkpoint=best, onnx_path=onnx_path, metrics=metrics, run_id=run_id, out_dir=out_dir)
+    return TrainResult(checkpoint=selected, onnx_path=onnx_path, metrics=metrics, run_id=run_id, out_dir=out_dir)

@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "progress_bar": True, "resume": None, "export_onnx": True,
         "max_time": None,              # minutes; the cosine then follows the clock and ends annealed
         "cuda_graphs": False,          # replay the training forward/backward from a CUDA graph (one GPU)
-        "select": "best",              # checkpoint tested and exported: best on the validation slice, or the last epoch's
+        "select": "best",              # tested and exported: best on the validation slice, or "last" epoch
     },
     "mlflow": {"enabled": True, "tracking_uri": None, "experiment": "actionpose", "register": True,
                "registered_name": None},

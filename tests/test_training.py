@@ -227,6 +227,21 @@ def test_max_time_stops_a_run_and_still_exports_its_best_checkpoint(tmp_path, pe
         train(_tiny_config(tmp_path, penn_pkl, trainer={"max_time": "8:30x"}, mlflow={"enabled": False}))
 
 
+def _four_epochs_with_validation(tmp: Path, **trainer) -> dict:
+    """A 4-epoch tiny run on data with a validation slice, so "best" and "last" can differ."""
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    rng = np.random.default_rng(0)
+    anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(15)]
+    save_dataset(SkeletonDataset(anns, "penn13", ["a", "b", "c"], split={"train": [f"s{i}" for i in range(12)],
+                                                                          "test": ["s12", "s13", "s14"]}),
+                 tmp / "d.pkl")
+    cfg = _tiny_config(tmp, tmp / "d.pkl", optim={"epochs": 4},
+                       trainer={"max_steps": -1, "limit_train_batches": 2, **trainer}, mlflow={"enabled": False})
+    cfg["data"]["val_fraction"] = 0.5
+    return cfg
+
+
 def test_select_last_tests_and_exports_the_final_epoch(tmp_path):
     """trainer.select=last: the checkpoint tested and exported is the last epoch's, not the best-validation
     one; the exported ONNX computes that checkpoint's logits."""
@@ -235,17 +250,7 @@ def test_select_last_tests_and_exports_the_final_epoch(tmp_path):
 
     from actionpose.training.checkpoint import load_checkpoint
 
-    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
-
-    rng = np.random.default_rng(0)  # a dataset with a validation slice, so "best" and "last" can differ
-    anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(15)]
-    save_dataset(SkeletonDataset(anns, "penn13", ["a", "b", "c"], split={"train": [f"s{i}" for i in range(12)],
-                                                                          "test": ["s12", "s13", "s14"]}),
-                 tmp_path / "d.pkl")
-    cfg = _tiny_config(tmp_path, tmp_path / "d.pkl", optim={"epochs": 4},
-                       trainer={"max_steps": -1, "limit_train_batches": 2, "select": "last"}, mlflow={"enabled": False})
-    cfg["data"]["val_fraction"] = 0.5
-    res = train(cfg)
+    res = train(_four_epochs_with_validation(tmp_path, select="last"))
     assert res.checkpoint.name == "last.ckpt" and res.metrics["selected"] == "last"
     assert torch.load(res.checkpoint, map_location="cpu", weights_only=False)["epoch"] == 3
     assert 0 <= res.metrics["last_val_top1"] <= 1 and "test_top1" in res.metrics
@@ -263,8 +268,13 @@ def test_select_last_tests_and_exports_the_final_epoch(tmp_path):
     with pytest.raises(ActionposeError, match="trainer.select.*allowed values: best, last"):
         make_config(None, ["trainer.select=final"])
 
-    # last.ckpt holds the newest state even when validation never improves (Lightning's own save_last
-    # does not), so trainer.resume=last.ckpt goes on from where a stopped run was
+
+def test_last_ckpt_is_the_newest_epoch_so_resume_goes_on_from_there(tmp_path):
+    """last.ckpt holds the newest state even when validation never improves (Lightning 2.6's own save_last
+    does not: it stayed at the first epoch), so trainer.resume=last.ckpt goes on from where a run stopped."""
+    import torch
+
+    cfg = _four_epochs_with_validation(tmp_path)
     cut = dict(cfg, trainer={**cfg["trainer"], "max_steps": 4}, output={"dir": str(tmp_path / "cut")})
     train(cut)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"

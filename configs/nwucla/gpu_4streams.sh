@@ -8,11 +8,11 @@
 # internet and no MLflow: it runs from the repository root with PYTHONPATH=. (no install) and MLflow off.
 #   OUT=results RUNS=runs MINUTES=7 [EVAL=0] bash configs/nwucla/gpu_4streams.sh data/nwucla.pkl [override ...]
 # MINUTES caps each run's training (trainer.max_time; the cosine schedule then anneals by the clock, so a
-# capped run ends at a low rate); a capped run still tests and exports its selected checkpoint (the config's trainer.select: last, the
-# end of the schedule). OUT receives
-# only what is worth bringing back (at most 8 files): the four .onnx models, train.log (all four runs'
-# lines, prefixed, written as they come, so a lease that ends early still returns it), results.json (every
-# eval, each run's metrics.json and the device), logs.tar.gz (confusion matrices) and step_rate.txt.
+# capped run ends at a low rate); a capped run still tests and exports its selected checkpoint (the config's
+# trainer.select: last, the end of the schedule). OUT receives only what is worth bringing back (at most 8
+# files): the four .onnx models, train.log (all four runs' lines, prefixed, written as they come, so a lease
+# that ends early still returns it), results.json (every eval, each run's metrics.json and the device),
+# logs.tar.gz (confusion matrices) and step_rate.txt.
 # STREAMS picks the streams (default all four). SPLIT=v1 trains each stream's cross-view twin instead: view 1
 # only (data.train_split=train_v1), tested on view 2 (train_v2, 504 clips), view 3 untouched - the score NW-UCLA
 # models are chosen by (docs/training.md, "Choosing NW-UCLA models by cross-view validation"); runs and files

@@ -137,15 +137,13 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     finally:
         if client is not None and status != "FINISHED":
             client.set_terminated(run_id, "FAILED")
-    if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
-        return TrainResult(checkpoint=Path(ckpt_cb.best_model_path or last_cb.best_model_path), onnx_path=None,
-                           out_dir=out_dir)
-
     # "last": the end of the schedule, for when the validation slice is too small or too unlike the test
     # data to pick an epoch (docs/training.md, NW-UCLA); "best" otherwise
-    last = t["select"] == "last"
-    selected = Path((last_cb.best_model_path if last else ckpt_cb.best_model_path)
-                    or ckpt_cb.best_model_path or last_cb.best_model_path)
+    chosen, other = (last_cb, ckpt_cb) if t["select"] == "last" else (ckpt_cb, last_cb)
+    selected = Path(chosen.best_model_path or other.best_model_path)
+    if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
+        return TrainResult(checkpoint=selected, onnx_path=None, out_dir=out_dir)
+
     if not selected.exists():
         raise ActionposeError(f"training produced no checkpoint in {out_dir / 'checkpoints'}")
     metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,

@@ -285,6 +285,22 @@ def test_last_ckpt_is_the_newest_epoch_so_resume_goes_on_from_there(tmp_path):
     assert (done["epoch"], done["global_step"]) == (3, 8)
 
 
+def test_without_a_validation_slice_every_training_clip_is_trained_on(tmp_path):
+    """data.val_fraction=0 with trainer.limit_val_batches=0 (the NW-UCLA GPU recipe, which picks no epoch):
+    all 12 training clips are fitted, 6 batches of 2 per epoch where a 0.5 slice would leave 3, no validation
+    metric is reported, and the last epoch is tested and exported."""
+    import torch
+
+    cfg = _four_epochs_with_validation(tmp_path, select="last", limit_train_batches=None, limit_val_batches=0)
+    cfg["data"]["val_fraction"] = 0
+    cfg["optim"]["epochs"] = 2
+    res = train(cfg)
+    last = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
+    assert res.checkpoint.name == "last.ckpt" and (last["epoch"], last["global_step"]) == (1, 12)
+    assert not {"best_val_top1", "last_val_top1"} & set(res.metrics)
+    assert res.metrics["test_n"] == 3 and res.onnx_path.exists()
+
+
 def test_select_best_is_the_default(trained):
     _, res = trained
     assert res.checkpoint.name == "best.ckpt" and res.metrics["selected"] == "best"

@@ -80,3 +80,11 @@ def test_export_cli_bad_checkpoint(tmp_path, capsys):
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     assert main(["export", "--model", str(tmp_path / "other.ckpt"), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "not an actionpose checkpoint" in capsys.readouterr().err
+    import pickle  # a dataset pickle given by mistake: torch's weights-only loader refuses its objects
+
+    with open(tmp_path / "data.pkl", "wb") as f:
+        pickle.dump({"split": {"train": ["a"]}, "annotations": [{"label": 0}], "x": ActionposeError("x")}, f, protocol=4)
+    assert main(["export", "--model", str(tmp_path / "data.pkl"), "-o", str(tmp_path / "x.onnx")]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and "data.pkl: not a readable checkpoint" in cap.err and "weights_only" not in cap.err
+    assert "Warning" not in cap.err + cap.out and not (tmp_path / "x.onnx").exists()

@@ -191,10 +191,36 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
         make_config({"model": {"name": "gru"}})
     with pytest.raises(ActionposeError, match="optim.epochs"):
         make_config(None, ["optim.epochs=0"])
+    for override, expected in [("trainer.limit_val_batches=abc", "trainer.limit_val_batches.*number of batches"),
+                               ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches"),
+                               ("trainer.num_threads=0", "trainer.num_threads.*integer >= 1"),
+                               ("trainer.max_steps=ten", "trainer.max_steps"),
+                               ("trainer.accelerator=gpuu", "trainer.accelerator.*allowed values: auto, cpu, gpu"),
+                               ("trainer.devices=none", "trainer.devices"),
+                               ("trainer.export_onnx=maybe", "trainer.export_onnx.*true or false")]:
+        with pytest.raises(ActionposeError, match=expected):
+            make_config(None, [override])
+    for ok in ("trainer.devices=2", "trainer.devices=[0,1]", "trainer.devices='0,1'", "trainer.limit_val_batches=0",
+               "trainer.limit_train_batches=0.25", "trainer.max_steps=-1"):
+        make_config(None, [ok])
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: [1, 2\n")
     with pytest.raises(ActionposeError, match="bad.yaml: invalid YAML"):
         load_config(bad)
+
+
+def test_gpu_accelerator_without_a_gpu_is_one_line_error(tmp_path, capsys):
+    """The NW-UCLA GPU config run as it is on a CPU machine: a CLI error naming the key, not Lightning's
+    MisconfigurationException traceback."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    cfg = REPO / "configs" / "nwucla" / "ctrgcn_joint_gpu.yaml"
+    assert main(["train", "--config", str(cfg), "mlflow.enabled=false", f"output.dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trainer.accelerator" in err and "no usable CUDA GPU" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_shipped_configs_load():

@@ -1,6 +1,8 @@
 """Load a training checkpoint back into a plain model plus its metadata, with clear errors."""
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,12 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[s
     if not path.exists():
         raise where(path, "no such checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a non-checkpoint
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text here is about its weights_only default, not this file
+        raise where(path, "not a readable checkpoint (a pickle that holds more than tensors and plain values, "
+                          "not a training checkpoint)") from None
     except Exception as e:  # torch raises many types for truncated/corrupt/non-torch files
         raise where(path, f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None

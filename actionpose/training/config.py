@@ -7,6 +7,7 @@ allowed ones instead of being silently ignored. Defaults are PYSKL's recipe (SGD
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,39 @@ def validate_config(cfg: dict[str, Any]) -> None:
            "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
     _check(cfg["trainer"]["select"] in SELECTS, "trainer.select",
            f"{cfg['trainer']['select']!r}; allowed values: {', '.join(SELECTS)}")
-    _check(isinstance(cfg["trainer"]["cuda_graphs"], bool), "trainer.cuda_graphs",
-           f"must be true or false, got {cfg['trainer']['cuda_graphs']!r}")
+    _validate_trainer(cfg["trainer"])
     for key, value in cfg["augment"].items():
         _check(isinstance(value, (int, float)) and value >= 0, f"augment.{key}", f"must be a number >= 0, got {value!r}")
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _validate_trainer(t: dict[str, Any]) -> None:
+    """Lightning would take most of these as given and fail later with a TypeError deep in its loops."""
+    _check(t["select"] in SELECTS, "trainer.select", f"{t['select']!r}; allowed values: {', '.join(SELECTS)}")
+    _check(t["accelerator"] in ACCELERATORS, "trainer.accelerator",
+           f"{t['accelerator']!r}; allowed values: {', '.join(ACCELERATORS)}")
+    for key in ("cuda_graphs", "progress_bar", "export_onnx"):
+        _check(isinstance(t[key], bool), f"trainer.{key}", f"must be true or false, got {t[key]!r}")
+    for key in ("num_threads", "num_nodes"):
+        _check(_is_int(t[key]) and t[key] >= 1, f"trainer.{key}", f"must be an integer >= 1, got {t[key]!r}")
+    _check(_is_int(t["max_steps"]) and t["max_steps"] >= -1, "trainer.max_steps",
+           f"must be an integer >= -1 (-1: no limit), got {t['max_steps']!r}")
+    for key in ("limit_train_batches", "limit_val_batches"):
+        v = t[key]
+        _check(v is None or (_is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v <= 1), f"trainer.{key}",
+               f"must be null, a number of batches (integer >= 0) or a fraction in [0, 1], got {v!r}")
+    d = t["devices"]
+    _check(d == "auto" or (_is_int(d) and d >= -1 and d != 0) or (isinstance(d, list) and all(_is_int(i) for i in d))
+           or (isinstance(d, str) and re.fullmatch(r"-1|\d+(,\d+)*,?", d) is not None),  # Lightning's "0,1"
+           "trainer.devices", f"must be auto, a device count (-1: all) or a list of device indices, got {d!r}")
+    _check(t["resume"] is None or isinstance(t["resume"], str), "trainer.resume",
+           f"must be a checkpoint path or null, got {t['resume']!r}")
 
 
 def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:

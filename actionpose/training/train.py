@@ -87,6 +87,9 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
+    if t["accelerator"] in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ActionposeError(f"config key 'trainer.accelerator': {t['accelerator']!r} but this machine has no usable "
+                              "CUDA GPU; use trainer.accelerator=cpu (or auto)")
     dm = SkeletonDataModule(cfg, dataset)
     meta = _meta(dm, cfg)
     module = ActionModule(cfg, meta)

@@ -202,6 +202,19 @@ def test_cli_fall_on_npy_and_bad_source(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
 
 
+def test_cli_fall_refuses_3d_skeletons(tmp_path, capsys):
+    """NW-UCLA's Kinect skeletons are metres with y up: read as image x, y every person is upside down, and
+    the detector raised hundreds of falls on a dataset without one. A 3D pickle is refused in one line."""
+    from actionpose.cli import main
+
+    pkl = tmp_path / "ucla.pkl"
+    convert("nwucla", Path(__file__).parent / "fixtures" / "datasets" / "nwucla", pkl)
+    assert main(["fall", str(pkl), "--model", MODEL]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and "holds 3D keypoints" in cap.err and "ucla.pkl" in cap.err
+    assert "fall 1:" not in cap.out
+
+
 @pytest.mark.slow
 def test_mlflow_pyfunc_flavour(tmp_path, det):
     mlflow = pytest.importorskip("mlflow")

@@ -18,6 +18,10 @@ def frames_from_pickle(path: Path, fps: float | None) -> tuple[str, Iterator[tup
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path)
+    three_d = next((a["frame_dir"] for a in ds.annotations if np.shape(a["keypoint"])[-1] == 3), None)
+    if three_d is not None:  # x, y, z in metres with y up: read as image x, y every person is upside down
+        raise where(path, f"sample {three_d!r} holds 3D keypoints (x, y, z); the fall detector needs 2D image "
+                          "keypoints, e.g. from `actionpose extract VIDEO -o poses.pkl`")
 
     def gen():
         for ann in ds.annotations:

@@ -241,6 +241,29 @@ def test_cli_bad_input_exits_2(capsys, tmp_path):
     assert main(["reps", pkl, "--sample", "nope"]) == 2
 
 
+def test_cli_skips_a_sample_too_short_to_count_and_counts_the_rest(capsys, tmp_path):
+    """A dataset pickle with one 5-frame clip: that clip is one warning line on stderr and every other
+    sample is still counted (before, the whole run stopped there with exit 2). Only a pickle where nothing
+    can be counted is an error."""
+    from actionpose.cli import main
+    from actionpose.data.format import load_dataset, save_dataset
+
+    ds = load_dataset(FIXTURES / "reps" / "repcount_body13.pkl")
+    keep = next(a for a in ds.annotations if a["frame_dir"] == "stu10_25")
+    short = {**keep, "frame_dir": "blip", "keypoint": keep["keypoint"][:, :5],
+             "keypoint_score": keep["keypoint_score"][:, :5], "total_frames": 5}
+    for anns, name in (([short, keep], "mixed.pkl"), ([short, {**short, "frame_dir": "blip2"}], "short.pkl")):
+        ds.annotations, ds.split = anns, {}
+        save_dataset(ds, tmp_path / name)
+    assert main(["reps", str(tmp_path / "mixed.pkl"), "-e", "jumping_jacks", "--json"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["stu10_25"]["count"] == 7 and "blip" not in json.loads(cap.out)
+    assert "[blip]: skipped: sequence too short" in cap.err and "1 of 2 samples skipped" in cap.err
+    assert main(["reps", str(tmp_path / "short.pkl"), "-e", "jumping_jacks"]) == 2
+    assert "no sample could be counted (2 skipped)" in capsys.readouterr().err
+    assert main(["reps", str(tmp_path / "mixed.pkl"), "--sample", "blip"]) == 2  # asked for: still an error
+
+
 def test_repcount_dev_accuracy():
     from actionpose.inference.reps_eval import eval_repcount, metrics
 

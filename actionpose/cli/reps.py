@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,20 @@ def _run(args: argparse.Namespace) -> int:
     def show(name, ev):
         print(f"{name}: rep {ev.count} ({ev.exercise}) {ev.start_s:.2f}-{ev.end_s:.2f} s", flush=True)
 
+    skipped: list[str] = []
+
+    def skip(name, reason):  # a several-sample pickle: one line on stderr per sample that cannot be counted
+        skipped.append(name)
+        print(f"warning: {args.input} [{name}]: skipped: {reason}", file=sys.stderr, flush=True)
+
     results = count_file(args.input, args.exercise, args.fps, args.sample, args.min_score,
-                         on_event=None if args.json else show)
+                         on_event=None if args.json else show, on_skip=skip)
+    if skipped and not results:
+        print(f"error: {args.input}: no sample could be counted ({len(skipped)} skipped)", file=sys.stderr)
+        return 2
+    if skipped:
+        print(f"warning: {args.input}: {len(skipped)} of {len(skipped) + len(results)} samples skipped",
+              file=sys.stderr)
     if args.json:
         print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
         return 0

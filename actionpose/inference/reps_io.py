@@ -60,8 +60,13 @@ def count_segments(keypoints: np.ndarray, scores: np.ndarray | None, segments: I
 
 def count_pickle(path: str | Path, exercise: str | None = None, fps: float | None = None,
                  sample: str | None = None, min_score: float = 0.3,
-                 on_event: OnEvent | None = None) -> dict[str, RepResult]:
-    """Count every annotation (or only ``sample``) of a canonical/PYSKL pickle, by ``frame_dir``."""
+                 on_event: OnEvent | None = None,
+                 on_skip: Callable[[str, str], None] | None = None) -> dict[str, RepResult]:
+    """Count every annotation (or only ``sample``) of a canonical/PYSKL pickle, by ``frame_dir``.
+
+    With ``on_skip``, a sample of a several-sample pickle that cannot be counted (too short, no usable
+    joints) is reported to it as ``(frame_dir, reason)`` and the rest are still counted: one short clip in
+    a dataset should not throw away every count after it. Without it, or for a single sample, it raises."""
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path)
@@ -77,7 +82,10 @@ def count_pickle(path: str | Path, exercise: str | None = None, fps: float | Non
         try:
             res = counter.count(ann["keypoint"], ann.get("keypoint_score"))
         except ActionposeError as e:
-            raise where(f"{path} [{ann['frame_dir']}]", str(e)) from None
+            if on_skip is None or len(anns) == 1:
+                raise where(f"{path} [{ann['frame_dir']}]", str(e)) from None
+            on_skip(ann["frame_dir"], str(e))
+            continue
         # stored keypoints: the whole sequence is known, so the offline reps are reported as events
         for i, r in enumerate(res.reps, 1):
             if on_event:
@@ -118,13 +126,14 @@ def count_video(source: str | Path, exercise: str | None = None, frontend: str =
 
 
 def count_file(path: str | Path, exercise: str | None = None, fps: float | None = None, sample: str | None = None,
-               min_score: float = 0.3, on_event: OnEvent | None = None) -> dict[str, RepResult]:
+               min_score: float = 0.3, on_event: OnEvent | None = None,
+               on_skip: Callable[[str, str], None] | None = None) -> dict[str, RepResult]:
     """``.pkl`` -> stored keypoints; a video file -> the pose frontend."""
     p = Path(path)
     if not p.exists():
         raise where(p, "no such file")
     if p.suffix.lower() == ".pkl":
-        return count_pickle(p, exercise, fps, sample, min_score, on_event)
+        return count_pickle(p, exercise, fps, sample, min_score, on_event, on_skip)
     if p.suffix.lower() in VIDEO_SUFFIXES:
         return count_video(p, exercise, min_score=min_score, on_event=on_event)
     raise where(p, f"unsupported input {p.suffix!r}: give a keypoint .pkl or a video "

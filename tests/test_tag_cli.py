@@ -27,6 +27,37 @@ def test_missing_source_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "o.json").exists()
 
 
+def test_unwritable_output_paths_are_refused_before_any_work(tmp_path, capsys):
+    """An output that names a folder, or sits under a file, is a one-line error up front in every command that
+    writes one (before: `tag --json DIR` tagged the whole video, then died with IsADirectoryError)."""
+    video = REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"
+    (tmp_path / "afile").write_text("x")
+    cases = [(["tag", str(video), "--json", str(tmp_path)], "--json", "is a folder"),
+             (["tag", str(video), "--timeline", str(tmp_path / "afile" / "t.png")], "--timeline", "is a file, not a folder"),
+             (["tag", str(video), "--csv", str(tmp_path)], "--csv", "is a folder"),
+             (["tag", str(video), "--render", str(tmp_path)], "--render", "is a folder"),
+             (["extract", str(video), "-o", str(tmp_path)], "--out", "is a folder"),
+             (["datasets", "convert", "-f", "penn", str(SAMPLES), "-o", str(tmp_path)], "--output", "is a folder"),
+             (["export", "--model", str(tmp_path / "m.ckpt"), "-o", str(tmp_path / "afile" / "m.onnx")], "--output",
+              "is a file, not a folder")]
+    for argv, option, reason in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {option} ") and reason in err and err.count("\n") == 1, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing half-written
+
+
+def test_out_of_range_fps_and_min_score_exit_2(tmp_path, capsys):
+    npy = tmp_path / "k.npy"
+    import numpy as np
+
+    np.save(npy, np.ones((10, 17, 3), np.float32))
+    assert main(["fall", str(npy), "--fps", "-1"]) == 2
+    assert "--fps must be positive" in capsys.readouterr().err
+    assert main(["reps", str(npy), "--min-score", "2"]) == 2
+    assert "--min-score must be between 0 and 1" in capsys.readouterr().err
+
+
 def test_bad_window_stride_exit_2(tmp_path, capsys):
     assert main(["tag", str(tmp_path), "--window", "1", "--stride", "2"]) == 2
     assert "--stride" in capsys.readouterr().err

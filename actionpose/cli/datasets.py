@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _convert(args: argparse.Namespace) -> int:
     from actionpose.data.format import dataset_info
+    from actionpose.data.atomic import check_output_file
     from actionpose.data.importers import convert
 
+    check_output_file(args.output, "--output")
     options = {}
     if args.layout:
         options["layout"] = args.layout
@@ -51,8 +53,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _project(args: argparse.Namespace) -> int:
     from actionpose.data.format import load_dataset, save_dataset
+    from actionpose.data.atomic import check_output_file
     from actionpose.data.project import project_dataset
 
+    check_output_file(args.output, "--output")
     ds = project_dataset(load_dataset(args.file), args.layout)
     save_dataset(ds, args.output)
     print(f"wrote {args.output}: {len(ds)} samples, 2D, layout {ds.layout}")

@@ -18,6 +18,9 @@ def run(args: argparse.Namespace) -> int:
     from actionpose.training.checkpoint import load_checkpoint
     from actionpose.training.export import export_onnx
 
+    from actionpose.data.atomic import check_output_file
+
+    check_output_file(args.output, "--output")
     model, meta, _ = load_checkpoint(args.model)
     res = export_onnx(model, meta, args.output, atol=args.atol)
     print(f"wrote {args.output}: layout {meta['layout']}, {len(meta['classes'])} classes, stream {meta['stream']}, "

@@ -32,8 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from actionpose.errors import ActionposeError
+    from actionpose.data.atomic import check_output_file
     from actionpose.pose import extract
 
+    check_output_file(args.out, "--out")
+    check_output_file(args.render, "--render")
     if args.ray:
         from actionpose.distributed.cli import run_ray
 

@@ -22,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from actionpose.errors import ActionposeError
     from actionpose.inference.reps_io import count_file
+
+    if not 0 <= args.min_score <= 1:  # keypoint scores are probabilities: above 1 no joint is ever seen
+        raise ActionposeError(f"--min-score must be between 0 and 1, got {args.min_score}")
 
     def show(name, ev):
         print(f"{name}: rep {ev.count} ({ev.exercise}) {ev.start_s:.2f}-{ev.end_s:.2f} s", flush=True)

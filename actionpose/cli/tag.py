@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=args.threshold,
                         min_duration_s=args.min_duration)
     cfg.validate()
+    from actionpose.data.atomic import check_output_file
+
+    for option in ("json", "csv", "render", "timeline"):
+        check_output_file(getattr(args, option), f"--{option}")
     inputs = expand_source(args.source)
     from actionpose.inference.fall_tagging import is_fall_model, tag_falls
 

@@ -7,11 +7,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from actionpose.errors import ActionposeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix + ".tmp",
                                dir=path.parent)
@@ -23,6 +26,21 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output_file(path: str | Path | None, option: str = "output") -> None:
+    """Refuse an output path that can never be written (a folder, or under a file) before any work is
+    done: a CLI run should not process a whole video and then fail at the rename."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ActionposeError(f"{option} {p}: is a folder; give a file name")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ActionposeError(f"{option} {p}: {parent} is a file, not a folder")
+            break
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -67,6 +67,15 @@ def test_truncated_pickle_is_a_clear_error(tmp_path):
         load_dataset(bad)
 
 
+def test_a_list_pickle_of_non_annotations_is_a_clear_error(tmp_path):
+    """MMAction2 writes a bare list of annotations; a list of anything else names the bad entry (it used to
+    say "None joints is ambiguous; pass --layout", which sent users after the wrong option)."""
+    p = tmp_path / "l.pkl"
+    p.write_bytes(pickle.dumps([{"frame_dir": "a"}, 2]))
+    with pytest.raises(ActionposeError, match="l.pkl: annotation 1 is a int, not a dict with 'keypoint' and 'label'"):
+        load_dataset(p)
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda a: a.__setitem__("keypoint", np.full((1, 5, 17, 2), np.nan, np.float32)), "NaN or infinite"),
     (lambda a: a.__setitem__("keypoint", np.zeros((1, 5, 13, 2), np.float32)), "13 joints but layout coco17 has 17"),

@@ -44,6 +44,11 @@ def test_unwritable_output_paths_are_refused_before_any_work(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith(f"error: {option} ") and reason in err and err.count("\n") == 1, (argv, err)
+    for argv, option in ((["eval", "--model", "penn", "--data", str(tmp_path / "d.pkl"), "--out", str(tmp_path / "afile")],
+                          "--out"), (["demo", "-o", str(tmp_path / "afile" / "demo")], "--output-dir")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {option} ") and "afile is a file, not a folder" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing half-written
 
 

@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import tag_video
 
+    from actionpose.data.atomic import check_output_dir
+
     out = Path(args.output_dir)
+    check_output_dir(out, "--output-dir")
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"tags.{k}" for k in ("json", "csv")}
     paths["render"], paths["timeline"] = out / "overlay.mp4", out / "timeline.png"

@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from actionpose.training.evaluate import evaluate
 
+    from actionpose.data.atomic import check_output_dir
+
     out = args.out or f"eval_{Path(args.model).stem}_{args.split}"
+    check_output_dir(out, "--out")
     res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads,
                    val_fraction=args.val_fraction, seed=args.seed, train_split=args.train_split)
     summary = {k: res[k] for k in ("top1", "top5", "mean_class_acc", "n")}

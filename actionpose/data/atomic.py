@@ -43,6 +43,18 @@ def check_output_file(path: str | Path | None, option: str = "output") -> None:
             break
 
 
+def check_output_dir(path: str | Path | None, option: str = "output folder") -> None:
+    """The folder counterpart of :func:`check_output_file`: an existing file there cannot become a folder."""
+    if path is None:
+        return
+    p = Path(path)
+    for d in (p, *p.parents):
+        if d.exists():
+            if not d.is_dir():
+                raise ActionposeError(f"{option} {p}: {d} is a file, not a folder")
+            break
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

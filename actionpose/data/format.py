@@ -157,6 +157,9 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
         raise where(source, "'annotations' must be a list")
     if not anns:
         raise where(source, "no samples in 'annotations'")
+    bad = next((i for i, a in enumerate(anns) if not isinstance(a, dict)), None)
+    if bad is not None:
+        raise where(source, f"annotation {bad} is a {type(anns[bad]).__name__}, not a dict with 'keypoint' and 'label'")
     layout = layout or data.get("layout")
     if layout is None:
         kp = anns[0].get("keypoint") if isinstance(anns[0], dict) else None

@@ -202,6 +202,27 @@ def test_cli_fall_on_npy_and_bad_source(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
 
 
+def test_a_window_with_nobody_in_it_is_never_a_fall(det):
+    """Zeros (PYSKL's padding for "nobody there") normalised to an all-zero body that the model scored 0.94,
+    over the threshold: an alarm from an empty room. predict refuses such a window; streaming skips it, while a
+    person seen in part of a window is still scored (a dropout during a real fall must not hide it)."""
+    with pytest.raises(ActionposeError, match="no joint is visible in any frame"):
+        det.predict(np.zeros((64, 17, 2), np.float32))
+    with pytest.raises(ActionposeError, match=r"no joint is visible in any frame \(window 1\)"):
+        det.prepare_batch([np.ones((64, 17, 2)) * 50, np.zeros((64, 17, 2))])
+    det.reset()
+    events = det.update_many([({7: np.zeros((17, 2), np.float32)}, i / 30) for i in range(150)])
+    assert events == [] and det._tracks[7].last_eval > 0  # windows fell due and were skipped, not scored
+    kp, sc, a = fixture_seq("fall-01")
+    kp, sc = kp.copy(), sc.copy()
+    lost = np.flatnonzero(a["frame_labels"] == 1)[:10]
+    kp[lost], sc[lost] = 0, 0  # the person is lost for the first 10 frames of the fall itself
+    det.reset()
+    found = det.update_many([({0: np.concatenate([kp[i], sc[i][:, None]], -1)}, i / 30) for i in range(len(kp))],
+                            layout="coco13")
+    assert len(found) == 1
+
+
 def test_cli_fall_refuses_3d_skeletons(tmp_path, capsys):
     """NW-UCLA's Kinect skeletons are metres with y up: read as image x, y every person is upside down, and
     the detector raised hundreds of falls on a dataset without one. A 3D pickle is refused in one line."""

@@ -85,6 +85,8 @@ def test_several_keys_work_and_bearer_form(svc):
     ({"layout": "coco17", "fps": -1, "keypoints": [[[1, 2]] * 17]}, "fps"),
     ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "scores": [[0.5] * 3]}, "scores"),
     ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "extra": 1}, "extra"),
+    ({"layout": "coco17", "keypoints": [[[0, 0]] * 17] * 64}, "no joint is visible"),  # was p = 0.94, a "fall"
+    ({"layout": "coco17", "keypoints": [[[5, 9]] * 17] * 8, "scores": [[0.1] * 17] * 8}, "no joint is visible"),
     ([1, 2, 3], "body"),
 ])
 def test_bad_predict_input_is_422_with_a_clear_message(svc, body, needle):

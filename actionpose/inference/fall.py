@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import PrepConfig, prepare_window, prepare_windows, to_body13
+from actionpose.inference.fall_prep import PrepConfig, prepare_window, prepare_windows, seen_joints, to_body13
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -388,7 +388,12 @@ class FallDetector:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - 1e-9 and timestamp - tr.last_eval >= cfg.hop_s - 1e-9:
                 tr.last_eval = timestamp
-                due.append(_Due(tid, tr, timestamp, np.stack(tr.kps), np.stack(tr.scores), np.array(tr.times)))
+                kps, scs = np.stack(tr.kps), np.stack(tr.scores)
+                # a window in which nothing was seen is not scored: no evidence, and the model reads its all-zero
+                # body as a fall (zeros for "nobody there" raised an alarm). Frames with nothing seen inside a
+                # window with a person in it still count, as gaps the preparation fills.
+                if seen_joints(kps, scs, cfg.prep.score_min).any():
+                    due.append(_Due(tid, tr, timestamp, kps, scs, np.array(tr.times)))
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 

@@ -55,6 +55,27 @@ def _xy_and_scores(kp: np.ndarray, scores: np.ndarray | None) -> tuple[np.ndarra
     return kp, sc
 
 
+def seen_joints(kp: np.ndarray, scores: np.ndarray | None, score_min: float = SCORE_MIN) -> np.ndarray:
+    """[..., V] True where a joint was seen: score >= ``score_min`` (no scores: all count) and not at
+    exactly (0, 0), the padding PYSKL and many frontends write for a joint or person they did not find."""
+    kp = np.asarray(kp, dtype=np.float32)
+    seen = np.abs(kp[..., :2]).sum(-1) > 0
+    return seen if scores is None else seen & (np.asarray(scores, dtype=np.float32) >= score_min)
+
+
+def require_visible(windows: np.ndarray, scores: np.ndarray | None, score_min: float = SCORE_MIN) -> None:
+    """Refuse a window [T, V, 2] (or a stack [N, T, V, 2]) in which no joint is seen in any frame.
+
+    Why: such a window carries no evidence, yet normalises to an all-zero body that the model scores as
+    a fall (p = 0.94 for a window of zeros): a client sending zeros for "nobody there" got an alarm."""
+    seen = seen_joints(windows, scores, score_min)
+    empty = ~seen.reshape(seen.shape[0], -1).any(1) if seen.ndim == 3 else np.array([not seen.any()])
+    if empty.any():
+        which = f" (window {int(np.flatnonzero(empty)[0])})" if seen.ndim == 3 else ""
+        raise ActionposeError(f"keypoints: no joint is visible in any frame{which}: every joint is at (0, 0) or "
+                              f"scored below {score_min}; a window needs a person in it")
+
+
 @lru_cache(maxsize=None)
 def _body13_index(layout: str) -> np.ndarray:
     """Joint indices of body13 in ``layout`` (cached: the name lookups cost more than the gather)."""
@@ -133,6 +154,7 @@ def prepare_window(keypoints: np.ndarray, scores: np.ndarray | None, layout: str
     kp, sc = to_body13(keypoints, scores, layout)
     if len(kp) == 0:
         raise ActionposeError("keypoints: empty window (0 frames)")
+    require_visible(kp, sc, cfg.score_min)
     if times is None:
         times = np.arange(len(kp)) / float(fps or cfg.fps)
     idx = resample(np.asarray(times), cfg.fps, frames=cfg.frames)
@@ -158,6 +180,8 @@ def prepare_windows(keypoints: np.ndarray, scores: np.ndarray | None, layout: st
     kp = kp[:, idx][:, :, joints]                                   # [N, T', 13, 2]
     sc = sc[:, idx][:, :, joints]                                   # [N, T', 13]
     seen = (sc >= cfg.score_min) & (np.abs(kp).sum(-1) > 0)
+    if not seen.reshape(n, -1).any(1).all():  # judged on the resampled frames, as the model sees them
+        require_visible(kp, sc, cfg.score_min)
     partial = ~seen.reshape(n, -1).all(1)
     for i in np.flatnonzero(partial):                               # rare: interpolate unseen joints
         kp[i] = fill_missing(kp[i], sc[i], cfg.score_min)

@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from actionpose.inference.fall import resolve_fall_model
     from serve.settings import Settings
 
-    try:  # the settings and the model are checked here, so a typo is one line, not a worker's traceback
-        resolve_fall_model(Settings.from_env().model)
+    from serve.storage import open_db
+
+    try:  # settings, model and database are checked here, so a typo is one line, not a worker's traceback
+        settings = Settings.from_env()
+        resolve_fall_model(settings.model)
+        open_db(settings.db_url).dispose()
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

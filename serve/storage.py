@@ -17,8 +17,10 @@ from typing import Any
 
 from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint,
                         create_engine, delete, event, select, update)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from actionpose.errors import ActionposeError
 
 metadata = MetaData()
 events = Table(
@@ -57,6 +59,33 @@ def hash_key(key: str) -> str:
 
 
 def open_db(url: str) -> Engine:
+    """The engine with its tables created; a URL that cannot work is one :class:`ActionposeError` naming
+    ``ACTIONPOSE_DB_URL`` (password hidden) and the reason, not a driver traceback at worker start-up."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ActionposeError("ACTIONPOSE_DB_URL: not a database URL (value not shown: it may hold a password); use sqlite:///PATH or "
+                              "postgresql+psycopg://USER:PASSWORD@HOST/DB") from None
+    if url.startswith("sqlite:///"):
+        for parent in Path(url.removeprefix("sqlite:///")).parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ActionposeError(f"ACTIONPOSE_DB_URL={shown}: {parent} is a file, not a folder")
+                break
+    try:
+        return _open_db(url)
+    except OSError as e:
+        raise ActionposeError(f"ACTIONPOSE_DB_URL={shown}: cannot create the database file's folder "
+                              f"({e.strerror or e})") from None
+    except (ImportError, NoSuchModuleError) as e:
+        raise ActionposeError(f"ACTIONPOSE_DB_URL={shown}: no driver for this database ({e}); use sqlite:///PATH "
+                              "or postgresql+psycopg://... (pip install 'psycopg[binary]')") from None
+    except SQLAlchemyError as e:
+        first = str(getattr(e, "orig", None) or e).splitlines()[0][:200]
+        raise ActionposeError(f"ACTIONPOSE_DB_URL={shown}: cannot open the database ({first})") from None
+
+
+def _open_db(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):

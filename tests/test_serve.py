@@ -406,15 +406,22 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
     ({"ACTIONPOSE_FAST_LANE": "maybe"}, "ACTIONPOSE_FAST_LANE='maybe': expected 1/0"),
     ({"ACTIONPOSE_BODY_TIMEOUT_S": "nan"}, "ACTIONPOSE_BODY_TIMEOUT_S='nan': must be >= 0.001"),
     ({"ACTIONPOSE_FALL_MODEL": "/nope/fall.onnx"}, "/nope/fall.onnx: no such fall model"),
+    # the database is opened before any worker starts (these were tracebacks at worker start-up, exit 3)
+    ({"ACTIONPOSE_DB_URL": "sqlite:///{tmp}/afile/e.db"}, "afile is a file, not a folder"),
+    ({"ACTIONPOSE_DB_URL": "mysql://u:s3cret@db/x"}, "ACTIONPOSE_DB_URL=mysql://u:***@db/x: no driver for this database"),
+    ({"ACTIONPOSE_DB_URL": "no-url-s3cret"}, "ACTIONPOSE_DB_URL: not a database URL"),
 ])
 def test_bad_settings_stop_the_server_with_one_line(env, message, tmp_path):
     import subprocess
     import sys
 
+    (tmp_path / "afile").write_text("x")
+    env = {k: v.format(tmp=tmp_path) for k, v in env.items()}
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, "-m", "serve", "--port", "1"], cwd=root, capture_output=True, text=True,
                        env={**os.environ, "ACTIONPOSE_DB_URL": f"sqlite:///{tmp_path / 'e.db'}", **env}, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and message in r.stderr, r.stderr
+    assert "s3cret" not in r.stderr  # a database password is never printed
 
 
 def test_settings_from_env_reads_every_field(monkeypatch):

@@ -37,12 +37,16 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_file(args.out, "--out")
     check_output_file(args.render, "--render")
+    if args.max_persons is not None and args.max_persons < 1:
+        raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
+    if args.det_every < 1:
+        raise ActionposeError(f"--det-every must be >= 1 (1: the detector on every frame), got {args.det_every}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ActionposeError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.ray:
         from actionpose.distributed.cli import run_ray
 
         return run_ray(args)
-    if args.max_persons is not None and args.max_persons < 1:
-        raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
     ds = extract(args.source, args.out, frontend=args.frontend, fps=args.fps, max_persons=args.max_persons,
                  render=args.render, progress=not args.quiet, layout=args.layout, max_frames=args.max_frames,
                  det_every=args.det_every, det_size=args.det_size, pose_model=args.pose_model,

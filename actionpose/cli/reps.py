@@ -25,6 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     from actionpose.errors import ActionposeError
     from actionpose.inference.reps_io import count_file
 
+    if args.fps is not None and not 0 < args.fps < float("inf"):
+        raise ActionposeError(f"--fps must be positive, got {args.fps}")
     if not 0 <= args.min_score <= 1:  # keypoint scores are probabilities: above 1 no joint is ever seen
         raise ActionposeError(f"--min-score must be between 0 and 1, got {args.min_score}")
 

@@ -51,6 +51,8 @@ class SegmentConfig:
             raise ActionposeError(f"--threshold must be in (0, 1], got {self.threshold}")
         if not 0.0 < self.exit_ratio <= 1.0:
             raise ActionposeError(f"exit_ratio must be in (0, 1], got {self.exit_ratio}")
+        if not self.min_duration_s >= 0:
+            raise ActionposeError(f"--min-duration must be >= 0 seconds, got {self.min_duration_s}")
         if self.smooth < 1 or self.smooth % 2 == 0:
             raise ActionposeError(f"smooth must be an odd number of windows >= 1, got {self.smooth}")
 

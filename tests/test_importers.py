@@ -89,6 +89,43 @@ def test_csv_roundtrip_matches_penn(tmp_path):
     np.testing.assert_allclose(a["keypoint"][0, 1], penn["1666"]["keypoint"][0, 4], atol=0.06)
 
 
+def test_csv_empty_cells_are_missing_joints_and_mixed_splits_are_refused(tmp_path):
+    """Tools that export CSV leave a joint they did not find empty: that joint is stored missing, at (0, 0)
+    with score 0 (it was a "non-numeric value" error for the whole file). A written-out 'nan' is still an
+    error, and a sample whose rows disagree on the split is refused rather than filed under its first row."""
+    import csv
+
+    rows = list(csv.reader(open(D / "csv" / "penn_body13.csv")))
+    col = rows[0].index("left_wrist_x")
+    sample, frame = rows[3][0], int(rows[3][1])
+    edited = [list(r) for r in rows]
+    edited[3][col] = ""
+    (tmp_path / "a").mkdir()
+    csv.writer(open(tmp_path / "a" / "x.csv", "w", newline="")).writerows(edited)
+    ann = {a["frame_dir"]: a for a in convert("csv", tmp_path / "a").annotations}[sample]
+    from actionpose.skeleton import get_layout
+
+    j = get_layout("body13").index("left_wrist")
+    f0 = min(int(r[1]) for r in rows[1:] if r[0] == sample)
+    assert ann["keypoint"][0, frame - f0, j].tolist() == [0.0, 0.0] and ann["keypoint_score"][0, frame - f0, j] == 0
+    assert ann["keypoint_score"][0, frame - f0].sum() > 0  # the rest of that frame is kept
+    for i, (value, message) in enumerate([("nan", "NaN or infinite"), (None, "more than one split: test, tset")]):
+        bad = [list(r) for r in rows]
+        if value is not None:
+            bad[3][col] = value
+        else:
+            bad[3][rows[0].index("split")] = "tset"
+        d = tmp_path / f"b{i}"
+        d.mkdir()
+        csv.writer(open(d / "x.csv", "w", newline="")).writerows(bad)
+        with pytest.raises(ActionposeError, match=message):
+            convert("csv", d)
+    (tmp_path / "c").mkdir()
+    csv.writer(open(tmp_path / "c" / "x.csv", "w", newline="")).writerows(rows[:1])
+    with pytest.raises(ActionposeError, match="no data rows"):
+        convert("csv", tmp_path / "c")
+
+
 def test_pyskl_relabels_and_validates(tmp_path):
     src = convert("nwucla", D / "nwucla").to_dict()
     del src["layout"], src["classes"]

@@ -28,6 +28,12 @@ from actionpose.skeleton import get_layout, list_layouts
 _META = {"sample", "frame", "person", "label", "split"}
 
 
+def _number(cell: str) -> float:
+    """A CSV cell as a float; an empty cell reads 0 here and marks its joint missing (the caller's mask).
+    'nan' written out stays an error downstream: a broken value, not an absent one."""
+    return 0.0 if cell.strip() == "" else float(cell)
+
+
 def _infer_layout(joints: set[str], path: Path) -> str:
     for name in list_layouts():
         if set(get_layout(name).joints) == joints:
@@ -55,6 +61,8 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
                     rows_by_sample[row["sample"]].append(row)
         except (UnicodeDecodeError, csv.Error) as e:
             raise where(path, f"not a readable CSV ({e})") from None
+    if not rows_by_sample:
+        raise where(files[0], "no data rows (only a header)")
     coord_cols = [c for c in header if c not in _META]
     joints_in_file = {c.rsplit("_", 1)[0] for c in coord_cols if c.rsplit("_", 1)[-1] in ("x", "y", "z", "score")}
     layout = layout or _infer_layout(joints_in_file, files[0])
@@ -77,13 +85,21 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         try:
             frames = np.array([int(r["frame"]) for r in rows])
             persons = np.array([int(r.get("person") or 0) for r in rows])
-            coords = np.array([[float(r[c]) for c in need] for r in rows], np.float32).reshape(len(rows), lay.num_joints, len(dims))
-            scores = (np.array([[float(r[f"{j}_score"]) for j in lay.joints] for r in rows], np.float32)
+            # an empty cell is a joint the tool did not find: stored at (0, 0) with score 0, as PYSKL pads
+            coords = np.array([[_number(r[c]) for c in need] for r in rows], np.float32).reshape(len(rows), lay.num_joints, len(dims))
+            scores = (np.array([[_number(r[f"{j}_score"]) for j in lay.joints] for r in rows], np.float32)
                       if has_score else np.ones((len(rows), lay.num_joints), np.float32))
+            empty = np.array([[r[c].strip() == "" for c in need] for r in rows]).reshape(coords.shape).any(-1)
+            if has_score:
+                empty |= np.array([[r[f"{j}_score"].strip() == "" for j in lay.joints] for r in rows])
         except ValueError as e:
             raise ActionposeError(f"{ctx}: sample {name!r}: non-numeric value ({e})") from None
+        coords[empty], scores[empty] = 0.0, 0.0
         if len({r["label"] for r in rows}) != 1:
             raise ActionposeError(f"{ctx}: sample {name!r} has more than one label")
+        if len({r.get("split") or "" for r in rows}) != 1:
+            raise ActionposeError(f"{ctx}: sample {name!r} has more than one split: "
+                                  f"{', '.join(sorted({r.get('split') or '(empty)' for r in rows}))}")
         f0, m_ids = frames.min(), sorted(set(persons))
         t = int(frames.max() - f0 + 1)
         kp = np.zeros((len(m_ids), t, lay.num_joints, len(dims)), np.float32)

@@ -209,6 +209,23 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
         load_config(bad)
 
 
+def test_a_named_split_that_is_not_there_and_bad_model_sizes_are_config_errors(penn_pkl):
+    """data.test_split=nosuch used to train and silently skip the test; model.base_channels=-4 was torch's
+    "negative dimension" RuntimeError mid-build."""
+    from actionpose.data.datamodule import SkeletonDataModule
+    from actionpose.models import build_model
+
+    with pytest.raises(ActionposeError, match="'data.test_split': split 'nosuch' not in .*available splits: "):
+        SkeletonDataModule(make_config({"data": {"path": str(penn_pkl), "test_split": "nosuch"}}))
+    with pytest.raises(ActionposeError, match="'data.train_split': split 'tain' not in"):
+        SkeletonDataModule(make_config({"data": {"path": str(penn_pkl), "train_split": "tain"}}))
+    for option, message in [({"base_channels": -4}, "model.base_channels: must be an integer >= 1"),
+                            ({"dropout": 1.5}, r"model.dropout: must be a number in \[0, 1\)"),
+                            ({"num_stages": 4, "inflate_stages": [7]}, "model.inflate_stages: .* 1..num_stages \\(4\\)")]:
+        with pytest.raises(ActionposeError, match=message):
+            build_model("stgcnpp", "body13", 3, 2, **option)
+
+
 def test_gpu_accelerator_without_a_gpu_is_one_line_error(tmp_path, capsys):
     """The NW-UCLA GPU config run as it is on a CPU machine: a CLI error naming the key, not Lightning's
     MisconfigurationException traceback."""

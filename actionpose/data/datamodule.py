@@ -104,11 +104,16 @@ class SkeletonDataModule(pl.LightningDataModule):
         self.layout = d["layout"] or dataset.layout
         get_layout(self.layout)
         self.classes = list(dataset.classes)
+        for key in ("train_split", "test_split"):
+            if d[key] not in dataset.split and (key == "train_split" or d[key] != "test"):
+                raise ActionposeError(f"config key 'data.{key}': split {d[key]!r} not in {d['path'] or 'the dataset'}; "
+                                      f"available splits: {', '.join(dataset.split) or '(none)'}")
         train_all = samples_for(dataset, d["train_split"], self.layout)
         val_seed = config["seed"] if d.get("val_seed") is None else d["val_seed"]
         self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))
+        # a dataset without a "test" split trains untested; a test split named on purpose must exist
         self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
-                             if d["test_split"] in dataset.split else [])
+                             if d["test_split"] in dataset.split or d["test_split"] != "test" else [])
         coords = {int(s.keypoint.shape[-1]) for s in train_all}
         if len(coords) != 1:
             raise ActionposeError(f"{d['path']}: mixed 2D/3D samples in split {d['train_split']!r}")

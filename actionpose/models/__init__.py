@@ -41,6 +41,27 @@ MODEL_KEYS = ("base_channels", "num_stages", "inflate_stages", "down_stages", "c
               "dropout", "gcn_adaptive", "gcn_with_res", "tcn_type", "gcn_type")
 
 
+def _check_sizes(kw: dict[str, Any]) -> None:
+    """Sizes and rates a config can get wrong; torch would only say "negative dimension" mid-build."""
+    def num(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for key in ("base_channels", "num_stages"):
+        if key in kw and not (isinstance(kw[key], int) and not isinstance(kw[key], bool) and kw[key] >= 1):
+            raise ActionposeError(f"model.{key}: must be an integer >= 1, got {kw[key]!r}")
+    if "ch_ratio" in kw and not (num(kw["ch_ratio"]) and kw["ch_ratio"] > 0):
+        raise ActionposeError(f"model.ch_ratio: must be a number > 0, got {kw['ch_ratio']!r}")
+    for key in ("dropout", "tcn_dropout"):
+        if key in kw and not (num(kw[key]) and 0 <= kw[key] < 1):
+            raise ActionposeError(f"model.{key}: must be a number in [0, 1), got {kw[key]!r}")
+    for key in ("inflate_stages", "down_stages"):
+        stages = kw.get(key, ())
+        if not isinstance(stages, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                            and 1 <= s <= int(kw.get("num_stages", 10)) for s in stages):
+            raise ActionposeError(f"model.{key}: must be a list of stage numbers in 1..num_stages "
+                                  f"({kw.get('num_stages', 10)}), got {stages!r}")
+
+
 def register_model(name: str, **preset: Any) -> None:
     """Add a named preset (e.g. a wider ST-GCN++ for GPU training)."""
     if name in MODELS:
@@ -62,6 +83,7 @@ def build_model(name: str, layout: str | Layout, num_classes: int, in_channels: 
         raise ActionposeError(f"model.{unknown[0]}: unknown model option; allowed: {', '.join(MODEL_KEYS)}")
     lay = get_layout(layout)
     kwargs = {**MODELS[name], **cfg}
+    _check_sizes(kwargs)
     dropout = float(kwargs.pop("dropout", 0.0))
     for key in ("inflate_stages", "down_stages"):
         if key in kwargs:
@@ -69,6 +91,6 @@ def build_model(name: str, layout: str | Layout, num_classes: int, in_channels: 
     A = torch.tensor(lay.adjacency("spatial"), dtype=torch.float32)
     try:
         backbone = STGCN(A, in_channels=int(in_channels), **kwargs)
-    except (TypeError, ValueError) as e:
-        raise ActionposeError(f"model {name}: invalid option ({e})") from None
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ActionposeError(f"model {name}: invalid option ({str(e).splitlines()[0]})") from None
     return SkeletonGCN(backbone, GCNHead(backbone.out_channels, int(num_classes), dropout=dropout))

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import PrepConfig, prepare_window, prepare_windows, seen_joints, to_body13
+from actionpose.inference.fall_prep import (PrepConfig, prepare_window, prepare_windows, resample, seen_joints,
+                                            to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -388,12 +389,14 @@ class FallDetector:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - 1e-9 and timestamp - tr.last_eval >= cfg.hop_s - 1e-9:
                 tr.last_eval = timestamp
-                kps, scs = np.stack(tr.kps), np.stack(tr.scores)
+                kps, scs, times = np.stack(tr.kps), np.stack(tr.scores), np.array(tr.times)
                 # a window in which nothing was seen is not scored: no evidence, and the model reads its all-zero
-                # body as a fall (zeros for "nobody there" raised an alarm). Frames with nothing seen inside a
-                # window with a person in it still count, as gaps the preparation fills.
-                if seen_joints(kps, scs, cfg.prep.score_min).any():
-                    due.append(_Due(tid, tr, timestamp, kps, scs, np.array(tr.times)))
+                # body as a fall (zeros for "nobody there" raised an alarm). Judged on the frames the model
+                # would see (prepare_window refuses the same windows); unseen frames inside a window with a
+                # person in it still count, as gaps the preparation fills.
+                shown = resample(times, cfg.prep.fps, frames=cfg.prep.frames)
+                if seen_joints(kps[shown], scs[shown], cfg.prep.score_min).any():
+                    due.append(_Due(tid, tr, timestamp, kps, scs, times))
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 

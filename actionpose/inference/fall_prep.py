@@ -154,10 +154,10 @@ def prepare_window(keypoints: np.ndarray, scores: np.ndarray | None, layout: str
     kp, sc = to_body13(keypoints, scores, layout)
     if len(kp) == 0:
         raise ActionposeError("keypoints: empty window (0 frames)")
-    require_visible(kp, sc, cfg.score_min)
     if times is None:
         times = np.arange(len(kp)) / float(fps or cfg.fps)
     idx = resample(np.asarray(times), cfg.fps, frames=cfg.frames)
+    require_visible(kp[idx], sc[idx], cfg.score_min)  # judged on the frames the model sees
     return normalise_window(kp[idx], sc[idx], cfg.score_min)
 
 

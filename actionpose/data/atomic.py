@@ -36,23 +36,22 @@ def check_output_file(path: str | Path | None, option: str = "output") -> None:
     p = Path(path)
     if p.is_dir():
         raise ActionposeError(f"{option} {p}: is a folder; give a file name")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ActionposeError(f"{option} {p}: {parent} is a file, not a folder")
-            break
+    _check_folders(p.parent, option, p)
 
 
 def check_output_dir(path: str | Path | None, option: str = "output folder") -> None:
     """The folder counterpart of :func:`check_output_file`: an existing file there cannot become a folder."""
-    if path is None:
-        return
-    p = Path(path)
-    for d in (p, *p.parents):
+    if path is not None:
+        _check_folders(Path(path), option, Path(path))
+
+
+def _check_folders(folder: Path, option: str, shown: Path) -> None:
+    """``folder`` can be a folder: its nearest existing ancestor (or itself) is not a file."""
+    for d in (folder, *folder.parents):
         if d.exists():
             if not d.is_dir():
-                raise ActionposeError(f"{option} {p}: {d} is a file, not a folder")
-            break
+                raise ActionposeError(f"{option} {shown}: {d} is a file, not a folder")
+            return
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

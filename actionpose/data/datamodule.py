@@ -111,9 +111,9 @@ class SkeletonDataModule(pl.LightningDataModule):
         train_all = samples_for(dataset, d["train_split"], self.layout)
         val_seed = config["seed"] if d.get("val_seed") is None else d["val_seed"]
         self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))
-        # a dataset without a "test" split trains untested; a test split named on purpose must exist
+        # a dataset without a "test" split trains untested (a test split named on purpose was checked above)
         self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
-                             if d["test_split"] in dataset.split or d["test_split"] != "test" else [])
+                             if d["test_split"] in dataset.split else [])
         coords = {int(s.keypoint.shape[-1]) for s in train_all}
         if len(coords) != 1:
             raise ActionposeError(f"{d['path']}: mixed 2D/3D samples in split {d['train_split']!r}")

@@ -163,8 +163,6 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
     _check(d["val_seed"] is None or (isinstance(d["val_seed"], int) and not isinstance(d["val_seed"], bool)),
            "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
-    _check(cfg["trainer"]["select"] in SELECTS, "trainer.select",
-           f"{cfg['trainer']['select']!r}; allowed values: {', '.join(SELECTS)}")
     _validate_trainer(cfg["trainer"])
     for key, value in cfg["augment"].items():
         _check(isinstance(value, (int, float)) and value >= 0, f"augment.{key}", f"must be a number >= 0, got {value!r}")

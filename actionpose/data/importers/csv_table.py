@@ -28,12 +28,6 @@ from actionpose.skeleton import get_layout, list_layouts
 _META = {"sample", "frame", "person", "label", "split"}
 
 
-def _number(cell: str) -> float:
-    """A CSV cell as a float; an empty cell reads 0 here and marks its joint missing (the caller's mask).
-    'nan' written out stays an error downstream: a broken value, not an absent one."""
-    return 0.0 if cell.strip() == "" else float(cell)
-
-
 def _infer_layout(joints: set[str], path: Path) -> str:
     for name in list_layouts():
         if set(get_layout(name).joints) == joints:
@@ -85,13 +79,17 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         try:
             frames = np.array([int(r["frame"]) for r in rows])
             persons = np.array([int(r.get("person") or 0) for r in rows])
-            # an empty cell is a joint the tool did not find: stored at (0, 0) with score 0, as PYSKL pads
-            coords = np.array([[_number(r[c]) for c in need] for r in rows], np.float32).reshape(len(rows), lay.num_joints, len(dims))
-            scores = (np.array([[_number(r[f"{j}_score"]) for j in lay.joints] for r in rows], np.float32)
-                      if has_score else np.ones((len(rows), lay.num_joints), np.float32))
-            empty = np.array([[r[c].strip() == "" for c in need] for r in rows]).reshape(coords.shape).any(-1)
+            # an empty cell is a joint the tool did not find: stored at (0, 0) with score 0, as PYSKL pads;
+            # a written 'nan' stays an error below (a broken value, not an absent one)
+            xyz = [[r[c].strip() for c in need] for r in rows]
+            coords = np.array([[float(c or 0) for c in row] for row in xyz], np.float32).reshape(len(rows), lay.num_joints, len(dims))
+            empty = (np.array(xyz) == "").reshape(coords.shape).any(-1)
             if has_score:
-                empty |= np.array([[r[f"{j}_score"].strip() == "" for j in lay.joints] for r in rows])
+                cells = [[r[f"{j}_score"].strip() for j in lay.joints] for r in rows]
+                scores = np.array([[float(c or 0) for c in row] for row in cells], np.float32)
+                empty |= np.array(cells) == ""
+            else:
+                scores = np.ones((len(rows), lay.num_joints), np.float32)
         except ValueError as e:
             raise ActionposeError(f"{ctx}: sample {name!r}: non-numeric value ({e})") from None
         coords[empty], scores[empty] = 0.0, 0.0

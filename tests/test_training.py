@@ -104,7 +104,10 @@ def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, ca
     tmp, res = trained
     rng = np.random.default_rng(0)
     anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(15)]
-    ds = SkeletonDataset(anns, "penn13", [f"c{i}" for i in range(15)],
+    from actionpose.inference.predictor import ActionPredictor
+
+    classes = ActionPredictor.from_path(res.onnx_path).classes  # eval matches classes by name
+    ds = SkeletonDataset(anns, "penn13", classes,
                          split={"train": [f"s{i}" for i in range(12)], "test": ["s12", "s13", "s14"]})
     pkl = tmp_path / "d.pkl"
     save_dataset(ds, pkl)

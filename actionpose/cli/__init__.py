@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     # keeps stderr to that one line. OPENCV_FFMPEG_LOGLEVEL=16 in the environment brings FFmpeg's errors back.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `train -c C a=1 --no-mlflow b=2`: overrides on both sides of a flag are still overrides
+        if getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

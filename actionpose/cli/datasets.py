@@ -37,7 +37,7 @@ def _convert(args: argparse.Namespace) -> int:
     from actionpose.data.atomic import check_output_file
     from actionpose.data.importers import convert
 
-    check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output", inputs=(args.src,))
     options = {}
     if args.layout:
         options["layout"] = args.layout
@@ -56,7 +56,7 @@ def _project(args: argparse.Namespace) -> int:
     from actionpose.data.atomic import check_output_file
     from actionpose.data.project import project_dataset
 
-    check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output", inputs=(args.file,))
     ds = project_dataset(load_dataset(args.file), args.layout)
     save_dataset(ds, args.output)
     print(f"wrote {args.output}: {len(ds)} samples, 2D, layout {ds.layout}")

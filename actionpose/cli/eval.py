@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from actionpose.training.evaluate import evaluate
 
     from actionpose.data.atomic import check_output_dir
+    from actionpose.errors import ActionposeError
 
+    if args.threads < 1:
+        raise ActionposeError(f"--threads must be >= 1, got {args.threads}")
     out = args.out or f"eval_{Path(args.model).stem}_{args.split}"
     check_output_dir(out, "--out")
     res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads,

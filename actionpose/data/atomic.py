@@ -22,20 +22,43 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # mkstemp makes it 0600; the result gets the mode a plain open() would give
+            os.chmod(tmp_path, _mode_for(path))
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def check_output_file(path: str | Path | None, option: str = "output") -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it, which is not thread-safe later
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits a replaced file keeps, or a new file gets under the process umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
+def check_output_file(path: str | Path | None, option: str = "output", inputs: tuple = ()) -> None:
     """Refuse an output path that can never be written (a folder, or under a file) before any work is
-    done: a CLI run should not process a whole video and then fail at the rename."""
+    done: a CLI run should not process a whole video and then fail at the rename. An output that *is*
+    one of ``inputs`` is refused too: the atomic rename would replace the user's source data."""
     if path is None:
         return
     p = Path(path)
     if p.is_dir():
         raise ActionposeError(f"{option} {p}: is a folder; give a file name")
+    for src in inputs:
+        if src is not None and p.exists() and Path(src).exists() and os.path.samefile(p, src):
+            raise ActionposeError(f"{option} {p}: is the input file; writing it would replace the source data")
     _check_folders(p.parent, option, p)
 
 

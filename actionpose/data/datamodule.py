@@ -34,6 +34,10 @@ def samples_for(ds: SkeletonDataset, split: str, layout: str | None = None) -> l
         raise ActionposeError(f"dataset layout {ds.layout!r} does not match model layout {target!r} "
                               f"and cannot be mapped to it by joint names")
     out = []
+    unlabelled = [a["frame_dir"] for a in ds.subset(split) if int(a["label"]) < 0]
+    if unlabelled:  # label -1 (e.g. extracted videos) would be an out-of-range class index deep in torch
+        raise ActionposeError(f"split {split!r}: {len(unlabelled)} sample(s) are unlabelled (label -1), e.g. "
+                              f"{unlabelled[0]!r}; label them or leave them out of this split")
     for a in ds.subset(split):
         kp, sc = a["keypoint"], a.get("keypoint_score")
         if target != ds.layout:
@@ -108,6 +112,11 @@ class SkeletonDataModule(pl.LightningDataModule):
             if d[key] not in dataset.split and (key == "train_split" or d[key] != "test"):
                 raise ActionposeError(f"config key 'data.{key}': split {d[key]!r} not in {d['path'] or 'the dataset'}; "
                                       f"available splits: {', '.join(dataset.split) or '(none)'}")
+        if d["test_split"] in dataset.split:
+            both = set(dataset.split[d["train_split"]]) & set(dataset.split[d["test_split"]])
+            if both:  # a test score on clips the model trained on means nothing
+                raise ActionposeError(f"{d['path'] or 'dataset'}: {len(both)} sample(s) are in both split "
+                                      f"{d['train_split']!r} and split {d['test_split']!r}, e.g. {sorted(both)[0]!r}")
         train_all = samples_for(dataset, d["train_split"], self.layout)
         val_seed = config["seed"] if d.get("val_seed") is None else d["val_seed"]
         self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))

@@ -26,6 +26,7 @@ from actionpose.skeleton import get_layout
 
 # Joint count -> layout, for pickles that do not say (PYSKL's own files). 20 is ambiguous.
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 13: "body13", 33: "blazepose33", 21: "hand21"}
+_JOINT_COUNTS_OF_SEVERAL = {20}  # kinect20 (NW-UCLA) and kinect20_utd order the same 20 joints differently
 
 
 @dataclass
@@ -61,6 +62,14 @@ class SkeletonDataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def as_label(value: Any, ctx: str) -> int:
+    """A class index, refusing what ``int()`` would quietly bend into one (``True``, ``1.7``, ``"2"``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)) \
+            or (isinstance(value, (float, np.floating)) and not float(value).is_integer()):
+        raise ActionposeError(f"{ctx}: label {value!r} is not an integer class index")
+    return int(value)
 
 
 def make_annotation(frame_dir: str, label: int, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None,
@@ -107,10 +116,7 @@ def validate_annotation(ann: dict[str, Any], layout: str, num_classes: int | Non
             raise ActionposeError(f"{ctx}: 'keypoint_score' shape {getattr(sc, 'shape', None)} != {(m, t, v)}")
         if not np.isfinite(sc).all():
             raise ActionposeError(f"{ctx}: NaN or infinite keypoint scores")
-    try:
-        label = int(ann["label"])
-    except (TypeError, ValueError):
-        raise ActionposeError(f"{ctx}: label {ann['label']!r} is not an integer") from None
+    label = as_label(ann["label"], ctx)
     if num_classes is not None and not 0 <= label < num_classes and label != -1:
         raise ActionposeError(f"{ctx}: label {label} outside 0..{num_classes - 1}")
     tf = ann.get("total_frames", t)
@@ -166,13 +172,14 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
         v = kp.shape[2] if isinstance(kp, np.ndarray) and kp.ndim == 4 else None
         layout = LAYOUT_BY_JOINTS.get(v)
         if layout is None:
-            raise where(source, f"no 'layout' recorded and {v} joints is ambiguous; pass --layout")
+            why = "is ambiguous" if v in _JOINT_COUNTS_OF_SEVERAL else "matches no default layout"
+            raise where(source, f"no 'layout' recorded and {v} joints {why}; pass --layout")
     if classes is not None:
         classes = list(classes)
     elif data.get("classes") is not None:
         classes = [str(c) for c in data["classes"]]
     else:
-        n = max(int(a.get("label", 0)) for a in anns if isinstance(a, dict)) + 1
+        n = max(as_label(a.get("label", 0), f"{source}: annotation {i}") for i, a in enumerate(anns)) + 1
         classes = [f"class_{i}" for i in range(n)]
     split = {str(k): [str(x) for x in v] for k, v in (data.get("split") or {}).items()}
     return SkeletonDataset(annotations=anns, layout=layout, classes=classes, split=split,

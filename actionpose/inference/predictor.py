@@ -137,14 +137,17 @@ class EnsemblePredictor:
             raise ActionposeError("ensemble: no models given")
         first = predictors[0]
         for p in predictors[1:]:
-            if p.classes != first.classes:
-                raise ActionposeError(f"ensemble: {p.path} has different classes than {first.path}")
             if p.layout != first.layout:
                 raise ActionposeError(f"ensemble: {p.path} has layout {p.layout}, {first.path} has {first.layout}")
+            if p.classes != first.classes:
+                raise ActionposeError(f"ensemble: {p.path} has different classes than {first.path}")
         self.predictors = list(predictors)
         w = np.ones(len(predictors)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(predictors),) or (w < 0).any() or w.sum() <= 0:
-            raise ActionposeError("ensemble: weights must be one non-negative number per model")
+        if w.shape != (len(predictors),) or (w < 0).any():
+            raise ActionposeError(f"ensemble: weights must be one non-negative number per model "
+                                  f"({len(predictors)} models, got {list(np.atleast_1d(w))})")
+        if w.sum() <= 0:
+            raise ActionposeError("ensemble: weights are all 0; at least one model needs a positive weight")
         self.weights = w / w.sum()
         self.classes, self.config = first.classes, first.config
         self.coords = first.coords
@@ -208,6 +211,18 @@ def load_predictor(path: str | os.PathLike, threads: int | None = None) -> Actio
             raise where(fp, f"invalid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list) or not cfg["models"]:
             raise where(fp, "ensemble file needs a non-empty 'models' list of .onnx paths")
+        unknown = sorted(set(cfg) - {"models", "weights"})
+        if unknown:  # a typo such as 'weight:' would otherwise mean equal weights without a word
+            raise where(fp, f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: 'models', 'weights'")
+        if not all(isinstance(m, str) for m in cfg["models"]):
+            raise where(fp, "'models' must list .onnx paths or shipped model names")
+        weights = cfg.get("weights")
+        if weights is not None and not (isinstance(weights, list) and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) for w in weights)):
+            raise where(fp, f"'weights' must be a list of numbers, one per model, got {weights!r}")
         members = [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(fp.parent / m) for m in cfg["models"]]
-        return EnsemblePredictor.from_paths(members, cfg.get("weights"), threads=threads)
+        try:
+            return EnsemblePredictor.from_paths(members, weights, threads=threads)
+        except ActionposeError as e:
+            raise where(fp, str(e)) from None
     return ActionPredictor.from_path(p, threads=threads)

@@ -16,8 +16,50 @@ from actionpose.models import build_model
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """Returns ``(model in eval mode, meta, config)`` from a Lightning ``.ckpt`` written by ``train``."""
     path = Path(path)
+    ckpt = _read(path)
+    meta, config = ckpt["hyper_parameters"]["meta"], ckpt["hyper_parameters"]["config"]
+    m = dict(config["model"])
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    name = legacy_model_name(m.pop("name"), state)
+    if name != config["model"]["name"]:
+        config = {**config, "model": {**config["model"], "name": name}}
+    model = build_model(name, meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise where(path, f"weights do not fit the model in its config ({str(e).splitlines()[0][:160]})") from None
+    return model.eval(), meta, config
+
+
+def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Refuse ``trainer.resume`` from a checkpoint this run cannot continue, before any folder is made:
+    Lightning would otherwise fail mid-start with a tensor size-mismatch dump or a schedule error."""
+    path = Path(path)
+    ckpt = _read(path)
+    old_meta, old_cfg = ckpt["hyper_parameters"]["meta"], ckpt["hyper_parameters"]["config"]
+    for what, old, new in (("model", old_cfg["model"], config["model"]), ("layout", old_meta.get("layout"), meta["layout"]),
+                           ("classes", old_meta.get("classes"), meta["classes"]),
+                           ("input channels (stream, 2D/3D, scores)", old_meta.get("in_channels"), meta["in_channels"])):
+        if old != new:
+            raise where(path, f"cannot resume: its {what} {_short(old)} differs from this run's {_short(new)} "
+                              "(trainer.resume continues the same model on the same data)")
+    done = int(ckpt.get("epoch", -1)) + 1
+    if config["optim"]["epochs"] < done:
+        raise where(path, f"cannot resume: it has trained {done} epochs, more than optim.epochs="
+                          f"{config['optim']['epochs']}; raise optim.epochs")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The checkpoint dict, checked to be one of ours (clear one-line errors for anything else)."""
     if not path.exists():
         raise where(path, "no such checkpoint")
+    if path.is_dir():
+        raise where(path, "is a folder, not a checkpoint file")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a non-checkpoint
             warnings.simplefilter("ignore")
@@ -30,18 +72,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[s
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or "meta" not in hp or "config" not in hp or "state_dict" not in ckpt:
         raise where(path, "not an actionpose checkpoint (no hyper_parameters.meta/config or state_dict)")
-    meta, config = hp["meta"], hp["config"]
-    m = dict(config["model"])
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    name = legacy_model_name(m.pop("name"), state)
-    if name != config["model"]["name"]:
-        config = {**config, "model": {**config["model"], "name": name}}
-    model = build_model(name, meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise where(path, f"weights do not fit the model in its config ({str(e).splitlines()[0][:160]})") from None
-    return model.eval(), meta, config
+    return ckpt
 
 
 def legacy_model_name(name: str, state: dict) -> str:

@@ -7,6 +7,7 @@ allowed ones instead of being silently ignored. Defaults are PYSKL's recipe (SGD
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,46 @@ def _merge(base: dict, new: dict, prefix: str = "") -> dict:
     return base
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-3`` and ``5e-4`` (no dot) as *strings*; every recipe writes rates that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+# keys that name files, folders, splits or runs: ``name=5`` or ``output.dir=2024`` is text, not a number
+_TEXT_KEYS = (("name",), ("data", "path"), ("data", "train_split"), ("data", "test_split"), ("data", "layout"),
+              ("trainer", "resume"), ("output", "dir"), ("mlflow", "experiment"), ("mlflow", "registered_name"),
+              ("mlflow", "tracking_uri"), ("trainer", "strategy"))
+
+
+def _numbers_as_text(cfg: dict[str, Any]) -> None:
+    for keys in _TEXT_KEYS:
+        parent = cfg
+        for k in keys[:-1]:
+            parent = parent[k]
+        v = parent[keys[-1]]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            parent[keys[-1]] = str(v)
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ActionposeError(f"override {item!r}: expected key=value, e.g. optim.lr=0.05")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = yaml_load(raw) if raw != "" else None
     except yaml.YAMLError:
         value = raw
     return key.strip().split("."), value
@@ -102,7 +137,11 @@ def make_config(config: dict | None = None, overrides: list[str] | None = None) 
         nested: Any = value
         for k in reversed(keys):
             nested = {k: nested}
-        _merge(cfg, nested)
+        try:
+            _merge(cfg, nested)
+        except ActionposeError as e:
+            raise ActionposeError(f"override {item!r}: {e}") from None
+    _numbers_as_text(cfg)
     validate_config(cfg)
     return cfg
 
@@ -112,7 +151,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     if not path.exists():
         raise where(path, "no such config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        if path.is_dir():
+            raise where(path, "is a folder; give a YAML config file (configs/<dataset>/<model>_<stream>.yaml)")
+        raw = yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise where(path, f"invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -120,6 +161,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     try:
         cfg = make_config(raw, overrides)
     except ActionposeError as e:
+        if str(e).startswith("override "):  # the typo is on the command line, not in the file
+            raise
         raise where(path, str(e)) from None
     if not cfg["name"]:
         cfg["name"] = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}_{path.stem}"
@@ -163,12 +206,43 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
     _check(d["val_seed"] is None or (isinstance(d["val_seed"], int) and not isinstance(d["val_seed"], bool)),
            "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
+    _check(_is_int(cfg["seed"]), "seed", f"must be an integer, got {cfg['seed']!r}")
+    for key, value in (("name", cfg["name"]), ("output.dir", cfg["output"]["dir"]), ("data.path", d["path"]),
+                       ("data.layout", d["layout"]), ("mlflow.tracking_uri", cfg["mlflow"]["tracking_uri"]),
+                       ("mlflow.registered_name", cfg["mlflow"]["registered_name"])):
+        _check(value is None or (isinstance(value, str) and value.strip() != ""), key,
+               f"must be a text value or null, got {value!r}")
+    for key in ("train_split", "test_split"):
+        _check(isinstance(d[key], str) and d[key] != "", f"data.{key}", f"must be a split name, got {d[key]!r}")
+    _check(isinstance(cfg["mlflow"]["experiment"], str) and cfg["mlflow"]["experiment"] != "", "mlflow.experiment",
+           f"must be a name, got {cfg['mlflow']['experiment']!r}")
+    _check(_is_int(d["num_workers"]) and d["num_workers"] >= 0, "data.num_workers",
+           f"must be an integer >= 0 (0: load in the training process), got {d['num_workers']!r}")
+    for key, value in (("preprocess.with_score", p["with_score"]), ("optim.nesterov", o["nesterov"]),
+                       ("mlflow.enabled", cfg["mlflow"]["enabled"]), ("mlflow.register", cfg["mlflow"]["register"])):
+        _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+    for key in ("lr", "momentum", "weight_decay", "label_smoothing", "min_lr", "warmup_epochs"):
+        _check(math.isfinite(o[key]), f"optim.{key}", f"must be a finite number, got {o[key]!r}")
+    _check(o["momentum"] < 1, "optim.momentum", f"must be in [0, 1), got {o['momentum']!r}")
+    _check(o["label_smoothing"] < 1, "optim.label_smoothing", f"must be in [0, 1), got {o['label_smoothing']!r}")
     _validate_trainer(cfg["trainer"])
     for key, value in cfg["augment"].items():
-        _check(isinstance(value, (int, float)) and value >= 0, f"augment.{key}", f"must be a number >= 0, got {value!r}")
+        _check(_is_number(value) and math.isfinite(value) and value >= 0, f"augment.{key}",
+               f"must be a number >= 0, got {value!r}")
+        _check(key not in PROBABILITIES or value <= 1, f"augment.{key}",
+               f"is a probability, must be in [0, 1], got {value!r}")
+
+
+PROBABILITIES = ("flip", "joint_drop", "person_drop")  # augment keys that are chances, not magnitudes
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = (None, "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", 32, 16, 64, "32", "16",
+              "64", "bf16")  # Lightning 2's accepted values
 
 
 def _is_int(v: Any) -> bool:
@@ -190,6 +264,15 @@ def _validate_trainer(t: dict[str, Any]) -> None:
         v = t[key]
         _check(v is None or (_is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v <= 1), f"trainer.{key}",
                f"must be null, a number of batches (integer >= 0) or a fraction in [0, 1], got {v!r}")
+    _check(t["limit_train_batches"] is None or t["limit_train_batches"] > 0, "trainer.limit_train_batches",
+           "0 would train nothing (and leave no checkpoint); use a positive number of batches or a fraction")
+    _check(t["precision"] in PRECISIONS, "trainer.precision",
+           f"{t['precision']!r}; allowed values: null (16-mixed on a GPU, else 32-true), "
+           f"{', '.join(dict.fromkeys(str(p) for p in PRECISIONS if p is not None))}")
+    mt = t["max_time"]
+    _check(mt is None or (_is_number(mt) and math.isfinite(mt) and mt > 0), "trainer.max_time",
+           f"must be a positive number of minutes or null, got {mt!r}")
+    _check(isinstance(t["strategy"], str), "trainer.strategy", f"must be a Lightning strategy name, got {t['strategy']!r}")
     d = t["devices"]
     _check(d == "auto" or (_is_int(d) and d >= -1 and d != 0) or (isinstance(d, list) and all(_is_int(i) for i in d))
            or (isinstance(d, str) and re.fullmatch(r"-1|\d+(,\d+)*,?", d) is not None),  # Lightning's "0,1"

@@ -53,6 +53,23 @@ def open_model(path: str | Path, threads: int | None = None):
     return load_predictor(p, threads)
 
 
+def class_index_map(data_classes: list[str], model_classes: list[str], used: set[int], data_path: Any,
+                    model_path: Any) -> dict[int, int]:
+    """Dataset label -> model output index, matched by class *name*.
+
+    Why: a test set whose class list is ordered differently from the training set's (or lacks a class)
+    is normal for a held-out CSV; matching by position would score it against the wrong classes without
+    a word. A class the model does not know cannot be scored and is refused."""
+    index = {c: i for i, c in enumerate(model_classes)}
+    unknown = sorted({data_classes[u] for u in used if data_classes[u] not in index})
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ActionposeError(f"{data_path}: class(es) {shown} are not among model {model_path}'s "
+                              f"{len(model_classes)} classes ({', '.join(model_classes[:10])}"
+                              f"{' ...' if len(model_classes) > 10 else ''}); classes are matched by name")
+    return {u: index[data_classes[u]] for u in used}
+
+
 def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
     pred = probs.argmax(1)
     k = min(5, probs.shape[1])
@@ -119,15 +136,13 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
     if not samples:
         raise ActionposeError(f"{data_path}: split {split!r} has no samples"
                               + (" (no class of the training split has 2 or more)" if split == "val" else ""))
-    if len(ds.classes) != len(model.classes):
-        raise ActionposeError(f"{data_path}: dataset has {len(ds.classes)} classes but model {model_path} "
-                              f"has {len(model.classes)}")
+    to_model = class_index_map(ds.classes, model.classes, {s.label for s in samples}, data_path, model_path)
     coords = {int(s.keypoint.shape[-1]) for s in samples}
     if coords != {model.coords}:
         raise ActionposeError(f"{data_path}: samples have {sorted(coords)} coordinates, model {model_path} expects "
                               f"{model.coords}")
     probs = model.predict_sequences([(s.keypoint, s.score) for s in samples])
-    labels = np.array([s.label for s in samples])
+    labels = np.array([to_model[s.label] for s in samples])
     res = metrics_from_probs(probs, labels, len(model.classes))
     if out_dir is not None:
         out_dir = Path(out_dir)

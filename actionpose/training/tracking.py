@@ -12,6 +12,21 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from actionpose.errors import ActionposeError
+
+
+def redact_uri(uri: str) -> str:
+    """A tracking URI fit to print: ``user:password@`` becomes ``***@``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        if parts.username or parts.password:
+            return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    except ValueError:
+        pass
+    return uri
+
 
 def tracking_uri(cfg_uri: str | None = None) -> str:
     return cfg_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
@@ -34,9 +49,15 @@ def start_run(cfg: dict[str, Any]):
     uri = tracking_uri(cfg["mlflow"]["tracking_uri"])
     client = MlflowClient(tracking_uri=uri)
     name = cfg["mlflow"]["experiment"]
-    exp = client.get_experiment_by_name(name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=_artifact_root(uri))
-    run = client.create_run(exp_id, run_name=cfg.get("name"), tags={"actionpose.model": cfg["model"]["name"]})
+    try:
+        exp = client.get_experiment_by_name(name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=_artifact_root(uri))
+        run = client.create_run(exp_id, run_name=cfg.get("name"), tags={"actionpose.model": cfg["model"]["name"]})
+    except Exception as e:  # noqa: BLE001 - MLflow raises its own, requests' and SQLAlchemy's errors
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ActionposeError(f"MLflow tracking store {redact_uri(uri)}: cannot start a run ({first}); fix "
+                              "MLFLOW_TRACKING_URI / mlflow.tracking_uri, or train without it: mlflow.enabled=false "
+                              "(or --no-mlflow)") from None
     return client, run.info.run_id
 
 

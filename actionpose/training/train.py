@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ import torch
 import yaml
 from pytorch_lightning.utilities import rank_zero_only
 
-from actionpose.data.atomic import write_text_atomic
+from actionpose.data.atomic import check_output_dir, write_text_atomic
 from actionpose.data.datamodule import SkeletonDataModule
 from actionpose.data.format import SkeletonDataset
 from actionpose.errors import ActionposeError
@@ -68,6 +69,33 @@ def _max_time(minutes: Any) -> str | None:
     return f"{total // 86400:02d}:{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
 
 
+def run_folder(cfg: dict[str, Any], name: str) -> Path:
+    """Where this run writes. A fresh run never lands on an earlier run's checkpoints: Lightning would
+    write ``best-v1.ckpt`` beside the old ``best.ckpt``, and the documented ``.../best.ckpt`` would then be
+    the old model. The default ``runs/<name>`` moves on to ``runs/<name>_2``, ``_3``, ...; a folder named
+    with ``output.dir`` is the user's choice, so it is refused instead."""
+    def used(d: Path) -> bool:
+        return any((d / "checkpoints").glob("*.ckpt"))
+
+    if cfg["trainer"]["resume"]:
+        return Path(cfg["output"]["dir"] or Path("runs") / name)
+    if cfg["output"]["dir"]:
+        out = Path(cfg["output"]["dir"])
+        if used(out):
+            raise ActionposeError(f"config key 'output.dir': {out} already holds an earlier run's checkpoints; "
+                                  "choose another folder, or continue that run with trainer.resume=<its last.ckpt>")
+        check_output_dir(out, "config key 'output.dir'")
+        return out
+    out, k = Path("runs") / name, 1
+    while used(out):
+        k += 1
+        out = Path("runs") / f"{name}_{k}"
+    if k > 1:
+        print(f"note: runs/{name} holds an earlier run; this one writes to {out}", file=sys.stderr)
+    check_output_dir(out, "run folder")
+    return out
+
+
 def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
     return {**asdict(dm.test_cfg), "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
             "model": cfg["model"]["name"], "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
@@ -92,17 +120,23 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                               "CUDA GPU; use trainer.accelerator=cpu (or auto)")
     dm = SkeletonDataModule(cfg, dataset)
     meta = _meta(dm, cfg)
+    if t["resume"]:
+        from actionpose.training.checkpoint import check_resumable
+
+        check_resumable(t["resume"], cfg, meta)
     module = ActionModule(cfg, meta)
-    out_dir = Path(cfg["output"]["dir"] or Path("runs") / name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    out_dir = run_folder(cfg, name)
+    has_val = bool(dm.val_samples)
+    if not has_val and t["select"] == "best":
+        print("note: no validation slice (data.val_fraction=0 or too few clips per class): the last epoch is "
+              "tested and exported", file=sys.stderr)
 
     client = run_id = None
     callbacks: list[pl.Callback] = []
     if cfg["mlflow"]["enabled"] and rank_zero_only.rank == 0:  # DDP/torchrun/SLURM: one run, from rank 0
         from actionpose.training.tracking import MlflowEpochLogger, fingerprint, start_run
 
-        client, run_id = start_run(cfg)
+        client, run_id = start_run(cfg)  # before the run folder exists: an unreachable server leaves nothing behind
         params = {k: str(v)[:250] for k, v in flatten(cfg).items()}
         if cfg["data"]["path"]:
             params["data.fingerprint"] = fingerprint(cfg["data"]["path"])
@@ -111,10 +145,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         from mlflow.entities import Param
 
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        client.log_artifact(run_id, str(out_dir / "config.yaml"))
         callbacks.append(MlflowEpochLogger(client, run_id))
-
-    has_val = bool(dm.val_samples)
     ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best",
                                            monitor="val_select" if has_val else None, mode="max", save_top_k=1)
     # every epoch's end state (resume, trainer.select=last) from a callback of its own: Lightning 2.6 writes
@@ -129,10 +160,16 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                          devices=t["devices"], num_nodes=int(t["num_nodes"]),
                          strategy=t["strategy"], precision=precision, callbacks=callbacks,
                          logger=False, enable_progress_bar=bool(t["progress_bar"]), enable_model_summary=False,
-                         limit_train_batches=t["limit_train_batches"], limit_val_batches=t["limit_val_batches"],
+                         limit_train_batches=t["limit_train_batches"],
+                         # no slice: no validation pass (it would score the training clips under a val_ name)
+                         limit_val_batches=t["limit_val_batches"] if has_val else 0,
                          num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False,
                          benchmark=True if gpu else None,  # fixed clip shapes: let cuDNN pick its kernels once
                          max_time=_max_time(t["max_time"]))
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a config or server error leaves no half-made run
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    if client is not None:
+        client.log_artifact(run_id, str(out_dir / "config.yaml"))
     status = "FAILED"
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])

@@ -5,6 +5,7 @@ it applies the dataset's standard split protocol under the split names ``train``
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +30,14 @@ def convert(fmt: str, src: str | Path, out: str | Path | None = None, **options:
     src = Path(src)
     if not src.exists():
         raise where(src, "no such file or directory")
-    ds = IMPORTERS[fmt](src, **{k: v for k, v in options.items() if v is not None})
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = inspect.signature(IMPORTERS[fmt]).parameters
+    for k in options:
+        if k not in accepted:
+            takes = [n for n in ("layout", "classes") if n in accepted]  # the options the CLI exposes
+            raise ActionposeError(f"--{k}: not an option of --format {fmt} (it takes: "
+                                  f"{', '.join('--' + n for n in takes) or 'no options'})")
+    ds = IMPORTERS[fmt](src, **options)
     if out is not None:
         save_dataset(ds, out)
     return ds

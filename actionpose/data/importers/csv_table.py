@@ -26,6 +26,7 @@ from actionpose.errors import ActionposeError, where
 from actionpose.skeleton import get_layout, list_layouts
 
 _META = {"sample", "frame", "person", "label", "split"}
+MAX_FRAMES = 100_000  # frames one sample may span: a typo like frame 100000000 would allocate gigabytes
 
 
 def _infer_layout(joints: set[str], path: Path) -> str:
@@ -40,18 +41,28 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     rows_by_sample: dict[str, list[dict[str, str]]] = defaultdict(list)
     header: list[str] = []
     files = find_files(src, "*.csv")
+    first_file: dict[str, Path] = {}  # sample -> the file it came from: one sample, one file
     for path in files:
         try:
             with open(path, newline="") as f:
                 reader = csv.DictReader(f)
-                header = reader.fieldnames or []
-                missing = {"sample", "frame", "label"} - set(header)
+                this = reader.fieldnames or []
+                missing = {"sample", "frame", "label"} - set(this)
                 if missing:
                     raise where(path, f"missing column(s) {', '.join(sorted(missing))}")
+                if header and set(this) != set(header):
+                    diff = sorted(set(this) ^ set(header))
+                    raise where(path, f"its columns differ from {files[0].name}'s ({', '.join(diff[:4])}"
+                                      f"{' ...' if len(diff) > 4 else ''}); every CSV of a dataset needs the same "
+                                      "columns")
+                header = this
                 for i, row in enumerate(reader, start=2):
                     if None in row or any(v is None for v in row.values()):
                         raise where(path, f"line {i}: wrong number of fields")
                     row["__where"] = f"{path}:{i}"
+                    if first_file.setdefault(row["sample"], path) != path:
+                        raise where(path, f"line {i}: sample {row['sample']!r} is also in "
+                                          f"{first_file[row['sample']]}; sample names must be unique")
                     rows_by_sample[row["sample"]].append(row)
         except (UnicodeDecodeError, csv.Error) as e:
             raise where(path, f"not a readable CSV ({e})") from None
@@ -68,6 +79,9 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         raise where(files[0], f"layout {lay.name} needs column {absent[0]!r} ({len(absent)} missing)")
     has_score = all(f"{j}_score" in header for j in lay.joints)
 
+    for rows in rows_by_sample.values():
+        if not rows[0]["label"].strip():
+            raise ActionposeError(f"{rows[0]['__where']}: sample {rows[0]['sample']!r}: empty 'label'")
     labels = {rows[0]["label"] for rows in rows_by_sample.values()}
     if all(lbl.lstrip("-").isdigit() for lbl in labels):
         classes = [str(i) for i in range(max(int(x) for x in labels) + 1)]
@@ -93,6 +107,9 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         except ValueError as e:
             raise ActionposeError(f"{ctx}: sample {name!r}: non-numeric value ({e})") from None
         coords[empty], scores[empty] = 0.0, 0.0
+        if not np.isfinite(scores).all():
+            bad = rows[int(np.flatnonzero(~np.isfinite(scores).all(1))[0])]["__where"]
+            raise ActionposeError(f"{bad}: sample {name!r}: NaN or infinite score")
         if len({r["label"] for r in rows}) != 1:
             raise ActionposeError(f"{ctx}: sample {name!r} has more than one label")
         if len({r.get("split") or "" for r in rows}) != 1:
@@ -100,6 +117,15 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
                                   f"{', '.join(sorted({r.get('split') or '(empty)' for r in rows}))}")
         f0, m_ids = frames.min(), sorted(set(persons))
         t = int(frames.max() - f0 + 1)
+        if t > MAX_FRAMES:
+            raise ActionposeError(f"{ctx}: sample {name!r}: frames {f0}..{frames.max()} span {t} frames (limit "
+                                  f"{MAX_FRAMES}, ~55 min at 30 fps); a typo in 'frame'? split long recordings "
+                                  "into samples")
+        seen: dict[tuple[int, int], int] = {}
+        for k, (fr, pe) in enumerate(zip(frames.tolist(), persons.tolist())):
+            if seen.setdefault((fr, pe), k) != k:
+                raise ActionposeError(f"{rows[k]['__where']}: sample {name!r}: frame {fr} person {pe} repeats "
+                                      f"{rows[seen[(fr, pe)]]['__where']}")
         kp = np.zeros((len(m_ids), t, lay.num_joints, len(dims)), np.float32)
         sc = np.zeros((len(m_ids), t, lay.num_joints), np.float32)
         mi = np.searchsorted(m_ids, persons)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actionpose.data.format import SkeletonDataset, from_dict, validate_dataset
+from actionpose.data.format import SkeletonDataset, as_label, from_dict, validate_dataset
 from actionpose.data.importers import register_importer
 from actionpose.data.safe_pickle import safe_load
 from actionpose.errors import where
@@ -21,16 +21,21 @@ def import_pyskl(src: Path, layout: str | None = None, classes: str | Path | Non
         except OSError as e:
             raise where(classes, f"cannot read class list ({e.strerror})") from None
     ds = from_dict(safe_load(src), source=src, layout=layout, classes=names)
-    for ann in ds.annotations:
+    for i, ann in enumerate(ds.annotations):
         if not isinstance(ann, dict) or "label" not in ann:
             raise where(src, "every annotation needs a 'label'")
-    used = sorted({int(a["label"]) for a in ds.annotations})
+        ann["label"] = as_label(ann["label"], f"{src}: annotation {i} ({ann.get('frame_dir', '?')})")
+        if ann["label"] < -1:
+            raise where(src, f"annotation {i} ({ann.get('frame_dir', '?')}): label {ann['label']} "
+                             "(-1 marks unlabelled; class indices start at 0)")
+    used = sorted({a["label"] for a in ds.annotations if a["label"] >= 0})  # -1 stays unlabelled
     if used != list(range(len(used))) and names is None:
         # Sparse ids (a subset of a larger label space): relabel to 0..K-1, keeping the original id.
         remap = {old: new for new, old in enumerate(used)}
+        remap[-1] = -1
         old_classes = ds.classes
         for a in ds.annotations:
-            a["label"] = remap[int(a["label"])]
+            a["label"] = remap[a["label"]]
         ds.classes = [old_classes[o] if o < len(old_classes) else f"class_{o}" for o in used]
         ds.meta["original_labels"] = used
     for a in ds.annotations:

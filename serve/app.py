@@ -35,6 +35,7 @@ from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
 WORKER_ID = uuid.uuid4().hex[:8]  # random per worker process: names the worker without exposing its pid
+_EVENT_FILTERS = {"session_id", "since", "until", "after_id", "limit"}
 SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                   description="client-chosen stream id (letters, digits, . _ : -)")
 
@@ -235,10 +236,13 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             kp = kp[..., :2]
         return kp, sc
 
+    # HEAD too: load balancers and uptime checkers often probe with it
+    @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz", tags=["ops"], summary="liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.head("/readyz", include_in_schema=False)
     @app.get("/readyz", tags=["ops"], summary="readiness: model loaded and database reachable")
     async def readyz(request: Request):
         ok = getattr(request.app.state, "ready", False) and await asyncio.to_thread(ping, request.app.state.engine)
@@ -336,9 +340,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                 where = f"frames[{i}].persons[{j}]"
                 if len(p.keypoints) != v or {len(k) for k in p.keypoints} - {2, 3} or len({len(k) for k in p.keypoints}) != 1:
                     raise ActionposeError(f"{where}.keypoints: need {v} joints of 2 or 3 numbers for layout {req.layout}")
-                if p.track_id in seen:
+                if str(p.track_id) in seen:  # 1 and "1" are one track once stored (ids are kept as text)
                     raise ActionposeError(f"{where}.track_id: {p.track_id!r} appears twice in one frame")
-                seen.add(p.track_id)
+                seen.add(str(p.track_id))
                 kp = np.asarray(p.keypoints, dtype=np.float64)
                 if not np.isfinite(kp).all() or np.abs(kp).max() > 1e6:
                     raise ActionposeError(f"{where}.keypoints: values must be finite numbers with |value| <= 1e6")
@@ -410,6 +414,12 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                                                          description="UNIX time, exclusive"),
                           after_id: Optional[int] = Query(None, ge=0, le=2**62, description="page after this id"),
                           limit: int = Query(100, ge=1, le=1000)) -> EventsResponse:
+        unknown = sorted(set(request.query_params) - _EVENT_FILTERS)
+        if unknown:  # a misspelt filter would otherwise return every event as if it had matched
+            raise ActionposeError(f"query parameter(s) {', '.join(map(repr, unknown))} unknown; filters: "
+                                  f"{', '.join(sorted(_EVENT_FILTERS))}")
+        if since is not None and until is not None and since >= until:
+            raise ActionposeError(f"since ({since}) must be before until ({until}): the range is empty")
         rows = await asyncio.to_thread(query_events, request.app.state.engine, session_id, since, until, limit, after_id)
         return EventsResponse(events=[EventOut(**r) for r in rows])
 

@@ -14,7 +14,7 @@ TrackId = Union[Annotated[int, Field(ge=0, le=2**31)], Annotated[str, Field(min_
 class PredictRequest(BaseModel):
     """One person's keypoint window (pixels or any isotropic units), oldest frame first."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" and true are not numbers
     layout: Layout = Field(description="joint layout of `keypoints`")
     fps: Finite = Field(30.0, gt=0, le=240, description="frame rate of the window")
     # plain floats here (fast); finiteness and shape are checked on the numpy array in the handler
@@ -31,20 +31,20 @@ class PredictResponse(BaseModel):
 
 
 class StreamPerson(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" and true are not numbers
     track_id: TrackId = 0
     keypoints: list[list[float]] = Field(description="[V][2 or 3]")
     scores: Optional[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]] = None
 
 
 class StreamFrame(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" and true are not numbers
     timestamp: Finite = Field(ge=0, le=1e10, description="seconds; increasing within a session")
     persons: list[StreamPerson] = Field(default_factory=list)
 
 
 class StreamRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" and true are not numbers
     layout: Layout
     frames: list[StreamFrame] = Field(min_length=1)
 

@@ -110,12 +110,18 @@ def test_batched_preparation_and_scoring_are_bit_identical(det):
             kp = rng.normal(300, 60, (5, t, v, 2)).astype(np.float32)
             sc = rng.uniform(0, 1, (5, t, v)).astype(np.float32)
             kp[1, :, 3] = 0          # a joint never seen
-            kp[2] = 5.0              # every joint on one point: torso length 0
+            kp[2] = 5.0              # torso length 0 (shoulders and hips on one point) ...
+            kp[2, :, 0, 0] = 9.0     # ... but the head elsewhere: still a body, so still scored
             for scores in (None, sc):
                 got_kp, got_sc = prepare_windows(kp, scores, layout, fps)
                 for i in range(5):
                     want = prepare_window(kp[i], None if scores is None else scores[i], layout, fps=fps)
                     assert np.array_equal(got_kp[i], want[0]) and np.array_equal(got_sc[i], want[1])
+            collapsed = np.full((2, t, v, 2), -1.0, np.float32)  # every joint at one point ("not found" = -1)
+            with pytest.raises(ActionposeError, match="no body is visible"):
+                prepare_windows(collapsed, None, layout, fps)
+            with pytest.raises(ActionposeError, match="no body is visible"):
+                prepare_window(collapsed[0], None, layout, fps=fps)
     windows = [rng.normal(300, 60, (t, 17, c)).astype(np.float32) for t in (64, 64, 9, 64) for c in (2, 3)]
     batch = det.predict_batch(windows)
     assert [r.prob for r in batch] == [det.predict(w).prob for w in windows]
@@ -206,10 +212,12 @@ def test_a_window_with_nobody_in_it_is_never_a_fall(det):
     """Zeros (PYSKL's padding for "nobody there") normalised to an all-zero body that the model scored 0.94,
     over the threshold: an alarm from an empty room. predict refuses such a window; streaming skips it, while a
     person seen in part of a window is still scored (a dropout during a real fall must not hide it)."""
-    with pytest.raises(ActionposeError, match="no joint is visible in any frame"):
+    with pytest.raises(ActionposeError, match="no body is visible in any frame"):
         det.predict(np.zeros((64, 17, 2), np.float32))
-    with pytest.raises(ActionposeError, match=r"no joint is visible in any frame \(window 1\)"):
-        det.prepare_batch([np.ones((64, 17, 2)) * 50, np.zeros((64, 17, 2))])
+    with pytest.raises(ActionposeError, match=r"no body is visible in any frame \(window 1\)"):
+        det.prepare_batch([np.random.default_rng(0).normal(300, 60, (64, 17, 2)), np.zeros((64, 17, 2))])
+    with pytest.raises(ActionposeError, match="no body is visible"):  # every joint on one point: collapsed, p = 0.94
+        det.predict(np.full((48, 17, 2), 200.0, np.float32))
     det.reset()
     events = det.update_many([({7: np.zeros((17, 2), np.float32)}, i / 30) for i in range(150)])
     assert events == [] and det._tracks[7].last_eval > 0  # windows fell due and were skipped, not scored
@@ -359,3 +367,45 @@ def test_fall_start_running_median_matches_scipy_medfilt():
         for k in (1, 2, 3):
             y = np.cumsum(rng.normal(2, 6, n))  # a noisy drift, like the upper body's height in a fall
             assert np.array_equal(running_median(y, k), medfilt(np.pad(y, k, mode="edge"), 2 * k + 1)[k:-k])
+
+
+def test_detector_input_is_checked_in_words(det):
+    """What the service refuses with a 422 the in-process API refuses too, instead of scoring it."""
+    w = np.random.default_rng(1).normal(300, 60, (64, 17, 2)).astype(np.float32)
+    for bad, needle in [(np.zeros((64, 17, 4), np.float32), "expected"),  # was read as a window (p = 0.83)
+                        ([[1, 2], [3]], "not a numeric"), ("abc", "not a numeric")]:
+        with pytest.raises(ActionposeError, match=needle):
+            det.predict(bad)
+    for fps in (0, -30, float("nan"), 1e9):
+        with pytest.raises(ActionposeError, match="fps"):
+            det.predict(w, fps=fps)
+    with pytest.raises(ActionposeError, match="3D camera-space"):  # z would have been read as a score
+        det.predict(np.zeros((64, 25, 3), np.float32), layout="ntu25")
+    with pytest.raises(ActionposeError, match="2 windows"):  # zip() dropped the second window
+        det.predict_batch([w, w], scores=[None])
+    det.reset()
+    for t in (float("nan"), float("inf"), "abc"):
+        with pytest.raises(ActionposeError, match="timestamp"):
+            det.update({1: w[0]}, t)
+    assert det.last_time is None  # refused frames leave no trace
+    with pytest.raises(ActionposeError, match="NaN"):
+        det.update({1: np.full((17, 2), np.nan, np.float32)}, 0.5)
+    assert det.last_time is None and det.track_ids == []
+
+
+def test_decisions_do_not_depend_on_the_clock_origin(det):
+    """UNIX-time stamps (~1.7e9 s) have ~2.4e-7 s of float64 resolution; a 1e-9 slack in the scoring hop
+    made a person scored at a different rate (34 vs 63 windows on URFD fall-01) than with stamps from 0."""
+    kp, sc, _ = fixture_seq("fall-01")
+    frames = [np.concatenate([kp[i], sc[i][:, None]], -1) for i in range(len(kp))]
+    calls, inner = [], det.scorer
+    try:
+        for origin in (0.0, 1_764_000_000.0):
+            scored = []
+            det.scorer = lambda kp, sc: scored.append(len(kp)) or inner(kp, sc)
+            det.reset()
+            events = det.update_many([({0: f}, origin + i / 30) for i, f in enumerate(frames)], layout="coco13")
+            calls.append((sum(scored), len(events), [round(e.start_time - origin, 3) for e in events]))
+    finally:
+        det.scorer = inner
+    assert calls[0] == calls[1] and calls[0][1] == 1 and calls[0][0] > 20

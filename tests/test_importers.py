@@ -3,6 +3,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,68 @@ def test_info_json_and_text(tmp_path, capsys):
 def test_help_lists_subcommands():
     r = _run_cli("--help")
     assert r.returncode == 0 and "datasets" in r.stdout and "layouts" in r.stdout
+
+
+def _csv_rows():
+    import csv
+
+    return [list(r) for r in csv.reader(open(D / "csv" / "penn_body13.csv"))]
+
+
+def _write_csv(folder: Path, rows, name: str = "x.csv") -> Path:
+    import csv
+
+    folder.mkdir(exist_ok=True)
+    csv.writer(open(folder / name, "w", newline="")).writerows(rows)
+    return folder
+
+
+def test_csv_mistakes_that_would_silently_corrupt_a_dataset_are_refused(tmp_path):
+    """Each of these converted without a word before (a repeated row overwrote, two files merged one
+    sample, an empty label became a class "", a frame typo allocated an 8 GB file)."""
+    rows = _csv_rows()
+    h = rows[0]
+    cases = {"repeat": (rows + [rows[3]], "repeats"),
+             "label": ([h] + [[*r[:h.index("label")], "", *r[h.index("label") + 1:]] if r[0] == rows[1][0] else r
+                              for r in rows[1:]], "empty 'label'"),
+             "span": (rows[:2] + [[*rows[1][:1], "100000000", *rows[1][2:]]], "span"),
+             "score": ([h] + [[*r[:h.index("head_score")], "inf", *r[h.index("head_score") + 1:]] if i == 0 else r
+                              for i, r in enumerate(rows[1:])], "NaN or infinite score")}
+    for name, (content, message) in cases.items():
+        with pytest.raises(ActionposeError, match=message):
+            convert("csv", _write_csv(tmp_path / name, content))
+    two = _write_csv(tmp_path / "two", rows)
+    _write_csv(two, rows[:1] + [r for r in rows[1:] if r[0] == rows[1][0]], "y.csv")
+    with pytest.raises(ActionposeError, match="sample names must be unique"):
+        convert("csv", two)
+    mixed = _write_csv(tmp_path / "mixed", rows)
+    _write_csv(mixed, [[c for c in r if True][:-1] for r in rows], "y.csv")
+    with pytest.raises(ActionposeError, match="columns differ"):
+        convert("csv", mixed)
+
+
+def test_convert_never_overwrites_its_input_and_refuses_options_a_format_lacks(tmp_path, capsys):
+    src = _write_csv(tmp_path / "c", _csv_rows()) / "x.csv"
+    before = src.read_bytes()
+    assert main(["datasets", "convert", "-f", "csv", str(src), "-o", str(src)]) == 2
+    assert "is the input file" in capsys.readouterr().err and src.read_bytes() == before
+    assert main(["datasets", "convert", "-f", "csv", str(src), "--classes", str(src), "-o",
+                 str(tmp_path / "o.pkl")]) == 2
+    err = capsys.readouterr().err
+    assert "--classes: not an option of --format csv" in err and err.count("\n") == 1
+
+
+def test_pyskl_unlabelled_samples_stay_unlabelled_and_odd_labels_are_refused(tmp_path):
+    src = convert("nwucla", D / "nwucla").to_dict()
+    src["annotations"][0]["label"] = -1  # PYSKL's "no label" (e.g. extracted, not yet annotated)
+    p = tmp_path / "x.pkl"
+    p.write_bytes(pickle.dumps(src))
+    ds = convert("pyskl", p)
+    used = {a["label"] for a in src["annotations"][1:]}
+    assert ds.annotations[0]["label"] == -1 and len(ds.classes) == len(used)  # -1 is not a class of its own
+    assert ds.classes == [src["classes"][u] for u in sorted(used)]
+    for bad in (True, 1.7, "wave"):
+        src["annotations"][0]["label"] = bad
+        p.write_bytes(pickle.dumps(src))
+        with pytest.raises(ActionposeError, match="not an integer class index"):
+            convert("pyskl", p)

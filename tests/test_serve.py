@@ -85,8 +85,9 @@ def test_several_keys_work_and_bearer_form(svc):
     ({"layout": "coco17", "fps": -1, "keypoints": [[[1, 2]] * 17]}, "fps"),
     ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "scores": [[0.5] * 3]}, "scores"),
     ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "extra": 1}, "extra"),
-    ({"layout": "coco17", "keypoints": [[[0, 0]] * 17] * 64}, "no joint is visible"),  # was p = 0.94, a "fall"
-    ({"layout": "coco17", "keypoints": [[[5, 9]] * 17] * 8, "scores": [[0.1] * 17] * 8}, "no joint is visible"),
+    ({"layout": "coco17", "keypoints": [[[0, 0]] * 17] * 64}, "no body is visible"),  # was p = 0.94, a "fall"
+    ({"layout": "coco17", "keypoints": [[[200, 200]] * 17] * 48}, "no body is visible"),  # collapsed: p = 0.94 too
+    ({"layout": "coco17", "keypoints": [[[5, 9]] * 17] * 8, "scores": [[0.1] * 17] * 8}, "no body is visible"),
     ([1, 2, 3], "body"),
 ])
 def test_bad_predict_input_is_422_with_a_clear_message(svc, body, needle):
@@ -121,6 +122,17 @@ def test_stream_validation(svc):
     assert r.status_code == 422
     two = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [frame["persons"][0]] * 2}]}
     assert "twice" in client.post("/v1/fall/stream/s2", json=two, headers=h).json()["detail"]
+    # 1 and "1" are one track once stored as text: the second silently replaced the first
+    p = frame["persons"][0]
+    mixed = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [p, {**p, "track_id": "1"}]}]}
+    assert "twice" in client.post("/v1/fall/stream/s3", json=mixed, headers=h).json()["detail"]
+    # text is not a number: "5" as a timestamp, "1" or true as a coordinate
+    for bad in ({"layout": "coco17", "frames": [{**frame, "timestamp": "5"}]},
+                {"layout": "coco17", "frames": [{"timestamp": 2, "persons": [{"keypoints": [["1", 2]] * 17}]}]}):
+        assert client.post("/v1/fall/stream/s4", json=bad, headers=h).status_code == 422
+    for bad in ({"layout": "coco17", "fps": "30", "keypoints": [[[1, 2]] * 17] * 8},
+                {"layout": "coco17", "keypoints": [[[True, False]] * 17] * 8}):
+        assert client.post("/v1/fall/predict", json=bad, headers=h).status_code == 422
 
 
 def test_events_filters(svc):
@@ -136,6 +148,11 @@ def test_events_filters(svc):
     assert len(client.get("/v1/events", params={"since": 0}, headers=h).json()["events"]) >= 2
     assert client.get("/v1/events", params={"until": 1}, headers=h).json()["events"] == []
     assert client.get("/v1/events", params={"limit": 0}, headers=h).status_code == 422
+    r = client.get("/v1/events", params={"since": 2_000_000_000, "until": 1_000_000_000}, headers=h)
+    assert r.status_code == 422 and "before until" in r.json()["detail"]  # was 200 with nothing in it
+    r = client.get("/v1/events", params={"track_id": 3}, headers=h)  # a filter that does not exist
+    assert r.status_code == 422 and "track_id" in r.json()["detail"]  # was every event, as if it matched
+    assert client.head("/healthz").status_code == 200  # load balancers probe with HEAD
 
 
 def test_concurrent_predicts_share_onnx_calls(svc):

@@ -457,3 +457,123 @@ def test_checkpoint_selection_breaks_validation_ties_on_log_loss():
     assert selection_score(1.0, 0.05) > selection_score(1.0, 0.40)        # tie on top-1: lower loss wins
     assert selection_score(1.0, 50.0) > selection_score(1 - 1 / 99_999, 0.0)  # one clip of 99,999 still decides
     assert selection_score(0.8235294, 0.7) == pytest.approx(0.8235294, abs=1e-5)
+
+
+def test_eval_matches_classes_by_name_not_position(trained, penn_pkl, tmp_path):
+    """A held-out set whose class list is ordered differently (or lacks classes) is scored against the
+    right classes; matched by position it scored 0.17 instead of 0.50 without a word."""
+    from actionpose.data.format import load_dataset, save_dataset
+    from actionpose.training.evaluate import evaluate
+
+    _, res = trained
+    base = evaluate(res.onnx_path, penn_pkl)
+    ds = load_dataset(penn_pkl)
+    order = list(reversed(ds.classes))
+    for a in ds.annotations:
+        a["label"] = order.index(ds.classes[a["label"]])
+    ds.classes = order
+    save_dataset(ds, tmp_path / "reordered.pkl")
+    got = evaluate(res.onnx_path, tmp_path / "reordered.pkl")
+    assert (got["top1"], got["n"]) == (base["top1"], base["n"])
+    assert np.array_equal(got["confusion"], base["confusion"])
+    ds.classes = [f"x{i}" for i in range(len(order))]
+    save_dataset(ds, tmp_path / "renamed.pkl")
+    with pytest.raises(ActionposeError, match="are not among model .* classes are matched by name"):
+        evaluate(res.onnx_path, tmp_path / "renamed.pkl")
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("seed=abc", "'seed': must be an integer"), ("data.num_workers=-1", "data.num_workers"),
+    ("trainer.precision=bad", "trainer.precision.*allowed values"), ("augment.flip=2", "augment.flip.*probability"),
+    ("augment.flip=true", "augment.flip"), ("optim.momentum=5", r"optim.momentum.*\[0, 1\)"),
+    ("mlflow.enabled=maybe", "mlflow.enabled.*true or false"), ("name=[1,2]", "'name'"),
+    ("optim.lr=.inf", "optim.lr.*finite"), ("trainer.limit_train_batches=0", "would train nothing"),
+    ("trainer.max_time=abc", "trainer.max_time")])
+def test_bad_config_values_are_refused_before_training(override, expected):
+    with pytest.raises(ActionposeError, match=expected):
+        make_config(None, [override])
+
+
+def test_yaml_exponents_are_numbers_and_numeric_names_are_text(tmp_path):
+    """PyYAML 1.1 reads 1e-3 as the *string* '1e-3' (so weight_decay=5e-4, as every recipe writes it, was
+    refused); a folder or run named 2024 is a name, not a number that crashed later."""
+    cfg = make_config(None, ["optim.lr=1e-3", "optim.weight_decay=5e-4", "output.dir=2024", "name=5"])
+    assert (cfg["optim"]["lr"], cfg["optim"]["weight_decay"], cfg["output"]["dir"], cfg["name"]) == \
+        (0.001, 0.0005, "2024", "5")
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr: 1e-2\n")
+    assert load_config(f)["optim"]["lr"] == 0.01
+
+
+def test_train_cli_takes_overrides_on_both_sides_of_a_flag(tmp_path, penn_pkl, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{path: {penn_pkl}}}\n")
+    # a bad override after --no-mlflow must be read as an override (and refused as one), not as junk
+    assert main(["train", "-c", str(cfg), "optim.epochs=1", "--no-mlflow", "optim.lr=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.lr" in err and "unrecognized" not in err and err.count("\n") == 1
+
+
+def test_resume_from_another_model_or_past_its_epochs_is_one_line_and_makes_no_folder(tmp_path, capsys):
+    cfg = _four_epochs_with_validation(tmp_path)
+    cfg["optim"]["epochs"] = 2
+    first = train(dict(cfg, output={"dir": str(tmp_path / "a")}))
+    last = first.checkpoint.parent / "last.ckpt"
+    other = dict(cfg, model={**cfg["model"], "base_channels": 16}, trainer={**cfg["trainer"], "resume": str(last)},
+                 output={"dir": str(tmp_path / "b")})
+    with pytest.raises(ActionposeError, match="cannot resume: its model .* differs"):
+        train(other)
+    short = dict(cfg, optim={**cfg["optim"], "epochs": 1}, trainer={**cfg["trainer"], "resume": str(last)},
+                 output={"dir": str(tmp_path / "c")})
+    with pytest.raises(ActionposeError, match="trained 2 epochs, more than optim.epochs=1"):
+        train(short)
+    missing = dict(cfg, trainer={**cfg["trainer"], "resume": str(tmp_path / "nope.ckpt")},
+                   output={"dir": str(tmp_path / "d")})
+    with pytest.raises(ActionposeError, match="no such checkpoint"):
+        train(missing)
+    assert not any((tmp_path / d).exists() for d in "bcd")  # nothing half-made
+
+
+def test_a_new_run_never_lands_on_an_earlier_runs_checkpoints(tmp_path, monkeypatch, capsys):
+    """Lightning wrote best-v1.ckpt beside the old best.ckpt, so the documented runs/<name>/checkpoints/
+    best.ckpt was the *old* model. The default folder moves on; a folder the user named is refused."""
+    cfg = _four_epochs_with_validation(tmp_path)
+    cfg["optim"]["epochs"] = 1
+    monkeypatch.chdir(tmp_path)
+    plain = dict(cfg, output={"dir": None})
+    assert train(plain).out_dir == Path("runs/tiny")
+    second = train(plain)
+    assert second.out_dir == Path("runs/tiny_2") and second.checkpoint.name == "best.ckpt"
+    assert "runs/tiny holds an earlier run" in capsys.readouterr().err
+    with pytest.raises(ActionposeError, match="output.dir.*already holds an earlier run"):
+        train(dict(cfg, output={"dir": "runs/tiny"}))
+
+
+def test_unlabelled_samples_and_train_test_overlap_are_refused(tmp_path):
+    from actionpose.data.format import load_dataset, save_dataset
+
+    cfg = _four_epochs_with_validation(tmp_path)
+    ds = load_dataset(tmp_path / "d.pkl")
+    ds.annotations[0]["label"] = -1
+    save_dataset(ds, tmp_path / "u.pkl")
+    with pytest.raises(ActionposeError, match="unlabelled"):
+        train(dict(cfg, data={**cfg["data"], "path": str(tmp_path / "u.pkl")}))
+    ds = load_dataset(tmp_path / "d.pkl")
+    ds.split["test"].append("s0")
+    save_dataset(ds, tmp_path / "o.pkl")
+    with pytest.raises(ActionposeError, match="in both split 'train' and split 'test'"):
+        train(dict(cfg, data={**cfg["data"], "path": str(tmp_path / "o.pkl")}))
+
+
+def test_outputs_get_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    from actionpose.data.atomic import write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+    os.chmod(tmp_path / "a.txt", 0o640)
+    write_text_atomic(tmp_path / "a.txt", "y")  # a replaced file keeps its mode
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640

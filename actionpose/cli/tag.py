@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                          f"(default {DEFAULTS.window_s:g})")
     p.add_argument("--stride", type=float, default=DEFAULTS.stride_s, help=f"stride seconds "
                                                                          f"(default {DEFAULTS.stride_s:g})")
-    p.add_argument("--threshold", type=float, default=DEFAULTS.threshold,
+    p.add_argument("--threshold", type=float, default=None,
                    help=f"minimum smoothed class probability to tag; below it is background "
-                        f"(default {DEFAULTS.threshold:g}, calibrated, see docs/tagging.md)")
+                        f"(default {DEFAULTS.threshold:g}, calibrated, see docs/tagging.md; --model fall: its "
+                        "calibrated alert threshold)")
     p.add_argument("--min-duration", type=float, default=DEFAULTS.min_duration_s,
                    help=f"drop segments shorter than this many seconds (default {DEFAULTS.min_duration_s:g})")
     p.add_argument("--fps", type=float, help="video/stream: process at this frame rate (default 15, or the "
@@ -51,10 +52,10 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import (PICKLE_EXTS, expand_source, is_live_source, load_predictor,
-                                             pickle_videos, tag_frames, tag_video, write_csv, write_json,
-                                             write_outputs)
+                                             pickle_videos, tag_frames, tag_video, write_outputs)
 
-    cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=args.threshold,
+    threshold = DEFAULTS.threshold if args.threshold is None else args.threshold
+    cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=threshold,
                         min_duration_s=args.min_duration)
     cfg.validate()
     from actionpose.data.atomic import check_output_file
@@ -62,16 +63,12 @@ def run(args: argparse.Namespace) -> int:
     for option in ("json", "csv", "render", "timeline"):
         check_output_file(getattr(args, option), f"--{option}")
     inputs = expand_source(args.source)
-    from actionpose.inference.fall_tagging import is_fall_model, tag_falls
-
-    if is_fall_model(args.model) and len(inputs) == 1 and not (args.live or is_live_source(args.source)):
-        if args.render:
-            print("note: --render is not drawn for the fall model; use actionpose extract --render", file=sys.stderr)
-        result = tag_falls(inputs[0], args.model, json=args.json, csv=args.csv, timeline=args.timeline, fps=args.fps)
-        print(result.summary())
-        return 0
-    predictor, model_name = load_predictor(args.model, args.threads)
     live = args.live or is_live_source(args.source)
+    from actionpose.inference.fall_tagging import is_fall_model
+
+    if is_fall_model(args.model):
+        return _tag_falls(args, inputs, live)
+    predictor, model_name = load_predictor(args.model, args.threads)
 
     if live:
         return _run_live(args, inputs[0], predictor, model_name, cfg)
@@ -87,22 +84,63 @@ def run(args: argparse.Namespace) -> int:
     many = len(jobs) > 1
     if many and args.render and any(kind == "pkl" for kind, _, _ in jobs):
         print("note: --render is drawn for videos only when a source holds several sequences", file=sys.stderr)
-    results = []
-    for kind, name, payload in jobs:
+
+    def one(kind: str, name: str, payload) -> "TagResult":
         if kind == "pkl" and not many:
-            res = tag_video(inputs[0], predictor, render=args.render, timeline=args.timeline, config=cfg,
-                            fps=args.fps, threads=args.threads, model_name=model_name)
-        elif kind == "pkl":
+            return tag_video(inputs[0], predictor, render=args.render, timeline=args.timeline, config=cfg,
+                             fps=args.fps, threads=args.threads, model_name=model_name)
+        if kind == "pkl":
             layout, fps, frames = payload
             res = tag_frames(frames, predictor, layout, fps, video=name, model_name=model_name, config=cfg)
             write_outputs(res, timeline=_suffixed(args.timeline, name, many))
-        else:
-            res = tag_video(payload, predictor, render=_suffixed(args.render, name, many),
-                            timeline=_suffixed(args.timeline, name, many), config=cfg, frontend=args.frontend,
-                            fps=args.fps, threads=args.threads, model_name=model_name)
+            return res
+        return tag_video(payload, predictor, render=_suffixed(args.render, name, many),
+                         timeline=_suffixed(args.timeline, name, many), config=cfg, frontend=args.frontend,
+                         fps=args.fps, threads=args.threads, model_name=model_name)
+
+    return _run_jobs(args, [(name, lambda k=kind, n=name, p=payload: one(k, n, p)) for kind, name, payload in jobs])
+
+
+def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
+    """Run ``(name, job)`` pairs in order and write the JSON/CSV of all of them.
+
+    In a folder one unreadable video is skipped with a warning (the others' results are still written,
+    exit code 2); Ctrl-C ends the whole run after writing what was tagged so far (exit code 130)."""
+    from actionpose.errors import ActionposeError
+
+    many = len(jobs) > 1
+    results, failed, interrupted = [], [], False
+    for name, job in jobs:
+        try:
+            res = job()
+        except ActionposeError as e:
+            if not many:
+                raise
+            failed.append(name)
+            print(f"warning: skipped {name}: {e}", file=sys.stderr)
+            continue
         results.append(res)
         if not args.quiet:
             print(res.summary())
+        if res.interrupted:
+            interrupted = True
+            break
+    if results:
+        _write_results(args, results, many)
+    if interrupted:
+        done = f"{len(results)} of {len(jobs)}" if many else "the part before it"
+        print(f"interrupted: stopped after {done}; outputs hold what was tagged", file=sys.stderr)
+        return 130
+    if failed:
+        print(f"error: {len(failed)} of {len(jobs)} inputs could not be tagged ({', '.join(failed)}); "
+              + ("the others' results were written" if results else "nothing was written"), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _write_results(args: argparse.Namespace, results: list, many: bool) -> None:
+    from actionpose.inference.tagger import write_csv, write_json
+
     if args.json:
         if many:
             from actionpose.data.atomic import write_text_atomic
@@ -125,13 +163,44 @@ def run(args: argparse.Namespace) -> int:
             write_text_atomic(args.csv, buf.getvalue())
         else:
             write_csv(results[0], args.csv)
-    return 0
+
+
+def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
+    """``--model fall`` on any source: the calibrated fall detector (its own window, threshold and
+    debounce), one ``fall`` segment per event. Files, folders and pickles alike; a live camera prints
+    each fall the moment it is raised."""
+    from actionpose.errors import ActionposeError
+    from actionpose.inference.fall_tagging import tag_falls
+    from actionpose.pose import load_frontend
+
+    if args.render:
+        print("note: --render is not drawn for the fall model; use actionpose extract --render", file=sys.stderr)
+    if args.window != DEFAULTS.window_s or args.stride != DEFAULTS.stride_s:
+        print("note: --window/--stride do not apply to the fall model (its window is 2.1 s, scored every "
+              "0.13 s)", file=sys.stderr)
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
+    if any(not Path(i).suffix.lower() in {".pkl", ".npy"} for i in inputs):
+        load_frontend(args.frontend)  # an unknown frontend name is refused before any work
+    many = len(inputs) > 1
+
+    def on_event(e) -> None:
+        print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
+              f"confidence {e.confidence:.3f}", flush=True)
+
+    def job(item: str):
+        return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, Path(item).name, many),
+                                 frontend=args.frontend, fps=args.fps, threshold=args.threshold,
+                                 threads=args.threads, on_event=on_event if live else None)
+
+    return _run_jobs(args, [(Path(i).name, job(i)) for i in inputs])
 
 
 def _run_live(args, source, predictor, model_name, cfg) -> int:
     """Print each segment as it closes; with --json append JSON lines. Ctrl-C closes open segments."""
     from actionpose.inference.tagger import tag_video
 
+    created = bool(args.json) and not Path(args.json).exists()
     out = open(args.json, "a", encoding="utf-8") if args.json else None
     name = str(source)
 
@@ -148,6 +217,11 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     finally:
         if out is not None:
             out.close()
+    if res.frames == 0 and res.complete:
+        if created and Path(args.json).stat().st_size == 0:
+            Path(args.json).unlink()  # no empty output left behind for a stream that never started
+        from actionpose.errors import ActionposeError
+        raise ActionposeError(f"{name}: the stream gave no frames (" + "; ".join(res.warnings or ["ended at once"]) + ")")
     n = sum(len(s) for s in res.persons.values())
     state = "stopped (Ctrl-C)" if not res.complete else "ended"
     print(f"{name}: stream {state} after {res.duration_s:.1f} s; {n} segment(s), {len(res.persons)} person(s)",

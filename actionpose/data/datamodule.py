@@ -109,10 +109,12 @@ class SkeletonDataModule(pl.LightningDataModule):
         get_layout(self.layout)
         self.classes = list(dataset.classes)
         for key in ("train_split", "test_split"):
+            if key == "test_split" and d[key] is None:
+                continue  # null: train without a test split (e.g. a final model trained on every fold)
             if d[key] not in dataset.split and (key == "train_split" or d[key] != "test"):
                 raise ActionposeError(f"config key 'data.{key}': split {d[key]!r} not in {d['path'] or 'the dataset'}; "
                                       f"available splits: {', '.join(dataset.split) or '(none)'}")
-        if d["test_split"] in dataset.split:
+        if d["test_split"] is not None and d["test_split"] in dataset.split:
             both = set(dataset.split[d["train_split"]]) & set(dataset.split[d["test_split"]])
             if both:  # a test score on clips the model trained on means nothing
                 raise ActionposeError(f"{d['path'] or 'dataset'}: {len(both)} sample(s) are in both split "
@@ -122,7 +124,7 @@ class SkeletonDataModule(pl.LightningDataModule):
         self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))
         # a dataset without a "test" split trains untested (a test split named on purpose was checked above)
         self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
-                             if d["test_split"] in dataset.split else [])
+                             if d["test_split"] is not None and d["test_split"] in dataset.split else [])
         coords = {int(s.keypoint.shape[-1]) for s in train_all}
         if len(coords) != 1:
             raise ActionposeError(f"{d['path']}: mixed 2D/3D samples in split {d['train_split']!r}")

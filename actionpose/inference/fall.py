@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import (PrepConfig, prepare_window, prepare_windows, resample, seen_joints,
+from actionpose.inference.fall_prep import (PrepConfig, has_body, prepare_window, prepare_windows, resample,
                                             to_body13)
 from actionpose.skeleton import get_layout
 
@@ -130,6 +130,65 @@ class OnnxFallScorer:
         return probs[:, self.fall_index].astype(np.float64)
 
 
+# 3D camera-space layouts: their third channel is depth, which the 2D fall model would read as a score
+_DEPTH_LAYOUTS = ("ntu25", "kinect20", "kinect20_utd")
+
+
+def _input_layout(layout: str) -> str:
+    name = get_layout(layout).name
+    if name in _DEPTH_LAYOUTS:
+        raise ActionposeError(f"layout {name!r} holds 3D camera-space joints; the fall model takes 2D image "
+                              f"keypoints ({', '.join(INPUT_LAYOUTS)}, or any 2D layout that names body13's joints)")
+    return name
+
+
+def _fps(fps: Any) -> float:
+    try:
+        f = float(fps)
+    except (TypeError, ValueError):
+        raise ActionposeError(f"fps: {fps!r} is not a number") from None
+    if not (np.isfinite(f) and 0 < f <= 1000):
+        raise ActionposeError(f"fps: {fps!r} must be a frame rate in (0, 1000]")
+    return f
+
+
+def _window(window: Any, scores: Any, where_: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+    """A window as float32 [T, V, 2] plus scores: a third channel is the score; anything else is refused
+    here in words (numpy's own error for a ragged or text window is a traceback to the caller)."""
+    try:
+        w = np.asarray(window, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ActionposeError(f"{where_}keypoints: not a numeric [T, V, 2|3] array (ragged, or not numbers)") from None
+    if w.ndim != 3 or w.shape[-1] not in (2, 3):
+        raise ActionposeError(f"{where_}keypoints: shape {w.shape}, expected [T, V, 2] (x, y) or [T, V, 3] "
+                              "(x, y, score)")
+    if w.shape[-1] == 3:
+        if scores is not None:
+            raise ActionposeError(f"{where_}keypoints: a third (score) channel and separate scores were both given")
+        w, scores = w[..., :2], w[..., 2]
+    if scores is not None:
+        try:
+            scores = np.asarray(scores, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ActionposeError(f"{where_}scores: not a numeric [T, V] array") from None
+    return w, scores
+
+
+def _timestamp(value: Any) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ActionposeError(f"timestamp {value!r} is not a number of seconds") from None
+    if not np.isfinite(t):
+        raise ActionposeError(f"timestamp {value!r} is not finite")
+    return t
+
+
+# Timestamps are compared with this slack: UNIX-time seconds (~1.7e9) carry only ~2.4e-7 s of float64
+# resolution, so a 1e-9 slack made the scoring hop depend on the clock's origin.
+_TIME_EPS = 1e-4
+
+
 def running_median(y: np.ndarray, k: int) -> np.ndarray:
     """Median over 2k+1 samples around each one, the ends padded with the edge values. The numbers of
     ``scipy.signal.medfilt`` on the same padding (tested), without importing scipy.signal, which took
@@ -216,10 +275,9 @@ class FallDetector:
     def prepare(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
                 fps: float = 30.0, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Window [T, V, 2|3] (a third channel is taken as the score) -> model input."""
-        w = np.asarray(window, dtype=np.float32)
-        if w.ndim == 3 and w.shape[-1] == 3 and scores is None:
-            w, scores = w[..., :2], w[..., 2]
-        return prepare_window(w, scores, layout or self.layout, times=times, fps=fps, cfg=self.config.prep)
+        w, scores = _window(window, scores)
+        return prepare_window(w, scores, _input_layout(layout or self.layout), times=times, fps=_fps(fps),
+                              cfg=self.config.prep)
 
     def prepare_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
@@ -230,10 +288,9 @@ class FallDetector:
         scores = scores if scores is not None else [None] * len(windows)
         groups: dict[tuple, list[int]] = {}
         arrays: list[tuple[np.ndarray, np.ndarray | None]] = []
+        layout, fps = _input_layout(layout or self.layout), _fps(fps)
         for i, (w, s) in enumerate(zip(windows, scores)):
-            w = np.asarray(w, dtype=np.float32)
-            if w.ndim == 3 and w.shape[-1] == 3 and s is None:
-                w, s = w[..., :2], w[..., 2]
+            w, s = _window(w, s, f"window {i}: " if len(windows) > 1 else "")
             arrays.append((w, s))
             groups.setdefault((w.shape, None if s is None else np.shape(s)), []).append(i)
         n, cfg = len(arrays), self.config.prep
@@ -258,6 +315,9 @@ class FallDetector:
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> list[FallResult]:
         """Several windows in one ONNX call (the service's micro-batches land here)."""
+        if scores is not None and len(scores) != len(windows):
+            raise ActionposeError(f"scores: {len(scores)} entries for {len(windows)} windows; give one per window "
+                                  "(None where a window has no scores)")
         if not len(windows):
             return []
         probs = self.score_prepared(*self.prepare_batch(windows, scores, layout=layout, fps=fps))
@@ -362,9 +422,10 @@ class FallDetector:
         batching differs. A refused frame raises :class:`ActionposeError` after the frames before it have
         counted; their events are on the error as ``events``."""
         due: list[_Due] = []
+        layout = _input_layout(layout or self.layout)
         try:
             for frame_keypoints, timestamp in frames:
-                self._ingest(frame_keypoints, float(timestamp), layout or self.layout, due)
+                self._ingest(frame_keypoints, _timestamp(timestamp), layout, due)
         except ActionposeError as e:
             e.events = self._decide(due)
             raise
@@ -373,21 +434,25 @@ class FallDetector:
     def _ingest(self, frame_keypoints: Any, timestamp: float, layout: str, due: list[_Due]) -> None:
         """Add one frame to the tracks; a person whose window falls due goes to ``due``."""
         persons = list(_persons(frame_keypoints))
-        self.last_time = timestamp if self.last_time is None else max(self.last_time, timestamp)
         cfg = self.config
         span = cfg.prep.frames / cfg.prep.fps + 0.5
-        for tid, kp, sc in persons:
+        checked = []
+        for tid, kp, sc in persons:  # the whole frame is checked before any track changes
             kp13, sc13 = to_body13(kp[None], None if sc is None else sc[None], layout)
-            tr = self._tracks.setdefault(tid, _Track())
-            if tr.times and timestamp <= tr.times[-1]:
+            tr = self._tracks.get(tid)
+            if tr is not None and tr.times and timestamp <= tr.times[-1]:
                 raise ActionposeError(f"timestamp {timestamp} is not after the previous one ({tr.times[-1]}) "
                                       f"for track {tid}")
+            checked.append((tid, kp13, sc13))
+        self.last_time = timestamp if self.last_time is None else max(self.last_time, timestamp)
+        for tid, kp13, sc13 in checked:
+            tr = self._tracks.setdefault(tid, _Track())
             tr.times.append(timestamp)
             tr.kps.append(kp13[0])
             tr.scores.append(sc13[0])
             while tr.times and tr.times[0] < timestamp - span:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
-            if timestamp - tr.times[0] >= cfg.min_window_s - 1e-9 and timestamp - tr.last_eval >= cfg.hop_s - 1e-9:
+            if timestamp - tr.times[0] >= cfg.min_window_s - _TIME_EPS and timestamp - tr.last_eval >= cfg.hop_s - _TIME_EPS:
                 tr.last_eval = timestamp
                 kps, scs, times = np.stack(tr.kps), np.stack(tr.scores), np.array(tr.times)
                 # a window in which nothing was seen is not scored: no evidence, and the model reads its all-zero
@@ -395,7 +460,7 @@ class FallDetector:
                 # would see (prepare_window refuses the same windows); unseen frames inside a window with a
                 # person in it still count, as gaps the preparation fills.
                 shown = resample(times, cfg.prep.fps, frames=cfg.prep.frames)
-                if seen_joints(kps[shown], scs[shown], cfg.prep.score_min).any():
+                if has_body(kps[shown], scs[shown], cfg.prep.score_min):
                     due.append(_Due(tid, tr, timestamp, kps, scs, times))
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
@@ -470,7 +535,10 @@ def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
                 kp = np.concatenate([kp[..., :2], np.asarray(sc, np.float32)[:, None]], -1)
             items.append((get("track_id", 0), kp))
     for tid, arr in items:
-        a = np.asarray(arr, dtype=np.float32)
+        try:
+            a = np.asarray(arr, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ActionposeError(f"frame keypoints for track {tid}: not a numeric [V, 2|3] array") from None
         if a.ndim != 2 or a.shape[1] not in (2, 3):
             raise ActionposeError(f"frame keypoints for track {tid}: shape {a.shape}, expected [V, 2] or [V, 3]")
         yield tid, a[:, :2], (a[:, 2] if a.shape[1] == 3 else None)

@@ -63,17 +63,34 @@ def seen_joints(kp: np.ndarray, scores: np.ndarray | None, score_min: float = SC
     return seen if scores is None else seen & (np.asarray(scores, dtype=np.float32) >= score_min)
 
 
+def body_seen(windows: np.ndarray, scores: np.ndarray | None, score_min: float = SCORE_MIN) -> np.ndarray:
+    """[N] (for a stack [N, T, V, 2]) or [] (one window [T, V, 2]): True where some frame shows a body,
+    i.e. at least two seen joints at different places. A window of zeros, or of every joint at one point
+    (-1, -1 is another common "not found"), holds no body: it normalises to a collapsed skeleton that
+    the model scores as a fall."""
+    kp = np.asarray(windows, dtype=np.float32)[..., :2]
+    seen = seen_joints(kp, scores, score_min)[..., None]                    # [..., T, V, 1]
+    lo = np.where(seen, kp, np.inf).min(-2)                                  # [..., T, 2]
+    hi = np.where(seen, kp, -np.inf).max(-2)
+    extent = np.where(np.isfinite(hi - lo), hi - lo, 0).max(-1)              # [..., T]
+    return (extent > 1e-6).any(-1)
+
+
+def has_body(window: np.ndarray, scores: np.ndarray | None, score_min: float = SCORE_MIN) -> bool:
+    return bool(body_seen(window, scores, score_min))
+
+
 def require_visible(windows: np.ndarray, scores: np.ndarray | None, score_min: float = SCORE_MIN) -> None:
-    """Refuse a window [T, V, 2] (or a stack [N, T, V, 2]) in which no joint is seen in any frame.
+    """Refuse a window [T, V, 2] (or a stack [N, T, V, 2]) that shows no body in any frame (:func:`body_seen`).
 
     Why: such a window carries no evidence, yet normalises to an all-zero body that the model scores as
     a fall (p = 0.94 for a window of zeros): a client sending zeros for "nobody there" got an alarm."""
-    seen = seen_joints(windows, scores, score_min)
-    empty = ~seen.reshape(seen.shape[0], -1).any(1) if seen.ndim == 3 else np.array([not seen.any()])
-    if empty.any():
-        which = f" (window {int(np.flatnonzero(empty)[0])})" if seen.ndim == 3 else ""
-        raise ActionposeError(f"keypoints: no joint is visible in any frame{which}: every joint is at (0, 0) or "
-                              f"scored below {score_min}; a window needs a person in it")
+    ok = np.atleast_1d(body_seen(windows, scores, score_min))
+    if not ok.all():
+        which = f" (window {int(np.flatnonzero(~ok)[0])})" if np.ndim(windows) == 4 else ""
+        raise ActionposeError(f"keypoints: no body is visible in any frame{which}: every joint is at (0, 0), "
+                              f"scored below {score_min}, or all seen joints are at one point; a window needs "
+                              "a person in it")
 
 
 @lru_cache(maxsize=None)
@@ -118,6 +135,8 @@ def fill_missing(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -
         for c in range(2):
             kp[~ok, v, c] = np.interp(t[~ok], t[ok], kp[ok, v, c])
     never = ~seen.any(0)
+    if never.any() and _fill_from_torso(kp, never):
+        return kp
     if never.any():
         if seen.any():
             frame_centre = np.array([kp[i][seen[i]].mean(0) if seen[i].any() else [np.nan, np.nan]
@@ -128,6 +147,33 @@ def fill_missing(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -
             frame_centre = np.zeros((len(kp), 2), np.float32)
         kp[:, never] = frame_centre[:, None]
     return kp
+
+
+# A joint never seen in a window -> its anchor joint + this multiple of the hip->shoulder vector: a
+# person's usual build, laid along the torso. Upright, the head lands above the shoulders and the legs
+# below the hips; lying, along the floor. (Filling it at the body centre instead made a hidden head
+# look like a collapsed posture: a hooded or turned-away person raised fall alarms.)
+_TORSO_PRIOR = {0: ("shoulders", 0.55), 3: (1, -0.45), 4: (2, -0.45), 5: (1, -0.85), 6: (2, -0.85),
+                9: (7, -0.95), 10: (8, -0.95), 11: (7, -1.9), 12: (8, -1.9)}
+
+
+def _fill_from_torso(kp: np.ndarray, never: np.ndarray) -> bool:
+    """Fill never-seen body13 joints in place from the torso (see ``_TORSO_PRIOR``); False (nothing
+    done) when the window has no shoulder or no hip to build the torso from."""
+    if kp.shape[1] != 13 or (never[_LS] and never[_RS]) or (never[_LH] and never[_RH]):
+        return False
+    for a, b in ((_LS, _RS), (_LH, _RH)):  # one side never seen: the other side's joint stands in
+        if never[a]:
+            kp[:, a] = kp[:, b]
+        elif never[b]:
+            kp[:, b] = kp[:, a]
+    sho = (kp[:, _LS] + kp[:, _RS]) / 2
+    up = sho - (kp[:, _LH] + kp[:, _RH]) / 2
+    for j, (anchor, k) in _TORSO_PRIOR.items():
+        if never[j]:
+            base = sho if anchor == "shoulders" else kp[:, anchor]
+            kp[:, j] = base + k * up
+    return True
 
 
 def normalise_window(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> tuple[np.ndarray, np.ndarray]:
@@ -180,8 +226,7 @@ def prepare_windows(keypoints: np.ndarray, scores: np.ndarray | None, layout: st
     kp = kp[:, idx][:, :, joints]                                   # [N, T', 13, 2]
     sc = sc[:, idx][:, :, joints]                                   # [N, T', 13]
     seen = (sc >= cfg.score_min) & (np.abs(kp).sum(-1) > 0)
-    if not seen.reshape(n, -1).any(1).all():  # judged on the resampled frames, as the model sees them
-        require_visible(kp, sc, cfg.score_min)
+    require_visible(kp, sc, cfg.score_min)  # judged on the resampled frames, as the model sees them
     partial = ~seen.reshape(n, -1).all(1)
     for i in np.flatnonzero(partial):                               # rare: interpolate unseen joints
         kp[i] = fill_missing(kp[i], sc[i], cfg.score_min)

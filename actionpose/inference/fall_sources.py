@@ -3,7 +3,7 @@ skeleton pickle (``actionpose extract`` output), or a ``.npy`` keypoint array [T
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -58,38 +58,60 @@ def frames_from_npy(path: Path, fps: float | None) -> Iterator[tuple[float, dict
 
 
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
-                 frontend: str = "default") -> tuple[list[FallEvent], dict[str, Any]]:
-    """Fall events of a whole source plus facts about the run (frames, duration, layout)."""
+                 frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None
+                 ) -> tuple[list[FallEvent], dict[str, Any]]:
+    """Fall events of a whole source plus facts about the run (frames, duration, layout, interrupted).
+
+    A live source (webcam index, rtsp/http URL) runs until it ends or Ctrl-C; ``on_event`` sees each
+    fall the moment it is raised, which is what a live camera needs."""
+    from actionpose.inference.tagger import is_live_source
+
+    live = is_live_source(str(source))
     path = Path(source)
-    if not path.exists():
+    if not live and not path.exists():
         raise where(path, "no such file")
     events: list[FallEvent] = []
+
+    def emit(new: list[FallEvent]) -> None:
+        events.extend(new)
+        if on_event is not None:
+            for e in new:
+                on_event(e)
+
     detector.reset()
-    frames, last_t = 0, 0.0
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
+    frames, last_t, interrupted = 0, 0.0, False
+    seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
+    suffix = "" if live else path.suffix.lower()
+    if live or suffix in VIDEO_SUFFIXES:
         from actionpose.pose import load_frontend
 
         fe = load_frontend(frontend)
         lay = fe.layout
-        for fr in fe.stream(str(path), keep_images=False):
-            persons = {p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons}
-            events += detector.update(persons, fr.time_s, layout=lay)
-            frames, last_t = frames + 1, fr.time_s
+        try:
+            for fr in fe.stream(str(source), keep_images=False):
+                persons = {p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons}
+                emit(detector.update(persons, fr.time_s, layout=lay))
+                seen.update(persons)
+                frames, last_t = frames + 1, fr.time_s
+        except KeyboardInterrupt:
+            interrupted = True
     elif suffix == ".pkl":
         lay, gen = frames_from_pickle(path, fps)
         for t, persons in gen:
             if t == 0 and frames:  # next annotation: a new, independent stream
                 detector.reset()
-            events += detector.update(persons, t, layout=lay)
+            emit(detector.update(persons, t, layout=lay))
+            seen.update(persons)
             frames, last_t = frames + 1, t
     elif suffix == ".npy":
         lay = layout or "coco17"
         for t, persons in frames_from_npy(path, fps):
-            events += detector.update(persons, t, layout=lay)
+            emit(detector.update(persons, t, layout=lay))
+            seen.update(persons)
             frames, last_t = frames + 1, t
     else:
         raise where(path, f"unsupported source type {suffix or '(none)'}; give a video, a .pkl or a .npy")
-    if frames == 0:
-        raise where(path, "no frames decoded")
-    return events, {"frames": frames, "duration_s": round(last_t, 3), "layout": lay}
+    if frames == 0 and not interrupted:
+        raise where(source, "no frames decoded" + (" (the stream gave none)" if live else ""))
+    return events, {"frames": frames, "duration_s": round(last_t, 3), "layout": lay, "interrupted": interrupted,
+                    "tracks": sorted(seen, key=str)}

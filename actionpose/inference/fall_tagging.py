@@ -8,6 +8,7 @@ in the same JSON/CSV/timeline outputs as every other model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from actionpose.inference.segments import Segment, SegmentConfig
 from actionpose.inference.tagger import TagResult, write_outputs
@@ -21,21 +22,32 @@ def is_fall_model(model: str) -> bool:
 
 
 def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv: str | None = None,
-              timeline: str | None = None, frontend: str = "default", fps: float | None = None) -> TagResult:
+              timeline: str | None = None, frontend: str = "default", fps: float | None = None,
+              threshold: float | None = None, threads: int | None = None,
+              on_event: Callable[[Any], None] | None = None) -> TagResult:
+    """``threshold`` replaces the calibrated alert threshold; ``on_event`` sees each fall as it is raised
+    (live sources)."""
     from actionpose.inference.fall import FallDetector
     from actionpose.inference.fall_sources import detect_falls
 
-    det = FallDetector.from_pretrained(model)
-    events, info = detect_falls(det, source, fps=fps, frontend=frontend)
+    det = FallDetector.from_pretrained(model, threads=threads,
+                                       **({} if threshold is None else {"threshold": threshold}))
+    events, info = detect_falls(det, source, fps=fps, frontend=frontend, on_event=on_event)
     persons: dict[int, list[Segment]] = {}
     for e in events:
         tid = int(e.track_id) if str(e.track_id).lstrip("-").isdigit() else len(persons)
         persons.setdefault(tid, []).append(Segment("fall", float(e.start_time), float(e.detected_time),
                                                    float(e.confidence)))
+    for t in info.get("tracks", []):
+        if str(t).lstrip("-").isdigit():
+            persons.setdefault(int(t), [])
     frames = int(info["frames"])
     duration = float(info["duration_s"])
+    interrupted = bool(info.get("interrupted"))
     result = TagResult(video=Path(source).name, fps=frames / duration if duration > 0 else 0.0, model=str(model),
                        classes=["fall"], duration_s=duration, frames=frames, persons=persons,
-                       config=SegmentConfig(threshold=det.config.threshold))
+                       config=SegmentConfig(threshold=det.config.threshold), complete=not interrupted,
+                       interrupted=interrupted,
+                       warnings=["interrupted (Ctrl-C): the result covers the frames before it"] if interrupted else [])
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result

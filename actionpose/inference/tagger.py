@@ -67,6 +67,7 @@ class TagResult:
     warnings: list[str] = field(default_factory=list)
     config: SegmentConfig = field(default_factory=SegmentConfig)
     complete: bool = True  # False when interrupted or the source failed mid-way (partial result)
+    interrupted: bool = False  # stopped by Ctrl-C (not written to the outputs; the warnings say it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -346,7 +347,8 @@ def run_tagger(tagger: StreamTagger, frames: Iterable[tuple[int, list[PersonPose
                on_frame: Callable[[int, list[PersonPose]], None] | None = None) -> tuple[dict[int, list[Segment]], bool]:
     """Drive ``tagger`` over ``frames``; Ctrl-C stops early and still closes open segments.
 
-    Returns the segments per track and whether the input was consumed completely.
+    Returns the segments per track and whether the input was consumed completely; a Ctrl-C is noted in
+    ``tagger.warnings`` and ``tagger.interrupted`` (a folder run stops there instead of going on).
     """
     persons: dict[int, list[Segment]] = {}
     complete = True
@@ -364,6 +366,8 @@ def run_tagger(tagger: StreamTagger, frames: Iterable[tuple[int, list[PersonPose
             emit(tagger.push(index, people))
     except KeyboardInterrupt:
         complete = False
+        tagger.interrupted = True
+        tagger.warnings.append("interrupted (Ctrl-C): the result covers the frames before it")
     emit(tagger.finish())
     for tid in tagger.scored_tracks:
         persons.setdefault(tid, [])
@@ -475,7 +479,7 @@ def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predic
     duration = (count["last"] + 1) / fps if count["last"] >= 0 else 0.0
     result = TagResult(video=video, fps=fps, model=model_name, classes=list(predictor.classes),
                        duration_s=duration, frames=count["n"], persons=persons, warnings=list(tagger.warnings),
-                       config=cfg, complete=complete)
+                       config=cfg, complete=complete, interrupted=getattr(tagger, "interrupted", False))
     if error is not None:
         result.warnings.append(f"stopped early: {error}")
     return result

@@ -212,8 +212,10 @@ def validate_config(cfg: dict[str, Any]) -> None:
                        ("mlflow.registered_name", cfg["mlflow"]["registered_name"])):
         _check(value is None or (isinstance(value, str) and value.strip() != ""), key,
                f"must be a text value or null, got {value!r}")
-    for key in ("train_split", "test_split"):
-        _check(isinstance(d[key], str) and d[key] != "", f"data.{key}", f"must be a split name, got {d[key]!r}")
+    _check(isinstance(d["train_split"], str) and d["train_split"] != "", "data.train_split",
+           f"must be a split name, got {d['train_split']!r}")
+    _check(d["test_split"] is None or (isinstance(d["test_split"], str) and d["test_split"] != ""), "data.test_split",
+           f"must be a split name or null (no test), got {d['test_split']!r}")
     _check(isinstance(cfg["mlflow"]["experiment"], str) and cfg["mlflow"]["experiment"] != "", "mlflow.experiment",
            f"must be a name, got {cfg['mlflow']['experiment']!r}")
     _check(_is_int(d["num_workers"]) and d["num_workers"] >= 0, "data.num_workers",

@@ -1,0 +1,57 @@
+"""Occlusion stress test for the fall model, on cross-validated held-out streams.
+
+Each fold model of a finished ``fall_train`` CV folder streams its own held-out URFD sequences through
+``FallDetector`` (the calibrated threshold and debounce of that CV run), clean and with a body13 joint
+group hidden for the whole sequence (score 0 and coordinates (0, 0), as a frontend reports a joint it
+did not find): the head (hood, turned away), the arms, the legs, the lower legs (behind a bed).
+
+Usage: python benchmarks/fall_occlusion.py CV_FOLDER [--movenet TAR] [--alphapose DIR] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from actionpose.data.importers import convert
+from actionpose.inference.fall import FallConfig, FallDetector, OnnxFallScorer
+from actionpose.inference.fall_train import score_events, sequences_from
+
+HIDDEN = {"clean": (), "head": (0,), "arms": (3, 4, 5, 6), "legs": (9, 10, 11, 12), "lower legs": (11, 12)}
+
+
+def main() -> None:
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("cv", type=Path)
+    p.add_argument("--movenet", type=Path, default=shared / "urfd_movenet13" / "urfd_movenet13_npy.tar.gz")
+    p.add_argument("--alphapose", type=Path, default=shared / "urfd_falls13")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    report = json.loads((a.cv / "cv_report.json").read_text())
+    cfg = FallConfig.from_dict(report["detector"])
+    seqs = sequences_from(convert("urfd_movenet", a.movenet)) + sequences_from(convert("urfd", a.alphapose))
+    rows = {}
+    for cond, group in HIDDEN.items():
+        all_seqs, all_events = [], []
+        for row in report["folds"]:
+            k = row["fold"]
+            det = FallDetector(OnnxFallScorer(a.cv / f"cv{k}" / f"fall_cv{k}.onnx", threads=1), cfg, layout="body13")
+            for s in (s for s in seqs if s.fold == k):
+                kp, sc = s.kp.copy(), s.sc.copy()
+                kp[:, list(group)], sc[:, list(group)] = 0.0, 0.0
+                all_seqs.append(s)
+                all_events.append(det.run_sequence(kp, s.times, sc, layout="body13"))
+        r = score_events(all_seqs, all_events).row()
+        rows[cond] = {k: r[k] for k in ("falls", "found", "events", "false_alarms", "recall", "precision")}
+        if not a.json:
+            print(f"{cond:11s} falls {r['found']}/{r['falls']} found, {r['false_alarms']} false alarms "
+                  f"(recall {r['recall']:.3f}, precision {r['precision']:.3f})", flush=True)
+    if a.json:
+        print(json.dumps({"threshold": cfg.threshold, "conditions": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,10 @@ import time
 import httpx
 
 BASE = os.environ.get("ACTIONPOSE_URL", "http://127.0.0.1:8000")
-client = httpx.Client(base_url=BASE, headers={"X-API-Key": os.environ["ACTIONPOSE_KEY"]}, timeout=10)
+KEY = os.environ.get("ACTIONPOSE_KEY")
+if not KEY:
+    raise SystemExit("set ACTIONPOSE_KEY to an API key (python -m serve keys add NAME prints one)")
+client = httpx.Client(base_url=BASE, headers={"X-API-Key": KEY}, timeout=10)
 
 
 def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
@@ -39,19 +42,35 @@ def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> 
 
     Safe to call again with the same frames after a timeout or a server restart: the session's state is
     kept on the server, which refuses frames it has already processed (409). Then only the newer frames
-    are sent, and the events of the processed ones are fetched from the event log."""
+    are sent, and the events of the processed ones are fetched from the event log.
+
+    Send one camera's requests one after another (await each reply): frames must arrive in time order,
+    so of two requests of one session in flight at once the later-stamped one may be answered first and
+    the other refused as already processed."""
     r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
     if r.status_code == 409:
         last = client.get(f"/v1/fall/stream/{session_id}").json()["last_timestamp"]
         newer = [f for f in frames if f["timestamp"] > last]
-        done = client.get("/v1/events", params={"session_id": session_id, "limit": 1000}).json()["events"]
-        seen = [e for e in done if frames[0]["timestamp"] <= e["detected_time"] <= last]
+        seen = [e for e in session_events(session_id) if frames[0]["timestamp"] <= e["detected_time"] <= last]
         return seen + (send_frames(session_id, newer, layout) if newer else [])
     if r.status_code == 503:  # another request of this session was being saved: try once more
         time.sleep(float(r.headers.get("Retry-After", "1")))
         r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
     r.raise_for_status()
     return r.json()["events"]
+
+
+def session_events(session_id: str) -> list[dict]:
+    """Every stored event of a session, oldest first (the log is paged, 1000 at a time)."""
+    events: list[dict] = []
+    while True:
+        params = {"session_id": session_id, "limit": 1000, **({"after_id": events[-1]["id"]} if events else {})}
+        r = client.get("/v1/events", params=params)
+        r.raise_for_status()
+        page = r.json()["events"]
+        events += page
+        if len(page) < 1000:
+            return events
 
 
 if __name__ == "__main__":

@@ -181,6 +181,12 @@ def add_key(engine: Engine, name: str) -> str:
     """Create a key named ``name``; the key itself is returned once and never stored."""
     key = "ap_" + secrets.token_urlsafe(32)
     with engine.begin() as conn:
+        # a revoked key's name can be given to a new key (rotation): the old row keeps its history under a
+        # suffixed name; an *active* key of that name still makes the insert fail (names are unique)
+        for (rid, revoked) in conn.execute(select(api_keys.c.id, api_keys.c.revoked_at).where(
+                api_keys.c.name == name, api_keys.c.revoked_at.is_not(None))):
+            conn.execute(api_keys.update().where(api_keys.c.id == rid)
+                         .values(name=f"{name[:90]}~revoked-{int(revoked)}-{rid}"))
         conn.execute(api_keys.insert().values(name=name, key_hash=hash_key(key), created_at=time.time()))
     return key
 

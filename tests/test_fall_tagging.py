@@ -22,3 +22,27 @@ def test_tag_with_fall_model_reports_the_one_fall_as_a_segment(tmp_path, capsys)
     assert (tmp_path / "t.png").stat().st_size > 0
     assert main(["tag", str(skel), "--model", "fall", "--fps", "18"]) == 0
     assert "fall" in capsys.readouterr().out
+
+
+def test_tag_model_fall_on_a_folder_finds_the_falls_and_skips_an_unreadable_file(tmp_path, capsys):
+    """A folder with --model fall used to go through the generic tagger (never a fall, 'not_fall' segments);
+    one unreadable file threw away every other result."""
+    from pathlib import Path
+
+    from actionpose.data.importers import convert
+
+    fix = Path(__file__).resolve().parent / "fixtures" / "fall"
+    src = tmp_path / "in"
+    src.mkdir()
+    convert("urfd_movenet", fix / "urfd_movenet13_mini.tar.gz", src / "a.pkl",
+            frame_labels_csv=fix / "urfd_falls13_mini.csv")
+    (src / "b.pkl").write_text("not a pickle")
+    out = tmp_path / "o.json"
+    assert main(["tag", str(src), "--model", "fall", "--json", str(out)]) == 2
+    cap = capsys.readouterr()
+    assert "skipped b.pkl" in cap.err and "1 of 2 inputs could not be tagged" in cap.err
+    doc = json.loads(out.read_text())
+    assert [r["video"] for r in doc["results"]] == ["a.pkl"]
+    labels = {s["label"] for p in doc["results"][0]["persons"] for s in p["segments"]}
+    assert labels == {"fall"}  # only falls, never a 'not_fall' segment
+    assert "FALL" not in cap.out  # not live: no per-event lines

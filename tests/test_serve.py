@@ -448,3 +448,19 @@ def test_settings_from_env_reads_every_field(monkeypatch):
     monkeypatch.setenv("ACTIONPOSE_SESSION_IDLE_S", "60")
     s = Settings.from_env()
     assert (s.batch_max, s.fast_lane, s.model, s.session_idle_s, s.threads) == (8, False, "fall_body13", 60.0, 1)
+
+
+def test_a_revoked_key_name_can_be_given_to_a_new_key(tmp_path):
+    """Key rotation: `keys add NAME` after `keys revoke NAME` used to fail with 'already exists'."""
+    from serve.storage import active_key_hashes, add_key, list_keys, open_db, revoke_key
+
+    engine = open_db(f"sqlite:///{tmp_path / 'k.db'}")
+    old = add_key(engine, "ward")
+    with pytest.raises(Exception):
+        add_key(engine, "ward")  # an active key of that name: still refused
+    assert revoke_key(engine, "ward")
+    new = add_key(engine, "ward")
+    active = active_key_hashes(engine)
+    assert hash_key(new) in active and hash_key(old) not in active
+    names = [k["name"] for k in list_keys(engine)]
+    assert "ward" in names and len(names) == 2  # the revoked one kept, under a suffixed name

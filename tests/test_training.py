@@ -577,3 +577,49 @@ def test_outputs_get_the_umask_mode_not_0600(tmp_path):
     os.chmod(tmp_path / "a.txt", 0o640)
     write_text_atomic(tmp_path / "a.txt", "y")  # a replaced file keeps its mode
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_custom_rig_travels_with_its_data_and_models(tmp_path):
+    """The ML engineer's own skeleton: defined once in a YAML file at import, it is stored in the pickle,
+    the checkpoint and the ONNX metadata, so a fresh process (nothing imported, no plugin) can inspect,
+    evaluate and export it. Before, every later command said "unknown layout 'rig7'"."""
+    import csv
+    import subprocess
+    import sys
+
+    joints = ["head", "neck", "left_hand", "right_hand", "pelvis", "left_foot", "right_foot"]
+    (tmp_path / "rig7.yaml").write_text(
+        "name: rig7\njoints: [" + ", ".join(joints) + "]\ncenter: pelvis\n"
+        "bones: [[head, neck], [neck, left_hand], [neck, right_hand], [neck, pelvis], [pelvis, left_foot], "
+        "[pelvis, right_foot]]\n")
+    rng = np.random.default_rng(0)
+    header = ["sample", "frame", "label", "split"] + [f"{j}_{c}" for j in joints for c in "xy"]
+    rows = [header]
+    for s in range(12):
+        label = ["wave", "squat"][s % 2]
+        for f in range(12):
+            rows.append([f"s{s}", f, label, "test" if s >= 10 else "train",
+                         *np.round(rng.uniform(0, 300, 14) + (s % 2) * 50 * np.sin(f), 2).tolist()])
+    with open(tmp_path / "rig.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    pkl = tmp_path / "rig.pkl"
+    assert main(["datasets", "convert", "-f", "csv", str(tmp_path / "rig.csv"), "--layout",
+                 str(tmp_path / "rig7.yaml"), "-o", str(pkl)]) == 0
+    cfg = make_config({"name": "rig", "data": {"path": str(pkl), "val_fraction": 0},
+                       "preprocess": {"clip_len": 8, "test_clips": 1}, "model": dict(TINY_MODEL),
+                       "optim": {"epochs": 1, "batch_size": 4}, "mlflow": {"enabled": False},
+                       "trainer": {"progress_bar": False, "num_threads": 1}, "output": {"dir": str(tmp_path / "run")}})
+    res = train(cfg)
+
+    def fresh(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "actionpose", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+
+    info = fresh("datasets", "info", str(pkl), "--json")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["layout"] == "rig7"
+    ev = fresh("eval", "--model", str(res.onnx_path), "--data", str(pkl), "--json", "--out", str(tmp_path / "e"))
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["n"] == 2
+    ex = fresh("export", "--model", str(res.checkpoint), "-o", str(tmp_path / "again.onnx"))
+    assert ex.returncode == 0, ex.stderr

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from actionpose.skeleton import load_plugins
+
+        load_plugins()
         return int(args.func(args) or 0)
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("src", help="dataset file or folder (searched recursively)")
     c.add_argument("--format", "-f", required=True, choices=sorted(IMPORTERS), help="source format")
     c.add_argument("-o", "--output", required=True, help="output .pkl (written atomically)")
-    c.add_argument("--layout", help="layout name (csv/pyskl: when it cannot be inferred)")
+    c.add_argument("--layout", help="layout name, or a YAML/JSON file defining a custom one (name, joints, bones, "
+                                    "center); csv/pyskl: when it cannot be inferred")
     c.add_argument("--classes", help="pyskl: text file with one class name per line")
     c.set_defaults(func=_convert)
 
@@ -40,7 +41,7 @@ def _convert(args: argparse.Namespace) -> int:
     check_output_file(args.output, "--output", inputs=(args.src,))
     options = {}
     if args.layout:
-        options["layout"] = args.layout
+        options["layout"] = layout_from_option(args.layout)
     if args.classes:
         options["classes"] = args.classes
     ds = convert(args.format, args.src, args.output, **options)
@@ -49,6 +50,30 @@ def _convert(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {info['samples']} samples, {info['num_classes']} classes, "
           f"layout {info['layout']}, splits {splits}")
     return 0
+
+
+def layout_from_option(value: str) -> str:
+    """``--layout NAME`` or ``--layout rig.yaml``: a file defining a custom layout is registered (and then
+    travels inside the converted pickle, so later commands need nothing else)."""
+    from pathlib import Path
+
+    if not value.lower().endswith((".yaml", ".yml", ".json")):
+        return value
+    import yaml
+
+    from actionpose.errors import where
+    from actionpose.skeleton import ensure_layout
+
+    path = Path(value)
+    if not path.is_file():
+        raise where(path, "no such layout file")
+    try:
+        definition = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise where(path, f"not readable YAML/JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(definition, dict):
+        raise where(path, "a layout file holds a mapping: name, joints, bones, center")
+    return ensure_layout(definition, str(path)).name
 
 
 def _project(args: argparse.Namespace) -> int:

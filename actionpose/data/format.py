@@ -22,7 +22,7 @@ import numpy as np
 from actionpose.data.atomic import atomic_path
 from actionpose.data.safe_pickle import safe_load
 from actionpose.errors import ActionposeError, where
-from actionpose.skeleton import get_layout
+from actionpose.skeleton import ensure_layout, get_layout, layout_definition
 
 # Joint count -> layout, for pickles that do not say (PYSKL's own files). 20 is ambiguous.
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 13: "body13", 33: "blazepose33", 21: "hand21"}
@@ -45,6 +45,9 @@ class SkeletonDataset:
     def to_dict(self) -> dict[str, Any]:
         out = {"split": self.split, "annotations": self.annotations, "layout": self.layout,
                "classes": list(self.classes)}
+        definition = layout_definition(self.layout)
+        if definition is not None:  # a custom rig: the file alone is enough to use it elsewhere
+            out["layout_def"] = definition
         if self.meta:
             out["meta"] = self.meta
         return out
@@ -166,6 +169,8 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
     bad = next((i for i, a in enumerate(anns) if not isinstance(a, dict)), None)
     if bad is not None:
         raise where(source, f"annotation {bad} is a {type(anns[bad]).__name__}, not a dict with 'keypoint' and 'label'")
+    if isinstance(data.get("layout_def"), dict):
+        ensure_layout(data["layout_def"], str(source))
     layout = layout or data.get("layout")
     if layout is None:
         kp = anns[0].get("keypoint") if isinstance(anns[0], dict) else None

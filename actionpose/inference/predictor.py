@@ -67,6 +67,10 @@ class ActionPredictor:
         self.session = session
         self.meta = meta
         self.path = path
+        if isinstance(meta.get("layout_def"), dict):  # a custom rig travels inside the model file
+            from actionpose.skeleton import ensure_layout
+
+            ensure_layout(meta["layout_def"], str(path or "model"))
         self.classes: list[str] = list(meta["classes"])
         self.config = PreprocessConfig.from_meta(meta)
         self.coords = int(meta.get("coords", 3))

@@ -45,6 +45,21 @@ class Layout:
             if own not in known:
                 raise ValueError(f"layout {self.name}: alias {common} -> {own} is not a joint")
 
+    # --- serialised form: a custom layout travels inside datasets, checkpoints and ONNX files ------
+    def to_dict(self) -> dict:
+        return {"name": self.name, "joints": list(self.joints), "bones": [list(b) for b in self.bones],
+                "center": self.center, "description": self.description, "aliases": dict(self.aliases)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "layout") -> "Layout":
+        try:
+            return cls(name=str(d["name"]), joints=tuple(str(j) for j in d["joints"]),
+                       bones=tuple((str(a), str(b)) for a, b in d.get("bones", ())), center=str(d["center"]),
+                       description=str(d.get("description", "")), aliases=dict(d.get("aliases") or {}))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ActionposeError(f"{where}: not a layout definition ({type(e).__name__}: {e}); needs name, "
+                                  "joints, bones, center") from None
+
     # --- basic facts -------------------------------------------------------------------------
     @property
     def num_joints(self) -> int:

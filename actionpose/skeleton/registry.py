@@ -18,6 +18,39 @@ def register_layout(layout: Layout, *, overwrite: bool = False) -> Layout:
     return layout
 
 
+def ensure_layout(definition: dict, where: str = "layout") -> Layout:
+    """Register a layout carried by a file (dataset pickle, checkpoint, ONNX metadata) unless a layout of
+    that name is already known; one of that name that *differs* is refused, naming both. Why: a model
+    trained on a custom rig must evaluate, export, tag and serve in a fresh process with nothing imported."""
+    layout = Layout.from_dict(definition, where)
+    known = _LAYOUTS.get(layout.name)
+    if known is None:
+        return register_layout(layout)
+    if (known.joints, tuple(map(tuple, known.bones))) != (layout.joints, tuple(map(tuple, layout.bones))):
+        raise ActionposeError(f"{where}: its layout {layout.name!r} differs from the registered layout of that "
+                              "name (other joints or bones)")
+    return known
+
+
+def layout_definition(name: str) -> dict | None:
+    """The definition to store beside data or a model, for layouts that are not built in."""
+    layout = get_layout(name)
+    return None if any(layout is b for b in BUILTIN_LAYOUTS) else layout.to_dict()
+
+
+def load_plugins() -> None:
+    """Import the modules named in ``ACTIONPOSE_PLUGINS`` (comma-separated), e.g. one that calls
+    :func:`register_layout` for a custom rig, so every CLI command knows it before any file names it."""
+    import importlib
+    import os
+
+    for name in filter(None, (m.strip() for m in os.environ.get("ACTIONPOSE_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ActionposeError(f"ACTIONPOSE_PLUGINS: cannot import {name!r} ({e})") from None
+
+
 def get_layout(name: str | Layout) -> Layout:
     if isinstance(name, Layout):
         return name

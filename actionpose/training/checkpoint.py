@@ -18,6 +18,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[s
     path = Path(path)
     ckpt = _read(path)
     meta, config = ckpt["hyper_parameters"]["meta"], ckpt["hyper_parameters"]["config"]
+    if isinstance(meta.get("layout_def"), dict):
+        from actionpose.skeleton import ensure_layout
+
+        ensure_layout(meta["layout_def"], str(path))
     m = dict(config["model"])
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     name = legacy_model_name(m.pop("name"), state)

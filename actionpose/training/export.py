@@ -19,8 +19,15 @@ OPSET = 17
 
 def onnx_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """The metadata keys the predictor reads (see ``ActionPredictor``)."""
-    keys = preprocess_keys() + ("classes", "coords", "in_channels", "model", "dataset")
-    return {k: meta[k] for k in keys if k in meta}
+    keys = preprocess_keys() + ("classes", "coords", "in_channels", "model", "dataset", "layout_def")
+    out = {k: meta[k] for k in keys if k in meta}
+    if "layout_def" not in out and "layout" in meta:
+        from actionpose.skeleton import layout_definition
+
+        definition = layout_definition(meta["layout"])
+        if definition is not None:
+            out["layout_def"] = definition
+    return out
 
 
 def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, atol: float = 1e-4,

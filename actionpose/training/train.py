@@ -97,8 +97,14 @@ def run_folder(cfg: dict[str, Any], name: str) -> Path:
 
 
 def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
-    return {**asdict(dm.test_cfg), "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
+    from actionpose.skeleton import layout_definition
+
+    meta = {**asdict(dm.test_cfg), "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
             "model": cfg["model"]["name"], "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
+    definition = layout_definition(dm.layout)
+    if definition is not None:  # checkpoints and exports of a custom rig load in a fresh process
+        meta["layout_def"] = definition
+    return meta
 
 
 def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> TrainResult:

@@ -150,3 +150,13 @@ def test_corrupt_video_is_one_stderr_line(tmp_path):
     assert res.returncode == 2
     assert res.stderr.splitlines() == [f"error: {bad}: cannot open video (unreadable or unsupported)"], res.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(capsys):
+    """It was a PermissionError traceback after the whole video had been processed."""
+    from actionpose.cli import main
+
+    for option, value in (("--timeline", "/proc/x.png"), ("--window", "inf")):
+        assert main(["tag", "no-such-video.mp4", option, value]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("cannot write in /proc" in err or "--window" in err), err

@@ -15,9 +15,12 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     check_output_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix + ".tmp",
-                               dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix + ".tmp",
+                                   dir=path.parent)
+    except OSError as e:  # the folder went away or became read-only since the up-front check
+        raise ActionposeError(f"{path}: cannot write ({e.strerror or e})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -69,11 +72,18 @@ def check_output_dir(path: str | Path | None, option: str = "output folder") -> 
 
 
 def _check_folders(folder: Path, option: str, shown: Path) -> None:
-    """``folder`` can be a folder: its nearest existing ancestor (or itself) is not a file."""
+    """``folder`` can be a folder: its nearest existing ancestor (or itself) is not a file, and a file can
+    be created there (tried, not guessed from mode bits: root, read-only mounts and immutable folders all
+    answer differently)."""
     for d in (folder, *folder.parents):
         if d.exists():
             if not d.is_dir():
                 raise ActionposeError(f"{option} {shown}: {d} is a file, not a folder")
+            try:
+                with tempfile.TemporaryFile(dir=d, prefix=".actionpose-write-check-"):
+                    pass
+            except OSError as e:
+                raise ActionposeError(f"{option} {shown}: cannot write in {d} ({e.strerror or e})") from None
             return
 
 

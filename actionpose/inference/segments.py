@@ -41,18 +41,18 @@ class SegmentConfig:
     max_gap_s: float = 1.0
 
     def validate(self) -> None:
-        if not self.window_s > 0:
-            raise ActionposeError(f"--window must be > 0 seconds, got {self.window_s}")
-        if not self.stride_s > 0:
-            raise ActionposeError(f"--stride must be > 0 seconds, got {self.stride_s}")
+        if not 0 < self.window_s <= 3600:
+            raise ActionposeError(f"--window must be > 0 and at most 3600 seconds, got {self.window_s}")
+        if not 0 < self.stride_s <= 3600:
+            raise ActionposeError(f"--stride must be > 0 and at most 3600 seconds, got {self.stride_s}")
         if self.stride_s > self.window_s:
             raise ActionposeError(f"--stride ({self.stride_s} s) must not exceed --window ({self.window_s} s)")
         if not 0.0 < self.threshold <= 1.0:
             raise ActionposeError(f"--threshold must be in (0, 1], got {self.threshold}")
         if not 0.0 < self.exit_ratio <= 1.0:
             raise ActionposeError(f"exit_ratio must be in (0, 1], got {self.exit_ratio}")
-        if not self.min_duration_s >= 0:
-            raise ActionposeError(f"--min-duration must be >= 0 seconds, got {self.min_duration_s}")
+        if not 0 <= self.min_duration_s < float("inf"):
+            raise ActionposeError(f"--min-duration must be a finite number of seconds >= 0, got {self.min_duration_s}")
         if self.smooth < 1 or self.smooth % 2 == 0:
             raise ActionposeError(f"smooth must be an odd number of windows >= 1, got {self.smooth}")
 

@@ -123,3 +123,16 @@ def test_interrupted_stream_keeps_partial_result():
                      on_segment=lambda tid, s: got.append(s))
     assert not res.complete and [s.label for s in res.persons[0]] == ["left"]
     assert res.persons[0][0].end_s == pytest.approx(5.0, abs=0.1) and got == res.persons[0]
+
+
+def test_a_window_showing_under_half_the_body_is_background():
+    """A pair of feet (the rest of the person out of frame, scores near 0) was tagged situp at 0.9+; the
+    same track with the whole body seen is still tagged."""
+    kp = person_track([(50, 4.0)], 30.0)
+    feet = np.zeros(17, np.float32)
+    feet[11:] = 0.9  # hips, knees, ankles seen; head, shoulders and arms not
+    for scores, tagged in ((np.ones(17, np.float32), True), (feet, False)):
+        frames = ((i, [PersonPose(3, kp[i], scores)]) for i in range(len(kp)))
+        res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="v", model_name="m")
+        assert bool(res.persons.get(3)) == tagged
+        assert any("under 50% of the body" in w for w in res.warnings) != tagged

@@ -29,6 +29,9 @@ from actionpose.skeleton import can_map, get_layout, joint_map
 SCHEMA_VERSION = 1
 MIN_VISIBLE_FRACTION = 0.5  # a window with the person in fewer frames than this is scored as background
 MIN_TRACK_S = 0.5  # tracks shorter than this are not scored at all (too little motion to classify)
+MIN_JOINT_FRACTION = 0.5  # a window showing on average fewer of the model's joints is background: a pair of
+# feet or a half-hidden passer-by was confidently tagged (situp on feet only, 0.9+ on 5-frame glimpses)
+JOINT_SEEN_SCORE = 0.2
 
 
 class Predictor(Protocol):
@@ -165,6 +168,7 @@ class _Track:
     last_window: tuple[int, int] | None = None
     last_label: tuple[str, float] = (BACKGROUND, 0.0)
     history: deque | None = None  # (frame_index, keypoints, scores) for counting reps in closed segments
+    partial_windows: int = 0  # windows scored as background because too little of the body was seen
 
 
 class StreamTagger:
@@ -273,6 +277,9 @@ class StreamTagger:
             # tail after the last full window: one more window aligned to the track's end
             jobs.append((tid, tr.last + 1 - self.win_f, tr.last + 1))
         out = self._run(jobs)
+        if tr.partial_windows:
+            self.warnings.append(f"person {tid}: {tr.partial_windows} window(s) showed under "
+                                 f"{MIN_JOINT_FRACTION:.0%} of the body's joints; scored as background")
         end_s = (tr.last + 1) / self.fps
         out += [(tid, self._clamp(tr, s)) for s in tr.segmenter.flush(end_s)]
         del self.tracks[tid]
@@ -286,6 +293,9 @@ class StreamTagger:
         idx = np.array([g[0] for g in got])
         kps = np.stack([g[1] for g in got])
         scs = np.stack([g[2] for g in got])
+        if (scs >= JOINT_SEEN_SCORE).mean() < MIN_JOINT_FRACTION:
+            tr.partial_windows += 1
+            return None
         # uniform sampling of clip_len frames over the window; absent frames take the nearest present one
         want = np.linspace(start, end - 1, int(self.predictor.clip_len))
         nearest = np.abs(idx[None, :] - want[:, None]).argmin(1)

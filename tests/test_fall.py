@@ -409,3 +409,30 @@ def test_decisions_do_not_depend_on_the_clock_origin(det):
     finally:
         det.scorer = inner
     assert calls[0] == calls[1] and calls[0][1] == 1 and calls[0][0] > 20
+
+
+def test_a_damaged_stream_state_is_refused_at_load_not_at_the_next_frame(det):
+    """The service keeps each session's state in its database; a damaged one must be a clear error when
+    loaded (a 4xx/5xx with words), not a TypeError from deep inside the next update."""
+    w = np.random.default_rng(0).normal(300, 60, (40, 17, 2)).astype(np.float32)
+    det.reset()
+    for i in range(40):
+        det.update({1: w[i]}, i / 30)
+    good = det.state_bytes()
+    magic = FallDetector._STATE_MAGIC
+    size = int.from_bytes(good[len(magic):len(magic) + 4], "little")
+    head = json.loads(good[len(magic) + 4:len(magic) + 4 + size])
+    rest = good[len(magic) + 4 + size:]
+
+    def with_head(h: dict) -> bytes:
+        raw = json.dumps(h).encode()
+        return magic + len(raw).to_bytes(4, "little") + raw + rest
+
+    assert with_head(head) == good or det.load_state(with_head(head)) is None  # re-encoding loads
+    bad_hits = json.loads(json.dumps(head))
+    bad_hits["tracks"][0]["hits"] = "x"
+    bad_time = dict(head, last_time="soon")
+    for bad in (b"", good[:-10], with_head(bad_hits), with_head(bad_time)):
+        with pytest.raises(ActionposeError, match="stream state"):
+            det.load_state(bad)
+    det.reset()

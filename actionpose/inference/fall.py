@@ -369,12 +369,26 @@ class FallDetector:
                 head, tracks = self._load_raw(memoryview(data)[len(self._STATE_MAGIC):])
             else:
                 head, tracks = self._load_npz(data)
-        except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
+        except Exception as e:  # noqa: BLE001 - any malformed byte string (EOFError, BadZipFile, ...) is one error
             raise ActionposeError(f"stream state: unreadable ({type(e).__name__}: {e})") from None
-        self._tracks, self.last_time = tracks, head.get("last_time")
+        last = head.get("last_time")
+        if last is not None and not (isinstance(last, (int, float)) and np.isfinite(last)):
+            raise ActionposeError(f"stream state: last_time {last!r} is not a finite number")
+        self._tracks, self.last_time = tracks, last
 
     @staticmethod
     def _track(m: dict, times: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> _Track:
+        """One saved track, checked: a state that loads must also stream (a hand-made or damaged one failed
+        only at the next ``update``, deep in the numpy code)."""
+        n = len(times)
+        if kps.shape != (n, 13, 2) or scores.shape != (n, 13) or not np.isfinite(times).all() \
+                or np.any(np.diff(times) <= 0):
+            raise ValueError(f"track {m.get('id')!r}: arrays do not form a body13 history")
+        num = (int, float)
+        if not (isinstance(m["hits"], int) and not isinstance(m["hits"], bool) and m["hits"] >= 0
+                and isinstance(m["armed"], bool) and isinstance(m["run_max"], num)
+                and all(m[k] is None or isinstance(m[k], num) for k in ("last_eval", "run_start", "below_since"))):
+            raise ValueError(f"track {m.get('id')!r}: bad decision state")
         return _Track(times=deque(times.tolist()), kps=deque(kps), scores=deque(scores),
                       last_eval=-np.inf if m["last_eval"] is None else m["last_eval"], hits=m["hits"],
                       run_max=m["run_max"], run_start=m["run_start"], armed=m["armed"], below_since=m["below_since"])

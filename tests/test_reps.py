@@ -294,3 +294,20 @@ def test_count_segments_for_tag_output():
     counts = count_segments(kp, None, [("squat", 0.0, t_end), ("wave", 0.0, t_end), ("squat", t_end, t_end + 3.0),
                                        ("squat", 1.0, 1.05)], "body13", 30.0)
     assert counts == [4, None, 0, None]
+
+
+def test_an_extracted_pickle_with_several_persons_counts_each(tmp_path):
+    """`actionpose extract` keeps every tracked person (M > 1); `reps` on it counted only the most
+    confident one, where the video route counts every track."""
+    from actionpose.data.format import load_dataset, save_dataset
+    from actionpose.inference.reps_io import count_pickle
+
+    ds = load_dataset(FIXTURES / "reps" / "repcount_body13.pkl")
+    keep = next(a for a in ds.annotations if a["frame_dir"] == "stu10_25")
+    two = {**keep, "keypoint": np.concatenate([keep["keypoint"], keep["keypoint"] + 200]),
+           "keypoint_score": np.concatenate([keep["keypoint_score"]] * 2)}
+    ds.annotations, ds.split = [two], {}
+    save_dataset(ds, tmp_path / "two.pkl")
+    got = count_pickle(tmp_path / "two.pkl", "jumping_jacks")
+    assert sorted(got) == ["stu10_25 person 0", "stu10_25 person 1"]
+    assert [r.count for r in got.values()] == [7, 7]

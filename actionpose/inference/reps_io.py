@@ -75,22 +75,36 @@ def count_pickle(path: str | Path, exercise: str | None = None, fps: float | Non
         anns = [a for a in anns if a["frame_dir"] == sample]
         if not anns:
             raise where(path, f"no sample named {sample!r} (see `actionpose datasets info`)")
-    results = {}
+    # one job per person: an extracted video holds every tracked person (M > 1), and each is counted, as
+    # the video route counts each track (it silently counted only the most confident person before)
+    jobs = []
     for ann in anns:
+        kp, sc = np.asarray(ann["keypoint"]), ann.get("keypoint_score")
+        persons = [m for m in range(kp.shape[0]) if np.abs(kp[m]).sum() > 0 and (sc is None or np.any(sc[m] > 0))]
+        if kp.shape[0] <= 1 or len(persons) <= 1:
+            jobs.append((ann["frame_dir"], ann, kp, sc))
+        else:
+            jobs += [(f"{ann['frame_dir']} person {m}", ann, kp[m], None if sc is None else sc[m]) for m in persons]
+    results, errors = {}, []
+    for name, ann, kp, sc in jobs:
         rate = float(fps or ann.get("fps") or 30.0)
         counter = RepCounter(exercise, layout=ds.layout, fps=rate, min_score=min_score)
         try:
-            res = counter.count(ann["keypoint"], ann.get("keypoint_score"))
+            res = counter.count(kp, sc)
         except ActionposeError as e:
-            if on_skip is None or len(anns) == 1:
-                raise where(f"{path} [{ann['frame_dir']}]", str(e)) from None
-            on_skip(ann["frame_dir"], str(e))
+            if len(jobs) == 1 or (on_skip is None and len(anns) > 1):
+                raise where(f"{path} [{name}]", str(e)) from None
+            errors.append(f"{name}: {e}")
+            if on_skip is not None:
+                on_skip(name, str(e))
             continue
         # stored keypoints: the whole sequence is known, so the offline reps are reported as events
         for i, r in enumerate(res.reps, 1):
             if on_event:
-                on_event(ann["frame_dir"], RepEvent(i, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
-        results[ann["frame_dir"]] = res
+                on_event(name, RepEvent(i, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
+        results[name] = res
+    if not results and on_skip is None:  # with on_skip the caller reports what was skipped
+        raise where(path, "; ".join(errors) or "nothing to count")
     return results
 
 

@@ -84,9 +84,11 @@ class OverlayWriter:
             if label in self.classes:
                 r, g, b = class_color(self.classes.index(label), len(self.classes))
                 lcol = (int(b * 255), int(g * 255), int(r * 255))
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+            font = 0.5 if self._size[0] >= 480 else 0.4  # small videos: labels were wider than the people
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+            x = max(0, min(x, self._size[0] - tw - 4))  # never cut off at the right edge ("#7 te")
             cv2.rectangle(img, (x, y - th - 4), (x + tw + 4, y + 3), (0, 0, 0), -1)
-            cv2.putText(img, text, (x + 2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, lcol, 1, cv2.LINE_AA)
+            cv2.putText(img, text, (x + 2, y), cv2.FONT_HERSHEY_SIMPLEX, font, lcol, 1, cv2.LINE_AA)
         cv2.putText(img, f"{index / self.fps:6.2f} s", (8, self._size[1] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (255, 255, 255), 1, cv2.LINE_AA)
         self._writer.write(img)

@@ -171,17 +171,17 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     each fall the moment it is raised."""
     from actionpose.errors import ActionposeError
     from actionpose.inference.fall_tagging import tag_falls
-    from actionpose.pose import load_frontend
+    from actionpose.pose.frontend import get_frontend_spec
 
     if args.render:
         print("note: --render is not drawn for the fall model; use actionpose extract --render", file=sys.stderr)
     if args.window != DEFAULTS.window_s or args.stride != DEFAULTS.stride_s:
         print("note: --window/--stride do not apply to the fall model (its window is 2.1 s, scored every "
-              "0.13 s)", file=sys.stderr)
+              "1/15 s)", file=sys.stderr)
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
-    if any(not Path(i).suffix.lower() in {".pkl", ".npy"} for i in inputs):
-        load_frontend(args.frontend)  # an unknown frontend name is refused before any work
+    if any(Path(i).suffix.lower() not in {".pkl", ".npy"} for i in inputs):
+        get_frontend_spec(args.frontend)  # an unknown frontend name is refused before any work
     many = len(inputs) > 1
 
     def on_event(e) -> None:

@@ -20,6 +20,7 @@ the part of fall clips before the fall).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -449,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.ship_from:
         print(ship(json.loads(a.ship_from.read_text()), assets))
         return 0
+    if any(a.out.glob("*/checkpoints/*.ckpt")):  # the fold runs would each be refused, one by one
+        print(f"error: --out {a.out} holds an earlier CV run; choose another --out (or --resweep it)", file=sys.stderr)
+        return 2
     rep = run_cv(a.movenet, a.alphapose, a.out, a.epochs, a.stride, a.augment_copies, a.folds, a.budget,
                  final=not a.no_final, occlusion=a.occlusion)
     print(json.dumps({k: rep[k] for k in ("threshold", "events", "events_by_source", "windows")}, indent=1))

@@ -113,3 +113,15 @@ def test_train_against_server_then_tag_with_registered_model(mlflow_server, tmp_
     assert missing.returncode == 2
     assert "error: models:/shared_tiny/7: not available from the MLflow registry" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_a_registry_lookup_without_a_store_creates_none(tmp_path):
+    """`--model models:/NAME/1` in a folder without mlflow.db made an empty store there (and two INFO
+    lines) before saying the model did not exist."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    r = subprocess.run([sys.executable, "-m", "actionpose", "eval", "--model", "models:/penn/1", "--data", "x.pkl"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no MLflow store at sqlite:///" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "mlflow.db").exists()

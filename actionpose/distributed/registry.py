@@ -30,6 +30,11 @@ def resolve_registry_model(uri: str, tracking_uri: str | None = None) -> Path:
     if not uri.startswith(PREFIX) or len(uri) <= len(PREFIX):
         raise ActionposeError(f"{uri}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
     server = tracking_uri or default_uri()
+    if server.startswith("sqlite:///") and not Path(server[len("sqlite:///"):]).exists():
+        # looking a model up must not create an empty store (MLflow would make mlflow.db here and then say
+        # the model does not exist): say where we looked instead
+        raise ActionposeError(f"{uri}: no MLflow store at {server} (no such file); run from the folder your "
+                              "training runs used, or set MLFLOW_TRACKING_URI to your tracking server")
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 

@@ -27,7 +27,7 @@ class PredictResponse(BaseModel):
     prob: float
     is_fall: bool
     threshold: float
-    frames: int
+    frames: int = Field(description="frames received; the model reads the last 2.1 s of them, resampled to 15 fps")
 
 
 class StreamPerson(BaseModel):

@@ -78,7 +78,7 @@ def test_predict_window_and_layout_mapping(det):
     with_score = det.predict(np.concatenate([win, sc[40:104, :, None]], -1), layout="coco13")
     assert r13.prob == pytest.approx(r17.prob, abs=1e-5) == pytest.approx(r33.prob, abs=1e-5)
     assert with_score.prob == pytest.approx(r13.prob, abs=1e-5)
-    assert 0 <= r13.prob <= 1 and r13.is_fall == (r13.prob >= det.config.threshold) and r13.frames_used == 64
+    assert 0 <= r13.prob <= 1 and r13.is_fall == (r13.prob >= det.config.threshold) and r13.frames_used == 32  # 64 frames at 30 fps: the last 2.1 s at 15 fps
 
 
 def test_fixture_fall_is_detected_once_and_adl_not(det):

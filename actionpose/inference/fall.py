@@ -19,8 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import (PrepConfig, has_body, prepare_window, prepare_windows, resample,
-                                            to_body13)
+from actionpose.inference.fall_prep import (PrepConfig, _grid_index, has_body, prepare_window, prepare_windows,
+                                            resample, to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -55,7 +55,7 @@ class FallResult:
     prob: float
     is_fall: bool
     threshold: float
-    frames_used: int
+    frames_used: int  # distinct input frames the model read: the last 2.1 s, resampled to 15 fps (<= 32)
 
 
 @dataclass
@@ -322,7 +322,9 @@ class FallDetector:
             return []
         probs = self.score_prepared(*self.prepare_batch(windows, scores, layout=layout, fps=fps))
         thr = self.config.threshold
-        return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr, frames_used=len(np.asarray(w)))
+        prep = self.config.prep
+        return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr,
+                           frames_used=len(np.unique(_grid_index(len(w), _fps(fps), prep.fps, prep.frames))))
                 for p, w in zip(probs, windows)]
 
     def score_prepared(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:

@@ -142,7 +142,8 @@ def resample(times: np.ndarray, fps: float, end: float | None = None, frames: in
 
 def fill_missing(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> np.ndarray:
     """Unseen joints (score < ``score_min`` or exactly (0, 0)) -> linear interpolation over time;
-    joints never seen in the window -> the visible-body centre of their frame (or the window's)."""
+    joints never seen in the window -> laid out from the torso (:func:`_fill_from_torso`), or, when no
+    shoulder or no hip was ever seen, the visible-body centre of their frame (or the window's)."""
     kp = kp.copy()
     seen = (sc >= score_min) & (np.abs(kp).sum(-1) > 0)
     t = np.arange(len(kp))

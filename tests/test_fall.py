@@ -436,3 +436,12 @@ def test_a_damaged_stream_state_is_refused_at_load_not_at_the_next_frame(det):
         with pytest.raises(ActionposeError, match="stream state"):
             det.load_state(bad)
     det.reset()
+
+
+def test_cli_says_when_nobody_was_seen(tmp_path):
+    """An all-NaN (or all-missing) keypoint file printed a plain "no falls detected", as if a person had
+    been watched and had not fallen."""
+    np.save(tmp_path / "nan.npy", np.full((60, 17, 2), np.nan, np.float32))
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "nan.npy")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "no person was seen in any frame" in out.stdout

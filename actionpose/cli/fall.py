@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.source}: {info['frames']} frames, {info['duration_s']:.2f} s, layout {info['layout']}, "
           f"threshold {det.config.threshold:.2f}")
     if not events:
-        print("no falls detected")
+        print("no falls detected" if info.get("frames_with_person") else
+              "no falls detected: no person was seen in any frame (every joint missing)")
     for i, e in enumerate(events, 1):
         print(f"fall {i}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
               f"confidence {e.confidence:.3f}")

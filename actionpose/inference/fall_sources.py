@@ -9,6 +9,7 @@ import numpy as np
 
 from actionpose.errors import ActionposeError, where
 from actionpose.inference.fall import FallDetector, FallEvent
+from actionpose.inference.fall_prep import seen_joints
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -81,6 +82,10 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     detector.reset()
     frames, last_t, interrupted = 0, 0.0, False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
+    with_person = 0  # frames in which some person had a joint seen: 0 means the input showed nobody
+
+    def anybody(persons: dict) -> bool:
+        return any(bool(seen_joints(p[:, :2], p[:, 2] if p.shape[1] == 3 else None).any()) for p in persons.values())
     suffix = "" if live else path.suffix.lower()
     if live or suffix in VIDEO_SUFFIXES:
         from actionpose.pose import load_frontend
@@ -92,6 +97,7 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
                 persons = {p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons}
                 emit(detector.update(persons, fr.time_s, layout=lay))
                 seen.update(persons)
+                with_person += anybody(persons)
                 frames, last_t = frames + 1, fr.time_s
         except KeyboardInterrupt:
             interrupted = True
@@ -102,16 +108,18 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
                 detector.reset()
             emit(detector.update(persons, t, layout=lay))
             seen.update(persons)
+            with_person += anybody(persons)
             frames, last_t = frames + 1, t
     elif suffix == ".npy":
         lay = layout or "coco17"
         for t, persons in frames_from_npy(path, fps):
             emit(detector.update(persons, t, layout=lay))
             seen.update(persons)
+            with_person += anybody(persons)
             frames, last_t = frames + 1, t
     else:
         raise where(path, f"unsupported source type {suffix or '(none)'}; give a video, a .pkl or a .npy")
     if frames == 0 and not interrupted:
         raise where(source, "no frames decoded" + (" (the stream gave none)" if live else ""))
     return events, {"frames": frames, "duration_s": round(last_t, 3), "layout": lay, "interrupted": interrupted,
-                    "tracks": sorted(seen, key=str)}
+                    "tracks": sorted(seen, key=str), "frames_with_person": with_person}

@@ -623,3 +623,20 @@ def test_a_custom_rig_travels_with_its_data_and_models(tmp_path):
     assert json.loads(ev.stdout)["n"] == 2
     ex = fresh("export", "--model", str(res.checkpoint), "-o", str(tmp_path / "again.onnx"))
     assert ex.returncode == 0, ex.stderr
+
+
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
+    """One run's curves cover the whole training: a resume used to start a second MLflow run."""
+    from mlflow.tracking import MlflowClient
+
+    cfg = _four_epochs_with_validation(tmp_path)
+    cfg["mlflow"] = {**cfg["mlflow"], "enabled": True, "register": False}
+    cut = dict(cfg, trainer={**cfg["trainer"], "max_steps": 4}, output={"dir": str(tmp_path / "cut")})
+    first = train(cut)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    again = train(dict(cfg, trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "cut")}))
+    assert again.run_id == first.run_id
+    client = MlflowClient(tracking_uri=cfg["mlflow"]["tracking_uri"])
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["actionpose.resumed_from"] == str(last)
+    assert sorted({m.step for m in client.get_metric_history(first.run_id, "train_loss")}) == [0, 1, 2, 3]

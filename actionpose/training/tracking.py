@@ -39,8 +39,11 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
-def start_run(cfg: dict[str, Any]):
-    """Create/find the experiment and start a run; returns ``(client, run_id)``."""
+def start_run(cfg: dict[str, Any], resume_run_id: str | None = None):
+    """Create/find the experiment and start a run; returns ``(client, run_id)``.
+
+    ``resume_run_id`` (the run a resumed checkpoint was logged to): that run is continued, so one run's
+    curves cover the whole training, when this tracking store has it; otherwise a new run is started."""
     import logging
 
     from mlflow.tracking import MlflowClient
@@ -49,6 +52,12 @@ def start_run(cfg: dict[str, Any]):
     uri = tracking_uri(cfg["mlflow"]["tracking_uri"])
     client = MlflowClient(tracking_uri=uri)
     name = cfg["mlflow"]["experiment"]
+    if resume_run_id:
+        try:
+            client.update_run(resume_run_id, status="RUNNING")
+            return client, resume_run_id
+        except Exception:  # noqa: BLE001 - another store, or the run was deleted: log to a new run
+            pass
     try:
         exp = client.get_experiment_by_name(name)
         exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=_artifact_root(uri))

@@ -69,6 +69,18 @@ def _max_time(minutes: Any) -> str | None:
     return f"{total // 86400:02d}:{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
 
 
+def _logged_run(checkpoint: str) -> str | None:
+    """The MLflow run id a checkpoint was trained under (None for older checkpoints or untracked runs)."""
+    import torch
+
+    try:
+        hp = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
+    except Exception:  # noqa: BLE001 - check_resumable has already explained a bad file
+        return None
+    rid = hp.get("mlflow_run_id")
+    return rid if isinstance(rid, str) else None
+
+
 def run_folder(cfg: dict[str, Any], name: str) -> Path:
     """Where this run writes. A fresh run never lands on an earlier run's checkpoints: Lightning would
     write ``best-v1.ckpt`` beside the old ``best.ckpt``, and the documented ``.../best.ckpt`` would then be
@@ -142,7 +154,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     if cfg["mlflow"]["enabled"] and rank_zero_only.rank == 0:  # DDP/torchrun/SLURM: one run, from rank 0
         from actionpose.training.tracking import MlflowEpochLogger, fingerprint, start_run
 
-        client, run_id = start_run(cfg)  # before the run folder exists: an unreachable server leaves nothing behind
+        previous = _logged_run(t["resume"]) if t["resume"] else None
+        # before the run folder exists: an unreachable server leaves nothing behind
+        client, run_id = start_run(cfg, resume_run_id=previous)
+        module.hparams["mlflow_run_id"] = run_id  # in every checkpoint: a resume continues this run
         params = {k: str(v)[:250] for k, v in flatten(cfg).items()}
         if cfg["data"]["path"]:
             params["data.fingerprint"] = fingerprint(cfg["data"]["path"])
@@ -150,6 +165,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                        "data.n_test": len(dm.test_samples), "model.params": sum(p.numel() for p in module.parameters())})
         from mlflow.entities import Param
 
+        if run_id == previous:  # MLflow params are write-once: a resumed run adds only what it lacks
+            logged = client.get_run(run_id).data.params
+            params = {k: v for k, v in params.items() if k not in logged}
+            client.set_tag(run_id, "actionpose.resumed_from", str(t["resume"]))
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         callbacks.append(MlflowEpochLogger(client, run_id))
     ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actionpose.data.importers.penn import penn_scores
 from actionpose.errors import ActionposeError, where
 from actionpose.inference.reps import RepCounter
 
@@ -101,11 +102,7 @@ def eval_penn(root: Path, table: Path, auto: bool = False, fps: float = 30.0) ->
                 raise where(path, "no such file (Penn Action labels folder expected)")
             m = read_mat(path)
             kp = np.stack([m["x"], m["y"]], -1).astype(np.float32)
-            # Penn marks occluded joints visibility 0 but still fills in a guessed position, except
-            # a few left at the image corner (x, y <= 2): guessed joints get score 0.5, corner ones 0
-            vis = np.asarray(m["visibility"], dtype=np.float32)
-            corner = (kp <= 2).all(-1)
-            vis = np.where(vis > 0, 1.0, np.where(corner, 0.0, 0.5)).astype(np.float32)
+            vis = penn_scores(kp, np.asarray(m["visibility"], dtype=np.float32))  # the importer's own rule
             ex = None if auto else PENN_ACTIONS[row["action"]]
             it = Item(row["clip"], row["action"], ex, int(row["count"]))
             try:

@@ -15,6 +15,15 @@ PENN_CLASSES = ["baseball_pitch", "baseball_swing", "bench_press", "bowl", "clea
                 "tennis_forehand", "tennis_serve"]
 
 
+def penn_scores(kp: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """Penn's visibility flags -> keypoint scores. Penn marks an occluded joint visibility 0 but still
+    fills in the annotator's guess of where it is, except a few left at the image corner (x, y <= 2):
+    seen 1.0, guessed 0.5 (usable, e.g. for counting repetitions), corner 0.0 (missing). Scoring the
+    guesses 0 made `actionpose reps` refuse clips whose documented counts use them."""
+    corner = (np.asarray(kp) <= 2).all(-1)
+    return np.where(visibility > 0, 1.0, np.where(corner, 0.0, 0.5)).astype(np.float32)
+
+
 @register_importer("penn")
 def import_penn(src: Path) -> SkeletonDataset:
     anns, split = [], {"train": [], "test": []}
@@ -34,7 +43,7 @@ def import_penn(src: Path) -> SkeletonDataset:
             vis = np.ones_like(x)
         h, w = (int(v) for v in np.asarray(mat_key(m, "dimensions", path)).ravel()[:2])
         kp = np.stack([x, y], -1)[None]
-        ann = make_annotation(path.stem, PENN_CLASSES.index(action), kp, vis[None], img_shape=(h, w),
+        ann = make_annotation(path.stem, PENN_CLASSES.index(action), kp, penn_scores(kp[0], vis)[None], img_shape=(h, w),
                               view=str(np.asarray(m.get("pose", [""])).ravel()[0]))
         validate_annotation(ann, "penn13", len(PENN_CLASSES), path)
         anns.append(ann)

@@ -14,7 +14,7 @@ from actionpose.errors import ActionposeError
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
-    check_output_file(path)
+    check_output_file(path, try_write=False)  # the mkstemp below is the write test
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix + ".tmp",
@@ -50,7 +50,8 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~_UMASK
 
 
-def check_output_file(path: str | Path | None, option: str = "output", inputs: tuple = ()) -> None:
+def check_output_file(path: str | Path | None, option: str = "output", inputs: tuple = (),
+                      try_write: bool = True) -> None:
     """Refuse an output path that can never be written (a folder, or under a file) before any work is
     done: a CLI run should not process a whole video and then fail at the rename. An output that *is*
     one of ``inputs`` is refused too: the atomic rename would replace the user's source data."""
@@ -62,7 +63,7 @@ def check_output_file(path: str | Path | None, option: str = "output", inputs: t
     for src in inputs:
         if src is not None and p.exists() and Path(src).exists() and os.path.samefile(p, src):
             raise ActionposeError(f"{option} {p}: is the input file; writing it would replace the source data")
-    _check_folders(p.parent, option, p)
+    _check_folders(p.parent, option, p, try_write)
 
 
 def check_output_dir(path: str | Path | None, option: str = "output folder") -> None:
@@ -71,7 +72,7 @@ def check_output_dir(path: str | Path | None, option: str = "output folder") -> 
         _check_folders(Path(path), option, Path(path))
 
 
-def _check_folders(folder: Path, option: str, shown: Path) -> None:
+def _check_folders(folder: Path, option: str, shown: Path, try_write: bool = True) -> None:
     """``folder`` can be a folder: its nearest existing ancestor (or itself) is not a file, and a file can
     be created there (tried, not guessed from mode bits: root, read-only mounts and immutable folders all
     answer differently)."""
@@ -79,6 +80,8 @@ def _check_folders(folder: Path, option: str, shown: Path) -> None:
         if d.exists():
             if not d.is_dir():
                 raise ActionposeError(f"{option} {shown}: {d} is a file, not a folder")
+            if not try_write:
+                return
             try:
                 with tempfile.TemporaryFile(dir=d, prefix=".actionpose-write-check-"):
                     pass

@@ -322,9 +322,9 @@ class FallDetector:
             return []
         probs = self.score_prepared(*self.prepare_batch(windows, scores, layout=layout, fps=fps))
         thr = self.config.threshold
-        prep = self.config.prep
+        prep, rate = self.config.prep, _fps(fps)
         return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr,
-                           frames_used=len(np.unique(_grid_index(len(w), _fps(fps), prep.fps, prep.frames))))
+                           frames_used=len(np.unique(_grid_index(len(w), rate, prep.fps, prep.frames))))
                 for p, w in zip(probs, windows)]
 
     def score_prepared(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:

@@ -72,20 +72,24 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     if not live and not path.exists():
         raise where(path, "no such file")
     events: list[FallEvent] = []
+    detector.reset()
+    interrupted = False
+    seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
+    count = {"frames": 0, "with_person": 0, "last_t": 0.0}  # with_person 0: the input showed nobody
 
-    def emit(new: list[FallEvent]) -> None:
+    def step(persons: dict, t: float, lay: str) -> None:
+        """One frame through the detector, whatever the source."""
+        new = detector.update(persons, t, layout=lay)
         events.extend(new)
         if on_event is not None:
             for e in new:
                 on_event(e)
+        seen.update(persons)
+        count["with_person"] += any(bool(seen_joints(p[:, :2], p[:, 2] if p.shape[1] == 3 else None).any())
+                                    for p in persons.values())
+        count["frames"] += 1
+        count["last_t"] = t
 
-    detector.reset()
-    frames, last_t, interrupted = 0, 0.0, False
-    seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
-    with_person = 0  # frames in which some person had a joint seen: 0 means the input showed nobody
-
-    def anybody(persons: dict) -> bool:
-        return any(bool(seen_joints(p[:, :2], p[:, 2] if p.shape[1] == 3 else None).any()) for p in persons.values())
     suffix = "" if live else path.suffix.lower()
     if live or suffix in VIDEO_SUFFIXES:
         from actionpose.pose import load_frontend
@@ -94,32 +98,24 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         lay = fe.layout
         try:
             for fr in fe.stream(str(source), keep_images=False):
-                persons = {p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons}
-                emit(detector.update(persons, fr.time_s, layout=lay))
-                seen.update(persons)
-                with_person += anybody(persons)
-                frames, last_t = frames + 1, fr.time_s
+                step({p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons},
+                     fr.time_s, lay)
         except KeyboardInterrupt:
             interrupted = True
     elif suffix == ".pkl":
         lay, gen = frames_from_pickle(path, fps)
         for t, persons in gen:
-            if t == 0 and frames:  # next annotation: a new, independent stream
+            if t == 0 and count["frames"]:  # next annotation: a new, independent stream
                 detector.reset()
-            emit(detector.update(persons, t, layout=lay))
-            seen.update(persons)
-            with_person += anybody(persons)
-            frames, last_t = frames + 1, t
+            step(persons, t, lay)
     elif suffix == ".npy":
         lay = layout or "coco17"
         for t, persons in frames_from_npy(path, fps):
-            emit(detector.update(persons, t, layout=lay))
-            seen.update(persons)
-            with_person += anybody(persons)
-            frames, last_t = frames + 1, t
+            step(persons, t, lay)
     else:
         raise where(path, f"unsupported source type {suffix or '(none)'}; give a video, a .pkl or a .npy")
-    if frames == 0 and not interrupted:
+    if count["frames"] == 0 and not interrupted:
         raise where(source, "no frames decoded" + (" (the stream gave none)" if live else ""))
-    return events, {"frames": frames, "duration_s": round(last_t, 3), "layout": lay, "interrupted": interrupted,
-                    "tracks": sorted(seen, key=str), "frames_with_person": with_person}
+    return events, {"frames": count["frames"], "duration_s": round(count["last_t"], 3), "layout": lay,
+                    "interrupted": interrupted, "tracks": sorted(seen, key=str),
+                    "frames_with_person": count["with_person"]}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from actionpose.inference.segments import Segment, SegmentConfig
-from actionpose.inference.tagger import TagResult, write_outputs
+from actionpose.inference.tagger import INTERRUPTED, TagResult, write_outputs
 
 FALL_MODELS = {"fall", "fall_body13"}
 
@@ -48,6 +48,6 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
                        classes=["fall"], duration_s=duration, frames=frames, persons=persons,
                        config=SegmentConfig(threshold=det.config.threshold), complete=not interrupted,
                        interrupted=interrupted,
-                       warnings=["interrupted (Ctrl-C): the result covers the frames before it"] if interrupted else [])
+                       warnings=[INTERRUPTED] if interrupted else [])
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result

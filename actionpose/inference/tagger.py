@@ -32,6 +32,7 @@ MIN_TRACK_S = 0.5  # tracks shorter than this are not scored at all (too little 
 MIN_JOINT_FRACTION = 0.5  # a window showing on average fewer of the model's joints is background: a pair of
 # feet or a half-hidden passer-by was confidently tagged (situp on feet only, 0.9+ on 5-frame glimpses)
 JOINT_SEEN_SCORE = 0.2
+INTERRUPTED = "interrupted (Ctrl-C): the result covers the frames before it"  # the warning of a stopped run
 
 
 class Predictor(Protocol):
@@ -377,7 +378,7 @@ def run_tagger(tagger: StreamTagger, frames: Iterable[tuple[int, list[PersonPose
     except KeyboardInterrupt:
         complete = False
         tagger.interrupted = True
-        tagger.warnings.append("interrupted (Ctrl-C): the result covers the frames before it")
+        tagger.warnings.append(INTERRUPTED)
     emit(tagger.finish())
     for tid in tagger.scored_tracks:
         persons.setdefault(tid, [])

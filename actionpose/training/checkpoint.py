@@ -35,9 +35,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[s
     return model.eval(), meta, config
 
 
-def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, Any]) -> None:
+def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """Refuse ``trainer.resume`` from a checkpoint this run cannot continue, before any folder is made:
-    Lightning would otherwise fail mid-start with a tensor size-mismatch dump or a schedule error."""
+    Lightning would otherwise fail mid-start with a tensor size-mismatch dump or a schedule error.
+    Returns the checkpoint's hyper-parameters (e.g. the MLflow run it was logged to), read once here."""
     path = Path(path)
     ckpt = _read(path)
     old_meta, old_cfg = ckpt["hyper_parameters"]["meta"], ckpt["hyper_parameters"]["config"]
@@ -51,6 +52,7 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
     if config["optim"]["epochs"] < done:
         raise where(path, f"cannot resume: it has trained {done} epochs, more than optim.epochs="
                           f"{config['optim']['epochs']}; raise optim.epochs")
+    return ckpt["hyper_parameters"]
 
 
 def _short(value: Any) -> str:

@@ -113,7 +113,7 @@ def _numbers_as_text(cfg: dict[str, Any]) -> None:
         for k in keys[:-1]:
             parent = parent[k]
         v = parent[keys[-1]]
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if _is_number(v):
             parent[keys[-1]] = str(v)
 
 
@@ -189,17 +189,17 @@ def validate_config(cfg: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size"):
         _check(isinstance(o[key], int) and o[key] >= 1, f"optim.{key}", f"must be an integer >= 1, got {o[key]!r}")
     for key in ("lr", "momentum", "weight_decay", "label_smoothing", "min_lr", "warmup_epochs"):
-        _check(isinstance(o[key], (int, float)) and not isinstance(o[key], bool) and o[key] >= 0,
+        _check(_is_number(o[key]) and o[key] >= 0,
                f"optim.{key}", f"must be a number >= 0, got {o[key]!r}")
     _check(o["schedule"] in SCHEDULES, "optim.schedule", f"{o['schedule']!r}; allowed values: {', '.join(SCHEDULES)}")
     ms = o["milestones"]
     # a milestone past optim.epochs is never reached (as in MultiStepLR), so a short trial run of a step
     # config (optim.epochs=1) needs no other change
-    _check(isinstance(ms, list) and all(isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0
+    _check(isinstance(ms, list) and all(_is_number(m) and m > 0
                                         for m in ms) and all(a < b for a, b in zip(ms, ms[1:])), "optim.milestones",
            f"must be an increasing list of epochs > 0, got {ms!r}")
     _check(o["schedule"] != "step" or bool(ms), "optim.milestones", "optim.schedule=step needs at least one milestone")
-    _check(isinstance(o["gamma"], (int, float)) and not isinstance(o["gamma"], bool) and 0 < o["gamma"] <= 1,
+    _check(_is_number(o["gamma"]) and 0 < o["gamma"] <= 1,
            "optim.gamma", f"must be a number in (0, 1], got {o['gamma']!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
            f"must be in [0, 1), got {d['val_fraction']!r}")

@@ -60,25 +60,11 @@ class EpochTimer(pl.Callback):
 def _max_time(minutes: Any) -> str | None:
     """``trainer.max_time`` in minutes -> Lightning's "DD:HH:MM:SS". A time-boxed run (a GPU lent for 10
     minutes, a CI job) then stops and still tests and exports its best checkpoint. Minutes, not a clock
-    string: YAML reads ``8:30`` as the number 510."""
+    string: YAML reads ``8:30`` as the number 510. The value was checked by ``validate_config``."""
     if minutes is None:
         return None
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
-        raise ActionposeError(f"config key 'trainer.max_time': {minutes!r} must be a positive number of minutes")
     total = max(1, int(round(minutes * 60)))
     return f"{total // 86400:02d}:{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
-
-
-def _logged_run(checkpoint: str) -> str | None:
-    """The MLflow run id a checkpoint was trained under (None for older checkpoints or untracked runs)."""
-    import torch
-
-    try:
-        hp = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
-    except Exception:  # noqa: BLE001 - check_resumable has already explained a bad file
-        return None
-    rid = hp.get("mlflow_run_id")
-    return rid if isinstance(rid, str) else None
 
 
 def run_folder(cfg: dict[str, Any], name: str) -> Path:
@@ -138,10 +124,11 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                               "CUDA GPU; use trainer.accelerator=cpu (or auto)")
     dm = SkeletonDataModule(cfg, dataset)
     meta = _meta(dm, cfg)
+    resumed_hp: dict[str, Any] = {}
     if t["resume"]:
         from actionpose.training.checkpoint import check_resumable
 
-        check_resumable(t["resume"], cfg, meta)
+        resumed_hp = check_resumable(t["resume"], cfg, meta)
     module = ActionModule(cfg, meta)
     out_dir = run_folder(cfg, name)
     has_val = bool(dm.val_samples)
@@ -154,7 +141,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     if cfg["mlflow"]["enabled"] and rank_zero_only.rank == 0:  # DDP/torchrun/SLURM: one run, from rank 0
         from actionpose.training.tracking import MlflowEpochLogger, fingerprint, start_run
 
-        previous = _logged_run(t["resume"]) if t["resume"] else None
+        previous = resumed_hp.get("mlflow_run_id")  # the run that checkpoint was trained under, if any
+        previous = previous if isinstance(previous, str) else None
         # before the run folder exists: an unreachable server leaves nothing behind
         client, run_id = start_run(cfg, resume_run_id=previous)
         module.hparams["mlflow_run_id"] = run_id  # in every checkpoint: a resume continues this run

@@ -188,8 +188,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     async def require_key(request: Request) -> None:
         """Async: a cached hash compare needs no thread hop; the once-a-second key reload runs in a thread."""
         keys = request.app.state.keys
-        if keys.stale():
-            await asyncio.to_thread(keys.refresh)
+        await keys.ensure_fresh()
         if not keys.valid(key_from_headers(request.headers)):
             raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
 

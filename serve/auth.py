@@ -3,9 +3,15 @@
 Only SHA-256 hashes live in the database (``python -m serve keys add NAME`` prints a new key once).
 The set of active hashes is cached for ``ttl_s`` (1 s), so a revoked key stops working within a
 second on every worker without a database read per request. Keys are never logged.
+
+When the cache goes stale under load, every request that finds it stale awaits the *same* reload
+(:meth:`KeyChecker.ensure_fresh`): one thread hop and one database read per second, not one per
+request. (Each stale request used to start its own reload and take FastAPI's slow path meanwhile:
+~7 % of the server's busy time at 2,000 req/s, measured with py-spy.)
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
@@ -21,6 +27,7 @@ class KeyChecker:
         self._hashes: set[str] = set()
         self._loaded = -1e9
         self._lock = threading.Lock()
+        self._reload: asyncio.Future | None = None  # the one reload in flight, shared by every stale request
 
     def stale(self) -> bool:
         """True when the next check would read the database (the async caller then refreshes in a thread,
@@ -29,6 +36,17 @@ class KeyChecker:
 
     def refresh(self) -> None:
         self._active()
+
+    async def ensure_fresh(self) -> None:
+        """Reload in a thread when stale (a slow database never blocks the event loop); requests that
+        find the cache stale meanwhile wait for that same reload. A failed reload raises in each of
+        them, and the next stale request tries again."""
+        if not self.stale():
+            return
+        loop = asyncio.get_running_loop()
+        if self._reload is None or self._reload.done() or self._reload.get_loop() is not loop:
+            self._reload = asyncio.ensure_future(asyncio.to_thread(self.refresh))
+        await asyncio.shield(self._reload)
 
     def _active(self) -> set[str]:
         now = time.monotonic()

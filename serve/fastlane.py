@@ -57,9 +57,14 @@ class PredictFastLane:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
         length = headers.get("content-length", "")
         keys = getattr(state, "keys", None)
-        if (keys is None or keys.stale() or not length.isdigit() or int(length) > self.max_bytes
-                or not keys.valid(key_from_headers(headers))):
-            return await self.app(scope, receive, send)  # FastAPI refreshes keys / explains the refusal
+        if keys is None or not length.isdigit() or int(length) > self.max_bytes:
+            return await self.app(scope, receive, send)  # FastAPI explains the refusal
+        try:
+            await keys.ensure_fresh()  # once a second, shared by every request waiting on it
+        except Exception:  # noqa: BLE001 - the database failed: FastAPI's path answers it as for any route
+            return await self.app(scope, receive, send)
+        if not keys.valid(key_from_headers(headers)):
+            return await self.app(scope, receive, send)  # FastAPI words the 401
         messages: list[dict] = []
         size = 0
         try:

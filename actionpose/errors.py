@@ -16,3 +16,18 @@ class ActionposeError(Exception):
 def where(path: object, detail: str) -> ActionposeError:
     """Build the canonical ``<path>: <reason>`` error."""
     return ActionposeError(f"{path}: {detail}")
+
+
+def require_file(path: object, missing: str = "no such file") -> None:
+    """Refuse a path that is not a regular file with one line. Why a separate check: a pipe or device
+    (``/dev/stdin``, a FIFO) exists but cannot be read as a video or a pickle (no seeking, no size), and
+    was reported as "no such file" or an unsupported type."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    if p.is_file():
+        return
+    if str(path) == "-" or p.exists():
+        raise where(path, "not a regular file (a pipe, device or standard input cannot be read here); "
+                          "save it to a file first")
+    raise where(path, missing)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,18 @@ def penn_model_or_skip() -> None:
 
     if not (ASSETS / f"{MODEL_ALIASES['penn']}.onnx").exists():
         pytest.skip("shipped penn model not present yet")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+@pytest.mark.parametrize("command", [["tag"], ["fall"], ["reps"], ["tag", "--model", "fall"]])
+def test_a_pipe_or_standard_input_is_refused_as_not_a_regular_file(tmp_path, capsys, command):
+    """`cat clip.mp4 | actionpose tag /dev/stdin` used to say "no such file" (the path exists: it is a pipe)."""
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    for source in (str(fifo), "-"):
+        assert main([command[0], source, *command[1:]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {source}: not a regular file") and err.count("\n") == 1, err
 
 
 def test_missing_source_is_one_line_exit_2(tmp_path, capsys):

@@ -18,9 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actionpose.errors import ActionposeError
+    from actionpose.errors import ActionposeError, require_file
     from actionpose.inference.fall import FallDetector
     from actionpose.inference.fall_sources import detect_falls
+    from actionpose.inference.tagger import is_live_source
 
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
@@ -28,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"--fps must be positive, got {args.fps}")
     from pathlib import Path
 
-    if not Path(args.source).exists():
-        raise ActionposeError(f"{args.source}: no such file")
+    if not Path(args.source).is_dir() and not is_live_source(args.source):
+        require_file(args.source)
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     det = FallDetector.from_pretrained(args.model, **overrides)
     events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from actionpose.errors import where
+from actionpose.errors import require_file, where
 
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -64,8 +64,7 @@ def safe_loads(data: bytes) -> Any:
 def safe_load(path: str | Path) -> Any:
     """Unpickle ``path`` with the restricted unpickler; errors name the file and the reason."""
     path = Path(path)
-    if not path.exists():
-        raise where(path, "no such file")
+    require_file(path)
     try:
         with open(path, "rb") as f:
             return RestrictedUnpickler(f).load()

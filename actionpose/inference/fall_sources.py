@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from actionpose.errors import ActionposeError, where
+from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.fall import FallDetector, FallEvent
 from actionpose.inference.fall_prep import seen_joints
 
@@ -69,8 +69,8 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
 
     live = is_live_source(str(source))
     path = Path(source)
-    if not live and not path.exists():
-        raise where(path, "no such file")
+    if not live and not path.is_dir():
+        require_file(path)
     events: list[FallEvent] = []
     detector.reset()
     interrupted = False

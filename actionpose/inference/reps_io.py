@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from actionpose.errors import ActionposeError, where
+from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.reps import RepCounter, RepEvent, RepResult
 
 OnEvent = Callable[[str, RepEvent], None]
@@ -144,8 +144,7 @@ def count_file(path: str | Path, exercise: str | None = None, fps: float | None 
                on_skip: Callable[[str, str], None] | None = None) -> dict[str, RepResult]:
     """``.pkl`` -> stored keypoints; a video file -> the pose frontend."""
     p = Path(path)
-    if not p.exists():
-        raise where(p, "no such file")
+    require_file(p)
     if p.suffix.lower() == ".pkl":
         return count_pickle(p, exercise, fps, sample, min_score, on_event, on_skip)
     if p.suffix.lower() in VIDEO_SUFFIXES:

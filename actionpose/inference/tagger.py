@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from actionpose.data.atomic import write_text_atomic
-from actionpose.errors import ActionposeError, where
+from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.segments import BACKGROUND, OnlineSegmenter, Segment, SegmentConfig
 from actionpose.skeleton import can_map, get_layout, joint_map
 
@@ -412,8 +412,7 @@ def expand_source(source: str | Path) -> list[str]:
         if not items:
             raise where(p, f"folder has no videos ({', '.join(sorted(VIDEO_EXTS))}) or .pkl files")
         return items
-    if not p.exists():
-        raise where(p, "no such file, folder, webcam index or stream URL")
+    require_file(p, "no such file, folder, webcam index or stream URL")
     return [s]
 
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from actionpose.errors import ActionposeError
+from actionpose.errors import ActionposeError, require_file
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
@@ -43,8 +43,7 @@ def expand_sources(source: str | int | Path) -> list[str | int]:
         if not vids:
             raise ActionposeError(f"{p}: folder holds no videos ({', '.join(sorted(VIDEO_EXTS))})")
         return vids
-    if not p.exists():
-        raise ActionposeError(f"{p}: no such file or folder")
+    require_file(p, "no such file or folder")
     return [s]
 
 
@@ -55,8 +54,7 @@ def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
         name, is_file = spec.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "stream", False
     else:
         name, is_file = Path(spec).stem, True
-        if not Path(spec).is_file():
-            raise ActionposeError(f"{spec}: no such file")
+        require_file(spec)
     cap = cv2.VideoCapture(spec)
     if not cap.isOpened():
         what = "cannot open video (unreadable or unsupported)" if is_file else "cannot open stream (unreachable?)"

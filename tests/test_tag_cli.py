@@ -173,3 +173,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(capsys):
         assert main(["tag", "no-such-video.mp4", option, value]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and ("cannot write in /proc" in err or "--window" in err), err
+
+
+def test_a_failed_demo_leaves_no_empty_output_folder(tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video")
+    out = tmp_path / "runs" / "demo"
+    assert main(["demo", "-o", str(out), "--video", str(bad)]) == 2
+    assert "broken.mp4" in capsys.readouterr().err
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["demo", "-o", str(kept), "--video", str(bad)]) == 2
+    assert kept.is_dir()  # a folder the user made is left alone

@@ -28,12 +28,18 @@ def _run(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir)
     check_output_dir(out, "--output-dir")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"tags.{k}" for k in ("json", "csv")}
     paths["render"], paths["timeline"] = out / "overlay.mp4", out / "timeline.png"
     print(f"tagging {args.video} with model {args.model!r} on the embedded pose frontend ...")
-    result = tag_video(args.video, args.model, json=paths["json"], csv=paths["csv"], render=paths["render"],
-                       timeline=paths["timeline"])
+    try:
+        result = tag_video(args.video, args.model, json=paths["json"], csv=paths["csv"], render=paths["render"],
+                           timeline=paths["timeline"])
+    except BaseException:  # a failed or interrupted demo leaves no empty output folder behind
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     print(result.summary())
     for kind, path in paths.items():
         print(f"  {kind:<8} {path}")

@@ -126,3 +126,14 @@ def test_metrics():
     assert m.mean_boundary_error_s == pytest.approx(0.5)
     assert segment_iou((0, 10), (5, 15)) == pytest.approx(1 / 3)
     assert labelled_fraction(p, "a", 0, 10) == pytest.approx(0.9)
+
+
+def test_peak_shows_the_threshold_was_reached_when_the_mean_is_below_it():
+    """Hysteresis keeps a segment open above threshold * exit_ratio, so its mean can be under the
+    threshold; `peak` is the highest smoothed probability and is never under it."""
+    p = [0.1, 0.9] + [0.35] * 10 + [0.1] * 4
+    probs = np.array([[x, (1 - x) / 2, (1 - x) / 2] for x in p])
+    s, e = windows(len(p))
+    (seg,) = segment_windows(s, e, probs, CLASSES, SegmentConfig(smooth=1, threshold=0.5))
+    assert seg.label == "a" and seg.score < 0.5 <= seg.peak
+    assert seg.peak == pytest.approx(0.9) and seg.to_dict()["peak"] == 0.9

@@ -59,7 +59,10 @@ class SegmentConfig:
 
 @dataclass
 class Segment:
-    """One action of one person: ``[start_s, end_s)`` with the mean smoothed probability of ``label``."""
+    """One action of one person: ``[start_s, end_s)`` with the mean smoothed probability of ``label``
+    (``score``) and its highest value (``peak``). Why both: hysteresis keeps a segment open while the
+    probability stays above ``threshold * exit_ratio``, so the mean can end below the opening threshold;
+    the peak shows the segment did reach it."""
 
     label: str
     start_s: float
@@ -67,6 +70,11 @@ class Segment:
     score: float
     _n: int = field(default=1, repr=False, compare=False)
     reps: int | None = None  # repetitions inside the segment, for exercise labels (RepCounter)
+    peak: float | None = None  # None: the score (a one-window segment, or a fall's confidence)
+
+    def __post_init__(self) -> None:
+        if self.peak is None:
+            self.peak = self.score
 
     @property
     def duration_s(self) -> float:
@@ -78,6 +86,7 @@ class Segment:
         if d["reps"] is None:
             d.pop("reps")
         d["start_s"], d["end_s"], d["score"] = round(self.start_s, 3), round(self.end_s, 3), round(self.score, 4)
+        d["peak"] = round(self.peak, 4)
         return d
 
 
@@ -152,6 +161,7 @@ class OnlineSegmenter:
             seg.end_s = t1
             if k >= 0:
                 seg.score += (p[k] - seg.score) / (seg._n + 1)
+                seg.peak = max(seg.peak, float(p[k]))
             seg._n += 1
         else:
             out += self._close_current()
@@ -169,6 +179,7 @@ class OnlineSegmenter:
         if pend is not None and pend.label == seg.label and seg.start_s - pend.end_s <= self.cfg.max_gap_s + 1e-9:
             n = pend._n + seg._n
             pend.score = (pend.score * pend._n + seg.score * seg._n) / n
+            pend.peak = max(pend.peak, seg.peak)
             pend._n, pend.end_s = n, seg.end_s
             return []
         self._pending = seg

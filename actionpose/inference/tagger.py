@@ -112,7 +112,7 @@ class TagResult:
         return "\n".join(lines)
 
 
-CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score", "reps"]
+CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score", "peak", "reps"]
 REP_HISTORY_S = 600.0  # longest exercise segment whose repetitions are counted (10 minutes)
 
 
@@ -153,6 +153,9 @@ def validate_result_dict(d: dict[str, Any]) -> None:
                 raise ActionposeError(f"{sctx}: need 0 <= start_s < end_s, got {a}, {b}")
             if not 0.0 <= sc <= 1.0:
                 raise ActionposeError(f"{sctx}.score: {sc} not in [0, 1]")
+            pk = need(s, "peak", (int, float), sctx)
+            if not sc - 1e-4 <= pk <= 1.0:
+                raise ActionposeError(f"{sctx}.peak: {pk} not in [score, 1]")
             if "reps" in s and (not isinstance(s["reps"], int) or isinstance(s["reps"], bool) or s["reps"] < 0):
                 raise ActionposeError(f"{sctx}.reps: expected a count >= 0, got {s['reps']!r}")
 

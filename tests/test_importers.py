@@ -299,3 +299,28 @@ def test_pyskl_unlabelled_samples_stay_unlabelled_and_odd_labels_are_refused(tmp
         p.write_bytes(pickle.dumps(src))
         with pytest.raises(ActionposeError, match="not an integer class index"):
             convert("pyskl", p)
+
+
+def test_csv_3d_keeps_score_columns_and_3d_without_them_has_none(tmp_path):
+    """A 3D CSV with `<joint>_score` columns used to lose its scores (a low-confidence joint looked certain)."""
+    from actionpose.skeleton import get_layout
+
+    joints = get_layout("ntu25").joints
+    for with_score in (True, False):
+        d = tmp_path / str(with_score)
+        d.mkdir()
+        head = ["sample", "frame", "label"] + [f"{j}_{c}" for j in joints for c in ("x", "y", "z")
+                                               + (("score",) if with_score else ())]
+        rows = [head]
+        for f in range(4):
+            vals = []
+            for k in range(len(joints)):
+                vals += [k * 0.1, f * 0.1, 2.0] + ([0.25 if k == 3 else 0.9] if with_score else [])
+            rows.append(["s1", f, "wave"] + vals)
+        (d / "x.csv").write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+        (ann,) = convert("csv", d).annotations
+        assert ann["keypoint"].shape == (1, 4, 25, 3)
+        if with_score:
+            assert ann["keypoint_score"][0, :, 3].tolist() == [0.25] * 4 and ann["keypoint_score"][0, 0, 0] == 0.9
+        else:
+            assert "keypoint_score" not in ann

@@ -4,7 +4,7 @@ On disk it is exactly the dict PYSKL's ``PoseDataset`` reads::
 
     {"split": {name: [frame_dir, ...]},
      "annotations": [{"frame_dir", "label", "total_frames", "img_shape", "original_shape",
-                      "keypoint": float32 [M, T, V, C], "keypoint_score": float32 [M, T, V] (2D)}],
+                      "keypoint": float32 [M, T, V, C], "keypoint_score": float32 [M, T, V] (2D; optional in 3D)}],
      "layout": "coco17", "classes": ["...", ...]}
 
 ``layout`` and ``classes`` are extra top-level keys that PYSKL ignores, so our files load there and

@@ -9,7 +9,8 @@ Columns (header required, any order):
 * ``split`` — optional split name (e.g. ``train``/``test``)
 * ``<joint>_x``, ``<joint>_y`` and optionally ``<joint>_z`` and ``<joint>_score`` for every joint of the
   layout, joints named as in the layout (``actionpose layouts`` lists them). The layout is taken from
-  ``--layout`` or inferred from the joint names.
+  ``--layout`` or inferred from the joint names. Score columns are kept for 3D data too (3D without
+  them gets no ``keypoint_score``, as in PYSKL's NTU pickles).
 """
 from __future__ import annotations
 
@@ -131,7 +132,8 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         mi = np.searchsorted(m_ids, persons)
         kp[mi, frames - f0], sc[mi, frames - f0] = coords, scores
         label = classes.index(rows[0]["label"]) if rows[0]["label"] in classes else int(rows[0]["label"])
-        ann = make_annotation(name, label, kp, sc if len(dims) == 2 else None)
+        # 3D without score columns follows PYSKL (no keypoint_score); with them, the file's scores are kept
+        ann = make_annotation(name, label, kp, sc if len(dims) == 2 or has_score else None)
         validate_annotation(ann, lay.name, len(classes), ctx)
         anns.append(ann)
         if rows[0].get("split"):

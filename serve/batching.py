@@ -45,6 +45,7 @@ class MicroBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._inflight = 0
         self._on_loop_scheduled = False
+        self._looked = 0  # pending requests when the on-loop batch last looked (it waits while that grows)
         self.batches = 0
         self.items = 0
 
@@ -91,7 +92,18 @@ class MicroBatcher:
 
     def _score_on_loop(self) -> None:
         """``parallel=0``: one batch scored right here; the rest waits for the next loop turn, so new
-        requests that arrive meanwhile are parsed and join it."""
+        requests that arrive meanwhile are parsed and join it.
+
+        While the queue still grows from one loop turn to the next (and is short of a full batch), the
+        batch waits one more turn: a request's bytes are read in one turn but its handler only submits in
+        the next, so scoring at the first call left the requests read alongside for a batch of their own.
+        Measured at 32 clients: one-window batches were 20 % of all batches."""
+        n = len(self.pending)
+        if self._looked < n < self.max_batch:
+            self._looked = n
+            self._loop.call_soon(self._score_on_loop)
+            return
+        self._looked = 0
         self._on_loop_scheduled = False
         batch = self._take()
         if batch:

@@ -91,3 +91,28 @@ def test_a_full_batch_does_not_wait_for_the_batch_timer(parallel):
 
     full, waited = asyncio.run(go())
     assert full == [1.0] * 4 and det.calls == [4] and waited
+
+
+def test_on_loop_batch_waits_while_requests_keep_arriving():
+    """Requests whose handlers submit one loop turn apart (a server reads bytes in one turn and runs the
+    handler in the next) join one batch; scoring at the first call gave the first request a batch of its own."""
+    det = FakeDetector()
+
+    async def go():
+        b = MicroBatcher(det, max_batch=32, parallel=0)
+        b.start()
+        wins = [np.full((4, 17, 2), float(i), np.float32) for i in range(12)]
+
+        async def late(i: int, turns: int) -> float:
+            for _ in range(turns):
+                await asyncio.sleep(0)  # one loop turn each
+            return await b.submit(wins[i], None, "coco17", 30.0)
+
+        out = await asyncio.gather(*[late(i, i // 4) for i in range(12)])  # 4 per turn over 3 turns
+        alone = await b.submit(wins[0], None, "coco17", 30.0)  # a lone request is still answered
+        await b.stop()
+        return out, alone
+
+    out, alone = asyncio.run(go())
+    assert out == [float(i) for i in range(12)] and alone == 0.0
+    assert det.calls == [12, 1]

@@ -122,7 +122,7 @@ def test_batched_preparation_and_scoring_are_bit_identical(det):
                 prepare_windows(collapsed, None, layout, fps)
             with pytest.raises(ActionposeError, match="no body is visible"):
                 prepare_window(collapsed[0], None, layout, fps=fps)
-    windows = [rng.normal(300, 60, (t, 17, c)).astype(np.float32) for t in (64, 64, 9, 64) for c in (2, 3)]
+    windows = [rng.normal(300, 60, (t, 17, c)).astype(np.float32) for t in (64, 64, 40, 64) for c in (2, 3)]
     batch = det.predict_batch(windows)
     assert [r.prob for r in batch] == [det.predict(w).prob for w in windows]
     kp, sc = det.prepare_batch(windows)
@@ -180,8 +180,15 @@ def test_pose_frontend_person_objects_and_bad_input():
         det.update([P(4, kp[1], np.ones(13))], 0.0)
     with pytest.raises(ActionposeError, match="joints"):
         det.update({1: np.zeros((5, 2))}, 1.0)
-    with pytest.raises(ActionposeError, match="NaN"):
+    with pytest.raises(ActionposeError, match="no body is visible"):  # NaN joints are joints not found
         prepare_window(np.full((4, 13, 2), np.nan), None, "body13")
+    with pytest.raises(ActionposeError, match="track_id 4 appears twice"):
+        det.update([P(4, kp[1], np.ones(13)), P(4, kp[2], np.ones(13))], 1.0)
+    with pytest.raises(ActionposeError, match="no track_id"):
+        det.update([{"keypoints": kp[1]}, {"keypoints": kp[2]}], 1.0)
+    with pytest.raises(ActionposeError, match="not a number or string"):
+        det.update([{"track_id": [1], "keypoints": kp[1]}], 1.0)
+    assert det.update([{"keypoints": kp[1]}], 1.0) == []  # one person without an id is track 0
     with pytest.raises(ActionposeError, match="cannot be mapped"):
         prepare_window(np.zeros((4, 11, 2)), None, "mediapipe11")
 
@@ -388,9 +395,43 @@ def test_detector_input_is_checked_in_words(det):
         with pytest.raises(ActionposeError, match="timestamp"):
             det.update({1: w[0]}, t)
     assert det.last_time is None  # refused frames leave no trace
-    with pytest.raises(ActionposeError, match="NaN"):
-        det.update({1: np.full((17, 2), np.nan, np.float32)}, 0.5)
+    with pytest.raises(ActionposeError, match="milliseconds"):  # a millisecond clock gave silent misses
+        det.update({1: w[0]}, 1.764e12)
     assert det.last_time is None and det.track_ids == []
+    for short, fps in [(w[:1], 30), (w[:30], 30), (w[:15], 15)]:  # one frame of a lying pose scored p = 0.99
+        with pytest.raises(ActionposeError, match="needs at least 1 s"):
+            det.predict(short, fps=fps)
+    assert det.predict(w[:31], fps=30).frames_used > 0 and det.predict(w[:16], fps=15).frames_used > 0
+    with pytest.raises(ActionposeError, match="window 1: keypoints: 5 frame"):
+        det.predict_batch([w, w[:5]])
+    for bad, needle in [({"threshold": 2}, "threshold=2"), ({"threshold": float("nan")}, "threshold=nan"),
+                        ({"threshold": -1}, "threshold=-1"), ({"threshold": "x"}, "threshold='x'"),
+                        ({"thresh": 0.5}, "unknown setting"), ({"min_hits": 0}, "min_hits"),
+                        ({"release": 0.99}, "release")]:
+        with pytest.raises(ActionposeError, match=needle):
+            FallDetector.from_pretrained(MODEL, **bad)
+
+
+def test_a_nan_joint_is_a_missing_joint_and_other_people_still_count(det):
+    """One NaN joint of one person used to refuse the whole frame, every other person's pose included
+    (a fall beside that person was missed). NaN now means "not found", as many pose tools write it."""
+    kp, sc, _ = fixture_seq("fall-01")
+    frames = [np.concatenate([kp[i], sc[i][:, None]], -1) for i in range(len(kp))]
+    times = np.arange(len(kp)) / 30
+    det.reset()
+    want = [e.track_id for i, t in enumerate(times) for e in det.update({"A": frames[i]}, float(t), layout="coco13")]
+    det.reset()
+    odd = frames[0].copy()
+    odd[5] = np.nan
+    got = [e.track_id for i, t in enumerate(times)
+           for e in det.update({"A": frames[i], "B": odd}, float(t), layout="coco13")]
+    assert want == ["A"] and got == ["A"]
+    one = np.stack(frames[40:104])
+    holed = one.copy()
+    holed[:, 5, :2] = np.nan
+    zeroed = one.copy()
+    zeroed[:, 5] = 0
+    assert det.predict(holed, layout="coco13").prob == det.predict(zeroed, layout="coco13").prob
 
 
 def test_decisions_do_not_depend_on_the_clock_origin(det):

@@ -292,7 +292,7 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(tmp_path):
         workers = _children(srv.proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
-        window = {"layout": "coco17", "keypoints": (np.random.default_rng(0).normal(300, 50, (16, 17, 2))).tolist()}
+        window = {"layout": "coco17", "keypoints": (np.random.default_rng(0).normal(300, 50, (40, 17, 2))).tolist()}
         codes = []
         for _ in range(20):  # new connections: some would hash to the dead worker's socket if it were kept
             with httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30) as c:

@@ -45,7 +45,27 @@ class FallConfig:
         d = dict(d)
         prep = PrepConfig(**d.pop("prep", {}))
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(prep=prep, **known)
+        cfg = cls(prep=prep, **known)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """One line naming the setting: a threshold of 2 or NaN never alarmed, -1 alarmed on walking,
+        and a text value failed later inside numpy."""
+        def number(name: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and \
+                (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+            if not ok:
+                raise ActionposeError(f"fall detector setting {name}={v!r}: must be a number in "
+                                      f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
+        number("threshold", 0, 1, lo_open=True, hi_open=True)
+        number("release", 0, self.threshold, hi_open=True)
+        number("rearm_s", 0, 3600)
+        number("hop_s", 0, 10, lo_open=True)
+        number("min_window_s", 0, self.prep.frames / self.prep.fps, lo_open=True)
+        if not isinstance(self.min_hits, int) or isinstance(self.min_hits, bool) or not 1 <= self.min_hits <= 100:
+            raise ActionposeError(f"fall detector setting min_hits={self.min_hits!r}: must be a whole number in [1, 100]")
 
 
 @dataclass
@@ -181,6 +201,8 @@ def _timestamp(value: Any) -> float:
         raise ActionposeError(f"timestamp {value!r} is not a number of seconds") from None
     if not np.isfinite(t):
         raise ActionposeError(f"timestamp {value!r} is not finite")
+    if abs(t) > 1e10:  # the service's bound too: a millisecond clock gave silent misses (the hop never fell due)
+        raise ActionposeError(f"timestamp {value!r} is beyond 1e10 s (the year 2286): milliseconds? give seconds")
     return t
 
 
@@ -268,6 +290,10 @@ class FallDetector:
                 cfg = json.loads(side.read_text()).get("detector", {})
             except json.JSONDecodeError as e:
                 raise where(side, f"invalid JSON ({e})") from None
+        unknown = sorted(set(overrides) - set(FallConfig.__dataclass_fields__) - {"prep"})
+        if unknown:
+            raise ActionposeError(f"from_pretrained: unknown setting(s) {', '.join(unknown)}; known: "
+                                  f"{', '.join(k for k in FallConfig.__dataclass_fields__ if k != 'prep')}")
         cfg.update(overrides)
         return cls(OnnxFallScorer(path, threads=threads), FallConfig.from_dict(cfg), layout=layout, source=str(path))
 
@@ -276,8 +302,20 @@ class FallDetector:
                 fps: float = 30.0, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Window [T, V, 2|3] (a third channel is taken as the score) -> model input."""
         w, scores = _window(window, scores)
+        if times is None:
+            self._long_enough(len(w), _fps(fps))
         return prepare_window(w, scores, _input_layout(layout or self.layout), times=times, fps=_fps(fps),
                               cfg=self.config.prep)
+
+    def _long_enough(self, frames: int, fps: float, where_: str = "") -> None:
+        """Refuse a window shorter than ``min_window_s``, the history a stream needs before it is scored.
+        Why: one frame of someone lying down scored p = 0.99, a confident "fall" from no motion at all."""
+        need = self.config.min_window_s
+        if (frames - 1) / fps < need - _TIME_EPS:
+            raise ActionposeError(f"{where_}keypoints: {frames} frame(s) at {fps:g} fps span {(frames - 1) / fps:.2f} s; "
+                                  f"the fall model needs at least {need:g} s ({int(np.ceil(need * fps - 1e-6)) + 1} "
+                                  f"frames at this rate; it reads the last "
+                                  f"{self.config.prep.frames / self.config.prep.fps:.2f} s)")
 
     def prepare_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
@@ -291,6 +329,7 @@ class FallDetector:
         layout, fps = _input_layout(layout or self.layout), _fps(fps)
         for i, (w, s) in enumerate(zip(windows, scores)):
             w, s = _window(w, s, f"window {i}: " if len(windows) > 1 else "")
+            self._long_enough(len(w), fps, f"window {i}: " if len(windows) > 1 else "")
             arrays.append((w, s))
             groups.setdefault((w.shape, None if s is None else np.shape(s)), []).append(i)
         n, cfg = len(arrays), self.config.prep
@@ -544,12 +583,28 @@ def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
         items = frame.items()
     else:
         items = []
+        frame = list(frame)
         for p in frame:
             get = p.get if isinstance(p, Mapping) else (lambda k, d=None, p=p: getattr(p, k, d))
+            tid = get("track_id")
+            if tid is None:
+                if len(frame) > 1:  # two people under one id mixed their poses into one track
+                    raise ActionposeError("frame: several persons but one has no track_id; give each person its "
+                                          "own track_id (a tracker's id)")
+                tid = 0
+            try:
+                hash(tid)
+            except TypeError:
+                raise ActionposeError(f"frame: track_id {tid!r} is not a number or string") from None
             kp, sc = np.asarray(get("keypoints"), dtype=np.float32), get("scores")
             if sc is not None:
                 kp = np.concatenate([kp[..., :2], np.asarray(sc, np.float32)[:, None]], -1)
-            items.append((get("track_id", 0), kp))
+            items.append((tid, kp))
+        ids = [t for t, _ in items]
+        if len(set(ids)) != len(ids):
+            dup = next(t for t in ids if ids.count(t) > 1)
+            raise ActionposeError(f"frame: track_id {dup!r} appears twice in one frame (two people would be mixed "
+                                  "into one track)")
     for tid, arr in items:
         try:
             a = np.asarray(arr, dtype=np.float32)

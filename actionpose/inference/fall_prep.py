@@ -44,14 +44,19 @@ def to_body13(keypoints: np.ndarray, scores: np.ndarray | None, layout: str) -> 
 
 
 def _xy_and_scores(kp: np.ndarray, scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """x/y of ``kp [..., V, C]`` and its scores ``[..., V]`` (1 where none given), both checked finite;
-    shared by the one-window and the batched path so both refuse the same inputs with the same words."""
+    """x/y of ``kp [..., V, C]`` and its scores ``[..., V]`` (1 where none given); shared by the one-window
+    and the batched path so both treat the same inputs alike.
+
+    A joint with a NaN or infinite coordinate or score is a joint not found (many pose tools write NaN
+    for it): it becomes (0, 0) with score 0, like PYSKL's padding. Refusing it threw away the whole frame,
+    every other person's pose included. (The service refuses NaN in its JSON before this point.)"""
     sc = np.ones(kp.shape[:-1], np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
     if sc.shape != kp.shape[:-1]:
         raise ActionposeError(f"scores: shape {sc.shape}, expected {kp.shape[:-1]}")
     kp = kp[..., :2]
-    if not (np.isfinite(kp).all() and np.isfinite(sc).all()):
-        raise ActionposeError("keypoints: NaN or infinite values")
+    bad = ~np.isfinite(kp).all(-1) | ~np.isfinite(sc)
+    if bad.any():
+        kp, sc = np.where(bad[..., None], 0, kp).astype(np.float32), np.where(bad, 0, sc).astype(np.float32)
     return kp, sc
 
 

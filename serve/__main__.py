@@ -35,9 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         if a.action == "add":
             try:
                 print(add_key(engine, a.name))
+            except ActionposeError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             except Exception:
                 print(f"error: key name {a.name!r} already exists", file=sys.stderr)
                 return 2
+            # the default database is relative to the working folder: say which one holds the key (a key added
+            # from another folder went to another database and got a bare 401)
+            print(f"key {a.name!r} added to {_shown(engine)}; the service must use this database", file=sys.stderr)
             return 0
         if not revoke_key(engine, a.name):
             print(f"error: no active key named {a.name!r}", file=sys.stderr)
@@ -53,20 +59,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="no per-request access log line (less work per request; errors are still logged)")
     a = p.parse_args(argv)
     from actionpose.errors import ActionposeError
-    from actionpose.inference.fall import resolve_fall_model
+    from actionpose.inference.fall import FallDetector
     from serve.settings import Settings
 
     from serve.storage import open_db
 
     try:  # settings, model and database are checked here, so a typo is one line, not a worker's traceback
         settings = Settings.from_env()
-        resolve_fall_model(settings.model)
         open_db(settings.db_url).dispose()
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    try:  # loaded once here too (~0.3 s): a model that is not a fall model failed in each worker with a traceback
+        FallDetector.from_pretrained(settings.model, threads=1)
+    except ActionposeError as e:
+        print(f"error: ACTIONPOSE_FALL_MODEL={settings.model}: {str(e).removeprefix(settings.model + ': ')}",
+              file=sys.stderr)
+        return 2
     if a.workers < 1:
         print("error: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if not 0 < a.port < 65536:
+        print(f"error: --port {a.port}: must be 1..65535", file=sys.stderr)
         return 2
     import uvicorn
 
@@ -85,8 +99,25 @@ def main(argv: list[str] | None = None) -> int:
 
         if workers.available():  # one SO_REUSEPORT socket per worker: the kernel spreads connections evenly
             return workers.run(a.host, a.port, a.workers, options)
+    try:  # a taken port was six log lines and exit 3, after the model had loaded
+        import socket
+
+        with socket.create_server((a.host, a.port)):
+            pass
+    except OSError as e:
+        print(f"error: cannot listen on {a.host}:{a.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
     uvicorn.run("serve.app:app", host=a.host, port=a.port, workers=a.workers, **options)
     return 0
+
+
+def _shown(engine) -> str:  # noqa: ANN001
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        return f"sqlite:///{Path(url.database).resolve()}"
+    return url.render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

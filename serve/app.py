@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import threading
 import time
 import uuid
@@ -34,8 +35,25 @@ from serve.storage import forget_sessions, load_session, open_db, ping, query_ev
 from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|password)=)[^&\s]*")
+
+
+class _RedactQuerySecrets(logging.Filter):
+    """Keys belong in headers, but a client that puts one in the URL (``?api_key=...``) got its key written
+    to the access log in full; the value is replaced before the line is formatted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            args = list(record.args)
+            args[2] = _SECRET_QUERY.sub(r"\1***", args[2])
+            record.args = tuple(args)
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(_RedactQuerySecrets())
 WORKER_ID = uuid.uuid4().hex[:8]  # random per worker process: names the worker without exposing its pid
 _EVENT_FILTERS = {"session_id", "since", "until", "after_id", "limit"}
+_FUTURE_SLACK_S = 600.0  # stream timestamps may run this far ahead of the server clock (camera clock skew)
 SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                   description="client-chosen stream id (letters, digits, . _ : -)")
 
@@ -332,6 +350,10 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         for i, f in enumerate(req.frames):
             if i and f.timestamp <= req.frames[i - 1].timestamp:
                 raise ActionposeError(f"frames[{i}].timestamp: {f.timestamp} is not after the previous frame's")
+            if f.timestamp > time.time() + _FUTURE_SLACK_S:
+                raise ActionposeError(f"frames[{i}].timestamp: {f.timestamp} is more than {_FUTURE_SLACK_S:g} s ahead of "
+                                      "the server's clock; a session's frames must be in order, so one frame from the "
+                                      "future would block every real frame after it (409) until the clock caught up")
             if len(f.persons) > settings.max_persons:
                 raise ActionposeError(f"frames[{i}].persons: at most {settings.max_persons} persons")
             persons, seen = {}, set()
@@ -417,6 +439,10 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         if unknown:  # a misspelt filter would otherwise return every event as if it had matched
             raise ActionposeError(f"query parameter(s) {', '.join(map(repr, unknown))} unknown; filters: "
                                   f"{', '.join(sorted(_EVENT_FILTERS))}")
+        repeated = sorted({k for k in request.query_params if len(request.query_params.getlist(k)) > 1})
+        if repeated:  # the last value silently won: ?session_id=a&session_id=b answered for b only
+            raise ActionposeError(f"query parameter(s) {', '.join(map(repr, repeated))} given more than once; "
+                                  "give each filter once")
         if since is not None and until is not None and since >= until:
             raise ActionposeError(f"since ({since}) must be before until ({until}): the range is empty")
         rows = await asyncio.to_thread(query_events, request.app.state.engine, session_id, since, until, limit, after_id)

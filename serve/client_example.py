@@ -14,6 +14,7 @@ KEY = os.environ.get("ACTIONPOSE_KEY")
 if not KEY:
     raise SystemExit("set ACTIONPOSE_KEY to an API key (python -m serve keys add NAME prints one)")
 client = httpx.Client(base_url=BASE, headers={"X-API-Key": KEY}, timeout=10)
+RESEND_WINDOW_S = 60.0  # a 409 for frames older than this behind the session is a clock jump, not a re-send
 
 
 def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
@@ -50,6 +51,12 @@ def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> 
     r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
     if r.status_code == 409:
         last = client.get(f"/v1/fall/stream/{session_id}").json()["last_timestamp"]
+        if last - frames[-1]["timestamp"] > RESEND_WINDOW_S:
+            # not a re-send of recent frames: the camera's clock went back (NTP, reboot). Taking this for
+            # "already sent" would drop every frame, silently, until the clock caught up.
+            raise RuntimeError(f"session {session_id}: frames end {last - frames[-1]['timestamp']:.0f} s before the "
+                               f"session's last processed frame ({last}); the camera clock went back? "
+                               "start a new session_id for this camera")
         newer = [f for f in frames if f["timestamp"] > last]
         seen = [e for e in session_events(session_id) if frames[0]["timestamp"] <= e["detected_time"] <= last]
         return seen + (send_frames(session_id, newer, layout) if newer else [])

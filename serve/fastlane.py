@@ -77,8 +77,9 @@ class PredictFastLane:
                     size += len(msg.get("body", b""))
                     if size > self.max_bytes or not msg.get("more_body", False):
                         break
-        except TimeoutError:
-            pass  # the FastAPI side times out on the rest of the body too and answers 408
+        except TimeoutError:  # answered here: handing on to FastAPI made the client wait a second timeout (20 s)
+            return await _respond(send, 408, orjson.dumps(
+                {"detail": f"request body not received within {self.timeout_s:g} s"}))
         if not messages or messages[-1]["type"] != "http.request" or messages[-1].get("more_body", False) \
                 or size > self.max_bytes:
             return await self.app(scope, _replay(messages, receive), send)

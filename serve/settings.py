@@ -56,5 +56,5 @@ _ENV_NAMES = {"model": "ACTIONPOSE_FALL_MODEL"}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 _KIND = {int: "an integer", float: "a number", str: "text", bool: "1/0, true/false, yes/no or on/off"}
 _MIN = {"max_body_bytes": 1, "max_window_frames": 1, "max_stream_frames": 1, "max_persons": 1, "max_sessions": 1,
-        "session_idle_s": 0.0, "body_timeout_s": 0.001, "batch_max": 1, "batch_wait_ms": 0.0, "batch_parallel": 0,
+        "session_idle_s": 60.0, "body_timeout_s": 0.001, "batch_max": 1, "batch_wait_ms": 0.0, "batch_parallel": 0,
         "threads": 1}

@@ -10,6 +10,8 @@ survive restarts and any worker can serve any session.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -90,6 +92,8 @@ def _open_db(url: str) -> Engine:
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # health events and key hashes: owner-only (SQLite gives -wal/-shm the same mode)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
@@ -179,6 +183,9 @@ def query_events(engine: Engine, session_id: str | None, since: float | None, un
 
 def add_key(engine: Engine, name: str) -> str:
     """Create a key named ``name``; the key itself is returned once and never stored."""
+    if not re.fullmatch(r"[A-Za-z0-9._:@-]{1,64}", name or ""):
+        # a 300-character name overflowed the column on PostgreSQL; one with a newline broke `keys list`
+        raise ActionposeError(f"key name {name!r}: use 1-64 letters, digits or . _ : @ -")
     key = "ap_" + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         # a revoked key's name can be given to a new key (rotation): the old row keeps its history under a

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,35 @@ def test_events_filters(svc):
     assert r.status_code == 422 and "before until" in r.json()["detail"]  # was 200 with nothing in it
     r = client.get("/v1/events", params={"track_id": 3}, headers=h)  # a filter that does not exist
     assert r.status_code == 422 and "track_id" in r.json()["detail"]  # was every event, as if it matched
+    r = client.get("/v1/events?session_id=ward-1&session_id=ward-2", headers=h)  # the last one silently won
+    assert r.status_code == 422 and "more than once" in r.json()["detail"]
     assert client.head("/healthz").status_code == 200  # load balancers probe with HEAD
+
+
+def test_a_stream_frame_from_the_future_is_refused_not_stored(svc):
+    """One frame stamped an hour ahead made every real frame after it a 409 'not after this session's last
+    frame' (and the documented client took 409 for 'already sent'): detection stopped without an error."""
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"]}
+    now = time.time()
+    pose = standing_window(1)[0]
+    bad = {"layout": "coco17", "frames": [{"timestamp": now + 3600, "persons": [{"track_id": 1, "keypoints": pose}]}]}
+    r = client.post("/v1/fall/stream/clock-jump", json=bad, headers=h)
+    assert r.status_code == 422 and "ahead of the server's clock" in r.json()["detail"]
+    ok = {"layout": "coco17", "frames": [{"timestamp": now + 1, "persons": [{"track_id": 1, "keypoints": pose}]}]}
+    assert client.post("/v1/fall/stream/clock-jump", json=ok, headers=h).status_code == 200
+
+
+def test_key_names_are_checked_and_the_database_file_is_private(tmp_path):
+    from actionpose.errors import ActionposeError
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    engine = open_db(url)
+    assert (tmp_path / "keys.db").stat().st_mode & 0o077 == 0  # health events: owner-only
+    for bad in ("x" * 300, "two\nlines", "", "sp ace"):
+        with pytest.raises(ActionposeError, match="key name"):
+            add_key(engine, bad)
+    assert add_key(engine, "clinic-app_2.b").startswith("ap_")
 
 
 def test_concurrent_predicts_share_onnx_calls(svc):

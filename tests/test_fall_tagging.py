@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from actionpose.cli import main
 from actionpose.inference.fall_tagging import is_fall_model, tag_falls
 from actionpose.inference.tagger import validate_result_dict
@@ -19,6 +21,9 @@ def test_tag_with_fall_model_reports_the_one_fall_as_a_segment(tmp_path, capsys)
     assert 2.0 <= segs[0].start_s <= 3.4  # he falls at about 2.5-3.3 s (frames 46-62 at 18 fps)
     d = json.loads(out.read_text())
     validate_result_dict(d)
+    # the source's rate and length, and the detector's own window (were 18.17 fps, 5.94 s and the tagger's 1.5 s)
+    assert d["fps"] == 18.0 and result.duration_s == 6.0 and result.frames == 108
+    assert result.config.window_s == pytest.approx(32 / 15, abs=1e-3)
     assert (tmp_path / "t.png").stat().st_size > 0
     assert main(["tag", str(skel), "--model", "fall", "--fps", "18"]) == 0
     assert "fall" in capsys.readouterr().out

@@ -77,6 +77,8 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
     count = {"frames": 0, "with_person": 0, "last_t": 0.0}  # with_person 0: the input showed nobody
 
+    steps: list[float] = []  # frame intervals: the source's frame rate (a video's last stamp is 1 frame short)
+
     def step(persons: dict, t: float, lay: str) -> None:
         """One frame through the detector, whatever the source."""
         new = detector.update(persons, t, layout=lay)
@@ -88,6 +90,8 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         count["with_person"] += any(bool(seen_joints(p[:, :2], p[:, 2] if p.shape[1] == 3 else None).any())
                                     for p in persons.values())
         count["frames"] += 1
+        if count["frames"] > 1 and t > count["last_t"] and len(steps) < 2000:
+            steps.append(t - count["last_t"])
         count["last_t"] = t
 
     suffix = "" if live else path.suffix.lower()
@@ -116,6 +120,9 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         raise where(path, f"unsupported source type {suffix or '(none)'}; give a video, a .pkl or a .npy")
     if count["frames"] == 0 and not interrupted:
         raise where(source, "no frames decoded" + (" (the stream gave none)" if live else ""))
-    return events, {"frames": count["frames"], "duration_s": round(count["last_t"], 3), "layout": lay,
+    rate = 1 / float(np.median(steps)) if steps else None
+    duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
+    return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
+                    "fps": None if rate is None else round(rate, 3),
                     "interrupted": interrupted, "tracks": sorted(seen, key=str),
                     "frames_with_person": count["with_person"]}

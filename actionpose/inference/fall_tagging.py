@@ -44,9 +44,11 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
     frames = int(info["frames"])
     duration = float(info["duration_s"])
     interrupted = bool(info.get("interrupted"))
-    result = TagResult(video=Path(source).name, fps=frames / duration if duration > 0 else 0.0, model=str(model),
+    prep = det.config.prep  # the detector's own window and scoring hop, not the tagger's defaults
+    result = TagResult(video=Path(source).name, fps=float(info.get("fps") or fps or 30.0), model=str(model),
                        classes=["fall"], duration_s=duration, frames=frames, persons=persons,
-                       config=SegmentConfig(threshold=det.config.threshold), complete=not interrupted,
+                       config=SegmentConfig(threshold=det.config.threshold, window_s=round(prep.frames / prep.fps, 3),
+                                            stride_s=round(det.config.hop_s, 4)), complete=not interrupted,
                        interrupted=interrupted,
                        warnings=[INTERRUPTED] if interrupted else [])
     write_outputs(result, json=json, csv=csv, timeline=timeline)

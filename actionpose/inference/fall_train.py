@@ -117,6 +117,30 @@ def occlude(sc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return sc
 
 
+JUNK_KINDS = ("noise", "static", "shuffled")
+
+
+def junk_window(kp: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """A not-fall window [T, 13, 2] made from a real one that is *not a body*: per-frame noise in the
+    person's box, a static random arrangement of the joints with jitter, or the real motion with the
+    joints shuffled. Why: random keypoints scored as falls (72 % of noise windows above the threshold,
+    docs/fall.md); the model had learnt "not upright" more than "a body going down"."""
+    kind = kind or JUNK_KINDS[int(rng.integers(len(JUNK_KINDS)))]
+    t, v, _ = kp.shape
+    lo, hi = kp.reshape(-1, 2).min(0), kp.reshape(-1, 2).max(0)
+    size = np.maximum(hi - lo, 1.0)
+    if kind == "noise":
+        out = rng.uniform(lo, lo + size, (t, v, 2))
+    elif kind == "static":
+        out = rng.uniform(lo, lo + size, (1, v, 2)) + rng.normal(0, 1, (t, v, 2)) * size * rng.uniform(0.005, 0.1)
+    else:
+        perm = rng.permutation(v)
+        while (perm == np.arange(v)).mean() > 0.5:  # mostly in place would still be a body
+            perm = rng.permutation(v)
+        out = kp[:, perm]
+    return out.astype(np.float32)
+
+
 def windows_of(seq: Sequence, cfg: PrepConfig, stride_ticks: int) -> list[tuple[np.ndarray, int, float]]:
     """(frame indices [frames], label, end time) for every window end on the model-rate grid."""
     grid = resample(seq.times, cfg.fps)  # whole sequence on the model grid
@@ -139,10 +163,11 @@ def windows_of(seq: Sequence, cfg: PrepConfig, stride_ticks: int) -> list[tuple[
 
 def build_window_dataset(seqs: list[Sequence], cfg: PrepConfig = PrepConfig(), stride_ticks: int = 2,
                          augment_copies: int = 1, seed: int = 0, num_folds: int = NUM_FOLDS,
-                         occlusion: float = 0.0) -> SkeletonDataset:
+                         occlusion: float = 0.0, junk: float = 0.0) -> SkeletonDataset:
     """Windows of every sequence + splits ``cv{k}_train`` (other folds, with augmented copies),
     ``fold{k}`` (fold k, clean), ``train`` (everything, augmented) and ``test`` (= fold0, clean).
-    ``occlusion``: the chance that an augmented copy also has a joint group hidden (:func:`occlude`)."""
+    ``occlusion``: the chance that an augmented copy also has a joint group hidden (:func:`occlude`).
+    ``junk``: the chance that an augmented copy also adds a not-fall :func:`junk_window` (training only)."""
     rng = np.random.default_rng(seed)
     anns, split = [], {}
     for k in range(num_folds):
@@ -164,11 +189,20 @@ def build_window_dataset(seqs: list[Sequence], cfg: PrepConfig = PrepConfig(), s
                         split[f"fold{k}"].append(name)
                     elif seq.fold != k:
                         split[f"cv{k}_train"].append(name)
+                if copy > 0 and junk > 0 and rng.random() < junk:  # no draw at 0: old runs replay
+                    jkp, jsc = normalise_window(junk_window(kp, rng), np.ones(sc.shape, np.float32), cfg.score_min)
+                    jname = f"{name}~junk"
+                    anns.append(make_annotation(jname, 0, jkp[None], jsc[None], img_shape=(1, 1),
+                                                video=seq.video, source=seq.source, end_time=t_end))
+                    split["train"].append(jname)
+                    for k in range(num_folds):
+                        if seq.fold != k:
+                            split[f"cv{k}_train"].append(jname)
     split["test"] = list(split["fold0"])
     return SkeletonDataset(anns, layout="body13", classes=["not_fall", "fall"], split=split,
                            meta={"source": "urfd_movenet13 + urfd_falls13 windows", "prep": asdict(cfg),
                                  "min_falling_ticks": MIN_FALLING_TICKS, "stride_ticks": stride_ticks,
-                                 "augment_copies": augment_copies, "occlusion": occlusion,
+                                 "augment_copies": augment_copies, "occlusion": occlusion, "junk": junk,
                                  "protocol": "folds by URFD video id"})
 
 
@@ -339,7 +373,7 @@ def summarise(pairs: list[tuple[RecordingScorer, list[Sequence]]], wp: np.ndarra
 
 
 def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, stride_ticks: int,
-            augment_copies: int, epochs: int, seed: int = 0, occlusion: float = 0.0) -> dict[str, Any]:
+            augment_copies: int, epochs: int, seed: int = 0, occlusion: float = 0.0, junk: float = 0.0) -> dict[str, Any]:
     """Redo the sweep and report from a finished CV folder (fold ONNX files + recorded stream scores),
     e.g. after changing the decision rule, without retraining."""
     from actionpose.data.importers import convert
@@ -347,7 +381,7 @@ def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, s
 
     seqs = sequences_from(convert("urfd_movenet", movenet)) + sequences_from(convert("urfd", alphapose))
     ds = build_window_dataset(seqs, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed,
-                              occlusion=occlusion)
+                              occlusion=occlusion, junk=junk)
     old = json.loads((out / "cv_report.json").read_text())
     pairs, wps, wls = [], [], []
     for row in old["folds"]:
@@ -361,7 +395,7 @@ def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, s
         wls.append(np.array([a["label"] for a in anns]))
     report = summarise(pairs, np.concatenate(wps), np.concatenate(wls), old["folds"], budget_per_hour,
                        {"sequences": len(seqs), "windows": len(ds), "stride_ticks": stride_ticks,
-                        "augment_copies": augment_copies, "occlusion": occlusion, "epochs": epochs})
+                        "augment_copies": augment_copies, "occlusion": occlusion, "junk": junk, "epochs": epochs})
     for key in ("final_onnx", "final_sec_per_epoch"):
         if key in old:
             report[key] = old[key]
@@ -371,7 +405,7 @@ def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, s
 
 def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ticks: int = 2,
            augment_copies: int = 1, folds: list[int] | None = None, budget_per_hour: float = 0.0,
-           seed: int = 0, final: bool = True, occlusion: float = 0.0) -> dict[str, Any]:
+           seed: int = 0, final: bool = True, occlusion: float = 0.0, junk: float = 0.0) -> dict[str, Any]:
     """Train one model per fold, stream every held-out sequence, calibrate, train the final model."""
     import time
 
@@ -382,7 +416,7 @@ def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ti
     out.mkdir(parents=True, exist_ok=True)
     seqs = sequences_from(convert("urfd_movenet", movenet)) + sequences_from(convert("urfd", alphapose))
     ds = build_window_dataset(seqs, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed,
-                              occlusion=occlusion)
+                              occlusion=occlusion, junk=junk)
     base = FallConfig()
     pairs: list[tuple[RecordingScorer, list[Sequence]]] = []
     win_probs, win_labels, fold_rows = [], [], []
@@ -407,7 +441,7 @@ def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ti
 
     report = summarise(pairs, np.concatenate(win_probs), np.concatenate(win_labels), fold_rows, budget_per_hour,
                        {"sequences": len(seqs), "windows": len(ds), "stride_ticks": stride_ticks,
-                        "augment_copies": augment_copies, "occlusion": occlusion, "epochs": epochs})
+                        "augment_copies": augment_copies, "occlusion": occlusion, "junk": junk, "epochs": epochs})
     (out / "cv_report.json").write_text(json.dumps(report, indent=1))
     if final:
         res = train(_train_cfg("fall_body13", out / "final", "train", None, epochs, seed), ds)
@@ -430,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment-copies", type=int, default=1)
     p.add_argument("--occlusion", type=float, default=0.0,
                    help="chance that an augmented copy has a joint group hidden (head, arms, legs)")
+    p.add_argument("--junk", type=float, default=0.0,
+                   help="chance that an augmented copy also adds a not-fall window that is not a body "
+                        "(noise, a static random arrangement, shuffled joints)")
     p.add_argument("--folds", type=int, nargs="*")
     p.add_argument("--budget", type=float, default=0.0, help="false alarms per hour allowed on CV non-fall time")
     p.add_argument("--no-final", action="store_true")
@@ -441,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     assets = Path(__file__).resolve().parents[1] / "assets" / "models"
     if a.resweep:
         rep = resweep(a.resweep, a.movenet, a.alphapose, a.budget, a.stride, a.augment_copies, a.epochs,
-                      occlusion=a.occlusion)
+                      occlusion=a.occlusion, junk=a.junk)
         if a.final_onnx:
             rep["final_onnx"] = str(a.final_onnx)
             (a.resweep / "cv_report.json").write_text(json.dumps(rep, indent=1))
@@ -454,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {a.out} holds an earlier CV run; choose another --out (or --resweep it)", file=sys.stderr)
         return 2
     rep = run_cv(a.movenet, a.alphapose, a.out, a.epochs, a.stride, a.augment_copies, a.folds, a.budget,
-                 final=not a.no_final, occlusion=a.occlusion)
+                 final=not a.no_final, occlusion=a.occlusion, junk=a.junk)
     print(json.dumps({k: rep[k] for k in ("threshold", "events", "events_by_source", "windows")}, indent=1))
     if a.ship and "final_onnx" in rep:
         print(ship(rep, assets))

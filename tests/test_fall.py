@@ -486,3 +486,8 @@ def test_cli_says_when_nobody_was_seen(tmp_path):
     out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "nan.npy")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "no person was seen in any frame" in out.stdout
+    kp, _, _ = fixture_seq("adl-01")
+    np.save(tmp_path / "short.npy", kp[:4])  # 0.1 s of a person: too short for any window
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "short.npy"), "--layout", "coco13"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "nothing could be checked" in out.stdout, out.stdout + out.stderr

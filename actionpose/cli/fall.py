@@ -41,8 +41,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.source}: {info['frames']} frames, {info['duration_s']:.2f} s, layout {info['layout']}, "
           f"threshold {det.config.threshold:.2f}")
     if not events:
-        print("no falls detected" if info.get("frames_with_person") else
-              "no falls detected: no person was seen in any frame (every joint missing)")
+        if not info.get("frames_with_person"):
+            print("no falls detected: no person was seen in any frame (every joint missing)")
+        elif not info.get("windows_scored"):  # a 0.13 s clip printed a plain "no falls detected"
+            print(f"nothing could be checked: no person was seen for the {det.config.min_window_s:g} s the detector "
+                  f"needs (the input is {info['duration_s']:.2f} s)")
+        else:
+            print("no falls detected")
     for i, e in enumerate(events, 1):
         print(f"fall {i}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
               f"confidence {e.confidence:.3f}")

@@ -275,6 +275,7 @@ class FallDetector:
         self.source = source
         self._tracks: dict[Any, _Track] = {}
         self.last_time: float | None = None  # the newest frame's timestamp seen by update()
+        self.windows_scored = 0  # by update(): 0 after a whole input means nothing could be checked
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -524,6 +525,7 @@ class FallDetector:
         """Score the due windows in one call, then run the alert logic through them in frame order."""
         if not due:
             return []
+        self.windows_scored += len(due)
         if getattr(self.scorer, "replaying", False):  # evaluation replays recorded scores: skip preparation
             probs = self.score_prepared(np.empty((len(due), 0)), np.empty((len(due), 0)))
         else:

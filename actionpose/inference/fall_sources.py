@@ -73,6 +73,7 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         require_file(path)
     events: list[FallEvent] = []
     detector.reset()
+    scored_before = detector.windows_scored
     interrupted = False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
     count = {"frames": 0, "with_person": 0, "last_t": 0.0}  # with_person 0: the input showed nobody
@@ -125,4 +126,5 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),
                     "interrupted": interrupted, "tracks": sorted(seen, key=str),
-                    "frames_with_person": count["with_person"]}
+                    "frames_with_person": count["with_person"],
+                    "windows_scored": detector.windows_scored - scored_before}

@@ -58,6 +58,15 @@ SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+
                   description="client-chosen stream id (letters, digits, . _ : -)")
 
 
+def _score_channel(third: np.ndarray) -> np.ndarray:
+    """A window's third channel is a confidence score in [0, 1]. BlazePose's [x, y, z] sent as three
+    channels had its depth read as a score (a fall was missed): values outside [0, 1] are refused."""
+    if third.size and not (third.min() >= 0 and third.max() <= 1):
+        raise ActionposeError("keypoints: the third channel is a score in [0, 1]; got values outside it (a depth z? "
+                              "send [x, y] only)")
+    return third.astype(np.float32)
+
+
 class _TooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"request body larger than {limit} bytes")
@@ -224,7 +233,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             raise ActionposeError("keypoints: values must be finite numbers with |value| <= 1e6")
         if c == 3:
             if sc is None:
-                sc = np.clip(kp[..., 2], 0, 1)
+                sc = _score_channel(kp[..., 2])
             kp = kp[..., :2]
         return kp.astype(np.float32), sc
 
@@ -248,8 +257,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             if sc is None or sc.shape != (t, v):
                 raise ActionposeError(f"scores: shape must be [{t}][{v}] like keypoints")
         if kp.shape[-1] == 3:
-            if sc is None:
-                sc = np.clip(kp[..., 2], 0, 1)
+            if sc is not None:  # the in-process API refuses this too; the service used `scores` silently
+                raise ActionposeError("keypoints: a third (score) channel and separate scores were both given")
+            sc = _score_channel(kp[..., 2])
             kp = kp[..., :2]
         return kp, sc
 

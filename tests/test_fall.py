@@ -123,6 +123,9 @@ def test_batched_preparation_and_scoring_are_bit_identical(det):
             with pytest.raises(ActionposeError, match="no body is visible"):
                 prepare_window(collapsed[0], None, layout, fps=fps)
     windows = [rng.normal(300, 60, (t, 17, c)).astype(np.float32) for t in (64, 64, 40, 64) for c in (2, 3)]
+    for w in windows:
+        if w.shape[-1] == 3:
+            w[..., 2] = rng.uniform(0, 1, w.shape[:2])  # the third channel is a score
     batch = det.predict_batch(windows)
     assert [r.prob for r in batch] == [det.predict(w).prob for w in windows]
     kp, sc = det.prepare_batch(windows)
@@ -404,6 +407,8 @@ def test_detector_input_is_checked_in_words(det):
     assert det.predict(w[:31], fps=30).frames_used > 0 and det.predict(w[:16], fps=15).frames_used > 0
     with pytest.raises(ActionposeError, match="window 1: keypoints: 5 frame"):
         det.predict_batch([w, w[:5]])
+    with pytest.raises(ActionposeError, match="third channel is a score"):  # BlazePose's z read as a score
+        det.predict(np.concatenate([w, np.full((64, 17, 1), -0.4, np.float32)], -1))
     for bad, needle in [({"threshold": 2}, "threshold=2"), ({"threshold": float("nan")}, "threshold=nan"),
                         ({"threshold": -1}, "threshold=-1"), ({"threshold": "x"}, "threshold='x'"),
                         ({"thresh": 0.5}, "unknown setting"), ({"min_hits": 0}, "min_hits"),

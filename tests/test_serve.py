@@ -87,6 +87,8 @@ def test_several_keys_work_and_bearer_form(svc):
     ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "scores": [[0.5] * 3]}, "scores"),
     ({"layout": "coco17", "keypoints": [[[1, 2]] * 17], "extra": 1}, "extra"),
     ({"layout": "coco17", "keypoints": standing_window(8)}, "needs at least 1 s"),  # one frame lying: p = 0.99
+    ({"layout": "coco17", "keypoints": [[[1, 2, 5]] * 17] * 40}, "third channel is a score"),  # a depth z
+    ({"layout": "coco17", "keypoints": [[[1, 2, 0.5]] * 17] * 40, "scores": [[1] * 17] * 40}, "both given"),
     ({"layout": "coco17", "keypoints": [[[0, 0]] * 17] * 64}, "no body is visible"),  # was p = 0.94, a "fall"
     ({"layout": "coco17", "keypoints": [[[200, 200]] * 17] * 48}, "no body is visible"),  # collapsed: p = 0.94 too
     ({"layout": "coco17", "keypoints": [[[5, 9]] * 17] * 40, "scores": [[0.1] * 17] * 40}, "no body is visible"),

@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
-    if args.fps is not None and not 0 < args.fps < float("inf"):
-        raise ActionposeError(f"--fps must be positive, got {args.fps}")
+    if args.fps is not None and not 0 < args.fps <= 1000:  # 1e9 gave "0.00 s ... no falls detected"
+        raise ActionposeError(f"--fps must be in (0, 1000], got {args.fps}")
     from pathlib import Path
 
     if not Path(args.source).is_dir() and not is_live_source(args.source):

@@ -185,6 +185,10 @@ def _window(window: Any, scores: Any, where_: str = "") -> tuple[np.ndarray, np.
     if w.shape[-1] == 3:
         if scores is not None:
             raise ActionposeError(f"{where_}keypoints: a third (score) channel and separate scores were both given")
+        third = w[..., 2][np.isfinite(w[..., 2])]
+        if third.size and not (third.min() >= 0 and third.max() <= 1):  # BlazePose's z was read as a score
+            raise ActionposeError(f"{where_}keypoints: the third channel is a score in [0, 1]; got values outside it "
+                                  "(a depth z? pass [x, y] only)")
         w, scores = w[..., :2], w[..., 2]
     if scores is not None:
         try:

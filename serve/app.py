@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 import pydantic_core
@@ -28,8 +29,8 @@ from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
 from serve.fastlane import PredictFastLane, ServiceApp, predict_reply
-from serve.schemas import (EventOut, EventsResponse, PredictRequest, PredictResponse, SessionOut, StreamRequest,
-                           StreamResponse)
+from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventOut, EventsResponse,
+                           PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse)
 from serve.settings import Settings
 from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
 from serve.window_json import window_from_json
@@ -53,6 +54,8 @@ class _RedactQuerySecrets(logging.Filter):
 logging.getLogger("uvicorn.access").addFilter(_RedactQuerySecrets())
 WORKER_ID = uuid.uuid4().hex[:8]  # random per worker process: names the worker without exposing its pid
 _EVENT_FILTERS = {"session_id", "since", "until", "after_id", "limit"}
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (python -m serve keys add NAME)")
+_BEARER = HTTPBearer(auto_error=False, description="the same API key as `Authorization: Bearer <key>`")
 _FUTURE_SLACK_S = 600.0  # stream timestamps may run this far ahead of the server clock (camera clock skew)
 SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                   description="client-chosen stream id (letters, digits, . _ : -)")
@@ -212,8 +215,11 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     async def _bad(request: Request, exc: ActionposeError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def require_key(request: Request) -> None:
-        """Async: a cached hash compare needs no thread hop; the once-a-second key reload runs in a thread."""
+    async def require_key(request: Request, _key: Optional[str] = Security(_API_KEY),
+                          _bearer: Optional[HTTPAuthorizationCredentials] = Security(_BEARER)) -> None:
+        """Async: a cached hash compare needs no thread hop; the once-a-second key reload runs in a thread.
+        (The two Security parameters only declare the schemes in OpenAPI, so Swagger's "Authorize" and
+        generated clients send the key; the key is read from the headers below either way.)"""
         keys = request.app.state.keys
         await keys.ensure_fresh()
         if not keys.valid(key_from_headers(request.headers)):
@@ -332,7 +338,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                   "float32 [T][V][C] (C = 2 or 3) with headers `X-Layout` (layout name), `X-Shape: T,V,C` and "
                   "optional `X-Fps` (default 30).")
 
-    @app.post("/v1/fall/predict", response_model=PredictResponse, tags=["fall"], dependencies=[Depends(require_key)],
+    @app.post("/v1/fall/predict", response_model=PredictResponse, tags=["fall"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES,
               summary="fall probability of one keypoint window (micro-batched with concurrent requests)",
               description="JSON body as below. " + binary_doc,
               openapi_extra={"requestBody": {"required": True, "content": {
@@ -349,7 +355,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                         media_type="application/json")
 
     @app.post("/v1/fall/stream/{session_id}", response_model=StreamResponse, tags=["fall"],
-              dependencies=[Depends(require_key)],
+              dependencies=[Depends(require_key)], responses=STREAM_RESPONSES,
               summary="append frames to a session; returns fall events (each stored before this reply)")
     async def stream(req: StreamRequest, request: Request, response: Response,
                      session_id: str = SESSION_ID) -> StreamResponse:
@@ -423,7 +429,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                               last_timestamp=last)
 
     @app.get("/v1/fall/stream/{session_id}", response_model=SessionOut, tags=["fall"],
-             dependencies=[Depends(require_key)],
+             dependencies=[Depends(require_key)], responses=SESSION_RESPONSES,
              summary="a stream session's saved state: where a client resumes after a crash or lost reply")
     async def session_info(request: Request, session_id: str = SESSION_ID) -> SessionOut:
         state = request.app.state
@@ -435,7 +441,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         return SessionOut(session_id=session_id, last_timestamp=det.last_time, persons=len(det.track_ids),
                           updated_at=updated)
 
-    @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)],
+    @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES,
              summary="stored fall events, oldest first; filter by session and server time range")
     async def list_events(request: Request,
                           session_id: Optional[str] = Query(None, min_length=1, max_length=128),

@@ -75,3 +75,25 @@ class SessionOut(BaseModel):
 
 class EventsResponse(BaseModel):
     events: list[EventOut]
+
+
+class ErrorOut(BaseModel):
+    """Every refusal (401, 408, 409, 413, 422, 503): one line naming the field or header and the reason;
+    a 422 from request validation also lists the individual errors."""
+
+    detail: str
+    errors: Optional[list[dict]] = None
+
+
+ERROR_RESPONSES = {code: {"model": ErrorOut, "description": what} for code, what in {
+    401: "missing, wrong or revoked API key",
+    408: "the request body did not arrive in time",
+    413: "request body over the limit",
+    422: "invalid input (names the field and the reason)",
+}.items()}
+STREAM_RESPONSES = {**ERROR_RESPONSES,
+                    409: {"model": ErrorOut, "description": "frames not after the session's last processed frame "
+                                                            "(a re-sent request; its events are in GET /v1/events)"},
+                    503: {"model": ErrorOut, "description": "the session was being saved by other requests: retry "
+                                                            "after Retry-After seconds"}}
+SESSION_RESPONSES = {**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "no saved state for this session"}}

@@ -382,9 +382,18 @@ def test_fuzz_events_query_never_500(svc, params):
 
 def test_openapi_documents_the_endpoints(svc):
     client, _, _ = svc
-    paths = client.get("/openapi.json").json()["paths"]
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
     assert {"/v1/fall/predict", "/v1/fall/stream/{session_id}", "/v1/events", "/healthz", "/readyz"} <= set(paths)
     assert client.get("/docs").status_code == 200
+    # the key scheme is declared (Swagger's "Authorize", generated clients), and the refusals with their real shape
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    for path, method in [("/v1/fall/predict", "post"), ("/v1/fall/stream/{session_id}", "post"), ("/v1/events", "get")]:
+        op = paths[path][method]
+        assert {"APIKeyHeader": []} in op["security"] and {"401", "422"} <= set(op["responses"])
+        assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+    assert {"409", "503"} <= set(paths["/v1/fall/stream/{session_id}"]["post"]["responses"])
+    assert "security" not in paths["/healthz"]["get"]
 
 
 @pytest.mark.skipif(not (SHARED / "videos" / "fall_skeleton_1.npy").exists(), reason="../shared not present")

@@ -122,7 +122,9 @@ def test_batched_preparation_and_scoring_are_bit_identical(det):
                 prepare_windows(collapsed, None, layout, fps)
             with pytest.raises(ActionposeError, match="no body is visible"):
                 prepare_window(collapsed[0], None, layout, fps=fps)
-    windows = [rng.normal(300, 60, (t, 17, c)).astype(np.float32) for t in (64, 64, 40, 64) for c in (2, 3)]
+    # a joint arrangement held still with 2 px of jitter (windows of pure noise are refused: not one person)
+    windows = [(rng.normal(300, 60, (1, 17, c)) + rng.normal(0, 2, (t, 17, c))).astype(np.float32)
+               for t in (64, 64, 40, 64) for c in (2, 3)]
     for w in windows:
         if w.shape[-1] == 3:
             w[..., 2] = rng.uniform(0, 1, w.shape[:2])  # the third channel is a score
@@ -381,7 +383,8 @@ def test_fall_start_running_median_matches_scipy_medfilt():
 
 def test_detector_input_is_checked_in_words(det):
     """What the service refuses with a 422 the in-process API refuses too, instead of scoring it."""
-    w = np.random.default_rng(1).normal(300, 60, (64, 17, 2)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    w = (rng.normal(300, 60, (1, 17, 2)) + rng.normal(0, 2, (64, 17, 2))).astype(np.float32)
     for bad, needle in [(np.zeros((64, 17, 4), np.float32), "expected"),  # was read as a window (p = 0.83)
                         ([[1, 2], [3]], "not a numeric"), ("abc", "not a numeric")]:
         with pytest.raises(ActionposeError, match=needle):
@@ -496,3 +499,26 @@ def test_cli_says_when_nobody_was_seen(tmp_path):
     out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "short.npy"), "--layout", "coco13"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "nothing could be checked" in out.stdout, out.stdout + out.stderr
+
+
+def test_keypoints_that_jump_about_are_not_one_person(det):
+    """Random keypoints scored as falls (82 % of uniform-noise windows at the threshold; a noise "person"
+    streamed at 30 fps raised an alarm). Windows whose joints jump between frames are refused by predict
+    and not scored in a stream; a real fall (URFD fixture) is still found."""
+    from actionpose.inference.fall_prep import MAX_JITTER, jitter
+
+    rng = np.random.default_rng(7)
+    noise = rng.uniform([0, 0], [640, 480], (64, 17, 2)).astype(np.float32)
+    with pytest.raises(ActionposeError, match="not one tracked person"):
+        det.predict(noise)
+    with pytest.raises(ActionposeError, match=r"\(window 1\).*not one tracked person"):
+        det.predict_batch([noise[:1] + rng.normal(0, 2, (64, 17, 2)).astype(np.float32), noise])
+    det.reset()
+    before = det.windows_scored
+    events = [e for i in range(300) for e in det.update({1: rng.uniform([0, 0], [640, 480], (17, 2))}, i / 30)]
+    assert events == [] and det.windows_scored == before  # nothing scored, nothing raised
+    kp, sc, _ = fixture_seq("fall-01")
+    prepped = det.prepare(kp[40:104], sc[40:104], layout="coco13")
+    assert jitter(prepped[0][None], prepped[1][None])[0] < MAX_JITTER / 2  # a real fall moves far less
+    det.reset()
+    assert len(det.run_sequence(kp, np.arange(len(kp)) / 30, sc, layout="coco13")) == 1

@@ -192,7 +192,7 @@ def test_slow_client_gets_408_and_health_stays_up(env):
 def test_healthz_answers_under_load_and_logs_hold_no_key(env):
     srv, key = env
     window = {"layout": "coco17", "fps": 30,
-              "keypoints": (np.random.default_rng(0).normal(300, 50, (64, 17, 2))).round(1).tolist()}
+              "keypoints": (np.random.default_rng(0).normal(300, 50, (1, 17, 2)) + np.zeros((64, 1, 1))).round(1).tolist()}
     stop = threading.Event()
     codes: list[int] = []
 
@@ -310,7 +310,8 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(tmp_path):
         workers = _children(srv.proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
-        window = {"layout": "coco17", "keypoints": (np.random.default_rng(0).normal(300, 50, (40, 17, 2))).tolist()}
+        window = {"layout": "coco17", "keypoints": (np.random.default_rng(0).normal(300, 50, (1, 17, 2))
+                                                     + np.zeros((40, 1, 1))).tolist()}
         codes = []
         for _ in range(20):  # new connections: some would hash to the dead worker's socket if it were kept
             with httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30) as c:

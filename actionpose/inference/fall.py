@@ -19,8 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import (PrepConfig, _grid_index, has_body, prepare_window, prepare_windows,
-                                            resample, to_body13)
+from actionpose.inference.fall_prep import (MAX_JITTER, PrepConfig, _grid_index, has_body, jitter, prepare_window,
+                                            prepare_windows, require_steady, resample, to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -309,8 +309,10 @@ class FallDetector:
         w, scores = _window(window, scores)
         if times is None:
             self._long_enough(len(w), _fps(fps))
-        return prepare_window(w, scores, _input_layout(layout or self.layout), times=times, fps=_fps(fps),
-                              cfg=self.config.prep)
+        kp, sc = prepare_window(w, scores, _input_layout(layout or self.layout), times=times, fps=_fps(fps),
+                                cfg=self.config.prep)
+        require_steady(kp[None], sc[None], self.config.prep.score_min)
+        return kp, sc
 
     def _long_enough(self, frames: int, fps: float, where_: str = "") -> None:
         """Refuse a window shorter than ``min_window_s``, the history a stream needs before it is scored.
@@ -349,6 +351,7 @@ class FallDetector:
             kp = np.stack([arrays[i][0] for i in idx])
             sc = None if sc_shape is None else np.stack([np.asarray(arrays[i][1], np.float32) for i in idx])
             kp_out[idx], sc_out[idx] = prepare_windows(kp, sc, layout or self.layout, fps=fps, cfg=cfg)
+        require_steady(kp_out, sc_out, cfg.score_min)
         return kp_out, sc_out
 
     def predict(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
@@ -529,12 +532,17 @@ class FallDetector:
         """Score the due windows in one call, then run the alert logic through them in frame order."""
         if not due:
             return []
+        # prepared even when an evaluation replays recorded scores: the jitter gate decides which windows
+        # were scored, so the replayed calls line up with the recorded ones
+        prepped = [prepare_window(d.kps, d.scores, "body13", times=d.times, cfg=self.config.prep) for d in due]
+        kp, sc = np.stack([p[0] for p in prepped]), np.stack([p[1] for p in prepped])
+        steady = jitter(kp, sc, self.config.prep.score_min) <= MAX_JITTER  # jumping joints: no evidence
+        if not steady.all():
+            due, kp, sc = [d for d, ok in zip(due, steady) if ok], kp[steady], sc[steady]
+            if not due:
+                return []
         self.windows_scored += len(due)
-        if getattr(self.scorer, "replaying", False):  # evaluation replays recorded scores: skip preparation
-            probs = self.score_prepared(np.empty((len(due), 0)), np.empty((len(due), 0)))
-        else:
-            prepped = [prepare_window(d.kps, d.scores, "body13", times=d.times, cfg=self.config.prep) for d in due]
-            probs = self.score_prepared(np.stack([p[0] for p in prepped]), np.stack([p[1] for p in prepped]))
+        probs = self.score_prepared(kp, sc)
         events = []
         for d, prob in zip(due, probs):
             ev = self._step(d, float(prob))

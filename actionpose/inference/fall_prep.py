@@ -7,6 +7,7 @@ out; *vertical direction is kept* because falling is about gravity).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -114,6 +115,40 @@ def require_visible(windows: np.ndarray, scores: np.ndarray | None, score_min: f
         raise ActionposeError(f"keypoints: no body is visible in any frame{which}: every joint is at (0, 0), "
                               f"scored below {score_min}, or all seen joints are at one point; a window needs "
                               "a person in it")
+
+
+MAX_JITTER = 0.5  # torso-scaled units per 15 fps frame; URFD: median 0.047, every fall window <= 0.183
+MIN_JITTER_PAIRS = 5  # frame pairs a window needs before it is judged (a 1 s window at 15 fps has 15)
+
+
+def jitter(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> np.ndarray:
+    """Model-ready windows [N, T, 13, 2] (+ scores [N, T, 13]) -> [N]: the median over frames of the median
+    displacement of the joints seen in both frames. Why: keypoints that jump about between frames are
+    not one tracked person (noise, a detector flickering between people), yet the model read such
+    windows as falls (82 % of uniform-noise windows at the threshold). Frame pairs with under 3 joints
+    seen in both are left out, and so are repeated frames (a short window is padded with its first
+    frame, a slower source is resampled up to 15 fps): they pulled the median to 0 and let noise
+    through. A window without any such pair gets 0."""
+    d = np.linalg.norm(np.diff(kp, axis=1), axis=-1)                # [N, T-1, 13]
+    both = (sc[:, 1:] >= score_min) & (sc[:, :-1] >= score_min)
+    enough = (both.sum(-1) >= 3) & (d > 0).any(-1)                  # [N, T-1]
+    d = np.where(both, d, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)              # all-NaN slices: handled below
+        per_frame = np.where(enough, np.nanmedian(d, axis=-1), np.nan)
+        out = np.nanmedian(per_frame, axis=-1)
+    out[enough.sum(-1) < MIN_JITTER_PAIRS] = np.nan  # too few moving frames to tell: not judged
+    return np.nan_to_num(out, nan=0.0)
+
+
+def require_steady(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> None:
+    """Refuse model-ready windows whose :func:`jitter` is above :data:`MAX_JITTER` (one line, names the window)."""
+    j = jitter(kp, sc, score_min)
+    bad = np.flatnonzero(j > MAX_JITTER)
+    if bad.size:
+        which = f" (window {int(bad[0])})" if len(j) > 1 else ""
+        raise ActionposeError(f"keypoints{which}: the joints jump by {j[bad[0]]:.2f} torso lengths per frame (at most "
+                              f"{MAX_JITTER:g}): not one tracked person (noise, or a tracker switching people)")
 
 
 @lru_cache(maxsize=None)

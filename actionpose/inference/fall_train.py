@@ -603,6 +603,10 @@ Per fold (window top-1 from the trainer):
 
 {occlusion_section}## Limits (read before use)
 
+* Keypoints that are not a body: windows whose joints jump between frames (noise, a tracker switching
+  people) are not scored (the jitter gate, docs/fall.md); but a *static* non-human arrangement of joints
+  (a ghost skeleton on furniture) reaches the threshold in about 1 of 5 windows. Input must be pixels
+  (not 0..1 per axis) and at least 1 s long.
 * URFD is small, staged and indoor (one room, a few actors, frontal/side camera). Both extractions
   come from the same 70 clips; cross-validation holds out whole videos but not actors (URFD has no
   actor ids), so the numbers are optimistic for new people and rooms.

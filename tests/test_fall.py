@@ -522,3 +522,19 @@ def test_keypoints_that_jump_about_are_not_one_person(det):
     assert jitter(prepped[0][None], prepped[1][None])[0] < MAX_JITTER / 2  # a real fall moves far less
     det.reset()
     assert len(det.run_sequence(kp, np.arange(len(kp)) / 30, sc, layout="coco13")) == 1
+
+
+def test_masked_median_matches_numpy_nanmedian():
+    """The jitter gate's median (on the service's hot path) gives numpy's nanmedian numbers."""
+    import warnings
+
+    from actionpose.inference.fall_prep import _masked_median
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 9)), int(rng.integers(1, 14)))
+        x, m = rng.normal(size=shape), rng.random(shape) < 0.6
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nan_to_num(np.nanmedian(np.where(m, x, np.nan), axis=-1), nan=0.0)
+        np.testing.assert_allclose(_masked_median(x, m), want)

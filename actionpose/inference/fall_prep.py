@@ -7,7 +7,6 @@ out; *vertical direction is kept* because falling is about gravity).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -129,16 +128,25 @@ def jitter(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> np.n
     seen in both are left out, and so are repeated frames (a short window is padded with its first
     frame, a slower source is resampled up to 15 fps): they pulled the median to 0 and let noise
     through. A window without any such pair gets 0."""
-    d = np.linalg.norm(np.diff(kp, axis=1), axis=-1)                # [N, T-1, 13]
+    step = kp[:, 1:] - kp[:, :-1]
+    d = np.sqrt(step[..., 0] * step[..., 0] + step[..., 1] * step[..., 1])  # [N, T-1, 13]
     both = (sc[:, 1:] >= score_min) & (sc[:, :-1] >= score_min)
     enough = (both.sum(-1) >= 3) & (d > 0).any(-1)                  # [N, T-1]
-    d = np.where(both, d, np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)              # all-NaN slices: handled below
-        per_frame = np.where(enough, np.nanmedian(d, axis=-1), np.nan)
-        out = np.nanmedian(per_frame, axis=-1)
-    out[enough.sum(-1) < MIN_JITTER_PAIRS] = np.nan  # too few moving frames to tell: not judged
-    return np.nan_to_num(out, nan=0.0)
+    per_frame = _masked_median(d, both)                             # [N, T-1]
+    out = _masked_median(per_frame, enough)                         # [N]
+    out[enough.sum(-1) < MIN_JITTER_PAIRS] = 0.0  # too few moving frames to tell: not judged
+    return out
+
+
+def _masked_median(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median over the last axis of the entries where ``mask`` is True (0 where none is): np.nanmedian's
+    numbers at a fraction of its cost (it made one window's predict 3x slower on the service's hot path)."""
+    n = mask.sum(-1)
+    s = np.sort(np.where(mask, x, np.inf), axis=-1)
+    lo = np.take_along_axis(s, np.maximum(n - 1, 0)[..., None] // 2, -1)[..., 0]
+    hi = np.take_along_axis(s, (n // 2)[..., None], -1)[..., 0] if s.shape[-1] else lo
+    hi = np.where(n % 2 == 1, lo, hi)
+    return np.where(n > 0, (lo + hi) / 2, 0.0)
 
 
 def require_steady(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> None:

@@ -27,6 +27,8 @@ def require_file(path: object, missing: str = "no such file") -> None:
     p = Path(str(path))
     if p.is_file():
         return
+    if p.is_dir():
+        raise where(path, "is a folder, not a file")
     if str(path) == "-" or p.exists():
         raise where(path, "not a regular file (a pipe, device or standard input cannot be read here); "
                           "save it to a file first")

@@ -77,6 +77,11 @@ def test_export_cli_bad_checkpoint(tmp_path, capsys):
     assert err.startswith("error: ") and "bad.ckpt" in err and err.count("\n") == 1
     assert main(["export", "--model", str(tmp_path / "missing.ckpt"), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    (tmp_path / "empty.ckpt").write_bytes(b"")  # was an IndexError traceback (torch's message is empty)
+    assert main(["export", "--model", str(tmp_path / "empty.ckpt"), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "empty.ckpt: empty file, not a checkpoint" in capsys.readouterr().err
+    assert main(["export", "--model", str(bad), "-o", str(bad)]) == 2  # -o onto the checkpoint itself
+    assert "is the input file" in capsys.readouterr().err and bad.read_bytes() == b"not a checkpoint"
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     assert main(["export", "--model", str(tmp_path / "other.ckpt"), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "not an actionpose checkpoint" in capsys.readouterr().err
@@ -88,3 +93,13 @@ def test_export_cli_bad_checkpoint(tmp_path, capsys):
     cap = capsys.readouterr()
     assert cap.err.count("\n") == 1 and "data.pkl: not a readable checkpoint" in cap.err and "weights_only" not in cap.err
     assert "Warning" not in cap.err + cap.out and not (tmp_path / "x.onnx").exists()
+
+
+def test_export_refuses_a_model_that_outputs_nan(tmp_path):
+    """max() over NaN differences gave 0.0, so a model with a NaN weight passed the parity check."""
+    model = build_model("stgcn", "body13", 3, 2, **TINY).eval()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d))
+    bn.running_var[0] = float("nan")
+    with pytest.raises(ActionposeError, match="NaN or infinite logits"):
+        export_onnx(model, _meta(), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

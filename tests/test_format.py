@@ -38,6 +38,10 @@ def test_plain_pyskl_pickle_without_layout_loads(tmp_path):
     p.write_bytes(pickle.dumps(raw, protocol=5))
     ds = load_dataset(p)
     assert ds.layout == "coco17" and ds.classes == ["class_0", "class_1"]
+    raw["annotations"][0]["label"] = 10**12  # built a list of 10**12 class names: the machine ran out of memory
+    p.write_bytes(pickle.dumps(raw, protocol=5))
+    with pytest.raises(ActionposeError, match="class ids must be below"):
+        load_dataset(p)
 
 
 class _Evil:

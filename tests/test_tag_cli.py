@@ -186,3 +186,31 @@ def test_a_failed_demo_leaves_no_empty_output_folder(tmp_path, capsys):
     kept.mkdir()
     assert main(["demo", "-o", str(kept), "--video", str(bad)]) == 2
     assert kept.is_dir()  # a folder the user made is left alone
+
+
+def test_outputs_that_would_replace_the_input_or_fail_late_are_refused_up_front(tmp_path, capsys):
+    """`tag clip.mp4 --json clip.mp4` replaced the video with JSON; an unknown --timeline picture type was a
+    traceback after the whole video had been tagged (and the JSON/CSV were lost); a folder given to a
+    file-only command was called a pipe."""
+    import shutil
+
+    video = tmp_path / "clip.mp4"
+    shutil.copy(REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4", video)
+    before = video.read_bytes()
+    for args, needle in [(["tag", str(video), "--json", str(video)], "is the input file"),
+                         (["tag", str(video), "--render", str(video)], "is the input file"),
+                         (["extract", str(video), "-o", str(video)], "is the input file"),
+                         (["tag", str(video), "--json", str(tmp_path / "a.json"), "--timeline", str(tmp_path / "t.docx")],
+                          "give a picture file"),
+                         (["reps", str(tmp_path)], "is a folder, not a file")]:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, (args, err)
+    assert video.read_bytes() == before and not (tmp_path / "a.json").exists()
+
+
+def test_fps_above_the_videos_own_rate_is_refused(tmp_path, capsys):
+    """--fps 30 on an 18 fps video recorded 30 fps for frames that came at 18: every time shrank by 40 %."""
+    video = shared_path("videos", "fall_video_1.mp4")
+    assert main(["tag", str(video), "--fps", "30", "--json", str(tmp_path / "a.json")]) == 2
+    assert "above fall_video_1's own 18 fps" in capsys.readouterr().err

@@ -200,7 +200,10 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
                                ("trainer.max_steps=ten", "trainer.max_steps"),
                                ("trainer.accelerator=gpuu", "trainer.accelerator.*allowed values: auto, cpu, gpu"),
                                ("trainer.devices=none", "trainer.devices"),
-                               ("trainer.export_onnx=maybe", "trainer.export_onnx.*true or false")]:
+                               ("trainer.export_onnx=maybe", "trainer.export_onnx.*true or false"),
+                               # true trained "epoch 1/True", 1-frame clips, or crashed in torch's DataLoader
+                               ("optim.epochs=true", "optim.epochs"), ("preprocess.clip_len=true", "preprocess.clip_len"),
+                               ("optim.batch_size=true", "optim.batch_size")]:
         with pytest.raises(ActionposeError, match=expected):
             make_config(None, [override])
     for ok in ("trainer.devices=2", "trainer.devices=[0,1]", "trainer.devices='0,1'", "trainer.limit_val_batches=0",

@@ -20,7 +20,11 @@ def run(args: argparse.Namespace) -> int:
 
     from actionpose.data.atomic import check_output_file
 
-    check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output", inputs=(args.model,))  # -o best.ckpt replaced the checkpoint
+    if not args.atol > 0 or args.atol == float("inf"):  # was found only after the whole export
+        from actionpose.errors import ActionposeError
+
+        raise ActionposeError(f"--atol must be a positive number, got {args.atol}")
     model, meta, _ = load_checkpoint(args.model)
     res = export_onnx(model, meta, args.output, atol=args.atol)
     print(f"wrote {args.output}: layout {meta['layout']}, {len(meta['classes'])} classes, stream {meta['stream']}, "

@@ -6,7 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+from actionpose.errors import ActionposeError
 from actionpose.inference.segments import SegmentConfig
+
+TIMELINE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf"}
 
 DEFAULTS = SegmentConfig()
 
@@ -60,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     from actionpose.data.atomic import check_output_file
 
-    for option in ("json", "csv", "render", "timeline"):
-        check_output_file(getattr(args, option), f"--{option}")
+    sources = (args.source,) if Path(str(args.source)).is_file() else ()
+    for option in ("json", "csv", "render", "timeline"):  # `--json clip.mp4` on clip.mp4 replaced the video
+        check_output_file(getattr(args, option), f"--{option}", inputs=sources)
+    if args.timeline and Path(args.timeline).suffix.lower() not in TIMELINE_SUFFIXES:
+        # found after the whole video had been tagged, as a traceback, and the JSON/CSV were lost with it
+        raise ActionposeError(f"--timeline {args.timeline}: give a picture file ({', '.join(sorted(TIMELINE_SUFFIXES))})")
     inputs = expand_source(args.source)
     live = args.live or is_live_source(args.source)
     from actionpose.inference.fall_tagging import is_fall_model

@@ -25,6 +25,7 @@ from actionpose.errors import ActionposeError, where
 from actionpose.skeleton import ensure_layout, get_layout, layout_definition
 
 # Joint count -> layout, for pickles that do not say (PYSKL's own files). 20 is ambiguous.
+MAX_CLASSES = 100_000  # class ids a pickle without a class list may use
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 13: "body13", 33: "blazepose33", 21: "hand21"}
 _JOINT_COUNTS_OF_SEVERAL = {20}  # kinect20 (NW-UCLA) and kinect20_utd order the same 20 joints differently
 
@@ -185,6 +186,9 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
         classes = [str(c) for c in data["classes"]]
     else:
         n = max(as_label(a.get("label", 0), f"{source}: annotation {i}") for i, a in enumerate(anns)) + 1
+        if n > MAX_CLASSES:  # label 10**12 built a list of 10**12 names: the machine ran out of memory
+            raise where(source, f"label {n - 1} but no 'classes' list: class ids must be below {MAX_CLASSES}; "
+                                "number the classes 0..K-1 or store a 'classes' list")
         classes = [f"class_{i}" for i in range(n)]
     split = {str(k): [str(x) for x in v] for k, v in (data.get("split") or {}).items()}
     return SkeletonDataset(annotations=anns, layout=layout, classes=classes, split=split,

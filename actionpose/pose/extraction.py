@@ -35,8 +35,9 @@ class _Renderer:
         self._tmp = self._ctx.__enter__()
         self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
-            self._ctx.__exit__(None, None, None)
-            raise ActionposeError(f"{path}: cannot write video (OpenCV has no mp4v encoder for it?)")
+            err = ActionposeError(f"{path}: cannot write video (OpenCV has no mp4v encoder for it?)")
+            self._ctx.__exit__(ActionposeError, err, None)  # abort: committing the empty temp file emptied `path`
+            raise err
         self.q: queue.Queue = queue.Queue(maxsize=16)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

@@ -82,6 +82,12 @@ class FrameReader:
         self.cap, self.info = open_source(spec)
         if fps is not None and fps <= 0:
             raise ActionposeError(f"--fps must be positive, got {fps}")
+        if fps is not None and self.info.is_file and fps > self.info.fps * 1.001:
+            # frames are not invented: the requested rate was recorded while the frames came at the video's
+            # own rate, so every time and duration shrank (a 6 s clip at 18 fps became 3.6 s at "30 fps")
+            self.cap.release()
+            raise ActionposeError(f"--fps {fps:g} is above {self.info.name}'s own {self.info.fps:g} fps; give at most "
+                                  f"{self.info.fps:g} (frames can be dropped, not made up)")
         self.target_fps = fps
         self.max_frames = max_frames
         self.decoded = 0

@@ -101,6 +101,9 @@ class OverlayWriter:
             self._writer = None
         if self._tmp is not None:
             if keep and self.frames:
+                from actionpose.data.atomic import _mode_for
+
+                os.chmod(self._tmp, _mode_for(self.path))  # mkstemp's 0600: overlays came out private, JSON not
                 os.replace(self._tmp, self.path)
             else:
                 self._tmp.unlink(missing_ok=True)

@@ -66,6 +66,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise where(path, "no such checkpoint")
     if path.is_dir():
         raise where(path, "is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:  # torch's own error text is empty here (it was an IndexError traceback)
+        raise where(path, "empty file, not a checkpoint")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a non-checkpoint
             warnings.simplefilter("ignore")
@@ -74,7 +76,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise where(path, "not a readable checkpoint (a pickle that holds more than tensors and plain values, "
                           "not a training checkpoint)") from None
     except Exception as e:  # torch raises many types for truncated/corrupt/non-torch files
-        raise where(path, f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise where(path, f"not a readable checkpoint ({type(e).__name__}{': ' + first if first else ''})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or "meta" not in hp or "config" not in hp or "state_dict" not in ckpt:
         raise where(path, "not an actionpose checkpoint (no hyper_parameters.meta/config or state_dict)")

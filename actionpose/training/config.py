@@ -185,9 +185,9 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(cfg["model"].get("name") in list_models(), "model.name",
            f"{cfg['model'].get('name')!r}; allowed values: {', '.join(list_models())}")
     for key in ("clip_len", "num_clips", "test_clips", "max_persons"):
-        _check(isinstance(p[key], int) and p[key] >= 1, f"preprocess.{key}", f"must be an integer >= 1, got {p[key]!r}")
+        _check(_is_int(p[key]) and p[key] >= 1, f"preprocess.{key}", f"must be an integer >= 1, got {p[key]!r}")
     for key in ("epochs", "batch_size"):
-        _check(isinstance(o[key], int) and o[key] >= 1, f"optim.{key}", f"must be an integer >= 1, got {o[key]!r}")
+        _check(_is_int(o[key]) and o[key] >= 1, f"optim.{key}", f"must be an integer >= 1, got {o[key]!r}")
     for key in ("lr", "momentum", "weight_decay", "label_smoothing", "min_lr", "warmup_epochs"):
         _check(_is_number(o[key]) and o[key] >= 0,
                f"optim.{key}", f"must be a number >= 0, got {o[key]!r}")
@@ -201,9 +201,9 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(o["schedule"] != "step" or bool(ms), "optim.milestones", "optim.schedule=step needs at least one milestone")
     _check(_is_number(o["gamma"]) and 0 < o["gamma"] <= 1,
            "optim.gamma", f"must be a number in (0, 1], got {o['gamma']!r}")
-    _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
+    _check(_is_number(d["val_fraction"]) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
            f"must be in [0, 1), got {d['val_fraction']!r}")
-    _check(isinstance(d["repeat"], int) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
+    _check(_is_int(d["repeat"]) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
     _check(d["val_seed"] is None or (isinstance(d["val_seed"], int) and not isinstance(d["val_seed"], bool)),
            "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
     _check(_is_int(cfg["seed"]), "seed", f"must be an integer, got {cfg['seed']!r}")

@@ -54,7 +54,10 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, atol: f
         proto.doc_string = f"actionpose {meta.get('model', '')} on {meta['layout']}: {len(meta['classes'])} classes"
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        diff, scale = parity(model, tmp, m, v, c, t, return_scale=True) if check else (float("nan"), 1.0)
+        try:
+            diff, scale = parity(model, tmp, m, v, c, t, return_scale=True) if check else (float("nan"), 1.0)
+        except ActionposeError as e:
+            raise ActionposeError(f"{out}: {e}; not exported") from None
         # 1e-4 absolute for logits up to 1, relative beyond (float32 rounding grows with the logit size)
         if check and not diff <= atol * max(1.0, scale):
             raise ActionposeError(f"{out}: ONNX Runtime differs from PyTorch by {diff:.2e} "
@@ -85,6 +88,10 @@ def parity(model: nn.Module, onnx_path: str | Path, m: int, v: int, c: int, t: i
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
         got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        if not (np.isfinite(ref).all() and np.isfinite(got).all()):
+            # max() over NaN differences gave 0.0: a NaN model passed the check and was exported
+            raise ActionposeError("the model outputs NaN or infinite logits (damaged weights, or a diverged "
+                                  "training run)")
         worst = max(worst, float(np.abs(ref - got).max()))
         scale = max(scale, float(np.abs(ref).max()))
     return (worst, scale) if return_scale else worst

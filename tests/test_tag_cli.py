@@ -214,3 +214,16 @@ def test_fps_above_the_videos_own_rate_is_refused(tmp_path, capsys):
     video = shared_path("videos", "fall_video_1.mp4")
     assert main(["tag", str(video), "--fps", "30", "--json", str(tmp_path / "a.json")]) == 2
     assert "above fall_video_1's own 18 fps" in capsys.readouterr().err
+
+
+def test_two_videos_with_one_stem_get_their_own_outputs(tmp_path, capsys):
+    """clip.mp4 and clip.avi in one folder wrote one t.clip.png (the second over the first)."""
+    import shutil
+
+    folder = tmp_path / "coll"
+    folder.mkdir()
+    src = REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"
+    shutil.copy(src, folder / "clip.mp4")
+    shutil.copy(src, folder / "clip.mov")
+    assert main(["tag", str(folder), "-q", "--json", str(tmp_path / "r.json"), "--timeline", str(tmp_path / "t.png")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("t.*.png")) == ["t.clip_mov.png", "t.clip_mp4.png"]

@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         stop = f", stopped at frame {a['stopped_at']}" if "stopped_at" in a else ""
         print(f"{a['frame_dir']}: {t} frames, {len(a['track_ids'])} persons (tracks {a['track_ids']}), "
               f"{a['fps']:.2f} fps{stop}")
-    print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + (f"; overlay {args.render}" if args.render else ""))
+    render = "" if not args.render else (f"; overlay {args.render}" if len(ds) == 1 else
+                                          f"; one overlay per video beside {args.render} "
+                                          f"({Path(args.render).stem}_<video>{Path(args.render).suffix or '.mp4'})")
+    print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + render)
     return 0
 
 

@@ -53,6 +53,13 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
     return str(p.with_name(f"{p.stem}.{Path(name).stem}{p.suffix}"))
 
 
+def _labels(names: list[str]) -> dict[str, str]:
+    """Per-input output labels: the stem, or the whole name when two inputs share a stem (``clip.mp4`` and
+    ``clip.avi`` wrote one ``t.clip.png``, the second over the first)."""
+    stems = [Path(n).stem for n in names]
+    return {n: (n.replace(".", "_") if stems.count(Path(n).stem) > 1 else Path(n).stem) for n in names}
+
+
 def run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import (PICKLE_EXTS, expand_source, is_live_source, load_predictor,
                                              pickle_videos, tag_frames, tag_video, write_outputs)
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             jobs.append(("video", Path(item).name, item))
     many = len(jobs) > 1
+    label = _labels([name for _, name, _ in jobs])
     if many and args.render and any(kind == "pkl" for kind, _, _ in jobs):
         print("note: --render is drawn for videos only when a source holds several sequences", file=sys.stderr)
 
@@ -99,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
         if kind == "pkl":
             layout, fps, frames = payload
             res = tag_frames(frames, predictor, layout, fps, video=name, model_name=model_name, config=cfg)
-            write_outputs(res, timeline=_suffixed(args.timeline, name, many))
+            write_outputs(res, timeline=_suffixed(args.timeline, label[name], many))
             return res
-        return tag_video(payload, predictor, render=_suffixed(args.render, name, many),
-                         timeline=_suffixed(args.timeline, name, many), config=cfg, frontend=args.frontend,
+        return tag_video(payload, predictor, render=_suffixed(args.render, label[name], many),
+                         timeline=_suffixed(args.timeline, label[name], many), config=cfg, frontend=args.frontend,
                          fps=args.fps, threads=args.threads, model_name=model_name)
 
     return _run_jobs(args, [(name, lambda k=kind, n=name, p=payload: one(k, n, p)) for kind, name, payload in jobs])
@@ -190,13 +198,14 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     if any(Path(i).suffix.lower() not in {".pkl", ".npy"} for i in inputs):
         get_frontend_spec(args.frontend)  # an unknown frontend name is refused before any work
     many = len(inputs) > 1
+    label = _labels([Path(i).name for i in inputs])
 
     def on_event(e) -> None:
         print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
               f"confidence {e.confidence:.3f}", flush=True)
 
     def job(item: str):
-        return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, Path(item).name, many),
+        return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, label[Path(item).name], many),
                                  frontend=args.frontend, fps=args.fps, threshold=args.threshold,
                                  threads=args.threads, on_event=on_event if live else None)
 

@@ -134,11 +134,14 @@ def extract(source: str | int | Path, out: str | Path | None = None, frontend: s
         raise ActionposeError(f"--fps must be positive, got {fps}")
     fe = frontend if isinstance(frontend, Frontend) else load_frontend(frontend, progress=progress, **frontend_kwargs)
     anns, names = [], set()
+    stems = [Path(str(s)).stem for s in sources]
     for src in sources:
         r = render
         if render is not None and len(sources) > 1:
             rp = Path(render)
-            r = rp.with_name(f"{rp.stem}_{Path(str(src)).stem}{rp.suffix or '.mp4'}")
+            # the whole file name when two videos share a stem (clip.mp4 and clip.avi wrote one overlay)
+            tag = Path(str(src)).stem if stems.count(Path(str(src)).stem) == 1 else Path(str(src)).name.replace(".", "_")
+            r = rp.with_name(f"{rp.stem}_{tag}{rp.suffix or '.mp4'}")
         ann = extract_video(fe, src, fps, max_persons, r, progress, layout, max_frames)
         base, k = ann["frame_dir"], 1
         while ann["frame_dir"] in names:

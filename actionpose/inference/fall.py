@@ -60,7 +60,7 @@ class FallConfig:
                 raise ActionposeError(f"fall detector setting {name}={v!r}: must be a number in "
                                       f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
         number("threshold", 0, 1, lo_open=True, hi_open=True)
-        number("release", 0, self.threshold, hi_open=True)
+        number("release", 0, self.threshold)  # re-armed while still above the alert level: repeated alarms
         number("rearm_s", 0, 3600)
         number("hop_s", 0, 10, lo_open=True)
         number("min_window_s", 0, self.prep.frames / self.prep.fps, lo_open=True)
@@ -299,6 +299,9 @@ class FallDetector:
         if unknown:
             raise ActionposeError(f"from_pretrained: unknown setting(s) {', '.join(unknown)}; known: "
                                   f"{', '.join(k for k in FallConfig.__dataclass_fields__ if k != 'prep')}")
+        if "threshold" in overrides and "release" not in overrides and isinstance(overrides["threshold"], (int, float)):
+            # a lowered alert threshold (--threshold 0.2) takes the re-arm level down with it
+            cfg["release"] = min(cfg.get("release", FallConfig.release), overrides["threshold"])
         cfg.update(overrides)
         return cls(OnnxFallScorer(path, threads=threads), FallConfig.from_dict(cfg), layout=layout, source=str(path))
 

@@ -125,3 +125,21 @@ def test_a_registry_lookup_without_a_store_creates_none(tmp_path):
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no MLflow store at sqlite:///" in r.stderr and r.stderr.count("\n") == 1
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_unreachable_tracking_server_is_one_line_at_once(tmp_path):
+    """MLflow's client retried a refused connection for ~2 minutes, printing nothing (training looked hung)."""
+    import socket
+    import time
+
+    from actionpose.errors import ActionposeError
+    from actionpose.training.tracking import start_run
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(ActionposeError, match=r"cannot connect.*--no-mlflow"):
+        start_run({"mlflow": {"tracking_uri": f"http://127.0.0.1:{port}", "experiment": "x"}, "name": "n",
+                   "model": {"name": "stgcn"}})
+    assert time.monotonic() - t0 < 10

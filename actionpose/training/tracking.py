@@ -50,6 +50,7 @@ def start_run(cfg: dict[str, Any], resume_run_id: str | None = None):
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri(cfg["mlflow"]["tracking_uri"])
+    _probe_server(uri)
     client = MlflowClient(tracking_uri=uri)
     name = cfg["mlflow"]["experiment"]
     if resume_run_id:
@@ -68,6 +69,26 @@ def start_run(cfg: dict[str, Any], resume_run_id: str | None = None):
                               "MLFLOW_TRACKING_URI / mlflow.tracking_uri, or train without it: mlflow.enabled=false "
                               "(or --no-mlflow)") from None
     return client, run.info.run_id
+
+
+def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
+    """One TCP connect to an http(s) tracking server before MLflow's own client: that one retries a refused
+    connection with back-off for about two minutes, printing nothing (a training run looked hung)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    import socket
+
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                      timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise ActionposeError(f"MLflow tracking store {redact_uri(uri)}: cannot connect ({e.strerror or e}); fix "
+                              "MLFLOW_TRACKING_URI / mlflow.tracking_uri, or train without it: mlflow.enabled=false "
+                              "(or --no-mlflow)") from None
 
 
 def fingerprint(path: str | Path) -> str:

@@ -83,3 +83,17 @@ def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
     assert len(lines) == len(printed)
     for x in lines:
         assert {"video", "track_id", "label", "start_s", "end_s", "score"} <= set(x) and x["end_s"] > x["start_s"]
+
+
+def test_a_stream_that_cannot_open_leaves_no_empty_jsonl(tmp_path, capsys):
+    """`tag rtsp://... --json s.jsonl` on a stream that never opened left a 0-byte s.jsonl behind."""
+    import socket
+
+    from actionpose.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "s.jsonl"
+    assert main(["tag", f"http://127.0.0.1:{port}/stream.mjpg", "--json", str(out)]) == 2
+    assert "error: " in capsys.readouterr().err and not out.exists()

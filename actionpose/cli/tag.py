@@ -233,9 +233,9 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     finally:
         if out is not None:
             out.close()
+            if created and Path(args.json).exists() and Path(args.json).stat().st_size == 0:
+                Path(args.json).unlink()  # no empty output behind a stream that never opened or never started
     if res.frames == 0 and res.complete:
-        if created and Path(args.json).stat().st_size == 0:
-            Path(args.json).unlink()  # no empty output left behind for a stream that never started
         from actionpose.errors import ActionposeError
         raise ActionposeError(f"{name}: the stream gave no frames (" + "; ".join(res.warnings or ["ended at once"]) + ")")
     n = sum(len(s) for s in res.persons.values())

@@ -84,6 +84,11 @@ def test_coco_tracked_sequences(tmp_path):
 def test_csv_roundtrip_matches_penn(tmp_path):
     ds = convert("csv", D / "csv")
     assert ds.layout == "body13" and ds.classes == ["pushup", "squat"]
+    bom = tmp_path / "bom"  # saved by Excel as "CSV UTF-8": a BOM before the header gave "missing column sample"
+    bom.mkdir()
+    for f in (D / "csv").glob("*.csv"):
+        (bom / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    assert len(convert("csv", bom)) == len(ds)
     assert sorted(ds.split["test"]) == ["1348", "1671"]
     penn = {a["frame_dir"]: a for a in convert("penn", D / "penn").annotations}
     a = {x["frame_dir"]: x for x in ds.annotations}["1666"]

@@ -45,7 +45,7 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     first_file: dict[str, Path] = {}  # sample -> the file it came from: one sample, one file
     for path in files:
         try:
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM before the header
                 reader = csv.DictReader(f)
                 this = reader.fieldnames or []
                 missing = {"sample", "frame", "label"} - set(this)

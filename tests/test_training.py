@@ -209,6 +209,10 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
     for ok in ("trainer.devices=2", "trainer.devices=[0,1]", "trainer.devices='0,1'", "trainer.limit_val_batches=0",
                "trainer.limit_train_batches=0.25", "trainer.max_steps=-1"):
         make_config(None, [ok])
+    good = tmp_path / "good.yaml"  # a bad value given on the command line is not blamed on the file
+    good.write_text("optim:\n  epochs: 3\n")
+    with pytest.raises(ActionposeError, match=r"^override 'optim.epochs=abc': config key 'optim.epochs'"):
+        load_config(good, ["model.name=stgcn", "optim.epochs=abc"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: [1, 2\n")
     with pytest.raises(ActionposeError, match="bad.yaml: invalid YAML"):

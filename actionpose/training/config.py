@@ -132,6 +132,14 @@ def make_config(config: dict | None = None, overrides: list[str] | None = None) 
     """Defaults <- ``config`` <- overrides, validated."""
     cfg = copy.deepcopy(DEFAULTS)
     _merge(cfg, copy.deepcopy(config or {}))
+    file_ok = True
+    if overrides:  # so that a bad value given on the command line is not blamed on the YAML file
+        try:
+            base = copy.deepcopy(cfg)
+            _numbers_as_text(base)
+            validate_config(base)
+        except ActionposeError:
+            file_ok = False
     for item in overrides or []:
         keys, value = parse_override(item)
         nested: Any = value
@@ -142,7 +150,25 @@ def make_config(config: dict | None = None, overrides: list[str] | None = None) 
         except ActionposeError as e:
             raise ActionposeError(f"override {item!r}: {e}") from None
     _numbers_as_text(cfg)
-    validate_config(cfg)
+    try:
+        validate_config(cfg)
+    except ActionposeError as e:
+        if overrides and file_ok:  # name the override that broke it: the first one after which it fails
+            trial = copy.deepcopy(DEFAULTS)
+            _merge(trial, copy.deepcopy(config or {}))
+            for item in overrides:
+                keys, value = parse_override(item)
+                nested = value
+                for k in reversed(keys):
+                    nested = {k: nested}
+                _merge(trial, nested)
+                check = copy.deepcopy(trial)
+                _numbers_as_text(check)
+                try:
+                    validate_config(check)
+                except ActionposeError:
+                    raise ActionposeError(f"override {item!r}: {e}") from None
+        raise
     return cfg
 
 

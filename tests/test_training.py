@@ -77,7 +77,7 @@ def test_registered_pyfunc_runs_onnx(trained):
     np.testing.assert_allclose(out.to_numpy().sum(1), 1, atol=1e-5)
 
 
-def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys):
+def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys, monkeypatch):
     _, res = trained
     for model in (res.checkpoint, res.onnx_path):
         out = tmp_path / Path(model).suffix[1:]
@@ -88,6 +88,12 @@ def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys):
         per_class = json.loads((out / "per_class.json").read_text())
         acc = per_class["per_class_acc"]
         assert len(acc) == 15 and acc["squat"] is not None and acc["golf_swing"] is None  # no test sample
+    if Path(res.checkpoint).parent.name == "checkpoints":  # the default --out names the run, not just "best"
+        monkeypatch.chdir(tmp_path)
+        assert main(["eval", "--model", str(res.checkpoint), "--data", str(penn_pkl), "--json"]) == 0
+        capsys.readouterr()
+        run = Path(res.checkpoint).parent.parent.name
+        assert (tmp_path / f"eval_{run}_{Path(res.checkpoint).stem}_test" / "per_class.json").exists()
     # checkpoint (PyTorch) and ONNX give the same numbers; an ensemble YAML of the two too
     ens = tmp_path / "ens.yaml"
     ens.write_text(f"models: [{res.onnx_path}, {res.onnx_path}]\n")

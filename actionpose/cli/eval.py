@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--split val: the slice's seed, the run's data.val_seed or else its seed (default 0)")
     p.add_argument("--train-split", default="train", help="--split val: the run's data.train_split (default train)")
     p.add_argument("--out", "-o", default=None, help="folder for per_class.json and confusion.png "
-                                                     "(default: eval_<model>_<split>)")
+                                                     "(default: eval_<model>_<split>; a run's best.ckpt: "
+                                                     "eval_<run>_best_<split>)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
@@ -36,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise ActionposeError(f"--threads must be >= 1, got {args.threads}")
-    out = args.out or f"eval_{Path(args.model).stem}_{args.split}"
+    stem = Path(args.model).stem
+    if stem in ("best", "last") and Path(args.model).parent.name == "checkpoints":
+        stem = f"{Path(args.model).parent.parent.name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
+    out = args.out or f"eval_{stem}_{args.split}"
     check_output_dir(out, "--out")
     res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads,
                    val_fraction=args.val_fraction, seed=args.seed, train_split=args.train_split)

@@ -155,3 +155,23 @@ def test_shared_two_person_video_keeps_two_ids(fe):
     assert len(a["track_ids"]) == 2
     present = (a["keypoint_score"].sum(-1) > 0).mean(1)
     assert (present >= 0.9).all(), present
+
+
+def test_one_unreadable_video_in_a_folder_is_skipped_not_fatal(tmp_path, capsys):
+    """A folder with one text file named .mp4 lost every finished video (no pickle was written)."""
+    import shutil
+
+    from actionpose.cli import main
+    from actionpose.data.format import load_dataset
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4",
+                folder / "aa.mp4")
+    (folder / "zz.mp4").write_text("not a video")
+    out = tmp_path / "m.pkl"
+    assert main(["extract", str(folder), "-o", str(out), "--quiet", "--max-frames", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "skipped" in err and "zz.mp4" in err
+    ds = load_dataset(out)
+    assert [a["frame_dir"] for a in ds.annotations] == ["aa"] and ds.meta["skipped"][0].endswith("zz.mp4")

@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     render = "" if not args.render else (f"; overlay {args.render}" if len(ds) == 1 else
                                           f"; one overlay per video beside {args.render} "
                                           f"({Path(args.render).stem}_<video>{Path(args.render).suffix or '.mp4'})")
-    print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + render)
-    return 0
+    skipped = ds.meta.get("skipped", [])
+    print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + render
+          + (f"; {len(skipped)} unreadable video(s) skipped" if skipped else ""))
+    return 2 if skipped else 0  # as `tag` on a folder: the readable ones are written, the exit code says not all
 
 
 def list_frontends(args: argparse.Namespace) -> int:

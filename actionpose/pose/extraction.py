@@ -133,7 +133,7 @@ def extract(source: str | int | Path, out: str | Path | None = None, frontend: s
     if fps is not None and fps <= 0:
         raise ActionposeError(f"--fps must be positive, got {fps}")
     fe = frontend if isinstance(frontend, Frontend) else load_frontend(frontend, progress=progress, **frontend_kwargs)
-    anns, names = [], set()
+    anns, names, skipped = [], set(), []
     stems = [Path(str(s)).stem for s in sources]
     for src in sources:
         r = render
@@ -142,14 +142,25 @@ def extract(source: str | int | Path, out: str | Path | None = None, frontend: s
             # the whole file name when two videos share a stem (clip.mp4 and clip.avi wrote one overlay)
             tag = Path(str(src)).stem if stems.count(Path(str(src)).stem) == 1 else Path(str(src)).name.replace(".", "_")
             r = rp.with_name(f"{rp.stem}_{tag}{rp.suffix or '.mp4'}")
-        ann = extract_video(fe, src, fps, max_persons, r, progress, layout, max_frames)
+        try:
+            ann = extract_video(fe, src, fps, max_persons, r, progress, layout, max_frames)
+        except ActionposeError as e:
+            if len(sources) == 1:
+                raise
+            # one unreadable video in a folder threw away every finished one; now it is skipped and named
+            print(f"warning: skipped {src}: {e}", file=sys.stderr)
+            skipped.append(str(src))
+            continue
         base, k = ann["frame_dir"], 1
         while ann["frame_dir"] in names:
             k += 1
             ann["frame_dir"] = f"{base}_{k}"
         names.add(ann["frame_dir"])
         anns.append(ann)
-    ds = SkeletonDataset(anns, layout or fe.layout, [], meta={"frontend": fe.name, "pose_layout": fe.layout})
+    if not anns:
+        raise ActionposeError(f"{source}: no video could be read ({len(skipped)} skipped)")
+    meta = {"frontend": fe.name, "pose_layout": fe.layout} | ({"skipped": skipped} if skipped else {})
+    ds = SkeletonDataset(anns, layout or fe.layout, [], meta=meta)
     if out is not None:
         save_dataset(ds, out)
     return ds

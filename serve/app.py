@@ -25,10 +25,11 @@ import pydantic_core
 from pydantic import ValidationError
 
 from actionpose.errors import ActionposeError
+from actionpose.inference.fall import score_channel
 from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
-from serve.fastlane import PredictFastLane, ServiceApp, predict_reply
+from serve.fastlane import PredictFastLane, ServiceApp, body_timeout_detail, predict_reply
 from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventOut, EventsResponse,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse)
 from serve.settings import Settings
@@ -61,15 +62,6 @@ SESSION_ID = Path(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+
                   description="client-chosen stream id (letters, digits, . _ : -)")
 
 
-def _score_channel(third: np.ndarray) -> np.ndarray:
-    """A window's third channel is a confidence score in [0, 1]. BlazePose's [x, y, z] sent as three
-    channels had its depth read as a score (a fall was missed): values outside [0, 1] are refused."""
-    if third.size and not (third.min() >= 0 and third.max() <= 1):
-        raise ActionposeError("keypoints: the third channel is a score in [0, 1]; got values outside it (a depth z? "
-                              "send [x, y] only)")
-    return third.astype(np.float32)
-
-
 class _TooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"request body larger than {limit} bytes")
@@ -77,7 +69,7 @@ class _TooLarge(HTTPException):
 
 class _BodyTimeout(HTTPException):
     def __init__(self, seconds: float):
-        super().__init__(408, f"request body not received within {seconds:g} s")
+        super().__init__(408, body_timeout_detail(seconds))
 
 
 class BodyGuard:
@@ -239,7 +231,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             raise ActionposeError("keypoints: values must be finite numbers with |value| <= 1e6")
         if c == 3:
             if sc is None:
-                sc = _score_channel(kp[..., 2])
+                sc = score_channel(kp[..., 2])
             kp = kp[..., :2]
         return kp.astype(np.float32), sc
 
@@ -265,7 +257,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         if kp.shape[-1] == 3:
             if sc is not None:  # the in-process API refuses this too; the service used `scores` silently
                 raise ActionposeError("keypoints: a third (score) channel and separate scores were both given")
-            sc = _score_channel(kp[..., 2])
+            sc = score_channel(kp[..., 2])
             kp = kp[..., :2]
         return kp, sc
 

@@ -78,8 +78,7 @@ class PredictFastLane:
                     if size > self.max_bytes or not msg.get("more_body", False):
                         break
         except TimeoutError:  # answered here: handing on to FastAPI made the client wait a second timeout (20 s)
-            return await _respond(send, 408, orjson.dumps(
-                {"detail": f"request body not received within {self.timeout_s:g} s"}))
+            return await _respond(send, 408, orjson.dumps({"detail": body_timeout_detail(self.timeout_s)}))
         if not messages or messages[-1]["type"] != "http.request" or messages[-1].get("more_body", False) \
                 or size > self.max_bytes:
             return await self.app(scope, _replay(messages, receive), send)
@@ -97,6 +96,11 @@ class PredictFastLane:
             return await _respond(send, 422, orjson.dumps({"detail": str(e)}))
         self.served += 1
         await _respond(send, 200, predict_reply(prob, state.detector.config.threshold, len(kp)))
+
+
+def body_timeout_detail(seconds: float) -> str:
+    """The 408 answer's text, shared by this lane and the app's body guard."""
+    return f"request body not received within {seconds:g} s"
 
 
 def predict_reply(prob: float, threshold: float, frames: int) -> bytes:

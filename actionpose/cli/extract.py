@@ -36,9 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from actionpose.data.atomic import check_output_file
     from actionpose.pose import extract
 
-    sources = (args.source,) if Path(str(args.source)).is_file() else ()  # `-o clip.mp4` replaced the video
-    check_output_file(args.out, "--out", inputs=sources)
-    check_output_file(args.render, "--render", inputs=sources)
+    check_output_file(args.out, "--out", inputs=(args.source,))  # `-o clip.mp4` replaced the video
+    check_output_file(args.render, "--render", inputs=(args.source,))
     if args.max_persons is not None and args.max_persons < 1:
         raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
     if args.det_every < 1:

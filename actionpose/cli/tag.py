@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from actionpose.data.atomic import output_labels
 from actionpose.errors import ActionposeError
 from actionpose.inference.segments import SegmentConfig
 
@@ -53,13 +54,6 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
     return str(p.with_name(f"{p.stem}.{Path(name).stem}{p.suffix}"))
 
 
-def _labels(names: list[str]) -> dict[str, str]:
-    """Per-input output labels: the stem, or the whole name when two inputs share a stem (``clip.mp4`` and
-    ``clip.avi`` wrote one ``t.clip.png``, the second over the first)."""
-    stems = [Path(n).stem for n in names]
-    return {n: (n.replace(".", "_") if stems.count(Path(n).stem) > 1 else Path(n).stem) for n in names}
-
-
 def run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import (PICKLE_EXTS, expand_source, is_live_source, load_predictor,
                                              pickle_videos, tag_frames, tag_video, write_outputs)
@@ -70,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     from actionpose.data.atomic import check_output_file
 
-    sources = (args.source,) if Path(str(args.source)).is_file() else ()
     for option in ("json", "csv", "render", "timeline"):  # `--json clip.mp4` on clip.mp4 replaced the video
-        check_output_file(getattr(args, option), f"--{option}", inputs=sources)
+        check_output_file(getattr(args, option), f"--{option}", inputs=(args.source,))
     if args.timeline and Path(args.timeline).suffix.lower() not in TIMELINE_SUFFIXES:
         # found after the whole video had been tagged, as a traceback, and the JSON/CSV were lost with it
         raise ActionposeError(f"--timeline {args.timeline}: give a picture file ({', '.join(sorted(TIMELINE_SUFFIXES))})")
@@ -96,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             jobs.append(("video", Path(item).name, item))
     many = len(jobs) > 1
-    label = _labels([name for _, name, _ in jobs])
+    label = output_labels([name for _, name, _ in jobs])
     if many and args.render and any(kind == "pkl" for kind, _, _ in jobs):
         print("note: --render is drawn for videos only when a source holds several sequences", file=sys.stderr)
 
@@ -198,7 +191,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     if any(Path(i).suffix.lower() not in {".pkl", ".npy"} for i in inputs):
         get_frontend_spec(args.frontend)  # an unknown frontend name is refused before any work
     many = len(inputs) > 1
-    label = _labels([Path(i).name for i in inputs])
+    label = output_labels([Path(i).name for i in inputs])
 
     def on_event(e) -> None:
         print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "

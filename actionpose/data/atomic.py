@@ -33,6 +33,14 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def output_labels(names: list[str]) -> dict[str, str]:
+    """Per-input labels for the output files of several inputs: the stem, or the whole name (dots as
+    ``_``) when two inputs share a stem (``clip.mp4`` and ``clip.avi`` wrote one file, the second over
+    the first)."""
+    stems = [Path(n).stem for n in names]
+    return {n: (n.replace(".", "_") if stems.count(Path(n).stem) > 1 else Path(n).stem) for n in names}
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -185,17 +185,25 @@ def _window(window: Any, scores: Any, where_: str = "") -> tuple[np.ndarray, np.
     if w.shape[-1] == 3:
         if scores is not None:
             raise ActionposeError(f"{where_}keypoints: a third (score) channel and separate scores were both given")
-        third = w[..., 2][np.isfinite(w[..., 2])]
-        if third.size and not (third.min() >= 0 and third.max() <= 1):  # BlazePose's z was read as a score
-            raise ActionposeError(f"{where_}keypoints: the third channel is a score in [0, 1]; got values outside it "
-                                  "(a depth z? pass [x, y] only)")
-        w, scores = w[..., :2], w[..., 2]
+        w, scores = w[..., :2], score_channel(w[..., 2], where_)
     if scores is not None:
         try:
             scores = np.asarray(scores, dtype=np.float32)
         except (TypeError, ValueError):
             raise ActionposeError(f"{where_}scores: not a numeric [T, V] array") from None
     return w, scores
+
+
+def score_channel(third: np.ndarray, where_: str = "") -> np.ndarray:
+    """A window's third channel as scores: it must be a confidence in [0, 1] (NaN, a missing joint, aside).
+    BlazePose's [x, y, z] sent as three channels had its depth read as a score and a fall was missed.
+    Shared by the in-process API and the service, so both refuse the same windows in the same words."""
+    third = np.asarray(third, dtype=np.float32)
+    seen = third[np.isfinite(third)]
+    if seen.size and not (seen.min() >= 0 and seen.max() <= 1):
+        raise ActionposeError(f"{where_}keypoints: the third channel is a score in [0, 1]; got values outside it "
+                              "(a depth z? pass [x, y] only)")
+    return third
 
 
 def _timestamp(value: Any) -> float:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from actionpose.data.atomic import atomic_path
+from actionpose.data.atomic import atomic_path, output_labels
 from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
 from actionpose.errors import ActionposeError
 from actionpose.pose.frontend import Frontend, load_frontend
@@ -134,14 +134,12 @@ def extract(source: str | int | Path, out: str | Path | None = None, frontend: s
         raise ActionposeError(f"--fps must be positive, got {fps}")
     fe = frontend if isinstance(frontend, Frontend) else load_frontend(frontend, progress=progress, **frontend_kwargs)
     anns, names, skipped = [], set(), []
-    stems = [Path(str(s)).stem for s in sources]
+    label = output_labels([Path(str(s)).name for s in sources])
     for src in sources:
         r = render
         if render is not None and len(sources) > 1:
             rp = Path(render)
-            # the whole file name when two videos share a stem (clip.mp4 and clip.avi wrote one overlay)
-            tag = Path(str(src)).stem if stems.count(Path(str(src)).stem) == 1 else Path(str(src)).name.replace(".", "_")
-            r = rp.with_name(f"{rp.stem}_{tag}{rp.suffix or '.mp4'}")
+            r = rp.with_name(f"{rp.stem}_{label[Path(str(src)).name]}{rp.suffix or '.mp4'}")
         try:
             ann = extract_video(fe, src, fps, max_persons, r, progress, layout, max_frames)
         except ActionposeError as e:

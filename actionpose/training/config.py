@@ -132,44 +132,38 @@ def make_config(config: dict | None = None, overrides: list[str] | None = None) 
     """Defaults <- ``config`` <- overrides, validated."""
     cfg = copy.deepcopy(DEFAULTS)
     _merge(cfg, copy.deepcopy(config or {}))
-    file_ok = True
-    if overrides:  # so that a bad value given on the command line is not blamed on the YAML file
-        try:
-            base = copy.deepcopy(cfg)
-            _numbers_as_text(base)
-            validate_config(base)
-        except ActionposeError:
-            file_ok = False
+    steps = [copy.deepcopy(cfg)] if overrides else []  # the config before each override and after the last
     for item in overrides or []:
-        keys, value = parse_override(item)
-        nested: Any = value
-        for k in reversed(keys):
-            nested = {k: nested}
         try:
-            _merge(cfg, nested)
+            _merge(cfg, _override_tree(item))
         except ActionposeError as e:
             raise ActionposeError(f"override {item!r}: {e}") from None
+        steps.append(copy.deepcopy(cfg))
     _numbers_as_text(cfg)
     try:
         validate_config(cfg)
     except ActionposeError as e:
-        if overrides and file_ok:  # name the override that broke it: the first one after which it fails
-            trial = copy.deepcopy(DEFAULTS)
-            _merge(trial, copy.deepcopy(config or {}))
-            for item in overrides:
-                keys, value = parse_override(item)
-                nested = value
-                for k in reversed(keys):
-                    nested = {k: nested}
-                _merge(trial, nested)
-                check = copy.deepcopy(trial)
-                _numbers_as_text(check)
-                try:
-                    validate_config(check)
-                except ActionposeError:
+        # a bad value given on the command line is not blamed on the YAML file: name the first override
+        # after which the config fails (none, when the file itself fails)
+        for item, step in zip([None, *(overrides or [])], steps):
+            _numbers_as_text(step)
+            try:
+                validate_config(step)
+            except ActionposeError:
+                if item is not None:
                     raise ActionposeError(f"override {item!r}: {e}") from None
+                break
         raise
     return cfg
+
+
+def _override_tree(item: str) -> dict[str, Any]:
+    """``a.b=1`` -> ``{"a": {"b": 1}}``, to merge into a config."""
+    keys, value = parse_override(item)
+    nested: Any = value
+    for k in reversed(keys):
+        nested = {k: nested}
+    return nested
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -291,6 +291,66 @@ def test_fast_lane_answers_exactly_like_the_fastapi_route(svc, tmp_path):
     assert lane.served - served == 4  # the four valid requests took the lane, nothing else did
 
 
+def test_a_key_revoked_after_use_stops_working_despite_its_cached_verdict(tmp_path):
+    """KeyChecker keeps a verdict per key for speed; revoking must still take effect at the next reload."""
+    from serve.auth import KeyChecker
+
+    engine = open_db(f"sqlite:///{tmp_path / 'k.db'}")
+    key, other = add_key(engine, "ward"), add_key(engine, "desk")
+    checker = KeyChecker(engine, ttl_s=0.0)  # reload on every check
+    assert checker.valid(key) and checker.valid(key) and checker.valid(other)
+    assert not checker.valid(key + "x") and not checker.valid("")
+    revoke_key(engine, "ward")
+    assert not checker.valid(key) and checker.valid(other)
+    for i in range(3000):  # random keys cannot grow the verdict cache without bound
+        checker.valid(f"guess-{i}")
+    assert len(checker._active()[1]) <= 1024
+
+
+def test_fast_lane_body_deadline_answers_408_and_leaves_other_cancels_alone():
+    """The lane's body deadline (a sweep, not a timer per request) answers a stalled body with 408; a
+    cancel that is not the deadline's (client gone, server shutting down) still cancels the request."""
+    from serve.fastlane import PredictFastLane, ServiceApp
+
+    class Keys:
+        async def ensure_fresh(self):
+            return None
+
+        def valid(self, key):
+            return key == "k"
+
+    app = ServiceApp()
+    app.state.keys = Keys()
+    lane = PredictFastLane(app, "/p", parse_json=None, parse_binary=None, max_bytes=1000, timeout_s=0.05)
+    scope = {"type": "http", "method": "POST", "path": "/p", "app": app,
+             "headers": [(b"content-length", b"10"), (b"x-api-key", b"k")]}
+
+    async def stalled():
+        await asyncio.sleep(3600)
+
+    async def run():
+        sent: list = []
+
+        async def send(msg):
+            sent.append(msg)
+
+        t0 = time.monotonic()
+        await lane(scope, stalled, send)
+        waited = time.monotonic() - t0
+        assert sent[0]["status"] == 408 and b"within 0.05 s" in sent[1]["body"] and 0.05 <= waited < 1.0
+        other = asyncio.ensure_future(lane(scope, stalled, send))
+        await asyncio.sleep(0.01)
+        other.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await other
+        assert not lane._reading and not lane._expired
+        await asyncio.sleep(0.2)
+        assert lane._sweep is None and lane._sweep_loop is None  # no request reading: the sweep has stopped
+    asyncio.run(run())  # a second event loop (a restarted app): the sweep starts again there
+
+    asyncio.run(run())
+
+
 def test_mixed_micro_batch_matches_in_process(svc):
     """Concurrent requests of different layouts, lengths, rates and body formats share ONNX calls and
     each still gets exactly the in-process FallDetector's probability."""

@@ -80,3 +80,19 @@ def test_unknown_layout_and_custom_registration():
     assert get_layout("test_tripod").symmetric_pairs == ((1, 2),)
     with pytest.raises(ValueError, match="unknown joint"):
         Layout("bad", ("a", "b"), (("a", "c"),), center="a")
+
+
+def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path):
+    """``edges:`` for ``bones:`` used to build a layout with no bones (a graph of isolated joints)."""
+    from actionpose.cli.datasets import layout_from_option
+
+    good = "name: test_rig3\njoints: [a, b, c]\nbones: [[a, b], [b, c]]\ncenter: b\n"
+    f = tmp_path / "rig.yaml"
+    f.write_text(good)
+    assert layout_from_option(str(f)) == "test_rig3" and get_layout("test_rig3").edges.shape == (2, 2)
+    f.write_text(good.replace("bones:", "edges:"))
+    with pytest.raises(ActionposeError, match=r"rig.yaml: unknown key\(s\) 'edges'; a layout has name, joints, bones"):
+        layout_from_option(str(f))
+    f.write_text(good + "center: a\n")
+    with pytest.raises(ActionposeError, match=r"rig.yaml: not readable YAML/JSON \(key 'center' appears twice"):
+        layout_from_option(str(f))

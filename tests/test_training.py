@@ -223,6 +223,15 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
     bad.write_text("optim: [1, 2\n")
     with pytest.raises(ActionposeError, match="bad.yaml: invalid YAML"):
         load_config(bad)
+    twice = tmp_path / "twice.yaml"  # plain YAML keeps the last 'epochs' silently
+    twice.write_text("optim:\n  epochs: 3\n  lr: 0.1\n  epochs: 30\n")
+    with pytest.raises(ActionposeError, match=r"twice.yaml: invalid YAML \(key 'epochs' appears twice \(lines 2 and 4\)"):
+        load_config(twice)
+    merged = tmp_path / "merged.yaml"  # a YAML merge key may still be overridden key by key
+    merged.write_text("base: &b {epochs: 3}\noptim:\n  <<: *b\n  epochs: 4\n")
+    from actionpose.training.config import yaml_load
+
+    assert yaml_load(merged.read_text())["optim"] == {"epochs": 4}
 
 
 def test_a_named_split_that_is_not_there_and_bad_model_sizes_are_config_errors(penn_pkl):
@@ -540,11 +549,14 @@ def test_resume_from_another_model_or_past_its_epochs_is_one_line_and_makes_no_f
                  output={"dir": str(tmp_path / "c")})
     with pytest.raises(ActionposeError, match="trained 2 epochs, more than optim.epochs=1"):
         train(short)
+    finished = dict(cfg, trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "e")})
+    with pytest.raises(ActionposeError, match="finished all 2 epochs of optim.epochs=2; raise optim.epochs"):
+        train(finished)  # used to "train" zero epochs and report the old run as a new one
     missing = dict(cfg, trainer={**cfg["trainer"], "resume": str(tmp_path / "nope.ckpt")},
                    output={"dir": str(tmp_path / "d")})
     with pytest.raises(ActionposeError, match="no such checkpoint"):
         train(missing)
-    assert not any((tmp_path / d).exists() for d in "bcd")  # nothing half-made
+    assert not any((tmp_path / d).exists() for d in "bcde")  # nothing half-made
 
 
 def test_a_new_run_never_lands_on_an_earlier_runs_checkpoints(tmp_path, monkeypatch, capsys):

@@ -63,12 +63,13 @@ def layout_from_option(value: str) -> str:
 
     from actionpose.errors import where
     from actionpose.skeleton import ensure_layout
+    from actionpose.training.config import yaml_load
 
     path = Path(value)
     if not path.is_file():
         raise where(path, "no such layout file")
     try:
-        definition = yaml.safe_load(path.read_text())
+        definition = yaml_load(path.read_text())  # a key written twice is an error, not the last one wins
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise where(path, f"not readable YAML/JSON ({str(e).splitlines()[0]})") from None
     if not isinstance(definition, dict):

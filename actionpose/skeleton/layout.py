@@ -50,8 +50,14 @@ class Layout:
         return {"name": self.name, "joints": list(self.joints), "bones": [list(b) for b in self.bones],
                 "center": self.center, "description": self.description, "aliases": dict(self.aliases)}
 
+    _KEYS = ("name", "joints", "bones", "center", "description", "aliases")
+
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "layout") -> "Layout":
+        unknown = [k for k in d if k not in cls._KEYS] if isinstance(d, Mapping) else []
+        if unknown:  # a misspelt ``edges:`` or ``centre:`` would otherwise build a layout without it
+            raise ActionposeError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a layout has "
+                                  f"{', '.join(cls._KEYS)}")
         try:
             return cls(name=str(d["name"]), joints=tuple(str(j) for j in d["joints"]),
                        bones=tuple((str(a), str(b)) for a, b in d.get("bones", ())), center=str(d["center"]),

@@ -49,6 +49,9 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
             raise where(path, f"cannot resume: its {what} {_short(old)} differs from this run's {_short(new)} "
                               "(trainer.resume continues the same model on the same data)")
     done = int(ckpt.get("epoch", -1)) + 1
+    if config["optim"]["epochs"] == done:  # Lightning would "resume" into zero epochs and report the old run
+        raise where(path, f"cannot resume: that run has finished all {done} epochs of optim.epochs={done}; "
+                          "raise optim.epochs to train it further")
     if config["optim"]["epochs"] < done:
         raise where(path, f"cannot resume: it has trained {done} epochs, more than optim.epochs="
                           f"{config['optim']['epochs']}; raise optim.epochs")

@@ -84,7 +84,26 @@ def _merge(base: dict, new: dict, prefix: str = "") -> dict:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-3`` and ``5e-4`` (no dot) as *strings*; every recipe writes rates that way."""
+    """YAML 1.1 reads ``1e-3`` and ``5e-4`` (no dot) as *strings*; every recipe writes rates that way.
+
+    A key written twice in one mapping is refused: plain YAML keeps the last one silently, so a
+    recipe edited by adding ``lr: 0.05`` below an existing ``lr`` trained with whichever came last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` may be overridden key by key
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: SafeLoader words that error
+                break
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (lines {first} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(

@@ -20,7 +20,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 import pydantic_core
 from pydantic import ValidationError
 
@@ -162,6 +162,41 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+def _add_docs_page(app: FastAPI) -> None:
+    """``GET /docs`` (Swagger UI) and ``GET /redoc`` with their scripts served by this process (the files
+    that the ``fastapi-offline`` package ships), not from a CDN as FastAPI's default pages do: on a
+    hospital network without internet access those pages stayed blank. Without the package the
+    default CDN pages are served."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    try:
+        static = files("fastapi_offline") / "static"
+        local = static.is_dir()
+    except ModuleNotFoundError:
+        local = False
+    if local:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/docs-assets", StaticFiles(directory=str(static)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")  # behind a proxy that serves the API under a prefix
+        assets = dict(swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+                      swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+                      swagger_favicon_url=f"{root}/docs-assets/favicon.png") if local else {}
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API docs", **assets)
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        assets = dict(redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+                      redoc_favicon_url=f"{root}/docs-assets/favicon.png", with_google_fonts=False) if local else {}
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API docs", **assets)
+
+
 def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     settings = settings or Settings.from_env()
 
@@ -192,7 +227,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     app = ServiceApp(title="actionpose fall detection", version="1.0",
                   description="Fall probability for keypoint windows, streaming fall events per session, and a "
                               "durable event log. Data endpoints need an API key (`X-API-Key` header).",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    _add_docs_page(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
 
     @app.exception_handler(RequestValidationError)

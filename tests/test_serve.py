@@ -445,7 +445,12 @@ def test_openapi_documents_the_endpoints(svc):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     assert {"/v1/fall/predict", "/v1/fall/stream/{session_id}", "/v1/events", "/healthz", "/readyz"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")  # Swagger UI from this process: an offline hospital network still gets the page
+    assert page.status_code == 200 and "cdn." not in page.text and "https://" not in page.text.split("<body>")[0]
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert asset in page.text and client.get(asset).status_code == 200
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200 and "/docs-assets/redoc.standalone.js" in redoc.text and "https://" not in redoc.text
     # the key scheme is declared (Swagger's "Authorize", generated clients), and the refusals with their real shape
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     for path, method in [("/v1/fall/predict", "post"), ("/v1/fall/stream/{session_id}", "post"), ("/v1/events", "get")]:

@@ -67,6 +67,9 @@ def test_ray_extract_merge_resume_and_failures(local_ray, videos, tmp_path):
     res2 = extract_ray(videos, out, workers=2, options=opts, threads=1)
     assert (res2.extracted, res2.skipped, res2.videos, len(res2.failures)) == (1, 1, 2, 1)
     assert a_shard.stat().st_mtime_ns == a_mtime
+    # the command line: the merged pickle is written, the broken video named, exit status 2 (as without --ray)
+    assert main(["extract", str(videos), "-o", str(out), "--ray", "--workers", "2", "--threads", "1"]) == 2
+    assert out.exists()
     assert [a["frame_dir"] for a in load_dataset(out).annotations] == ["a", "b"]
 
     # a fixed video is picked up by the next run; finished ones are not redone

@@ -30,4 +30,4 @@ def run_ray(args: argparse.Namespace) -> int:
           f"{len(res.failures)} failed) in {res.seconds:.1f} s on {res.workers} Ray workers, {fps:.1f} frames/s")
     for f in res.failures:
         print(f"failed: {f['source']}: {f['error']}")
-    return 1 if res.failures else 0
+    return 2 if res.failures else 0  # as without --ray: the readable videos are written, the code says not all

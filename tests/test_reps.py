@@ -260,7 +260,13 @@ def test_cli_skips_a_sample_too_short_to_count_and_counts_the_rest(capsys, tmp_p
     assert json.loads(cap.out)["stu10_25"]["count"] == 7 and "blip" not in json.loads(cap.out)
     assert "[blip]: skipped: sequence too short" in cap.err and "1 of 2 samples skipped" in cap.err
     assert main(["reps", str(tmp_path / "short.pkl"), "-e", "jumping_jacks"]) == 2
-    assert "no sample could be counted (2 skipped)" in capsys.readouterr().err
+    assert "no sample could be counted (2 skipped: sequence too short" in capsys.readouterr().err
+    many = [{**short, "frame_dir": f"blip{i}"} for i in range(40)]  # 40 identical reasons: 5 lines and a summary
+    ds.annotations = [*many, keep]
+    save_dataset(ds, tmp_path / "many.pkl")
+    assert main(["reps", str(tmp_path / "many.pkl"), "-e", "jumping_jacks"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 6 and "40 of 41 samples skipped (35 not listed above): sequence too short" in err[-1]
     assert main(["reps", str(tmp_path / "mixed.pkl"), "--sample", "blip"]) == 2  # asked for: still an error
 
 

@@ -33,19 +33,27 @@ def _run(args: argparse.Namespace) -> int:
     def show(name, ev):
         print(f"{name}: rep {ev.count} ({ev.exercise}) {ev.start_s:.2f}-{ev.end_s:.2f} s", flush=True)
 
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    shown = 5  # a pickle of 861 3D samples printed 861 identical lines: the first few, then a summary by reason
 
-    def skip(name, reason):  # a several-sample pickle: one line on stderr per sample that cannot be counted
-        skipped.append(name)
-        print(f"warning: {args.input} [{name}]: skipped: {reason}", file=sys.stderr, flush=True)
+    def skip(name, reason):  # a several-sample pickle: a sample that cannot be counted is a warning
+        skipped.append((name, reason))
+        if len(skipped) <= shown:
+            print(f"warning: {args.input} [{name}]: skipped: {reason}", file=sys.stderr, flush=True)
 
     results = count_file(args.input, args.exercise, args.fps, args.sample, args.min_score,
                          on_event=None if args.json else show, on_skip=skip)
-    if skipped and not results:
-        print(f"error: {args.input}: no sample could be counted ({len(skipped)} skipped)", file=sys.stderr)
-        return 2
     if skipped:
-        print(f"warning: {args.input}: {len(skipped)} of {len(skipped) + len(results)} samples skipped",
+        from collections import Counter
+
+        reasons = Counter(reason for _, reason in skipped).most_common()
+        why = "; ".join(f"{n} x {reason}" if len(reasons) > 1 else reason for reason, n in reasons[:3])
+        why += f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
+        if not results:
+            print(f"error: {args.input}: no sample could be counted ({len(skipped)} skipped: {why})", file=sys.stderr)
+            return 2
+        more = f" ({len(skipped) - shown} not listed above)" if len(skipped) > shown else ""
+        print(f"warning: {args.input}: {len(skipped)} of {len(skipped) + len(results)} samples skipped{more}: {why}",
               file=sys.stderr)
     if args.json:
         print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))

@@ -12,6 +12,7 @@ from actionpose.cli import main
 from actionpose.data.format import load_dataset
 from actionpose.data.importers import IMPORTERS, convert
 from actionpose.errors import ActionposeError
+from actionpose.skeleton import get_layout
 from conftest import FIXTURES, shared_path
 
 D = FIXTURES / "datasets"
@@ -79,6 +80,19 @@ def test_coco_tracked_sequences(tmp_path):
     ds = convert("coco", p)
     assert len(ds) == 2 and ds.annotations[0]["keypoint"].shape == (1, 3, 17, 2)
     np.testing.assert_array_equal(ds.annotations[1]["keypoint"][0, :, 0, 0], [0, 1, 2])
+    assert ds.annotations[0]["keypoint_score"][0, :, 1:3].min() == 1  # no names: COCO's order, eyes seen
+    # PoseTrack names its category's keypoints: head_bottom/head_top sit in COCO's eye slots, so those are
+    # stored as not seen (they used to become "eyes"), every other joint as in COCO
+    posetrack = ["nose", "head_bottom", "head_top", *get_layout("coco17").joints[3:]]
+    p.write_text(json.dumps({"images": imgs, "annotations": anns,
+                             "categories": [{"id": 1, "name": "person", "keypoints": posetrack}]}))
+    pt = convert("coco", p).annotations[1]
+    assert pt["keypoint_score"][0, :, 1:3].max() == 0 and np.abs(pt["keypoint"][0, :, 1:3]).max() == 0
+    np.testing.assert_array_equal(pt["keypoint"][0, :, 5:], ds.annotations[1]["keypoint"][0, :, 5:])
+    other = [*get_layout("coco17").joints[:15], "left_foot", "right_foot"]
+    p.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": [{"id": 1, "keypoints": other}]}))
+    with pytest.raises(ActionposeError, match=r"track.json: keypoints are not in COCO's order \(15: 'left_foot'"):
+        convert("coco", p)
 
 
 def test_csv_roundtrip_matches_penn(tmp_path):

@@ -64,6 +64,9 @@ def test_overlay_video_frames_and_labels(tmp_path):
     col = np.array(track_color(3))  # the skeleton is drawn in the track's colour (BGR)
     assert (np.abs(frame.astype(int) - col).max(-1) <= 40).sum() > 100
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    plain = tmp_path / "plain.txt"  # the mode a plain write gives (the temporary file was 0600)
+    plain.write_text("")
+    assert (tmp_path / "o.mp4").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_overlay_discarded_on_failure_and_bad_suffix(tmp_path):

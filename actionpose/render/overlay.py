@@ -5,8 +5,7 @@ file that is renamed over the target only when the video is closed successfully.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,20 +40,21 @@ class OverlayWriter:
         self.label_of: Callable[[int], tuple[str, float]] = lambda tid: ("", 0.0)
         self._writer: cv2.VideoWriter | None = None
         self._tmp: Path | None = None
+        self._atomic = contextlib.ExitStack()  # the temporary file beside the target (data.atomic.atomic_path)
         self._scale = 1.0
         self.frames = 0
 
     def _open(self, h: int, w: int) -> None:
         self._scale = min(1.0, MAX_WIDTH / w)
         size = (int(round(w * self._scale)) // 2 * 2, int(round(h * self._scale)) // 2 * 2)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        from actionpose.data.atomic import atomic_path
+
+        # the temporary name keeps the container's suffix: OpenCV picks the format from it
+        self._tmp = self._atomic.enter_context(atomic_path(self.path, suffix=self.path.suffix))
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in {".mp4", ".mov"} else "MJPG"))
         self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, size)
         if not self._writer.isOpened():
-            self._tmp.unlink(missing_ok=True)
+            self._discard()
             raise where(self.path, "OpenCV cannot write this video format here")
         self._size = size
 
@@ -101,10 +101,16 @@ class OverlayWriter:
             self._writer = None
         if self._tmp is not None:
             if keep and self.frames:
-                from actionpose.data.atomic import _mode_for
-
-                os.chmod(self._tmp, _mode_for(self.path))  # mkstemp's 0600: overlays came out private, JSON not
-                os.replace(self._tmp, self.path)
+                self._atomic.close()  # renamed over the target, with the mode a plain write would give
             else:
-                self._tmp.unlink(missing_ok=True)
+                self._discard()
             self._tmp = None
+
+    def _discard(self) -> None:
+        """Leave the atomic write as if its block had failed: the temporary file is removed, the target kept."""
+        self._atomic.__exit__(_Discarded, _Discarded(), None)
+        self._atomic = contextlib.ExitStack()
+
+
+class _Discarded(Exception):
+    """Thrown into :func:`~actionpose.data.atomic.atomic_path` to make it drop its temporary file."""

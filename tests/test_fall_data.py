@@ -39,6 +39,20 @@ def test_urfd_movenet_fixture_drops_duplicate_first_frame_and_scores_zero_joints
     assert (by["adl-01"]["frame_labels"] == 0).all()
 
 
+def test_a_dataset_folder_as_distributed_is_read_through_its_archive(tmp_path):
+    """``convert -f urfd_movenet DATASET_FOLDER`` (the folder holding the archive, as users pass Penn
+    Action's) said "no .npy files found"; the same for pushup."""
+    import shutil
+
+    folder = tmp_path / "urfd_movenet13"
+    folder.mkdir()
+    shutil.copy(FIX / "urfd_movenet13_mini.tar.gz", folder / "urfd_movenet13_npy.tar.gz")
+    ds = convert("urfd_movenet", folder, frame_labels_csv=FIX / "urfd_falls13_mini.csv")
+    ref = convert("urfd_movenet", FIX / "urfd_movenet13_mini.tar.gz", frame_labels_csv=FIX / "urfd_falls13_mini.csv")
+    assert [a["frame_dir"] for a in ds.annotations] == [a["frame_dir"] for a in ref.annotations]
+    np.testing.assert_array_equal(ds.annotations[0]["keypoint"], ref.annotations[0]["keypoint"])
+
+
 def test_folds_are_by_video_and_class_balanced():
     assert urfd_fold("fall-01") == urfd_fold("adl-01") == 0
     assert urfd_fold("fall-07") == 1

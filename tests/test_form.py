@@ -38,6 +38,10 @@ def test_importer_on_small_archive(tmp_path):
     assert ds.annotations[0]["keypoint_score"].shape == (1, 20, 17)
     folds = [set(ds.split[f"fold{k}"]) for k in range(5)]
     assert sum(len(f) for f in folds) == 10 and all(len(f) == 2 for f in folds)
+    folder = tmp_path / "pushup_form"  # the dataset folder as distributed, holding the archive
+    folder.mkdir()
+    _archive(folder / "pushup_form.tar.gz", files)
+    assert [a["frame_dir"] for a in convert("pushup", folder).annotations] == [a["frame_dir"] for a in ds.annotations]
     for f in folds:   # stratified: one of each class per fold
         assert {n.split("/")[0] for n in f} == {"correct", "wrong"}
     assert set(ds.split["test"]) == folds[0] and not set(ds.split["train"]) & folds[0]

@@ -18,6 +18,13 @@ def find_files(src: Path, pattern: str) -> list[Path]:
     return files
 
 
+def as_distributed(src: Path, archive: str) -> Path:
+    """The dataset's ``archive`` when ``src`` is the folder it is distributed in, else ``src``: users
+    pass the dataset's folder (as for Penn Action or NW-UCLA), and "no files found" in a folder that
+    holds the very archive the importer reads was a needless dead end."""
+    return src / archive if src.is_dir() and (src / archive).is_file() else src
+
+
 def read_mat(path: Path) -> dict[str, Any]:
     import scipy.io
 

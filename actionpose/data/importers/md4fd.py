@@ -16,6 +16,7 @@ import numpy as np
 
 from actionpose.data.format import SkeletonDataset, make_annotation, validate_annotation
 from actionpose.data.importers import register_importer
+from actionpose.data.importers.common import as_distributed
 from actionpose.errors import where
 
 MD4FD_CLASSES = ["adl", "fall"]
@@ -63,7 +64,7 @@ def overlap_groups(windows: list[np.ndarray]) -> list[int]:
 
 @register_importer("md4fd")
 def import_md4fd(src: Path) -> SkeletonDataset:
-    path = src if src.is_file() else src / "URFD_normalized.zip"
+    path = as_distributed(src, "URFD_normalized.zip")
     if not path.is_file():
         raise where(src, "no URFD_normalized.zip in this folder")
     raw = _load_windows(path)

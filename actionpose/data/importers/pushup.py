@@ -18,6 +18,7 @@ import numpy as np
 
 from actionpose.data.format import SkeletonDataset, make_annotation, validate_annotation
 from actionpose.data.importers import register_importer
+from actionpose.data.importers.common import as_distributed
 from actionpose.errors import where
 
 CLASSES = ["correct", "wrong"]
@@ -78,6 +79,7 @@ def stratified_folds(labels: list[int], folds: int = FOLDS, seed: int = SEED) ->
 
 @register_importer("pushup")
 def import_pushup(src: Path) -> SkeletonDataset:
+    src = as_distributed(src, "pushup_form.tar.gz")
     anns = []
     for label, stem, data in _members(src):
         kp, sc = _frames_to_array(data, f"{src}:{label}/{stem}.json")

@@ -29,6 +29,7 @@ import numpy as np
 
 from actionpose.data.format import SkeletonDataset, make_annotation, validate_annotation
 from actionpose.data.importers import register_importer
+from actionpose.data.importers.common import as_distributed
 from actionpose.errors import where
 
 URFD_CLASSES = ["not_fall", "fall"]
@@ -171,6 +172,7 @@ def _read_npy_members(src: Path) -> dict[tuple[str, int], dict[int, np.ndarray]]
 
 @register_importer("urfd_movenet")
 def import_urfd_movenet(src: Path, frame_labels_csv: str | Path | None = None) -> SkeletonDataset:
+    src = as_distributed(src, "urfd_movenet13_npy.tar.gz")
     labels_by_video: dict[str, dict[str, np.ndarray]] = {}
     csv_path = Path(frame_labels_csv) if frame_labels_csv else None
     if csv_path is None:

@@ -72,7 +72,7 @@ class PredictFastLane:
         messages: list[dict] = []
         size = 0
         task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()  # not get_running_loop(): on Python 3.11 each call is a getpid() system call
         self._reading[task] = loop.time() + self.timeout_s
         if self._sweep_loop is not loop:  # stopped, or the app now runs on another loop (tests, restarts)
             self._start_sweep(loop)

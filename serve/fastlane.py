@@ -93,7 +93,7 @@ class PredictFastLane:
             # answered here: handing on to FastAPI made the client wait a second timeout (20 s)
             return await _respond(send, 408, orjson.dumps({"detail": body_timeout_detail(self.timeout_s)}))
         finally:
-            del self._reading[task]
+            self._reading.pop(task, None)
         if not messages or messages[-1]["type"] != "http.request" or messages[-1].get("more_body", False) \
                 or size > self.max_bytes:
             return await self.app(scope, _replay(messages, receive), send)
@@ -112,7 +112,6 @@ class PredictFastLane:
         self.served += 1
         await _respond(send, 200, predict_reply(prob, state.detector.config.threshold, len(kp)))
 
-
     def _start_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Check the deadlines of the requests still reading their body a few times per timeout.
 
@@ -124,9 +123,11 @@ class PredictFastLane:
         self._reading = {t: d for t, d in self._reading.items() if t.get_loop() is loop}  # a closed loop's leftovers
 
         def sweep() -> None:
+            if self._sweep_loop is not loop:  # superseded by a sweep on another loop: touch nothing
+                return
             now = loop.time()
             for task, deadline in list(self._reading.items()):
-                if deadline <= now and task not in self._expired:
+                if deadline <= now and task not in self._expired and task.get_loop() is loop:
                     self._expired.add(task)
                     task.cancel()
             if self._reading:

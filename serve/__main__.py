@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         fast = {"loop": "uvloop", "http": "httptools"}
     except ImportError:
         pass
+    # no "server: uvicorn" header: it tells a scanner which software (and so which advisories) to try
     options = dict(log_level=a.log_level, access_log=a.access_log, timeout_keep_alive=5, limit_concurrency=512,
-                   backlog=256, **fast)
+                   backlog=256, server_header=False, **fast)
     if a.workers > 1:
         from serve import workers
 

@@ -211,6 +211,7 @@ def test_healthz_answers_under_load_and_logs_hold_no_key(env):
         for t in threads:
             t.join(30)
     assert health == [200] * 10 and codes and set(codes) == {200}
+    assert "server" not in httpx.get(srv.url + "/healthz").headers  # the server software is not advertised
     httpx.get(srv.url + "/v1/events", headers={"X-API-Key": "wrong-key-value-123"})
     httpx.get(srv.url + f"/v1/events?api_key={key}&token=tok-value-456")  # a key in the URL: refused, and ...
     log = srv.log.read_text()

@@ -228,6 +228,21 @@ def test_cli_on_pickle(capsys):
     assert abs(data["stu6_65"]["count"] - 19) <= 1 and len(data["stu6_65"]["reps"]) == data["stu6_65"]["count"]
 
 
+def test_cli_auto_mode_with_nothing_repeating_names_no_exercise(capsys, tmp_path):
+    """Auto mode on a person holding still printed "total 0 push_up reps": an exercise nobody did."""
+    from actionpose.cli import main
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    kp = to_image(_squat(np.zeros(150)), noise=0.005)
+    save_dataset(SkeletonDataset([make_annotation("still", 0, kp[None].astype(np.float32))], layout="body13",
+                                 classes=["x"]), tmp_path / "still.pkl")
+    assert main(["reps", str(tmp_path / "still.pkl")]) == 0
+    assert capsys.readouterr().out.strip() == ("still: no repetitions found (no known exercise repeats here; "
+                                               "--exercise NAME counts that one)")
+    assert main(["reps", str(tmp_path / "still.pkl"), "-e", "squat"]) == 0  # asked for: the count is 0 squats
+    assert capsys.readouterr().out.strip().startswith("still: total 0 squat reps")
+
+
 def test_cli_bad_input_exits_2(capsys, tmp_path):
     from actionpose.cli import main
 

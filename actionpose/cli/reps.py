@@ -59,6 +59,9 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
         return 0
     for name, r in results.items():
+        if args.exercise is None and r.count == 0:  # "total 0 push_up reps" named an exercise nobody did
+            print(f"{name}: no repetitions found (no known exercise repeats here; --exercise NAME counts that one)")
+            continue
         period = f", period {r.period_s:.2f} s" if r.period_s == r.period_s else ""
         live = f"; live events {r.live_count}" if r.live_count is not None and r.live_count != r.count else ""
         print(f"{name}: total {r.count} {r.exercise} reps (signal {r.signal}{period}{live})")

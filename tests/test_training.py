@@ -665,3 +665,6 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["actionpose.resumed_from"] == str(last)
     assert sorted({m.step for m in client.get_metric_history(first.run_id, "train_loss")}) == [0, 1, 2, 3]
+    for name in ("train_loss", "train_top1", "lr", "val_top1", "val_loss"):  # one point per epoch, at its own
+        # step (validation numbers were logged twice, the second time at the next epoch's step)
+        assert sorted(m.step for m in client.get_metric_history(first.run_id, name)) == [0, 1, 2, 3], name

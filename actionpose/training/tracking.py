@@ -105,22 +105,25 @@ class MlflowEpochLogger(pl.Callback):
 
     def __init__(self, client, run_id: str):
         self.client, self.run_id = client, run_id
+        self._validated: int | None = None  # the epoch whose validation ran last
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        self._log(trainer)
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._log(trainer)
-
-    def _log(self, trainer: pl.Trainer) -> None:
+        """One point per metric per epoch, logged here: Lightning has run this epoch's validation by now
+        and ``callback_metrics`` holds both halves fresh. (At ``on_validation_epoch_end`` it still holds
+        the previous validation's numbers: logging there too put every validation value in the history
+        twice, the second time one epoch late.) Validation numbers are logged only in an epoch that ran
+        validation, so a stale value is never repeated."""
         from mlflow.entities import Metric
         import time
 
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, trainer.current_epoch) for k, v in trainer.callback_metrics.items()
-                   if getattr(v, "numel", lambda: 1)() == 1]
+        now, epoch = int(time.time() * 1000), trainer.current_epoch
+        fresh_val = self._validated == epoch
+        metrics = [Metric(k, float(v), now, epoch) for k, v in trainer.callback_metrics.items()
+                   if getattr(v, "numel", lambda: 1)() == 1 and (fresh_val or not k.startswith("val"))]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 

@@ -95,6 +95,69 @@ def test_coco_tracked_sequences(tmp_path):
         convert("coco", p)
 
 
+def _csv_variant(tmp_path, name, edit):
+    """The CSV fixture with ``edit(header, rows)`` applied (rows are lists of cells)."""
+    import csv
+
+    files = sorted((D / "csv").glob("*.csv"))
+    out = tmp_path / name
+    out.mkdir()
+    for f in files:
+        rows = list(csv.reader(f.open(newline="")))
+        header, body = rows[0], rows[1:]
+        header, body = edit(header, body)
+        with (out / f.name).open("w", newline="") as fh:
+            csv.writer(fh).writerows([header, *body])
+    return out
+
+
+def test_csv_frame_steps_blank_splits_label_spaces_and_partial_scores(tmp_path, capsys):
+    """Found by an ML engineer's probe: frames numbered 0, 2, 4 became blank frames every other row (a
+    trained model fell from 100 % to chance); an empty split cell dropped its sample from every split; "wave "
+    became a class beside "wave"; a lone head_score column was dropped, every score stored as 1."""
+    ref = convert("csv", D / "csv")
+
+    def col(header, name):
+        return header.index(name)
+
+    def every_other(h, body):
+        return h, [[str(int(c) * 2) if i == col(h, "frame") else c for i, c in enumerate(r)] for r in body]
+
+    with pytest.raises(ActionposeError, match=r"sample '\w+': 'frame' goes up in steps of 2 \(0, 2, 4"):
+        convert("csv", _csv_variant(tmp_path, "step2", every_other))
+
+    def gap(h, body):  # frames 3..5 of the first sample missing: kept as not seen, and said so
+        first = body[0][col(h, "sample")]
+        return h, [r for r in body if not (r[col(h, "sample")] == first and 3 <= int(r[col(h, "frame")]) <= 5)]
+
+    from actionpose.cli import main
+
+    assert main(["datasets", "convert", "-f", "csv", str(_csv_variant(tmp_path, "gap", gap)),
+                 "-o", str(tmp_path / "gap.pkl")]) == 0
+    assert "note: 3 frame(s) missing inside samples" in capsys.readouterr().err
+
+    def blank_split(h, body):
+        first = body[0][col(h, "sample")]
+        return h, [[("" if i == col(h, "split") and r[col(h, "sample")] == first else c) for i, c in enumerate(r)]
+                   for r in body]
+
+    with pytest.raises(ActionposeError, match="empty 'split' while other samples have one"):
+        convert("csv", _csv_variant(tmp_path, "blank", blank_split))
+
+    def spaced(h, body):
+        return h, [[(c + " " if i == col(h, "label") and k % 2 else c) for i, c in enumerate(r)]
+                   for k, r in enumerate(body)]
+
+    assert convert("csv", _csv_variant(tmp_path, "spaced", spaced)).classes == ref.classes
+
+    def partial(h, body):  # every score column gone but head_score
+        keep = [i for i, c in enumerate(h) if not c.endswith("_score") or c == "head_score"]
+        return [h[i] for i in keep], [[r[i] for i in keep] for r in body]
+
+    with pytest.raises(ActionposeError, match=r"score columns for 1 of 13 joints; give one for every joint or none"):
+        convert("csv", _csv_variant(tmp_path, "partial", partial))
+
+
 def test_csv_roundtrip_matches_penn(tmp_path):
     ds = convert("csv", D / "csv")
     assert ds.layout == "body13" and ds.classes == ["pushup", "squat"]

@@ -572,6 +572,13 @@ def test_a_new_run_never_lands_on_an_earlier_runs_checkpoints(tmp_path, monkeypa
     assert "runs/tiny holds an earlier run" in capsys.readouterr().err
     with pytest.raises(ActionposeError, match="output.dir.*already holds an earlier run"):
         train(dict(cfg, output={"dir": "runs/tiny"}))
+    # a resume continues in its checkpoint's own folder, never in the folder of the config's name (another
+    # run: resuming runs/tiny_2's checkpoint with name tiny wrote best-v1.ckpt and a new ONNX into runs/tiny)
+    before = {p: p.stat().st_mtime_ns for p in Path("runs/tiny").rglob("*") if p.is_file()}
+    resumed = train(dict(plain, optim={**cfg["optim"], "epochs": 2},
+                         trainer={**cfg["trainer"], "resume": "runs/tiny_2/checkpoints/last.ckpt"}))
+    assert resumed.out_dir.resolve() == Path("runs/tiny_2").resolve() and resumed.metrics["epochs"] == 2
+    assert {p: p.stat().st_mtime_ns for p in Path("runs/tiny").rglob("*") if p.is_file()} == before
 
 
 def test_unlabelled_samples_and_train_test_overlap_are_refused(tmp_path):

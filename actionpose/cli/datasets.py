@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +50,9 @@ def _convert(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{k}={v}" for k, v in info["splits"].items())
     print(f"wrote {args.output}: {info['samples']} samples, {info['num_classes']} classes, "
           f"layout {info['layout']}, splits {splits}")
+    if ds.meta.get("missing_frames"):
+        print(f"note: {ds.meta['missing_frames']} frame(s) missing inside samples (gaps in 'frame') are stored "
+              "as not seen (zeros, score 0)", file=sys.stderr)
     return 0
 
 

@@ -129,6 +129,7 @@ class Frontend:
         self.carry, self.carry_min_score, self.max_boxes = carry, carry_min_score, max_boxes
         self.tracker = tracker or Tracker(sigmas=COCO_SIGMAS if self.layout == "coco17" else None)
         self._last: list[Person] = []
+        self._held: dict[int, tuple[Person, int]] = {}  # just-lost persons: track id -> (last seen, frames since)
 
     @property
     def name(self) -> str:
@@ -141,9 +142,12 @@ class Frontend:
     def can_map(self, dst: str = "body13") -> bool:
         return can_map(self.layout, dst)
 
+    HOLD_FRAMES = 15  # a lost person's last box is still tried this many frames (carried boxes only)
+
     def reset(self) -> None:
         self.tracker.reset()
         self._last = []
+        self._held = {}
 
     def _kp_boxes(self, persons: list[Person]) -> tuple[list[np.ndarray], list[float], list]:
         boxes, scores, rois = [], [], []
@@ -210,15 +214,28 @@ class Frontend:
                     boxes, scores, iou = boxes[~drop], scores[~drop], iou[~drop]
                     rois = [r for r, d in zip(rois, drop) if not d]
                     carried = carried[~drop]
-            if self.carry:
-                lost = iou.max(0) < 0.3 if len(boxes) else np.ones(len(last), bool)
-                if lost.any():
-                    # held boxes count as confident once the pose model confirms them (carry_min_score);
-                    # their keypoints bind them to their own track through the OKS term
-                    boxes = np.concatenate([boxes, last[lost]])
-                    scores = np.concatenate([scores, np.full(int(lost.sum()), self.tracker.high_thr, np.float32)])
-                    rois += [p.roi for p, l in zip(self._last, lost) if l]
-                    carried = np.concatenate([carried, np.ones(int(lost.sum()), bool)])
+        if self.carry and (self._last or self._held):
+            # followed persons the detector lost, and persons lost in the last HOLD_FRAMES frames: their last
+            # box is tried again. A person lying on the floor is a weak detection (0.1-0.2); one frame whose
+            # pose fell just under carry_min_score used to end the carry for good (JPEG-compressed frames of
+            # fall_video_1: the person was lost from the moment he lay down, and the fall with him)
+            held = [p for p, _ in self._held.values()]
+            followed = self._last + held
+            parts = []
+            if self._last:  # the overlap above (for ROI models it counts the ROI square too)
+                parts.append(iou.max(0) < 0.3 if len(boxes) else np.ones(len(self._last), bool))
+            if held:
+                hb = np.stack([p.box for p in held])
+                parts.append(box_iou(boxes, hb).max(0) < 0.3 if len(boxes) else np.ones(len(held), bool))
+            lost = np.concatenate(parts)
+            last = np.stack([p.box for p in followed])
+            if lost.any():
+                # held boxes count as confident once the pose model confirms them (carry_min_score);
+                # their keypoints bind them to their own track through the OKS term
+                boxes = np.concatenate([boxes.reshape(-1, 4), last[lost]])
+                scores = np.concatenate([scores, np.full(int(lost.sum()), self.tracker.high_thr, np.float32)])
+                rois += [p.roi for p, l in zip(followed, lost) if l]
+                carried = np.concatenate([carried, np.ones(int(lost.sum()), bool)])
         return boxes, scores, rois, carried, True
 
     def process(self, image: np.ndarray, index: int = 0, time_s: float = 0.0, keep_image: bool = False) -> FramePoses:
@@ -243,7 +260,10 @@ class Frontend:
         if self.max_persons:
             persons = sorted(persons, key=lambda p: -p.score * float(p.scores.mean()))[: self.max_persons]
         persons.sort(key=lambda p: p.track_id)
-        self._last = persons
+        seen = {p.track_id for p in persons}
+        held = {tid: (p, n + 1) for tid, (p, n) in self._held.items() if tid not in seen and n + 1 < self.HOLD_FRAMES}
+        held.update({p.track_id: (p, 0) for p in self._last if p.track_id not in seen})
+        self._last, self._held = persons, held
         t3 = time.perf_counter()
         timings = {"detect" if detected else "boxes_from_kps": (t1 - t0) * 1e3, "pose": (t2 - t1) * 1e3,
                    "track": (t3 - t2) * 1e3}

@@ -71,12 +71,17 @@ def run_folder(cfg: dict[str, Any], name: str) -> Path:
     """Where this run writes. A fresh run never lands on an earlier run's checkpoints: Lightning would
     write ``best-v1.ckpt`` beside the old ``best.ckpt``, and the documented ``.../best.ckpt`` would then be
     the old model. The default ``runs/<name>`` moves on to ``runs/<name>_2``, ``_3``, ...; a folder named
-    with ``output.dir`` is the user's choice, so it is refused instead."""
+    with ``output.dir`` is the user's choice, so it is refused instead. A resume writes into the run folder
+    its checkpoint came from (``<run>/checkpoints/*.ckpt``)."""
     def used(d: Path) -> bool:
         return any((d / "checkpoints").glob("*.ckpt"))
 
-    if cfg["trainer"]["resume"]:
-        return Path(cfg["output"]["dir"] or Path("runs") / name)
+    resume = cfg["trainer"]["resume"]
+    own = Path(resume).resolve().parent.parent if resume and Path(resume).parent.name == "checkpoints" else None
+    if own is not None and (not cfg["output"]["dir"] or Path(cfg["output"]["dir"]).resolve() == own):
+        # a resume continues in the folder its checkpoint came from (runs/<name> of the config may be
+        # another run: resuming wrote best-v1.ckpt there and replaced that run's ONNX, metrics and picture)
+        return own
     if cfg["output"]["dir"]:
         out = Path(cfg["output"]["dir"])
         if used(out):
@@ -185,7 +190,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         client.log_artifact(run_id, str(out_dir / "config.yaml"))
     status = "FAILED"
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])
+        with warnings.catch_warnings():
+            if t["resume"]:  # continuing in its own folder is the point of a resume, not a hazard
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])
         status = "FINISHED"
     finally:
         if client is not None and status != "FINISHED":

@@ -61,6 +61,9 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
                     if None in row or any(v is None for v in row.values()):
                         raise where(path, f"line {i}: wrong number of fields")
                     row["__where"] = f"{path}:{i}"
+                    for meta in ("sample", "label", "split"):  # "wave " was a class of its own beside "wave"
+                        if row.get(meta):
+                            row[meta] = row[meta].strip()
                     if first_file.setdefault(row["sample"], path) != path:
                         raise where(path, f"line {i}: sample {row['sample']!r} is also in "
                                           f"{first_file[row['sample']]}; sample names must be unique")
@@ -79,6 +82,12 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     if absent:
         raise where(files[0], f"layout {lay.name} needs column {absent[0]!r} ({len(absent)} missing)")
     has_score = all(f"{j}_score" in header for j in lay.joints)
+    some = [j for j in lay.joints if f"{j}_score" in header]
+    if some and not has_score:  # a lone head_score column was dropped and every score stored as 1
+        lacking = [j for j in lay.joints if f"{j}_score" not in header]
+        raise where(files[0], f"score columns for {len(some)} of {lay.num_joints} joints; give one for every "
+                              f"joint or none (missing: {', '.join(f'{j}_score' for j in lacking[:3])}"
+                              f"{' ...' if len(lacking) > 3 else ''})")
 
     for rows in rows_by_sample.values():
         if not rows[0]["label"].strip():
@@ -89,6 +98,8 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     else:
         classes = sorted(labels)
     anns, split = [], defaultdict(list)
+    gaps = 0  # frames missing inside samples (stored as not seen, as PYSKL pads a person who is not there)
+    named_split = any(r.get("split") for rows in rows_by_sample.values() for r in rows)
     for name, rows in rows_by_sample.items():
         ctx = rows[0]["__where"]
         try:
@@ -113,11 +124,20 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
             raise ActionposeError(f"{bad}: sample {name!r}: NaN or infinite score")
         if len({r["label"] for r in rows}) != 1:
             raise ActionposeError(f"{ctx}: sample {name!r} has more than one label")
+        if named_split and not rows[0].get("split"):  # it would be in no split: never trained or tested on
+            raise ActionposeError(f"{ctx}: sample {name!r}: empty 'split' while other samples have one")
         if len({r.get("split") or "" for r in rows}) != 1:
             raise ActionposeError(f"{ctx}: sample {name!r} has more than one split: "
                                   f"{', '.join(sorted({r.get('split') or '(empty)' for r in rows}))}")
         f0, m_ids = frames.min(), sorted(set(persons))
         t = int(frames.max() - f0 + 1)
+        steps = np.diff(np.unique(frames))
+        if len(steps) and int(np.gcd.reduce(steps)) > 1:  # 0, 2, 4, ...: every other frame exported
+            k = int(np.gcd.reduce(steps))
+            raise ActionposeError(f"{ctx}: sample {name!r}: 'frame' goes up in steps of {k} ({', '.join(map(str, np.unique(frames)[:3]))}, "
+                                  f"...); the frames between would become blank frames (a skeleton of zeros "
+                                  f"every {k - 1} of {k} frames). Number the rows 0, 1, 2, ... in time order")
+        gaps += int(t - len(np.unique(frames)))
         if t > MAX_FRAMES:
             raise ActionposeError(f"{ctx}: sample {name!r}: frames {f0}..{frames.max()} span {t} frames (limit "
                                   f"{MAX_FRAMES}, ~55 min at 30 fps); a typo in 'frame'? split long recordings "
@@ -139,4 +159,4 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         if rows[0].get("split"):
             split[rows[0]["split"]].append(name)
     return SkeletonDataset(anns, layout=lay.name, classes=classes, split=dict(split),
-                           meta={"source": "csv"})
+                           meta={"source": "csv", "missing_frames": gaps})

@@ -289,6 +289,35 @@ def test_video_end_to_end_one_fall_at_the_right_time():
     assert 2.0 <= events[0].start_time <= 3.0 and 3.0 <= events[0].detected_time <= 5.0
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "videos" / "fall_video_1.mp4").exists(), reason="../shared not present")
+def test_the_fall_survives_jpeg_frames_as_an_ip_camera_sends_them(tmp_path):
+    """The same video with every frame JPEG-compressed at quality 85 (an MJPEG IP camera's stream): the
+    frontend lost the man the moment he lay down (weak detections, one frame of pose just under the carry
+    threshold ended the carry for good), so the fall was missed. Found by probing a live MJPEG stream."""
+    import cv2
+
+    from actionpose.inference.fall_sources import detect_falls
+
+    cap = cv2.VideoCapture(str(SHARED / "videos" / "fall_video_1.mp4"))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1], cv2.IMREAD_COLOR))
+    out = tmp_path / "jpeg85.avi"  # MJPG at the highest quality: the JPEG damage above is what is tested
+    w = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
+    w.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for img in frames:
+        w.write(img)
+    w.release()
+    events, info = detect_falls(FallDetector.from_pretrained("fall"), out)
+    assert info["frames"] == 108 and len(events) == 1
+    assert 2.0 <= events[0].start_time <= 3.0 and 3.0 <= events[0].detected_time <= 5.0
+
+
 def test_stream_state_round_trip_continues_exactly():
     """state_bytes/load_state: a detector restored mid-stream makes the same decisions as the one that
     kept running (the service keeps sessions in its database this way); garbage is a clear error."""

@@ -193,16 +193,43 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     many = len(inputs) > 1
     label = output_labels([Path(i).name for i in inputs])
 
+    out = None  # live: one JSON line per fall, appended as it is raised (as for the other models' segments)
+
     def on_event(e) -> None:
         print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
               f"confidence {e.confidence:.3f}", flush=True)
+        if out is not None:
+            out.write(json.dumps({"video": str(inputs[0]), "track_id": str(e.track_id), "label": "fall",
+                                  "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
+                                  "score": round(float(e.confidence), 4)}) + "\n")
+            out.flush()
 
     def job(item: str):
         return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, label[Path(item).name], many),
                                  frontend=args.frontend, fps=args.fps, threshold=args.threshold,
                                  threads=args.threads, on_event=on_event if live else None)
 
-    return _run_jobs(args, [(Path(i).name, job(i)) for i in inputs])
+    if not (live and not many):
+        return _run_jobs(args, [(Path(i).name, job(i)) for i in inputs])
+    # a live source: Ctrl-C is how the run ends (exit 0), as `tag` with the other models
+    created = bool(args.json) and not Path(args.json).exists()
+    out = open(args.json, "a", encoding="utf-8") if args.json else None
+    try:
+        res = job(inputs[0])()
+    finally:
+        if out is not None:
+            out.close()
+            if created and Path(args.json).stat().st_size == 0:
+                Path(args.json).unlink()  # no empty output behind a stream that never opened
+    if args.csv:
+        from actionpose.inference.tagger import write_csv
+
+        write_csv(res, args.csv)
+    falls = sum(len(s) for s in res.persons.values())
+    state = "stopped (Ctrl-C)" if res.interrupted else "ended"
+    print(f"{inputs[0]}: stream {state} after {res.duration_s:.1f} s; {falls} fall(s), {len(res.persons)} person(s)",
+          file=sys.stderr)
+    return 0
 
 
 def _run_live(args, source, predictor, model_name, cfg) -> int:

@@ -102,7 +102,7 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         fe = load_frontend(frontend)
         lay = fe.layout
         try:
-            for fr in fe.stream(str(source), keep_images=False):
+            for fr in fe.stream(str(source), fps=fps, keep_images=False):
                 step({p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons},
                      fr.time_s, lay)
         except KeyboardInterrupt:

@@ -88,6 +88,11 @@ class FrameReader:
             self.cap.release()
             raise ActionposeError(f"--fps {fps:g} is above {self.info.name}'s own {self.info.fps:g} fps; give at most "
                                   f"{self.info.fps:g} (frames can be dropped, not made up)")
+        if fps is not None and not self.info.is_file:
+            # a live stream's own rate is often unknown (MJPEG over HTTP declares none; OpenCV then says 25):
+            # --fps names the rate the frames arrive at, and times are frame / fps. Resampling a rate that
+            # was never known made every time ~30 % short (18 fps frames counted at 25)
+            self.info.fps, fps = float(fps), None
         self.target_fps = fps
         self.max_frames = max_frames
         self.decoded = 0

@@ -68,7 +68,7 @@ def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
     out = tmp_path / "segments.jsonl"
     try:
         proc = subprocess.Popen([sys.executable, "-m", "actionpose", "tag", url, "--model", "penn", "--json",
-                                 str(out), "--fps", "5", "--window", "1", "--stride", "0.5"],
+                                 str(out), "--fps", "10", "--window", "1", "--stride", "0.5"],
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         time.sleep(12)

@@ -542,8 +542,10 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         fe = load_frontend(frontend, threads=threads, progress=False) if isinstance(frontend, str) else frontend
         spec: str | int = int(src) if src.isdigit() else src
         reader = FrameReader(spec, fps)
-        if fps is None and reader.info.fps > VIDEO_FPS + 0.5:
-            reader.target_fps = VIDEO_FPS  # read before the decode thread starts
+        if (fps is None or not reader.info.is_file) and reader.info.fps > VIDEO_FPS + 0.5:
+            # read before the decode thread starts; for a live stream --fps named its rate (FrameReader), and
+            # it is resampled like a file
+            reader.target_fps = VIDEO_FPS
         rate = reader.out_fps
         draw = None
         if render is not None:

@@ -218,6 +218,9 @@ def test_cli_fall_on_npy_and_bad_source(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "missing.mp4")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+    folder = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert folder.returncode == 2 and "is a folder; give one video" in folder.stderr and "tag DIR --model fall" in folder.stderr
 
 
 def test_a_window_with_nobody_in_it_is_never_a_fall(det):

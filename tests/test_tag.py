@@ -64,7 +64,9 @@ def test_no_person_gives_empty_valid_result():
                      model_name="m")
     assert res.persons == {} and res.frames == 90
     validate_result_dict(res.to_dict())
-    assert "no person" in res.summary()
+    assert "no person detected" in res.summary()
+    res.warnings = ["person 0 visible for only 0.20 s (< 0.5 s); not tagged"] * 2  # seen, but never long enough
+    assert "no person tagged: 2 track(s), each too short" in res.summary()
 
 
 def test_window_longer_than_video_scores_one_window_with_warning():

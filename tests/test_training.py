@@ -166,6 +166,9 @@ def test_eval_refuses_other_layout(trained, tmp_path, capsys):
     assert main(["eval", "--model", str(res.onnx_path), "--data", str(tmp_path / "hands.pkl")]) == 2
     err = capsys.readouterr().err
     assert "hand21" in err and "body13" in err and err.count("\n") == 1
+    # a run folder given as the model: said as such (it was onnxruntime's "INVALID_PROTOBUF")
+    assert main(["eval", "--model", str(tmp_path), "--data", str(tmp_path / "hands.pkl")]) == 2
+    assert "is a folder; give a model file" in capsys.readouterr().err
 
 
 def test_nan_loss_stops_training(tmp_path, penn_pkl):

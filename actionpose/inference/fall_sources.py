@@ -118,6 +118,8 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         for t, persons in frames_from_npy(path, fps):
             step(persons, t, lay)
     else:
+        if path.is_dir():
+            raise where(path, "is a folder; give one video, .pkl or .npy (for a folder: actionpose tag DIR --model fall)")
         raise where(path, f"unsupported source type {suffix or '(none)'}; give a video, a .pkl or a .npy")
     if count["frames"] == 0 and not interrupted:
         raise where(source, "no frames decoded" + (" (the stream gave none)" if live else ""))

@@ -87,6 +87,8 @@ class ActionPredictor:
         import onnxruntime as ort
 
         path = resolve_model(path)
+        if Path(path).is_dir():  # onnxruntime's text here was "INVALID_PROTOBUF : Protobuf parsing failed"
+            raise where(path, "is a folder; give a model file (.onnx, a checkpoint, or an ensemble .yaml)")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)

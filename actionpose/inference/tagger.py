@@ -95,6 +95,12 @@ class TagResult:
         return [{"video": self.video, "track_id": int(tid), **s.to_dict()}
                 for tid, segs in sorted(self.persons.items()) for s in segs]
 
+    def nobody(self) -> str:
+        """Why no person is listed: nobody seen, or every track too short to tag (said as such: "no person
+        detected" above seven warnings about persons seen for 0.2 s read as a contradiction)."""
+        short = sum("visible for only" in w for w in self.warnings)
+        return f"no person tagged: {short} track(s), each too short" if short else "no person detected"
+
     def summary(self) -> str:
         """A short human-readable table of who did what, when."""
         lines = [f"{self.video}: {self.duration_s:.1f} s, {self.frames} frames @ {self.fps:.1f} fps, "
@@ -107,7 +113,7 @@ class TagResult:
                 lines.append(f"  person {tid}: {s.label:<16s} {s.start_s:7.2f} - {s.end_s:7.2f} s  "
                              f"score {s.score:.2f}" + ("" if s.reps is None else f"  reps {s.reps}"))
         if not self.persons:
-            lines.append("  no person detected")
+            lines.append(f"  {self.nobody()}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

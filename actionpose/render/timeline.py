@@ -63,7 +63,7 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
         ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lab) for lab, c in sorted(used.items())],
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     else:
-        ax.text(0.5, 0.5, "no action above threshold" if tracks else "no person detected",
+        ax.text(0.5, 0.5, "no action above threshold" if tracks else result.nobody(),
                 transform=ax.transAxes, ha="center", va="center", color="gray")
     fig.tight_layout()
     with atomic_path(path) as tmp:

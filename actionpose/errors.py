@@ -33,3 +33,29 @@ def require_file(path: object, missing: str = "no such file") -> None:
         raise where(path, "not a regular file (a pipe, device or standard input cannot be read here); "
                           "save it to a file first")
     raise where(path, missing)
+
+
+def file_kind(path: object) -> str | None:
+    """What a file evidently is, from its name and first bytes ("an ONNX model", "a text file"), for
+    refusals that would otherwise only quote a parser ("corrupt or truncated pickle" for a CSV file)."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return "an ONNX model"
+    try:
+        head = p.read_bytes()[:512] if p.stat().st_size < 4096 else p.open("rb").read(512)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (a PyTorch checkpoint or .npz)"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy array"
+    if head.startswith(b"\x80"):
+        return None  # a pickle: its own error says what is wrong with it
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file (CSV, JSON or YAML?)" if head.strip() else None

@@ -277,6 +277,7 @@ def test_cli_missing_source(tmp_path):
      "truncated .skeleton"),
     ("ntu", "S001C001P001R001A001.skeleton", b"0\n", "empty sequence"),
     ("pyskl", "x.pkl", b"\x80\x04\x95", "corrupt or truncated pickle"),
+    ("pyskl", "x.csv", b"sample,frame,label\na,0,b\n", "is a text file (CSV, JSON or YAML?), not a dataset pickle"),
     ("csv", "x.csv", b"sample,frame,label,head_x\na,0,foo,1\n", "joint columns match no known layout"),
     ("csv", "x.csv", b"sample,label\n", "missing column(s) frame"),
 ])

@@ -166,6 +166,11 @@ def test_eval_refuses_other_layout(trained, tmp_path, capsys):
     assert main(["eval", "--model", str(res.onnx_path), "--data", str(tmp_path / "hands.pkl")]) == 2
     err = capsys.readouterr().err
     assert "hand21" in err and "body13" in err and err.count("\n") == 1
+    # an exported model given to export (it said "a pickle that holds more than tensors"), and as --data
+    assert main(["export", "--model", str(res.onnx_path), "-o", str(tmp_path / "again.onnx")]) == 2
+    assert "is an ONNX model, not a training checkpoint (.ckpt)" in capsys.readouterr().err
+    assert main(["eval", "--model", str(res.onnx_path), "--data", str(res.onnx_path)]) == 2
+    assert "is an ONNX model, not a dataset pickle" in capsys.readouterr().err
     # a run folder given as the model: said as such (it was onnxruntime's "INVALID_PROTOBUF")
     assert main(["eval", "--model", str(tmp_path), "--data", str(tmp_path / "hands.pkl")]) == 2
     assert "is a folder; give a model file" in capsys.readouterr().err

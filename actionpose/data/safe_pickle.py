@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from actionpose.errors import require_file, where
+from actionpose.errors import file_kind, require_file, where
 
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -71,4 +71,7 @@ def safe_load(path: str | Path) -> Any:
     except RefusedGlobal as e:
         raise where(path, f"not a safe annotation pickle: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError) as e:
+        kind = file_kind(path)
+        if kind is not None:  # a CSV or an ONNX file given where a dataset pickle goes
+            raise where(path, f"is {kind}, not a dataset pickle (make one with actionpose datasets convert)") from None
         raise where(path, f"corrupt or truncated pickle ({type(e).__name__}: {e})") from None

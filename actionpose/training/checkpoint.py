@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionpose.errors import where
+from actionpose.errors import file_kind, where
 from actionpose.models import build_model
 
 
@@ -76,9 +76,15 @@ def _read(path: Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch's text here is about its weights_only default, not this file
+        kind = file_kind(path)
+        if kind is not None:  # an exported .onnx given to export/resume: "a pickle that holds more ..." misled
+            raise where(path, f"is {kind}, not a training checkpoint (.ckpt)") from None
         raise where(path, "not a readable checkpoint (a pickle that holds more than tensors and plain values, "
                           "not a training checkpoint)") from None
     except Exception as e:  # torch raises many types for truncated/corrupt/non-torch files
+        kind = file_kind(path)
+        if kind is not None and not kind.startswith("a zip"):
+            raise where(path, f"is {kind}, not a training checkpoint (.ckpt)") from None
         first = (str(e).splitlines() or [""])[0][:160]
         raise where(path, f"not a readable checkpoint ({type(e).__name__}{': ' + first if first else ''})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None

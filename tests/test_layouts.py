@@ -94,5 +94,5 @@ def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path):
     with pytest.raises(ActionposeError, match=r"rig.yaml: unknown key\(s\) 'edges'; a layout has name, joints, bones"):
         layout_from_option(str(f))
     f.write_text(good + "center: a\n")
-    with pytest.raises(ActionposeError, match=r"rig.yaml: not readable YAML/JSON \(key 'center' appears twice"):
+    with pytest.raises(ActionposeError, match=r"rig.yaml: not readable YAML/JSON \(line 5, column 1: key 'center' appears twice"):
         layout_from_option(str(f))

@@ -223,17 +223,19 @@ def test_config_errors_name_key_and_allowed_values(tmp_path):
     for ok in ("trainer.devices=2", "trainer.devices=[0,1]", "trainer.devices='0,1'", "trainer.limit_val_batches=0",
                "trainer.limit_train_batches=0.25", "trainer.max_steps=-1"):
         make_config(None, [ok])
+    with pytest.raises(ActionposeError, match=r"^override 'optim.epochs': expected key=value"):
+        make_config(None, ["optim.epochs"])  # said once (the prefix was repeated)
     good = tmp_path / "good.yaml"  # a bad value given on the command line is not blamed on the file
     good.write_text("optim:\n  epochs: 3\n")
     with pytest.raises(ActionposeError, match=r"^override 'optim.epochs=abc': config key 'optim.epochs'"):
         load_config(good, ["model.name=stgcn", "optim.epochs=abc"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: [1, 2\n")
-    with pytest.raises(ActionposeError, match="bad.yaml: invalid YAML"):
-        load_config(bad)
+    with pytest.raises(ActionposeError, match=r"bad.yaml: invalid YAML \(line 2, column 1: "):
+        load_config(bad)  # where it is, not only "while parsing a flow sequence"
     twice = tmp_path / "twice.yaml"  # plain YAML keeps the last 'epochs' silently
     twice.write_text("optim:\n  epochs: 3\n  lr: 0.1\n  epochs: 30\n")
-    with pytest.raises(ActionposeError, match=r"twice.yaml: invalid YAML \(key 'epochs' appears twice \(lines 2 and 4\)"):
+    with pytest.raises(ActionposeError, match=r"twice.yaml: invalid YAML \(line 4, column 3: key 'epochs' appears twice \(lines 2 and 4\)"):
         load_config(twice)
     merged = tmp_path / "merged.yaml"  # a YAML merge key may still be overridden key by key
     merged.write_text("base: &b {epochs: 3}\noptim:\n  <<: *b\n  epochs: 4\n")

@@ -67,7 +67,7 @@ def layout_from_option(value: str) -> str:
 
     from actionpose.errors import where
     from actionpose.skeleton import ensure_layout
-    from actionpose.training.config import yaml_load
+    from actionpose.training.config import yaml_error_text, yaml_load
 
     path = Path(value)
     if not path.is_file():
@@ -75,7 +75,7 @@ def layout_from_option(value: str) -> str:
     try:
         definition = yaml_load(path.read_text())  # a key written twice is an error, not the last one wins
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise where(path, f"not readable YAML/JSON ({str(e).splitlines()[0]})") from None
+        raise where(path, f"not readable YAML/JSON ({yaml_error_text(e) if isinstance(e, yaml.YAMLError) else e})") from None
     if not isinstance(definition, dict):
         raise where(path, "a layout file holds a mapping: name, joints, bones, center")
     return ensure_layout(definition, str(path)).name

@@ -120,6 +120,14 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
+def yaml_error_text(e: yaml.YAMLError) -> str:
+    """PyYAML's error in one line with where it is: "line 4, column 3: expected <block end>, but found
+    '-'" (the first line of its text alone, "while parsing a block mapping", named no place)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 # keys that name files, folders, splits or runs: ``name=5`` or ``output.dir=2024`` is text, not a number
 _TEXT_KEYS = (("name",), ("data", "path"), ("data", "train_split"), ("data", "test_split"), ("data", "layout"),
               ("trainer", "resume"), ("output", "dir"), ("mlflow", "experiment"), ("mlflow", "registered_name"),
@@ -156,7 +164,8 @@ def make_config(config: dict | None = None, overrides: list[str] | None = None) 
         try:
             _merge(cfg, _override_tree(item))
         except ActionposeError as e:
-            raise ActionposeError(f"override {item!r}: {e}") from None
+            text = str(e)  # parse_override's own refusals already name the override
+            raise (e if text.startswith("override ") else ActionposeError(f"override {item!r}: {text}")) from None
         steps.append(copy.deepcopy(cfg))
     _numbers_as_text(cfg)
     try:
@@ -194,7 +203,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
             raise where(path, "is a folder; give a YAML config file (configs/<dataset>/<model>_<stream>.yaml)")
         raw = yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise where(path, f"invalid YAML ({str(e).splitlines()[0]})") from None
+        raise where(path, f"invalid YAML ({yaml_error_text(e)})") from None
     if not isinstance(raw, dict):
         raise where(path, "config must be a mapping")
     try:

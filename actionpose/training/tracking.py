@@ -6,7 +6,9 @@ otherwise runs go to ``sqlite:///<cwd>/mlflow.db`` with artifacts in ``<cwd>/mla
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +135,24 @@ def log_pyfunc(client, run_id: str, onnx_path: Path, registered_name: str | None
     import mlflow
     import mlflow.pyfunc
 
-    from actionpose.training.pyfunc import OnnxActionModel
-
     mlflow.set_tracking_uri(client._tracking_client.tracking_uri)
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(name="model", python_model=OnnxActionModel(),
-                                       artifacts={"onnx": str(onnx_path)},
-                                       pip_requirements=["actionpose", "onnxruntime", "numpy"])
-    if registered_name:
-        mv = mlflow.register_model(info.model_uri, registered_name)
-        return f"{mv.name}/{mv.version}"
+    # MLflow's advice to the author of a pyfunc model (type hints, code-based logging) and its artifact
+    # progress bars were printed into every training's results; they say nothing to the person training
+    quiet = logging.getLogger("mlflow")
+    level = quiet.level
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        quiet.setLevel(logging.ERROR)
+        # record=True keeps them off the console even though MLflow installs warning filters of its own
+        with warnings.catch_warnings(record=True):
+            from actionpose.training.pyfunc import OnnxActionModel  # MLflow warns when the class is defined
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(name="model", python_model=OnnxActionModel(),
+                                               artifacts={"onnx": str(onnx_path)},
+                                               pip_requirements=["actionpose", "onnxruntime", "numpy"])
+            if registered_name:
+                mv = mlflow.register_model(info.model_uri, registered_name)
+                return f"{mv.name}/{mv.version}"
+    finally:
+        quiet.setLevel(level)
     return None

@@ -82,6 +82,8 @@ def test_export_cli_bad_checkpoint(tmp_path, capsys):
     assert "empty.ckpt: empty file, not a checkpoint" in capsys.readouterr().err
     assert main(["export", "--model", str(bad), "-o", str(bad)]) == 2  # -o onto the checkpoint itself
     assert "is the input file" in capsys.readouterr().err and bad.read_bytes() == b"not a checkpoint"
+    assert main(["export", "--model", str(bad), "-o", str(tmp_path / "model.pkl")]) == 2  # an ONNX file named .pkl
+    assert "--output" in capsys.readouterr().err and not (tmp_path / "model.pkl").exists()
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     assert main(["export", "--model", str(tmp_path / "other.ckpt"), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "not an actionpose checkpoint" in capsys.readouterr().err

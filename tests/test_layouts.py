@@ -82,7 +82,7 @@ def test_unknown_layout_and_custom_registration():
         Layout("bad", ("a", "b"), (("a", "c"),), center="a")
 
 
-def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path):
+def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path, capsys):
     """``edges:`` for ``bones:`` used to build a layout with no bones (a graph of isolated joints)."""
     from actionpose.cli.datasets import layout_from_option
 
@@ -90,6 +90,15 @@ def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path):
     f = tmp_path / "rig.yaml"
     f.write_text(good)
     assert layout_from_option(str(f)) == "test_rig3" and get_layout("test_rig3").edges.shape == (2, 2)
+    from actionpose.cli import main
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    save_dataset(SkeletonDataset([make_annotation("s", 0, np.zeros((1, 4, 3, 2), np.float32))], "test_rig3", ["a"]),
+                 tmp_path / "rig.pkl")
+    for shown in (f, tmp_path / "rig.pkl"):  # the custom layout a file defines or carries can be looked at
+        assert main(["layouts", str(shown)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("test_rig3:") and "bones: a-b, b-c" in out
     f.write_text(good.replace("bones:", "edges:"))
     with pytest.raises(ActionposeError, match=r"rig.yaml: unknown key\(s\) 'edges'; a layout has name, joints, bones"):
         layout_from_option(str(f))

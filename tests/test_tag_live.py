@@ -82,7 +82,7 @@ def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
     printed = [x for x in stdout.splitlines() if x.startswith("person ")]
     assert len(lines) == len(printed)
     for x in lines:
-        assert {"video", "track_id", "label", "start_s", "end_s", "score"} <= set(x) and x["end_s"] > x["start_s"]
+        assert {"video", "track_id", "label", "start_s", "end_s", "score", "emitted_at"} <= set(x) and x["end_s"] > x["start_s"]
 
 
 def test_a_stream_that_cannot_open_leaves_no_empty_jsonl(tmp_path, capsys):
@@ -126,3 +126,7 @@ def test_cli_live_fall_on_a_jpeg_stream(tmp_path):
     # (FFmpeg's JPEG decoding differs a little from the file's: the lying man is a borderline detection)
     assert first["label"] == "fall" and 2.0 <= first["start_s"] <= 4.0 and 3.0 <= first["end_s"] <= 6.0, first
     assert "FALL track" in stdout
+    from datetime import datetime, timezone
+
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(first["emitted_at"])
+    assert 0 <= age.total_seconds() < 120  # the wall-clock time the fall was raised

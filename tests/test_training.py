@@ -125,7 +125,16 @@ def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, ca
     assert np.array_equal(got["confusion"].sum(1), np.bincount([s.label for s in val], minlength=15))
     assert main(["eval", "--model", str(res.onnx_path), "--data", str(pkl), "--split", "val", "--json",
                  "--out", str(tmp_path / "e")]) == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 3  # default fraction 0.1: one clip of each class
+    assert json.loads(capsys.readouterr().out)["n"] == 3  # the run's fraction (0.1): one clip of each class
+    import shutil  # a run trained with data.val_fraction 0.5: its config.yaml beside the model gives the slice
+
+    run5 = tmp_path / "run5"
+    run5.mkdir()
+    shutil.copy(res.onnx_path, run5 / "m.onnx")
+    (run5 / "config.yaml").write_text("seed: 0\ndata:\n  val_fraction: 0.5\n")
+    assert main(["eval", "--model", str(run5 / "m.onnx"), "--data", str(pkl), "--split", "val", "--json",
+                 "--out", str(tmp_path / "e5")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 6
     assert main(["eval", "--model", str(res.onnx_path), "--data", str(pkl), "--split", "val",
                  "--val-fraction", "1.5"]) == 2
     err = capsys.readouterr().err
@@ -681,6 +690,9 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     client = MlflowClient(tracking_uri=cfg["mlflow"]["tracking_uri"])
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["actionpose.resumed_from"] == str(last)
+    # what the resume changed is on the run too (the params alone said max_steps 4 and no resume)
+    assert run.data.params["trainer.max_steps"] == "4" and run.data.tags["actionpose.resumed.trainer.max_steps"] == "-1"
+    assert run.data.tags["actionpose.resumed.trainer.resume"] == str(last)
     assert sorted({m.step for m in client.get_metric_history(first.run_id, "train_loss")}) == [0, 1, 2, 3]
     for name in ("train_loss", "train_top1", "lr", "val_top1", "val_loss"):  # one point per epoch, at its own
         # step (validation numbers were logged twice, the second time at the next epoch's step)

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # FFmpeg prints its own lines ("moov atom not found") before our one-line error for a bad video; the CLI
     # keeps stderr to that one line. OPENCV_FFMPEG_LOGLEVEL=16 in the environment brings FFmpeg's errors back.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # "[ WARN:0@0.551] global cap_v4l.cpp ..." for a missing camera
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # `train -c C a=1 --no-mlflow b=2`: overrides on both sides of a flag are still overrides

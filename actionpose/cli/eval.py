@@ -16,11 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test",
                    help="split to evaluate (default: test); 'val' on a dataset without one: the validation slice "
                         "training carves from --train-split")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="--split val: the run's data.val_fraction (default 0.1)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="--split val: the slice's seed, the run's data.val_seed or else its seed (default 0)")
-    p.add_argument("--train-split", default="train", help="--split val: the run's data.train_split (default train)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="--split val: the run's data.val_fraction (default: from the run's config.yaml beside "
+                        "the model, else 0.1)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="--split val: the slice's seed, the run's data.val_seed or else its seed (default: from "
+                        "the run's config.yaml, else 0)")
+    p.add_argument("--train-split", default=None,
+                   help="--split val: the run's data.train_split (default: from the run's config.yaml, else train)")
     p.add_argument("--out", "-o", default=None, help="folder for per_class.json and confusion.png "
                                                      "(default: eval_<model>_<split>; a run's best.ckpt: "
                                                      "eval_<run>_best_<split>)")
@@ -42,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
         stem = f"{Path(args.model).parent.parent.name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
     out = args.out or f"eval_{stem}_{args.split}"
     check_output_dir(out, "--out")
-    res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads,
-                   val_fraction=args.val_fraction, seed=args.seed, train_split=args.train_split)
+    run = _run_data_config(args.model)
+    val = dict(val_fraction=args.val_fraction if args.val_fraction is not None else run.get("val_fraction", 0.1),
+               seed=args.seed if args.seed is not None else run.get("val_seed", run.get("seed", 0)),
+               train_split=args.train_split or run.get("train_split") or "train")
+    res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads, **val)
     summary = {k: res[k] for k in ("top1", "top5", "mean_class_acc", "n")}
     if args.json:
         print(json.dumps({**summary, "confusion_png": res["confusion_png"], "per_class_json": res["per_class_json"]}))
@@ -52,3 +58,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"{k:15s} {v:.4f}" if isinstance(v, float) else f"{k:15s} {v}")
         print(f"wrote {res['per_class_json']} and {res['confusion_png']}")
     return 0
+
+
+def _run_data_config(model: str) -> dict:
+    """The ``data`` section of the run a model came from (``runs/<name>/config.yaml`` beside its ONNX
+    file or above its ``checkpoints/``), so ``--split val`` scores the slice that run validated on; an
+    empty dict for anything else. (The defaults 0.1 / seed 0 scored another slice of a run trained with
+    data.val_fraction 0.2, without a word.)"""
+    import yaml
+
+    path = Path(model)
+    for folder in (path.parent, path.parent.parent):
+        cfg = folder / "config.yaml"
+        if path.suffix in (".ckpt", ".onnx") and cfg.is_file():
+            try:
+                run = yaml.safe_load(cfg.read_text())
+                data = run.get("data") or {}
+            except (yaml.YAMLError, OSError, AttributeError):
+                return {}
+            out = {k: data[k] for k in ("val_fraction", "val_seed", "train_split") if data.get(k) is not None}
+            if run.get("seed") is not None:
+                out["seed"] = run["seed"]
+            return out
+    return {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     det = FallDetector.from_pretrained(args.model, **overrides)
     events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend)
+    for w in info.get("warnings", []):
+        print(f"warning: {args.source}: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps({"source": args.source, **info, "threshold": det.config.threshold,
                           "events": [e.to_dict() for e in events]}, indent=1))

@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=threshold,
                         min_duration_s=args.min_duration)
     cfg.validate()
+    if args.fps is not None and not 0 < args.fps <= 1000:  # nan/inf/negative: named here, not "frame rate must be"
+        raise ActionposeError(f"--fps must be a number in (0, 1000], got {args.fps:g}")
     from actionpose.data.atomic import check_output_file
 
     for option in ("json", "csv", "render", "timeline"):  # `--json clip.mp4` on clip.mp4 replaced the video
@@ -201,7 +203,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
         if out is not None:
             out.write(json.dumps({"video": str(inputs[0]), "track_id": str(e.track_id), "label": "fall",
                                   "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
-                                  "score": round(float(e.confidence), 4)}) + "\n")
+                                  "score": round(float(e.confidence), 4), "emitted_at": _now()}) + "\n")
             out.flush()
 
     def job(item: str):
@@ -243,7 +245,7 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     def on_segment(tid, seg) -> None:
         print(f"person {tid}: {seg.label} {seg.start_s:.2f}-{seg.end_s:.2f} s score {seg.score:.2f}", flush=True)
         if out is not None:
-            out.write(json.dumps({"video": name, "track_id": int(tid), **seg.to_dict()}) + "\n")
+            out.write(json.dumps({"video": name, "track_id": int(tid), **seg.to_dict(), "emitted_at": _now()}) + "\n")
             out.flush()
 
     try:
@@ -265,3 +267,11 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
+
+
+def _now() -> str:
+    """Wall-clock UTC time of a live record: stream times count from the start of the run, and a camera's
+    event has to be tied to when it happened."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

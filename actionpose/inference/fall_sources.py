@@ -72,6 +72,7 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     if not live and not path.is_dir():
         require_file(path)
     events: list[FallEvent] = []
+    warnings: list[str] = []
     detector.reset()
     scored_before = detector.windows_scored
     interrupted = False
@@ -99,14 +100,20 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     if live or suffix in VIDEO_SUFFIXES:
         from actionpose.pose import load_frontend
 
+        from actionpose.pose.sources import FrameReader
+
         fe = load_frontend(frontend)
         lay = fe.layout
+        reader = FrameReader(str(source), fps)
         try:
-            for fr in fe.stream(str(source), fps=fps, keep_images=False):
+            for fr in fe.stream(str(source), keep_images=False, reader=reader):
                 step({p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons},
                      fr.time_s, lay)
         except KeyboardInterrupt:
             interrupted = True
+        early = reader.stopped_early()  # a truncated file: said, as `tag` says it (it was silent here)
+        if early:
+            warnings.append(early)
     elif suffix == ".pkl":
         lay, gen = frames_from_pickle(path, fps)
         for t, persons in gen:
@@ -127,6 +134,6 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),
-                    "interrupted": interrupted, "tracks": sorted(seen, key=str),
+                    "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=str),
                     "frames_with_person": count["with_person"],
                     "windows_scored": detector.windows_scored - scored_before}

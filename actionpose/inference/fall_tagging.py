@@ -50,6 +50,8 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
                        config=SegmentConfig(threshold=det.config.threshold, window_s=round(prep.frames / prep.fps, 3),
                                             stride_s=round(det.config.hop_s, 4)), complete=not interrupted,
                        interrupted=interrupted,
-                       warnings=[INTERRUPTED] if interrupted else [])
+                       warnings=([INTERRUPTED] if interrupted else []) + list(info.get("warnings", [])))
+    if info.get("warnings"):  # a truncated video: what was read is kept, the result says it is partial
+        result.complete = False
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result

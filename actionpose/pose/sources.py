@@ -57,7 +57,9 @@ def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
         require_file(spec)
     cap = cv2.VideoCapture(spec)
     if not cap.isOpened():
-        what = "cannot open video (unreadable or unsupported)" if is_file else "cannot open stream (unreachable?)"
+        what = ("cannot open video (unreadable or unsupported)" if is_file else
+                "cannot open camera (none with this index, or in use)" if isinstance(spec, int) else
+                "cannot open stream (unreachable?)")
         raise ActionposeError(f"{spec}: {what}")
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     if not np.isfinite(fps) or fps <= 0 or fps > 1000:

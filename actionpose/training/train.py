@@ -160,6 +160,11 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
 
         if run_id == previous:  # MLflow params are write-once: a resumed run adds only what it lacks
             logged = client.get_run(run_id).data.params
+            # what the resume changed (optim.epochs=6 over the logged 3, trainer.resume itself) goes into tags
+            # ``actionpose.resumed.<key>``: the params alone described a training that did not happen
+            for k, v in params.items():
+                if k in logged and logged[k] != str(v):
+                    client.set_tag(run_id, f"actionpose.resumed.{k}", str(v)[:250])
             params = {k: v for k, v in params.items() if k not in logged}
             client.set_tag(run_id, "actionpose.resumed_from", str(t["resume"]))
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])

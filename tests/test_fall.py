@@ -321,6 +321,18 @@ def test_the_fall_survives_jpeg_frames_as_an_ip_camera_sends_them(tmp_path):
     assert 2.0 <= events[0].start_time <= 3.0 and 3.0 <= events[0].detected_time <= 5.0
 
 
+@pytest.mark.skipif(not (SHARED / "videos" / "ntu_sample.avi").exists(), reason="../shared not present")
+def test_cli_fall_says_when_a_video_is_truncated(tmp_path):
+    """`actionpose fall` on a cut AVI reported its 34 frames as if they were the whole video."""
+    trunc = tmp_path / "trunc.avi"
+    trunc.write_bytes((SHARED / "videos" / "ntu_sample.avi").read_bytes()[:700_000])
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(trunc), "--json"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "warning: " in out.stderr and "video stopped at frame" in out.stderr
+    assert json.loads(out.stdout)["warnings"]
+
+
 def test_stream_state_round_trip_continues_exactly():
     """state_bytes/load_state: a detector restored mid-stream makes the same decisions as the one that
     kept running (the service keeps sessions in its database this way); garbage is a clear error."""

@@ -221,6 +221,8 @@ def test_pyskl_relabels_and_validates(tmp_path):
     ds = convert("pyskl", p, tmp_path / "out.pkl", layout="kinect20")
     assert [a["label"] for a in ds.annotations] == [0, 0, 1] and ds.meta["original_labels"] == [3, 9]
     assert load_dataset(tmp_path / "out.pkl").layout == "kinect20"
+    r = _run_cli("datasets", "convert", "-f", "pyskl", str(p), "--layout", "kinect20", "-o", str(tmp_path / "o2.pkl"))
+    assert r.returncode == 0 and "note: the file names no classes (class_3, ...); --classes FILE" in r.stderr
 
 
 # --- real datasets in ../shared (CI has them) ---------------------------------------------------------

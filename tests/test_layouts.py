@@ -80,6 +80,8 @@ def test_unknown_layout_and_custom_registration():
     assert get_layout("test_tripod").symmetric_pairs == ((1, 2),)
     with pytest.raises(ValueError, match="unknown joint"):
         Layout("bad", ("a", "b"), (("a", "c"),), center="a")
+    with pytest.raises(ValueError, match="joins a joint to itself"):
+        Layout("bad", ("a", "b"), (("a", "b"), ("a", "a")), center="a")
 
 
 def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path, capsys):

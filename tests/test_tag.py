@@ -65,8 +65,10 @@ def test_no_person_gives_empty_valid_result():
     assert res.persons == {} and res.frames == 90
     validate_result_dict(res.to_dict())
     assert "no person detected" in res.summary()
-    res.warnings = ["person 0 visible for only 0.20 s (< 0.5 s); not tagged"] * 2  # seen, but never long enough
-    assert "no person tagged: 2 track(s), each too short" in res.summary()
+    res.warnings = [f"person {i} visible for only 0.20 s (< 0.5 s); not tagged" for i in (8, 2, 10)]
+    summary = res.summary()  # seen, but never long enough; listed in person order
+    assert "no person tagged: 3 track(s), each too short" in summary
+    assert [line.split()[2] for line in summary.splitlines() if "warning:" in line] == ["2", "8", "10"]
 
 
 def test_window_longer_than_video_scores_one_window_with_warning():

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ActionposeError(f"--threads must be >= 1, got {args.threads}")
     stem = Path(args.model).stem
-    if stem in ("best", "last") and Path(args.model).parent.name == "checkpoints":
+    if args.model.startswith("models:/"):  # models:/rig9/1 wrote eval_1_test
+        stem = "_".join(p for p in args.model[len("models:/"):].split("/") if p)
+    elif stem in ("best", "last") and Path(args.model).parent.name == "checkpoints":
         stem = f"{Path(args.model).parent.parent.name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
     out = args.out or f"eval_{stem}_{args.split}"
     check_output_dir(out, "--out")

@@ -114,8 +114,14 @@ class TagResult:
                              f"score {s.score:.2f}" + ("" if s.reps is None else f"  reps {s.reps}"))
         if not self.persons:
             lines.append(f"  {self.nobody()}")
-        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  warning: {w}" for w in sorted(self.warnings, key=_by_person)]
         return "\n".join(lines)
+
+
+def _by_person(warning: str) -> tuple[int, int]:
+    """Warnings about persons in person order (they were in the order tracks closed: 8, 2, 10, 13, ...)."""
+    head = warning.split(maxsplit=2)
+    return (0, int(head[1])) if len(head) > 1 and head[0] == "person" and head[1].isdigit() else (1, 0)
 
 
 CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score", "peak", "reps"]

@@ -39,6 +39,8 @@ class Layout:
         for a, b in self.bones:
             if a not in known or b not in known:
                 raise ValueError(f"layout {self.name}: bone ({a}, {b}) names an unknown joint")
+            if a == b:  # every joint is its own neighbour already; as a bone its bone vector is always zero
+                raise ValueError(f"layout {self.name}: bone ({a}, {b}) joins a joint to itself")
         if self.center not in known:
             raise ValueError(f"layout {self.name}: centre {self.center} is not a joint")
         for common, own in self.aliases.items():

@@ -58,26 +58,35 @@ def test_live_stream_emits_segments_and_ctrl_c_closes_them(person_video, tmp_pat
     assert (tmp_path / "t.png").stat().st_size > 1000
 
 
-@pytest.mark.slow
-def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
-    from actionpose.inference.predictor import MODEL_ALIASES, ASSETS
-
-    if not (ASSETS / f"{MODEL_ALIASES['penn']}.onnx").exists():
-        pytest.skip("shipped penn model not present yet")
-    url, stop = serve(str(person_video), fps=10, loop=True)
-    out = tmp_path / "segments.jsonl"
+def _tag_live_then_ctrl_c(video, fps: float, options: list[str], done, seconds: float) -> str:
+    """``actionpose tag URL OPTIONS`` on ``video`` served as an endless MJPEG stream, Ctrl-C once ``done()``
+    or after ``seconds``; checks the clean exit (status 0, "stopped (Ctrl-C)", no traceback), returns stdout."""
+    url, stop = serve(str(video), fps=fps, loop=True)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "tag", url, "--model", "penn", "--json",
-                                 str(out), "--fps", "10", "--window", "1", "--stride", "0.5"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "tag", url, *options], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        time.sleep(12)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not done():
+            time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         stop()
     assert proc.returncode == 0, stderr
     assert "stopped (Ctrl-C)" in stderr and "Traceback" not in stderr
+    return stdout
+
+
+@pytest.mark.slow
+def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
+    from actionpose.inference.predictor import MODEL_ALIASES, ASSETS
+
+    if not (ASSETS / f"{MODEL_ALIASES['penn']}.onnx").exists():
+        pytest.skip("shipped penn model not present yet")
+    out = tmp_path / "segments.jsonl"
+    stdout = _tag_live_then_ctrl_c(person_video, 10, ["--model", "penn", "--json", str(out), "--fps", "10",
+                                                       "--window", "1", "--stride", "0.5"], lambda: False, 12)
     lines = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
     printed = [x for x in stdout.splitlines() if x.startswith("person ")]
     assert len(lines) == len(printed)
@@ -105,22 +114,10 @@ def test_cli_live_fall_on_a_jpeg_stream(tmp_path):
     its own 18 fps: the fall is printed and appended as a JSON line at the file's time (--fps names the
     stream's rate; OpenCV would assume 25), and Ctrl-C ends the run with status 0. Before: the JPEG frames
     lost the man once he lay down (no fall), Ctrl-C gave 130, and --json got one JSON document."""
-    video = shared_path("videos", "fall_video_1.mp4")
-    url, stop = serve(str(video), fps=18, loop=True)
     out = tmp_path / "falls.jsonl"
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "tag", url, "--model", "fall", "--json",
-                                 str(out), "--fps", "18"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not (out.exists() and out.read_text().strip()):
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        stop()
-    assert proc.returncode == 0, stderr
-    assert "stopped (Ctrl-C)" in stderr and "Traceback" not in stderr
+    stdout = _tag_live_then_ctrl_c(shared_path("videos", "fall_video_1.mp4"), 18,
+                                   ["--model", "fall", "--json", str(out), "--fps", "18"],
+                                   lambda: out.exists() and bool(out.read_text().strip()), 90)
     first = json.loads(out.read_text().splitlines()[0])
     # in the first pass of the video (6 s); measured 3.67 / 5.72 s against 2.44 / 4.78 s from the file itself
     # (FFmpeg's JPEG decoding differs a little from the file's: the lying man is a borderline detection)

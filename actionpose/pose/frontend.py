@@ -257,10 +257,10 @@ class Frontend:
         ids = self.tracker.update(index, boxes, det_scores, kps, kp_scores)
         persons = [Person(int(i), kps[j], kp_scores[j], boxes[j], float(det_scores[j]), next_rois[j])
                    for j, i in enumerate(ids) if i >= 0]
+        seen = {p.track_id for p in persons}  # tracked this frame (a person cut by max_persons is not lost)
         if self.max_persons:
             persons = sorted(persons, key=lambda p: -p.score * float(p.scores.mean()))[: self.max_persons]
         persons.sort(key=lambda p: p.track_id)
-        seen = {p.track_id for p in persons}
         held = {tid: (p, n + 1) for tid, (p, n) in self._held.items() if tid not in seen and n + 1 < self.HOLD_FRAMES}
         held.update({p.track_id: (p, 0) for p in self._last if p.track_id not in seen})
         self._last, self._held = persons, held

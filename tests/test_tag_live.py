@@ -127,3 +127,22 @@ def test_cli_live_fall_on_a_jpeg_stream(tmp_path):
 
     age = datetime.now(timezone.utc) - datetime.fromisoformat(first["emitted_at"])
     assert 0 <= age.total_seconds() < 120  # the wall-clock time the fall was raised
+
+
+def test_camera_credentials_in_a_url_are_never_printed(tmp_path, capsys):
+    """IP cameras take user and password in the URL; errors, console lines and JSON lines showed it."""
+    import socket
+
+    from actionpose.cli import main
+    from actionpose.pose.sources import redact_url
+
+    assert redact_url("rtsp://admin:s3cret@10.0.0.5:554/live?token=abc") == "rtsp://***@10.0.0.5:554/live?token=***"
+    assert redact_url("http://cam/stream.mjpg") == "http://cam/stream.mjpg" and redact_url(0) == "0"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for command in (["tag", f"http://admin:s3cret@127.0.0.1:{port}/x.mjpg?token=t0k", "--json", str(tmp_path / "s.jsonl")],
+                    ["fall", f"http://admin:s3cret@127.0.0.1:{port}/x.mjpg?token=t0k"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "cannot open stream" in err and "s3cret" not in err and "t0k" not in err and "***@127.0.0.1" in err

@@ -34,14 +34,17 @@ def run(args: argparse.Namespace) -> int:
         require_file(args.source)
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     det = FallDetector.from_pretrained(args.model, **overrides)
+    from actionpose.pose.sources import redact_url
+
     events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend)
+    shown = redact_url(args.source)  # a camera URL's credentials are not printed
     for w in info.get("warnings", []):
-        print(f"warning: {args.source}: {w}", file=sys.stderr)
+        print(f"warning: {shown}: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"source": args.source, **info, "threshold": det.config.threshold,
+        print(json.dumps({"source": shown, **info, "threshold": det.config.threshold,
                           "events": [e.to_dict() for e in events]}, indent=1))
         return 0
-    print(f"{args.source}: {info['frames']} frames, {info['duration_s']:.2f} s, layout {info['layout']}, "
+    print(f"{shown}: {info['frames']} frames, {info['duration_s']:.2f} s, layout {info['layout']}, "
           f"threshold {det.config.threshold:.2f}")
     if not events:
         if not info.get("frames_with_person"):

@@ -195,13 +195,15 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     many = len(inputs) > 1
     label = output_labels([Path(i).name for i in inputs])
 
+    from actionpose.pose.sources import redact_url
+
     out = None  # live: one JSON line per fall, appended as it is raised (as for the other models' segments)
 
     def on_event(e) -> None:
         print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
               f"confidence {e.confidence:.3f}", flush=True)
         if out is not None:
-            out.write(json.dumps({"video": str(inputs[0]), "track_id": str(e.track_id), "label": "fall",
+            out.write(json.dumps({"video": redact_url(inputs[0]), "track_id": str(e.track_id), "label": "fall",
                                   "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
                                   "score": round(float(e.confidence), 4), "emitted_at": _now()}) + "\n")
             out.flush()
@@ -229,7 +231,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
         write_csv(res, args.csv)
     falls = sum(len(s) for s in res.persons.values())
     state = "stopped (Ctrl-C)" if res.interrupted else "ended"
-    print(f"{inputs[0]}: stream {state} after {res.duration_s:.1f} s; {falls} fall(s), {len(res.persons)} person(s)",
+    print(f"{redact_url(inputs[0])}: stream {state} after {res.duration_s:.1f} s; {falls} fall(s), {len(res.persons)} person(s)",
           file=sys.stderr)
     return 0
 
@@ -240,7 +242,9 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
 
     created = bool(args.json) and not Path(args.json).exists()
     out = open(args.json, "a", encoding="utf-8") if args.json else None
-    name = str(source)
+    from actionpose.pose.sources import redact_url
+
+    name = redact_url(source)  # a camera URL's credentials never reach the console or the JSON lines
 
     def on_segment(tid, seg) -> None:
         print(f"person {tid}: {seg.label} {seg.start_s:.2f}-{seg.end_s:.2f} s score {seg.score:.2f}", flush=True)

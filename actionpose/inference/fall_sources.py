@@ -129,7 +129,9 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
             raise where(path, "is a folder; give one video, .pkl or .npy (for a folder: actionpose tag DIR --model fall)")
         raise where(path, f"unsupported source type {suffix or '(none)'}; give a video, a .pkl or a .npy")
     if count["frames"] == 0 and not interrupted:
-        raise where(source, "no frames decoded" + (" (the stream gave none)" if live else ""))
+        from actionpose.pose.sources import redact_url
+
+        raise where(redact_url(source), "no frames decoded" + (" (the stream gave none)" if live else ""))
     rate = 1 / float(np.median(steps)) if steps else None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,

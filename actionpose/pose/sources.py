@@ -47,11 +47,29 @@ def expand_sources(source: str | int | Path) -> list[str | int]:
     return [s]
 
 
+def redact_url(spec: str | int) -> str:
+    """A camera URL fit to print or store: its user name, password and query values replaced by ``***``
+    (``rtsp://admin:secret@10.0.0.5/live?token=abc`` -> ``rtsp://***@10.0.0.5/live?token=***``). IP
+    cameras take their credentials in the URL, and it went into errors, console lines and JSON lines."""
+    s = str(spec)
+    if "://" not in s:
+        return s
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        u = urlsplit(s)
+        netloc = "***@" + u.netloc.rsplit("@", 1)[1] if "@" in u.netloc else u.netloc
+        query = urlencode([(k, "***") for k, _ in parse_qsl(u.query, keep_blank_values=True)], safe="*")
+        return urlunsplit((u.scheme, netloc, u.path, query, ""))
+    except ValueError:  # not parseable: say nothing of it rather than leak it
+        return s.split("://", 1)[0] + "://***"
+
+
 def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
     if isinstance(spec, int):
         name, is_file = f"webcam{spec}", False
     elif "://" in spec:
-        name, is_file = spec.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "stream", False
+        name, is_file = redact_url(spec).rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "stream", False
     else:
         name, is_file = Path(spec).stem, True
         require_file(spec)
@@ -60,7 +78,7 @@ def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
         what = ("cannot open video (unreadable or unsupported)" if is_file else
                 "cannot open camera (none with this index, or in use)" if isinstance(spec, int) else
                 "cannot open stream (unreachable?)")
-        raise ActionposeError(f"{spec}: {what}")
+        raise ActionposeError(f"{redact_url(spec)}: {what}")
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     if not np.isfinite(fps) or fps <= 0 or fps > 1000:
         fps = 30.0

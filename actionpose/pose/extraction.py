@@ -22,7 +22,7 @@ from actionpose.data.format import SkeletonDataset, make_annotation, save_datase
 from actionpose.errors import ActionposeError
 from actionpose.pose.frontend import Frontend, load_frontend
 from actionpose.pose.render import draw_persons
-from actionpose.pose.sources import FrameReader, expand_sources
+from actionpose.pose.sources import FrameReader, expand_sources, redact_url
 from actionpose.skeleton import map_keypoints
 
 
@@ -104,12 +104,12 @@ def extract_video(fe: Frontend, source: str | int, fps: float | None = None, max
         for f, (k, s) in tracks[tid].items():
             kp[m, f] = map_keypoints(k, src_layout, out_layout)
             sc[m, f] = map_keypoints(s[:, None], src_layout, out_layout)[:, 0]
-    extra = {"track_ids": [int(i) for i in ids], "fps": float(reader.out_fps), "source": str(source),
+    extra = {"track_ids": [int(i) for i in ids], "fps": float(reader.out_fps), "source": redact_url(source),
              "frontend": fe.name, "pose_layout": src_layout}
     stopped = reader.stopped_early()
     if stopped:
         extra["stopped_at"] = int(reader.decoded)
-        print(f"warning: {source}: {stopped}", file=sys.stderr)
+        print(f"warning: {redact_url(source)}: {stopped}", file=sys.stderr)
     h, w = info.height, info.width
     return make_annotation(info.name, -1, kp, sc, (h, w), **extra)
 

@@ -101,6 +101,10 @@ def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path, capsys
         assert main(["layouts", str(shown)]) == 0
         out = capsys.readouterr().out
         assert out.startswith("test_rig3:") and "bones: a-b, b-c" in out
+    f.write_text(good.replace("test_rig3", "test_rig3b").replace("[[a, b], [b, c]]", "[[a, b]]"))  # c reached by no bone
+    assert layout_from_option(str(f)) == "test_rig3b"
+    err = capsys.readouterr().err
+    assert err.startswith("note: ") and "no bone path from b to c; the graph convolutions see it alone" in err
     f.write_text(good.replace("bones:", "edges:"))
     with pytest.raises(ActionposeError, match=r"rig.yaml: unknown key\(s\) 'edges'; a layout has name, joints, bones"):
         layout_from_option(str(f))

@@ -69,6 +69,8 @@ def layout_from_option(value: str) -> str:
         return value
     import yaml
 
+    import numpy as np
+
     from actionpose.errors import where
     from actionpose.skeleton import ensure_layout
     from actionpose.training.config import yaml_error_text, yaml_load
@@ -82,7 +84,13 @@ def layout_from_option(value: str) -> str:
         raise where(path, f"not readable YAML/JSON ({yaml_error_text(e) if isinstance(e, yaml.YAMLError) else e})") from None
     if not isinstance(definition, dict):
         raise where(path, "a layout file holds a mapping: name, joints, bones, center")
-    return ensure_layout(definition, str(path)).name
+    lay = ensure_layout(definition, str(path))
+    unreached = [j for j, d in zip(lay.joints, lay.hop_distance[lay.center_index]) if not np.isfinite(d)]
+    if unreached:  # allowed (a tracker's extra point), but a forgotten bone leaves a joint out of every graph hop
+        print(f"note: {path}: no bone path from {lay.center} to {', '.join(unreached[:5])}"
+              f"{' ...' if len(unreached) > 5 else ''}; the graph convolutions see {'it' if len(unreached) == 1 else 'them'} "
+              "alone (add bones if that was not meant)", file=sys.stderr)
+    return lay.name
 
 
 def _project(args: argparse.Namespace) -> int:

@@ -27,6 +27,37 @@ def test_tag_with_fall_model_reports_the_one_fall_as_a_segment(tmp_path, capsys)
     assert (tmp_path / "t.png").stat().st_size > 0
     assert main(["tag", str(skel), "--model", "fall", "--fps", "18"]) == 0
     assert "fall" in capsys.readouterr().out
+    # a skeleton has no frames to draw on: refused before any work (--render was dropped with a note)
+    assert main(["tag", str(skel), "--model", "fall", "--fps", "18", "--render", str(tmp_path / "o.mp4")]) == 2
+    assert "--render draws over video frames" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.slow
+def test_tag_model_fall_renders_the_overlay_with_the_alert(tmp_path):
+    """`tag VIDEO --model fall --render o.mp4` drew nothing (a note said so); now every frame is written,
+    with `fall` and its confidence on the person from the frame the fall was raised (looked at: frame 95
+    shows "#0 fall 0.97" on the man on the floor, frame 30 "#0 -" while he walks)."""
+    import cv2
+
+    from actionpose.render.overlay import OverlayWriter
+
+    labels: list = []
+    original = OverlayWriter.add_frame
+
+    def spy(self, index, image, persons):  # what each frame is labelled with
+        labels.append({p.track_id: self.label_of(p.track_id)[0] for p in persons})
+        return original(self, index, image, persons)
+
+    out = tmp_path / "o.mp4"
+    OverlayWriter.add_frame = spy
+    try:
+        assert main(["tag", str(shared_path("videos", "fall_video_1.mp4")), "--model", "fall", "--render", str(out)]) == 0
+    finally:
+        OverlayWriter.add_frame = original
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(labels) == 108
+    first = next(i for i, lab in enumerate(labels) if "fall" in lab.values())
+    assert 4.0 <= first / 18 <= 5.0 and all("fall" in lab.values() for lab in labels[first:] if lab)
 
 
 def test_tag_model_fall_on_a_folder_finds_the_falls_and_skips_an_unreadable_file(tmp_path, capsys):

@@ -183,8 +183,8 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     from actionpose.inference.fall_tagging import tag_falls
     from actionpose.pose.frontend import get_frontend_spec
 
-    if args.render:
-        print("note: --render is not drawn for the fall model; use actionpose extract --render", file=sys.stderr)
+    if args.render and any(Path(i).suffix.lower() in {".pkl", ".npy"} for i in inputs):
+        raise ActionposeError("--render draws over video frames; a .pkl/.npy input has none (use a video)")
     if args.window != DEFAULTS.window_s or args.stride != DEFAULTS.stride_s:
         print("note: --window/--stride do not apply to the fall model (its window is 2.1 s, scored every "
               "1/15 s)", file=sys.stderr)
@@ -210,6 +210,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
 
     def job(item: str):
         return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, label[Path(item).name], many),
+                                 render=_suffixed(args.render, label[Path(item).name], many),
                                  frontend=args.frontend, fps=args.fps, threshold=args.threshold,
                                  threads=args.threads, on_event=on_event if live else None)
 

@@ -59,12 +59,14 @@ def frames_from_npy(path: Path, fps: float | None) -> Iterator[tuple[float, dict
 
 
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
-                 frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None
-                 ) -> tuple[list[FallEvent], dict[str, Any]]:
+                 frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
+                 render: str | Path | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
     """Fall events of a whole source plus facts about the run (frames, duration, layout, interrupted).
 
     A live source (webcam index, rtsp/http URL) runs until it ends or Ctrl-C; ``on_event`` sees each
-    fall the moment it is raised, which is what a live camera needs."""
+    fall the moment it is raised, which is what a live camera needs. ``render`` (videos and live sources)
+    writes an overlay video: skeletons, track ids, and ``fall`` with its confidence on a person from the
+    moment the fall was raised."""
     from actionpose.inference.tagger import is_live_source
 
     live = is_live_source(str(source))
@@ -105,12 +107,29 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         fe = load_frontend(frontend)
         lay = fe.layout
         reader = FrameReader(str(source), fps)
+        overlay = None
+        if render is not None:
+            from actionpose.render.overlay import OverlayWriter
+
+            overlay = OverlayWriter(render, reader.out_fps, lay, ["fall"])
+            raised: dict = {}  # track id -> confidence of its fall, from the frame it was raised
+            overlay.label_of = lambda tid: ("fall", raised[tid]) if tid in raised else ("", 0.0)
         try:
-            for fr in fe.stream(str(source), keep_images=False, reader=reader):
+            for fr in fe.stream(str(source), keep_images=overlay is not None, reader=reader):
+                before = len(events)
                 step({p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons},
                      fr.time_s, lay)
+                if overlay is not None:
+                    raised.update({e.track_id: float(e.confidence) for e in events[before:]})
+                    overlay.add_frame(fr.index, fr.image, fr.persons)
         except KeyboardInterrupt:
             interrupted = True
+        except BaseException:
+            if overlay is not None:
+                overlay.close(keep=False)
+            raise
+        if overlay is not None:
+            overlay.close(keep=True)  # what was seen, also after Ctrl-C
         early = reader.stopped_early()  # a truncated file: said, as `tag` says it (it was silent here)
         if early:
             warnings.append(early)

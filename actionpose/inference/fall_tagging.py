@@ -24,7 +24,7 @@ def is_fall_model(model: str) -> bool:
 def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv: str | None = None,
               timeline: str | None = None, frontend: str = "default", fps: float | None = None,
               threshold: float | None = None, threads: int | None = None,
-              on_event: Callable[[Any], None] | None = None) -> TagResult:
+              on_event: Callable[[Any], None] | None = None, render: str | None = None) -> TagResult:
     """``threshold`` replaces the calibrated alert threshold; ``on_event`` sees each fall as it is raised
     (live sources)."""
     from actionpose.inference.fall import FallDetector
@@ -32,7 +32,7 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
 
     det = FallDetector.from_pretrained(model, threads=threads,
                                        **({} if threshold is None else {"threshold": threshold}))
-    events, info = detect_falls(det, source, fps=fps, frontend=frontend, on_event=on_event)
+    events, info = detect_falls(det, source, fps=fps, frontend=frontend, on_event=on_event, render=render)
     persons: dict[int, list[Segment]] = {}
     for e in events:
         tid = int(e.track_id) if str(e.track_id).lstrip("-").isdigit() else len(persons)

@@ -50,8 +50,8 @@ def _convert(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{k}={v}" for k, v in info["splits"].items())
     print(f"wrote {args.output}: {info['samples']} samples, {info['num_classes']} classes, "
           f"layout {info['layout']}, splits {splits}")
-    if ds.classes and all(c == f"class_{i}" or c.startswith("class_") for i, c in enumerate(ds.classes)) \
-            and not args.classes:  # a PYSKL pickle carries label ids only
+    if ds.classes and all(c.startswith("class_") for c in ds.classes) and not args.classes:
+        # a PYSKL pickle carries label ids only
         print(f"note: the file names no classes ({ds.classes[0]}, ...); --classes FILE (one name per line) "
               "gives them names", file=sys.stderr)
     if ds.meta.get("missing_frames"):

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 from actionpose.data.atomic import output_labels
 from actionpose.errors import ActionposeError
@@ -197,16 +199,15 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
 
     from actionpose.pose.sources import redact_url
 
-    out = None  # live: one JSON line per fall, appended as it is raised (as for the other models' segments)
+    write_line = None  # live: one JSON line per fall, appended as it is raised (as for the other models' segments)
 
     def on_event(e) -> None:
         print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
               f"confidence {e.confidence:.3f}", flush=True)
-        if out is not None:
-            out.write(json.dumps({"video": redact_url(inputs[0]), "track_id": str(e.track_id), "label": "fall",
-                                  "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
-                                  "score": round(float(e.confidence), 4), "emitted_at": _now()}) + "\n")
-            out.flush()
+        if write_line is not None:
+            write_line({"video": redact_url(inputs[0]), "track_id": str(e.track_id), "label": "fall",
+                        "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
+                        "score": round(float(e.confidence), 4)})
 
     def job(item: str):
         return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, label[Path(item).name], many),
@@ -217,15 +218,8 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     if not (live and not many):
         return _run_jobs(args, [(Path(i).name, job(i)) for i in inputs])
     # a live source: Ctrl-C is how the run ends (exit 0), as `tag` with the other models
-    created = bool(args.json) and not Path(args.json).exists()
-    out = open(args.json, "a", encoding="utf-8") if args.json else None
-    try:
+    with _json_lines(args.json) as write_line:
         res = job(inputs[0])()
-    finally:
-        if out is not None:
-            out.close()
-            if created and Path(args.json).stat().st_size == 0:
-                Path(args.json).unlink()  # no empty output behind a stream that never opened
     if args.csv:
         from actionpose.inference.tagger import write_csv
 
@@ -241,29 +235,21 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     """Print each segment as it closes; with --json append JSON lines. Ctrl-C closes open segments."""
     from actionpose.inference.tagger import tag_video
 
-    created = bool(args.json) and not Path(args.json).exists()
-    out = open(args.json, "a", encoding="utf-8") if args.json else None
     from actionpose.pose.sources import redact_url
 
     name = redact_url(source)  # a camera URL's credentials never reach the console or the JSON lines
+    write_line = None
 
     def on_segment(tid, seg) -> None:
         print(f"person {tid}: {seg.label} {seg.start_s:.2f}-{seg.end_s:.2f} s score {seg.score:.2f}", flush=True)
-        if out is not None:
-            out.write(json.dumps({"video": name, "track_id": int(tid), **seg.to_dict(), "emitted_at": _now()}) + "\n")
-            out.flush()
+        if write_line is not None:
+            write_line({"video": name, "track_id": int(tid), **seg.to_dict()})
 
-    try:
+    with _json_lines(args.json) as write_line:
         res = tag_video(source, predictor, render=args.render, timeline=args.timeline, csv=args.csv,
                         config=cfg, frontend=args.frontend, fps=args.fps, on_segment=on_segment,
                         threads=args.threads, model_name=model_name)
-    finally:
-        if out is not None:
-            out.close()
-            if created and Path(args.json).exists() and Path(args.json).stat().st_size == 0:
-                Path(args.json).unlink()  # no empty output behind a stream that never opened or never started
     if res.frames == 0 and res.complete:
-        from actionpose.errors import ActionposeError
         raise ActionposeError(f"{name}: the stream gave no frames (" + "; ".join(res.warnings or ["ended at once"]) + ")")
     n = sum(len(s) for s in res.persons.values())
     state = "stopped (Ctrl-C)" if not res.complete else "ended"
@@ -274,9 +260,26 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     return 0
 
 
-def _now() -> str:
-    """Wall-clock UTC time of a live record: stream times count from the start of the run, and a camera's
-    event has to be tied to when it happened."""
+@contextlib.contextmanager
+def _json_lines(path: str | None) -> Iterator[Callable[[dict], None] | None]:
+    """A live run's ``--json``: records appended as JSON lines the moment they happen, each with
+    ``emitted_at``, the UTC wall-clock time (stream times count from the start of the run, and a camera's
+    event has to be tied to when it happened). None without ``--json``. A file this run created and
+    left empty (a stream that never opened or never started) is removed."""
+    if not path:
+        yield None
+        return
     from datetime import datetime, timezone
 
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    created = not Path(path).exists()
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            def write(record: dict) -> None:
+                stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+                out.write(json.dumps({**record, "emitted_at": stamp}) + "\n")
+                out.flush()
+
+            yield write
+    finally:
+        if created and Path(path).exists() and Path(path).stat().st_size == 0:
+            Path(path).unlink()

@@ -225,8 +225,8 @@ def load_predictor(path: str | os.PathLike, threads: int | None = None) -> Actio
         weights = cfg.get("weights")
         if weights is not None and not (isinstance(weights, list) and all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) for w in weights)):
-            raise where(fp, f"'weights' must be a list of numbers, one per model, got "
-                            f"{[float(w) if isinstance(w, (int, float, np.number)) else w for w in weights] if isinstance(weights, (list, tuple)) else weights!r}")
+            shown = [float(w) if isinstance(w, np.number) else w for w in weights] if isinstance(weights, list) else weights
+            raise where(fp, f"'weights' must be a list of numbers, one per model, got {shown!r}")
         members = [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(fp.parent / m) for m in cfg["models"]]
         try:
             return EnsemblePredictor.from_paths(members, weights, threads=threads)

@@ -58,9 +58,11 @@ def test_live_stream_emits_segments_and_ctrl_c_closes_them(person_video, tmp_pat
     assert (tmp_path / "t.png").stat().st_size > 1000
 
 
-def _tag_live_then_ctrl_c(video, fps: float, options: list[str], done, seconds: float) -> str:
-    """``actionpose tag URL OPTIONS`` on ``video`` served as an endless MJPEG stream, Ctrl-C once ``done()``
-    or after ``seconds``; checks the clean exit (status 0, "stopped (Ctrl-C)", no traceback), returns stdout."""
+def _tag_live_then_ctrl_c(video, fps: float, options: list[str], done, seconds: float,
+                          sig: int = signal.SIGINT) -> str:
+    """``actionpose tag URL OPTIONS`` on ``video`` served as an endless MJPEG stream, Ctrl-C (or ``sig``) once
+    ``done()`` or after ``seconds``; checks the clean exit (status 0, "stopped (Ctrl-C)" or "stopped (SIGTERM)",
+    no traceback), returns stdout."""
     url, stop = serve(str(video), fps=fps, loop=True)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "actionpose", "tag", url, *options], cwd=REPO,
@@ -69,12 +71,13 @@ def _tag_live_then_ctrl_c(video, fps: float, options: list[str], done, seconds: 
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not done():
             time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         stop()
     assert proc.returncode == 0, stderr
-    assert "stopped (Ctrl-C)" in stderr and "Traceback" not in stderr
+    name = "SIGTERM" if sig == signal.SIGTERM else "Ctrl-C"
+    assert f"stopped ({name})" in stderr and "Traceback" not in stderr
     return stdout
 
 
@@ -92,6 +95,33 @@ def test_cli_live_sigint_exits_cleanly(person_video, tmp_path):
     assert len(lines) == len(printed)
     for x in lines:
         assert {"video", "track_id", "label", "start_s", "end_s", "score", "emitted_at"} <= set(x) and x["end_s"] > x["start_s"]
+
+
+@pytest.mark.slow
+def test_cli_live_sigterm_stops_like_ctrl_c(person_video, tmp_path):
+    """`docker stop` / systemd end a live run with SIGTERM: it killed the process at once, leaving a hidden
+    temporary overlay file and no summary; now it closes the run as Ctrl-C does."""
+    import cv2
+
+    json_out, video_out = tmp_path / "falls.jsonl", tmp_path / "overlay.mp4"
+    _tag_live_then_ctrl_c(person_video, 10, ["--model", "fall", "--json", str(json_out), "--render", str(video_out),
+                                             "--fps", "10"], lambda: False, 10, sig=signal.SIGTERM)
+    cap = cv2.VideoCapture(str(video_out))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert frames > 10  # what was seen before the stop is in the overlay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.mp4"]  # no temporary file left (no fall: no JSON lines)
+
+
+def test_sigterm_raises_keyboard_interrupt_only_inside_the_block():
+    from actionpose.cli.stopping import sigterm_as_ctrl_c, stop_name
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_ctrl_c():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at the next bytecode
+    assert stop_name() == "SIGTERM" and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_stream_that_cannot_open_leaves_no_empty_jsonl(tmp_path, capsys):

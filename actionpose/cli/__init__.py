@@ -49,17 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        from actionpose.skeleton import load_plugins
+    from actionpose.cli.stopping import sigterm_as_ctrl_c, stopped_by_sigterm
 
-        load_plugins()
-        return int(args.func(args) or 0)
+    try:
+        with sigterm_as_ctrl_c():
+            from actionpose.skeleton import load_plugins
+
+            load_plugins()
+            return int(args.func(args) or 0)
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted" + (" (SIGTERM)" if stopped_by_sigterm() else ""), file=sys.stderr)
+        return 143 if stopped_by_sigterm() else 130
     except BrokenPipeError:
         return 0
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
+from actionpose.cli.stopping import stop_name
 from actionpose.data.atomic import output_labels
 from actionpose.errors import ActionposeError
 from actionpose.inference.segments import SegmentConfig
@@ -117,7 +118,7 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
     """Run ``(name, job)`` pairs in order and write the JSON/CSV of all of them.
 
     In a folder one unreadable video is skipped with a warning (the others' results are still written,
-    exit code 2); Ctrl-C ends the whole run after writing what was tagged so far (exit code 130)."""
+    exit code 2); Ctrl-C (or SIGTERM) ends the whole run after writing what was tagged so far (exit code 130; 143)."""
     from actionpose.errors import ActionposeError
 
     many = len(jobs) > 1
@@ -141,8 +142,8 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
         _write_results(args, results, many)
     if interrupted:
         done = f"{len(results)} of {len(jobs)}" if many else "the part before it"
-        print(f"interrupted: stopped after {done}; outputs hold what was tagged", file=sys.stderr)
-        return 130
+        print(f"interrupted ({stop_name()}): stopped after {done}; outputs hold what was tagged", file=sys.stderr)
+        return 143 if stop_name() == "SIGTERM" else 130
     if failed:
         print(f"error: {len(failed)} of {len(jobs)} inputs could not be tagged ({', '.join(failed)}); "
               + ("the others' results were written" if results else "nothing was written"), file=sys.stderr)
@@ -225,7 +226,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
 
         write_csv(res, args.csv)
     falls = sum(len(s) for s in res.persons.values())
-    state = "stopped (Ctrl-C)" if res.interrupted else "ended"
+    state = f"stopped ({stop_name()})" if res.interrupted else "ended"
     print(f"{redact_url(inputs[0])}: stream {state} after {res.duration_s:.1f} s; {falls} fall(s), {len(res.persons)} person(s)",
           file=sys.stderr)
     return 0
@@ -252,7 +253,7 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     if res.frames == 0 and res.complete:
         raise ActionposeError(f"{name}: the stream gave no frames (" + "; ".join(res.warnings or ["ended at once"]) + ")")
     n = sum(len(s) for s in res.persons.values())
-    state = "stopped (Ctrl-C)" if not res.complete else "ended"
+    state = f"stopped ({stop_name()})" if not res.complete else "ended"
     print(f"{name}: stream {state} after {res.duration_s:.1f} s; {n} segment(s), {len(res.persons)} person(s)",
           file=sys.stderr)
     for w in res.warnings:

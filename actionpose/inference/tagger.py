@@ -32,7 +32,7 @@ MIN_TRACK_S = 0.5  # tracks shorter than this are not scored at all (too little 
 MIN_JOINT_FRACTION = 0.5  # a window showing on average fewer of the model's joints is background: a pair of
 # feet or a half-hidden passer-by was confidently tagged (situp on feet only, 0.9+ on 5-frame glimpses)
 JOINT_SEEN_SCORE = 0.2
-INTERRUPTED = "interrupted (Ctrl-C): the result covers the frames before it"  # the warning of a stopped run
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM): the result covers the frames before it"  # the warning of a stopped run
 
 
 class Predictor(Protocol):

@@ -135,6 +135,11 @@ def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, ca
     assert main(["eval", "--model", str(run5 / "m.onnx"), "--data", str(pkl), "--split", "val", "--json",
                  "--out", str(tmp_path / "e5")]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 6
+    (run5 / "copies").mkdir()  # an ONNX file in some folder below a run is not that run's model
+    shutil.copy(res.onnx_path, run5 / "copies" / "m.onnx")
+    assert main(["eval", "--model", str(run5 / "copies" / "m.onnx"), "--data", str(pkl), "--split", "val", "--json",
+                 "--out", str(tmp_path / "e6")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 3
     assert main(["eval", "--model", str(res.onnx_path), "--data", str(pkl), "--split", "val",
                  "--val-fraction", "1.5"]) == 2
     err = capsys.readouterr().err

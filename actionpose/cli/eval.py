@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from actionpose.training.run_dir import run_of
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint, ONNX model or ensemble on a dataset split",
@@ -43,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     stem = Path(args.model).stem
     if args.model.startswith("models:/"):  # models:/rig9/1 wrote eval_1_test
         stem = "_".join(p for p in args.model[len("models:/"):].split("/") if p)
-    elif stem in ("best", "last") and Path(args.model).parent.name == "checkpoints":
-        stem = f"{Path(args.model).parent.parent.name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
+    elif stem in ("best", "last") and run_of(args.model) is not None:
+        stem = f"{run_of(args.model).name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
     out = args.out or f"eval_{stem}_{args.split}"
     check_output_dir(out, "--out")
     run = _run_data_config(args.model)
@@ -69,17 +71,15 @@ def _run_data_config(model: str) -> dict:
     data.val_fraction 0.2, without a word.)"""
     import yaml
 
-    path = Path(model)
-    for folder in (path.parent, path.parent.parent):
-        cfg = folder / "config.yaml"
-        if path.suffix in (".ckpt", ".onnx") and cfg.is_file():
-            try:
-                run = yaml.safe_load(cfg.read_text())
-                data = run.get("data") or {}
-            except (yaml.YAMLError, OSError, AttributeError):
-                return {}
-            out = {k: data[k] for k in ("val_fraction", "val_seed", "train_split") if data.get(k) is not None}
-            if run.get("seed") is not None:
-                out["seed"] = run["seed"]
-            return out
-    return {}
+    folder = run_of(model)
+    if folder is None or not (folder / "config.yaml").is_file():
+        return {}
+    try:
+        run = yaml.safe_load((folder / "config.yaml").read_text())
+        data = run.get("data") or {}
+    except (yaml.YAMLError, OSError, AttributeError):
+        return {}
+    out = {k: data[k] for k in ("val_fraction", "val_seed", "train_split") if data.get(k) is not None}
+    if run.get("seed") is not None:
+        out["seed"] = run["seed"]
+    return out

@@ -28,6 +28,7 @@ from actionpose.data.format import SkeletonDataset
 from actionpose.errors import ActionposeError
 from actionpose.training.config import flatten, make_config, validate_config
 from actionpose.training.module import ActionModule
+from actionpose.training.run_dir import checkpoint_dir, run_of
 
 
 @dataclass
@@ -74,10 +75,10 @@ def run_folder(cfg: dict[str, Any], name: str) -> Path:
     with ``output.dir`` is the user's choice, so it is refused instead. A resume writes into the run folder
     its checkpoint came from (``<run>/checkpoints/*.ckpt``)."""
     def used(d: Path) -> bool:
-        return any((d / "checkpoints").glob("*.ckpt"))
+        return any(checkpoint_dir(d).glob("*.ckpt"))
 
     resume = cfg["trainer"]["resume"]
-    own = Path(resume).resolve().parent.parent if resume and Path(resume).parent.name == "checkpoints" else None
+    own = run_of(Path(resume).resolve()) if resume and Path(resume).suffix == ".ckpt" else None
     if own is not None and (not cfg["output"]["dir"] or Path(cfg["output"]["dir"]).resolve() == own):
         # a resume continues in the folder its checkpoint came from (runs/<name> of the config may be
         # another run: resuming wrote best-v1.ckpt there and replaced that run's ONNX, metrics and picture)
@@ -169,11 +170,11 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
             client.set_tag(run_id, "actionpose.resumed_from", str(t["resume"]))
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         callbacks.append(MlflowEpochLogger(client, run_id))
-    ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best",
+    ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir(out_dir), filename="best",
                                            monitor="val_select" if has_val else None, mode="max", save_top_k=1)
     # every epoch's end state (resume, trainer.select=last) from a callback of its own: Lightning 2.6 writes
     # save_last's last.ckpt only in an epoch that also wrote a best checkpoint, so it goes stale
-    last_cb = pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None,
+    last_cb = pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir(out_dir), filename="last", monitor=None,
                                            save_top_k=1)
     timer = EpochTimer()
     callbacks += [ckpt_cb, last_cb, timer]
@@ -211,7 +212,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         return TrainResult(checkpoint=selected, onnx_path=None, out_dir=out_dir)
 
     if not selected.exists():
-        raise ActionposeError(f"training produced no checkpoint in {out_dir / 'checkpoints'}")
+        raise ActionposeError(f"training produced no checkpoint in {checkpoint_dir(out_dir)}")
     metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,
                                "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
     if module.graphed is not None:  # how many training steps a CUDA graph replayed (0 on a CPU), and why not

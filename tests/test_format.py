@@ -63,6 +63,23 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     assert safe_loads(pickle.dumps({"x": np.float64(1.5), "a": np.arange(3)}))["x"] == 1.5
 
 
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_old_pickle_protocols_load(protocol):
+    """Protocols 0-2 (older tools) store an array's bytes through ``_codecs.encode(..., "latin1")``; that global
+    was refused, so such a dataset could not be read at all. Any other codec stays refused."""
+    kp = np.arange(170, dtype=np.float32).reshape(1, 5, 17, 2)
+    got = safe_loads(pickle.dumps({"annotations": [{"keypoint": kp, "label": 0}]}, protocol=protocol))
+    assert np.array_equal(got["annotations"][0]["keypoint"], kp)
+    import codecs
+
+    class Zipped:  # a pickle that asks _codecs.encode for another codec
+        def __reduce__(self):
+            return codecs.encode, (b"x", "zlib_codec")
+
+    with pytest.raises(pickle.UnpicklingError, match="zlib_codec"):
+        safe_loads(pickle.dumps(Zipped(), protocol=2))
+
+
 def test_truncated_pickle_is_a_clear_error(tmp_path):
     p = save_dataset(_ds(), tmp_path / "d.pkl")
     bad = tmp_path / "trunc.pkl"

@@ -15,6 +15,16 @@ import numpy as np
 
 from actionpose.errors import file_kind, require_file, where
 
+
+def _latin1_bytes(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as pickle protocols 0-2 use it: a numpy array's raw bytes are stored as a latin-1
+    string and turned back into bytes on load. Only that use is admitted, not codecs in general."""
+    if not (isinstance(text, str) and isinstance(encoding, str)
+            and encoding.replace("-", "").replace("_", "").lower() in ("latin1", "iso88591")):
+        raise RefusedGlobal(f"refused _codecs.encode with encoding {encoding!r} (only latin-1 is used by pickles)")
+    return text.encode("latin-1")
+
+
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
@@ -27,6 +37,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): __import__("collections").OrderedDict,
     ("collections", "defaultdict"): __import__("collections").defaultdict,
     ("__builtin__", "set"): set,
+    ("_codecs", "encode"): _latin1_bytes,  # protocol 0-2 pickles (old tools, Python 2 era files)
 }
 
 

@@ -92,6 +92,39 @@ def test_form_judge_per_rep_on_synthetic_pushups():
     json.dumps(res.to_dict())
 
 
+def test_reps_cli_judges_the_form_of_the_counted_reps(tmp_path, capsys):
+    """`actionpose reps X --form`: the form of each rep the count reported (same times) and of the clip."""
+    from actionpose.cli import main
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+    from test_reps import _phase, _pushup, to_image
+
+    _form_model()
+    ph, _ = _phase(3, 1.5, 30.0)
+    kp = to_image(_pushup(ph)).astype(np.float32)
+    pkl = tmp_path / "p.pkl"
+    save_dataset(SkeletonDataset([make_annotation("set1", 0, kp[None])], "body13", ["pushup"]), pkl)
+    assert main(["reps", str(pkl), "--form", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["set1"]
+    assert got["exercise"] == "push_up" and got["count"] == 3
+    assert got["form"]["label"] in ("correct", "wrong") and 0 <= got["form"]["p_correct"] <= 1
+    assert [(r["start_s"], r["end_s"]) for r in got["form"]["reps"]] == [(r["start_s"], r["end_s"]) for r in got["reps"]]
+    assert main(["reps", str(pkl), "--form"]) == 0
+    assert "set1: form " in capsys.readouterr().out
+    assert main(["reps", str(pkl), "--form", "--exercise", "squat"]) == 2
+    err = capsys.readouterr().err
+    assert "--form judges push-ups only" in err and err.count("\n") == 1
+
+
+def test_tag_refuses_the_form_model(capsys):
+    """pushup_form judges push-up clips; as a `tag` model it labelled a person drinking water "wrong", score 1.00."""
+    from actionpose.cli import main
+
+    _form_model()
+    assert main(["tag", "nothing.mp4", "--model", "pushup_form"]) == 2
+    err = capsys.readouterr().err
+    assert "actionpose reps" in err and "--form" in err and err.count("\n") == 1
+
+
 def test_form_model_accuracy_on_held_out_fold(tmp_path):
     from actionpose.inference.form import evaluate
 

@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.timeline and Path(args.timeline).suffix.lower() not in TIMELINE_SUFFIXES:
         # found after the whole video had been tagged, as a traceback, and the JSON/CSV were lost with it
         raise ActionposeError(f"--timeline {args.timeline}: give a picture file ({', '.join(sorted(TIMELINE_SUFFIXES))})")
+    if Path(str(args.model).strip()).name.lower() in ("pushup_form", "pushup_form.onnx"):  # the name or its file
+        raise ActionposeError("--model pushup_form judges the form of push-up clips (correct / wrong), it does not "
+                              "find actions in a video; use `actionpose reps VIDEO --form`")
     inputs = expand_source(args.source)
     live = args.live or is_live_source(args.source)
     from actionpose.inference.fall_tagging import is_fall_model

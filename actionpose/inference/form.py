@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,10 @@ class PushupFormJudge:
         return float(probs[0, self._ci])
 
     def judge(self, keypoints: np.ndarray, scores: np.ndarray | None = None, fps: float = 30.0,
-              layout: str = "coco17") -> FormResult:
-        """``keypoints [T, V, 2]`` in ``layout`` -> clip label + per-rep labels (reps from RepCounter)."""
+              layout: str = "coco17", reps: Sequence[tuple[float, float]] | None = None) -> FormResult:
+        """``keypoints [T, V, 2]`` in ``layout`` -> clip label + per-rep labels. The reps are ``(start_s,
+        end_s)`` from the clip's first frame; by default the push-up ``RepCounter`` finds them (pass the
+        ones a count already reported, so both name the same reps)."""
         from actionpose.inference.reps import RepCounter
         from actionpose.skeleton import map_keypoints
 
@@ -114,19 +117,19 @@ class PushupFormJudge:
         s = None if scores is None else map_keypoints(np.asarray(scores, np.float32)[..., None], layout,
                                                       model_layout)[..., 0]
         p = self._p_correct(k, s)
-        reps = []
-        try:
-            counted = RepCounter("push_up", layout=layout, fps=fps).count(kp, scores)
-        except ActionposeError:
-            counted = None   # too short / joints unseen: clip-level judgement only
-        for r in counted.reps if counted else []:
-            a, b = int(r.start_s * fps), int(np.ceil(r.end_s * fps)) + 1
+        if reps is None:
+            try:
+                reps = [(r.start_s, r.end_s) for r in RepCounter("push_up", layout=layout, fps=fps).count(kp, scores).reps]
+            except ActionposeError:
+                reps = []   # too short / joints unseen: clip-level judgement only
+        judged = []
+        for start, end in reps:
+            a, b = max(0, int(start * fps)), int(np.ceil(end * fps)) + 1
             if b - a < MIN_REP_FRAMES:
                 continue
             pr = self._p_correct(k[a:b], None if s is None else s[a:b])
-            reps.append(RepForm(round(r.start_s, 3), round(r.end_s, 3), "correct" if pr >= 0.5 else "wrong",
-                                round(pr, 4)))
-        return FormResult("correct" if p >= 0.5 else "wrong", p, reps)
+            judged.append(RepForm(round(start, 3), round(end, 3), "correct" if pr >= 0.5 else "wrong", round(pr, 4)))
+        return FormResult("correct" if p >= 0.5 else "wrong", p, judged)
 
 
 def evaluate(pkl: str | Path, model: str | Path, split: str = "fold0") -> dict:

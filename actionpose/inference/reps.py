@@ -71,7 +71,7 @@ class _Candidate:
     score: float
 
 
-def _pick_person(kp: np.ndarray, sc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+def pick_person(kp: np.ndarray, sc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """[M, T, V, C] -> the most confidently seen person's [T, V, C]."""
     if kp.ndim != 4:
         return kp, sc
@@ -110,7 +110,7 @@ class RepCounter:
     def count(self, keypoints: np.ndarray, scores: np.ndarray | None = None, fps: float | None = None) -> RepResult:
         """Count repetitions in a whole ``[T, V, C]`` (or ``[M, T, V, C]``) sequence."""
         fps = float(fps or self.fps)
-        kp, sc = _pick_person(np.asarray(keypoints), scores)
+        kp, sc = pick_person(np.asarray(keypoints), scores)
         kp, sc = to_body13(kp, sc, self.layout)
         n = len(kp)
         shortest = min(ex.min_period_s for ex in self.exercises)
@@ -225,6 +225,14 @@ class RepCounter:
         events = self._emit(res)
         res.live_count = self._total
         return events, res
+
+    def buffered(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """What the whole-stream analysis sees: ``(keypoints [T, V, C], scores [T, V], time of the first
+        frame, frame rate)``, e.g. for judging the form of the reps ``finish`` reported (their times count
+        from the stream's start, so subtract the first frame's time to index these arrays)."""
+        if not self._t:
+            raise ActionposeError("no frames were added")
+        return np.stack(self._kp), np.stack(self._sc), self._t[0], self._stream_fps()
 
     def _stream_fps(self) -> float:
         if len(self._t) < 2:

@@ -7,14 +7,17 @@ is a stream: frames go one at a time through :meth:`RepCounter.update` (live eve
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from actionpose.errors import ActionposeError, require_file, where
-from actionpose.inference.reps import RepCounter, RepEvent, RepResult
+from actionpose.inference.reps import RepCounter, RepEvent, RepResult, pick_person
 
 OnEvent = Callable[[str, RepEvent], None]
+# name -> (keypoints [T, V, C], scores [T, V] | None, fps, layout, time of the first frame): what a count saw,
+# kept on request (``keep=``) for a second look at the same frames, e.g. judging push-up form per rep
+Kept = dict[str, tuple[np.ndarray, Optional[np.ndarray], float, str, float]]
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
@@ -61,7 +64,7 @@ def count_segments(keypoints: np.ndarray, scores: np.ndarray | None, segments: I
 def count_pickle(path: str | Path, exercise: str | None = None, fps: float | None = None,
                  sample: str | None = None, min_score: float = 0.3,
                  on_event: OnEvent | None = None,
-                 on_skip: Callable[[str, str], None] | None = None) -> dict[str, RepResult]:
+                 on_skip: Callable[[str, str], None] | None = None, keep: Kept | None = None) -> dict[str, RepResult]:
     """Count every annotation (or only ``sample``) of a canonical/PYSKL pickle, by ``frame_dir``.
 
     With ``on_skip``, a sample of a several-sample pickle that cannot be counted (too short, no usable
@@ -103,13 +106,16 @@ def count_pickle(path: str | Path, exercise: str | None = None, fps: float | Non
             if on_event:
                 on_event(name, RepEvent(i, round(r.start_s, 3), round(r.end_s, 3), res.exercise))
         results[name] = res
+        if keep is not None:
+            kp1, sc1 = pick_person(np.asarray(kp), sc)
+            keep[name] = (kp1, sc1, rate, ds.layout, 0.0)
     if not results and on_skip is None:  # with on_skip the caller reports what was skipped
         raise where(path, "; ".join(errors) or "nothing to count")
     return results
 
 
 def count_video(source: str | Path, exercise: str | None = None, frontend: str = "default",
-                min_score: float = 0.3, on_event: OnEvent | None = None) -> dict[str, RepResult]:
+                min_score: float = 0.3, on_event: OnEvent | None = None, keep: Kept | None = None) -> dict[str, RepResult]:
     """Run the pose frontend on a video and count reps per tracked person (tracks seen long enough)."""
     from actionpose.pose import load_frontend
 
@@ -134,6 +140,9 @@ def count_video(source: str | Path, exercise: str | None = None, frontend: str =
             if on_event:
                 on_event(f"track {tid}", ev)
         results[f"track {tid}"] = res
+        if keep is not None:
+            kp, sc, t0, rate = c.buffered()
+            keep[f"track {tid}"] = (kp, sc, rate, fe.layout, t0)
     if not results:
         raise where(source, "; ".join(errors))
     return results
@@ -141,13 +150,13 @@ def count_video(source: str | Path, exercise: str | None = None, frontend: str =
 
 def count_file(path: str | Path, exercise: str | None = None, fps: float | None = None, sample: str | None = None,
                min_score: float = 0.3, on_event: OnEvent | None = None,
-               on_skip: Callable[[str, str], None] | None = None) -> dict[str, RepResult]:
+               on_skip: Callable[[str, str], None] | None = None, keep: Kept | None = None) -> dict[str, RepResult]:
     """``.pkl`` -> stored keypoints; a video file -> the pose frontend."""
     p = Path(path)
     require_file(p)
     if p.suffix.lower() == ".pkl":
-        return count_pickle(p, exercise, fps, sample, min_score, on_event, on_skip)
+        return count_pickle(p, exercise, fps, sample, min_score, on_event, on_skip, keep)
     if p.suffix.lower() in VIDEO_SUFFIXES:
-        return count_video(p, exercise, min_score=min_score, on_event=on_event)
+        return count_video(p, exercise, min_score=min_score, on_event=on_event, keep=keep)
     raise where(p, f"unsupported input {p.suffix!r}: give a keypoint .pkl or a video "
                    f"({', '.join(sorted(VIDEO_SUFFIXES))})")

@@ -430,8 +430,10 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                     det = _restore(state.detector, session_id, saved)
                     if det.last_time is not None and frames and frames[0][0] <= det.last_time:
                         raise HTTPException(409, f"frames[0].timestamp: {frames[0][0]} is not after this session's last "
-                                                 f"processed frame ({det.last_time}); a re-sent request? its events "
-                                                 f"are in GET /v1/events - send only newer frames")
+                                                 f"processed frame ({det.last_time}). A re-sent request: its events are "
+                                                 f"in GET /v1/events, send only newer frames. Otherwise a later request "
+                                                 f"overtook this one: send a session's frames in time order, one "
+                                                 f"request at a time")
                     error = None
                     try:  # all due windows of the request in one ONNX call
                         events = det.update_many([(persons, ts) for ts, persons in frames], layout=req.layout)

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import defaultdict
 
 import httpx
 
@@ -15,6 +17,8 @@ if not KEY:
     raise SystemExit("set ACTIONPOSE_KEY to an API key (python -m serve keys add NAME prints one)")
 client = httpx.Client(base_url=BASE, headers={"X-API-Key": KEY}, timeout=10)
 RESEND_WINDOW_S = 60.0  # a 409 for frames older than this behind the session is a clock jump, not a re-send
+_session_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)  # one request per session at a time
+_acked: dict[str, float] = {}  # session -> newest frame time the server has answered this client for
 
 
 def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
@@ -47,8 +51,22 @@ def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> 
 
     Send one camera's requests one after another (await each reply): frames must arrive in time order,
     so of two requests of one session in flight at once the later-stamped one may be answered first and
-    the other refused as already processed."""
+    the other refused as already processed. Calls for one session from several threads wait for each
+    other here; a call whose frames are all older than frames already answered raises instead of being
+    taken for a re-send (their fall would be lost without a word)."""
+    with _session_locks[session_id]:
+        events = _send_frames(session_id, frames, layout)
+        if frames:
+            _acked[session_id] = max(_acked.get(session_id, float("-inf")), frames[-1]["timestamp"])
+        return events
+
+
+def _send_frames(session_id: str, frames: list[dict], layout: str) -> list[dict]:
     r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
+    if r.status_code == 409 and frames and frames[-1]["timestamp"] < _acked.get(session_id, float("-inf")):
+        raise RuntimeError(f"session {session_id}: these frames ({frames[0]['timestamp']}-{frames[-1]['timestamp']}) "
+                           f"are older than frames already answered ({_acked[session_id]}); send a session's "
+                           "frames in time order, one request at a time - the server cannot process them now")
     if r.status_code == 409:
         last = client.get(f"/v1/fall/stream/{session_id}").json()["last_timestamp"]
         if last - frames[-1]["timestamp"] > RESEND_WINDOW_S:
@@ -59,7 +77,7 @@ def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> 
                                "start a new session_id for this camera")
         newer = [f for f in frames if f["timestamp"] > last]
         seen = [e for e in session_events(session_id) if frames[0]["timestamp"] <= e["detected_time"] <= last]
-        return seen + (send_frames(session_id, newer, layout) if newer else [])
+        return seen + (_send_frames(session_id, newer, layout) if newer else [])
     if r.status_code == 503:  # another request of this session was being saved: try once more
         time.sleep(float(r.headers.get("Retry-After", "1")))
         r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})

@@ -486,6 +486,27 @@ def test_a_nan_joint_is_a_missing_joint_and_other_people_still_count(det):
     assert det.predict(holed, layout="coco13").prob == det.predict(zeroed, layout="coco13").prob
 
 
+def test_a_millisecond_clock_is_refused_not_silently_unscored(det):
+    """Frames stamped in milliseconds came ~33 "s" apart: no window held two frames, nothing was scored, and
+    the fall in URFD fall-01 was missed without a word. Five such gaps in a row are refused; one long gap (a
+    reconnect) is not, and the state keeps the count."""
+    kp, sc, _ = fixture_seq("fall-01")
+    frames = [np.concatenate([kp[i], sc[i][:, None]], -1) for i in range(len(kp))]
+    det.reset()
+    with pytest.raises(ActionposeError, match="5 frames in a row came more than 1 s apart.*millisecond"):
+        det.update_many([({0: f}, i * 1000 / 30) for i, f in enumerate(frames)], layout="coco13")
+    det.reset()
+    det.update_many([({0: f}, i / 30 + (60 if i >= 10 else 0)) for i, f in enumerate(frames[:20])], layout="coco13")
+    for i in range(4):  # four sparse frames: still fine, and the count survives a save/load
+        det.update({0: frames[20 + i]}, 100.0 + 10 * i, layout="coco13")
+    restored = FallDetector(det.scorer, det.config)
+    restored.load_state(det.state_bytes())
+    with pytest.raises(ActionposeError, match="millisecond"):
+        restored.update({0: frames[30]}, 200.0, layout="coco13")
+    with pytest.raises(ActionposeError, match="run_sequence: 50 keypoint frames but 40 times"):
+        det.run_sequence(kp[:50], np.arange(40) / 30, layout="coco13")
+
+
 def test_decisions_do_not_depend_on_the_clock_origin(det):
     """UNIX-time stamps (~1.7e9 s) have ~2.4e-7 s of float64 resolution; a 1e-9 slack in the scoring hop
     made a person scored at a different rate (34 vs 63 windows on URFD fall-01) than with stamps from 0."""
@@ -543,6 +564,32 @@ def test_cli_says_when_nobody_was_seen(tmp_path):
     out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "short.npy"), "--layout", "coco13"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "nothing could be checked" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "short.npy"), "--layout", "coco13",
+                          "--fps", "30", "--json"], capture_output=True, text=True, timeout=120)
+    assert any("nothing could be checked" in w for w in json.loads(out.stdout)["warnings"])  # JSON said nothing
+
+
+def test_cli_warns_of_normalised_coordinates_and_an_assumed_frame_rate(tmp_path):
+    """MediaPipe-style x / width, y / height missed the real fall with a plain "no falls detected"; a .npy
+    without --fps was silently read at 30 fps (18 fps data: the fall at 1.47 s instead of 2.44 s). A URFD
+    pickle (stored normalised, with its img_shape) is put back in pixels instead of warned about."""
+    from actionpose.data.importers import convert
+
+    kp, sc, _ = fixture_seq("fall-01")
+    np.save(tmp_path / "norm.npy", np.concatenate([kp / [640, 480], sc[..., None]], -1).astype(np.float32))
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "norm.npy"), "--layout", "coco13",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    warnings = json.loads(out.stdout)["warnings"]
+    assert any("normalised coordinates" in w for w in warnings) and any("no --fps given" in w for w in warnings)
+    fix = Path(__file__).resolve().parent / "fixtures" / "fall"
+    convert("urfd_movenet", fix / "urfd_movenet13_mini.tar.gz", tmp_path / "u.pkl",
+            frame_labels_csv=fix / "urfd_falls13_mini.csv")
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "u.pkl"), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    doc = json.loads(out.stdout)
+    assert doc["warnings"] == [] and len(doc["events"]) == 1
+    with pytest.warns(UserWarning, match="normalised coordinates"):
+        FallDetector.from_pretrained("fall").predict(kp[:40] / [640, 480], layout="coco13")
 
 
 def test_keypoints_that_jump_about_are_not_one_person(det):

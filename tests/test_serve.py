@@ -479,6 +479,17 @@ def test_stream_real_fall_skeleton_gives_one_event(svc):
     assert [e["id"] for e in stored] == [events[0]["id"]]
 
 
+def test_a_stream_in_milliseconds_gets_422_not_an_empty_200(svc):
+    """A camera app stamping frames in milliseconds got 200 {"events": []} for a real fall: nothing was ever
+    scored. Now the request is refused, naming the timestamp and the likely cause."""
+    client, keys, _ = svc
+    pose = [[320.0 + j, 100.0 + 22 * j] for j in range(17)]
+    frames = [{"timestamp": 1000 + i * 55.5, "persons": [{"track_id": 1, "keypoints": pose}]} for i in range(20)]
+    r = client.post("/v1/fall/stream/ms-clock", json={"layout": "coco17", "frames": frames},
+                    headers={"X-API-Key": keys["a"]})
+    assert r.status_code == 422 and "millisecond clock" in r.json()["detail"], r.text
+
+
 def _fixture_fall_frames() -> list[dict]:
     from test_serve_live import fall_frames
 

@@ -267,6 +267,15 @@ def test_client_example_runs_against_the_server(env):
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "serve", capture_output=True, text=True,
                        env={**os.environ, "ACTIONPOSE_URL": srv.url, "ACTIONPOSE_KEY": key}, timeout=120)
     assert r.returncode == 0 and "refused:" in r.stdout and "clock went back" in r.stdout, r.stdout + r.stderr[-2000:]
+    # two requests of one session out of order: the older one got 409 and the client took it for a re-send,
+    # returning [] - its frames (a fall among them) were never processed
+    code = ("import time, client_example as c; t = time.time(); pose = [[320.0 + j, 100.0 + 22 * j] for j in range(17)]\n"
+            "f = lambda t0: [{'timestamp': t0 + i / 30, 'persons': [{'track_id': 1, 'keypoints': pose}]} for i in range(5)]\n"
+            "c.send_frames('late', f(t + 1))\n"
+            "try:\n    c.send_frames('late', f(t))\nexcept RuntimeError as e:\n    print('refused:', e)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "serve", capture_output=True, text=True,
+                       env={**os.environ, "ACTIONPOSE_URL": srv.url, "ACTIONPOSE_KEY": key}, timeout=120)
+    assert r.returncode == 0 and "refused:" in r.stdout and "in time order" in r.stdout, r.stdout + r.stderr[-2000:]
 
 
 @pytest.mark.parametrize("mode", [["--body", "binary"], ["--stream"]])

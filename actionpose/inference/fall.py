@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from actionpose.errors import ActionposeError, where
 from actionpose.inference.fall_prep import (MAX_JITTER, PrepConfig, _grid_index, has_body, jitter, prepare_window,
-                                            prepare_windows, require_steady, resample, to_body13)
+                                            prepare_windows, require_steady, resample, seen_joints, to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -221,6 +222,9 @@ def _timestamp(value: Any) -> float:
 # Timestamps are compared with this slack: UNIX-time seconds (~1.7e9) carry only ~2.4e-7 s of float64
 # resolution, so a 1e-9 slack made the scoring hop depend on the clock's origin.
 _TIME_EPS = 1e-4
+MAX_FRAME_GAP_S = 1.0  # a stream whose frames keep coming further apart than this is refused (_check_spacing)
+SPARSE_FRAMES = 5      # ... after this many such frames in a row (one long gap is a reconnect, not a bad clock)
+MIN_STREAM_FPS = 3.0   # the lowest rate the fall in fall_video_1 was still found at (subsampled: 3 yes, 2 no)
 
 
 def running_median(y: np.ndarray, k: int) -> np.ndarray:
@@ -287,6 +291,7 @@ class FallDetector:
         self.source = source
         self._tracks: dict[Any, _Track] = {}
         self.last_time: float | None = None  # the newest frame's timestamp seen by update()
+        self._sparse = 0  # frames in a row that came more than MAX_FRAME_GAP_S after the previous one
         self.windows_scored = 0  # by update(): 0 after a whole input means nothing could be checked
 
     # --- construction ------------------------------------------------------------------------
@@ -367,8 +372,14 @@ class FallDetector:
 
     def predict(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
                 fps: float = 30.0) -> FallResult:
-        """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score)."""
-        return self.predict_batch([window], [scores], layout=layout, fps=fps)[0]
+        """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score). The model
+        reads the window's last 2.13 s (``frames_used``); to scan a longer clip, stream it through
+        :meth:`update` / :meth:`run_sequence`."""
+        result = self.predict_batch([window], [scores], layout=layout, fps=fps)[0]
+        w = np.asarray(window, dtype=np.float64)
+        _warn_if_normalised(w[..., :2], w[..., 2] if scores is None and w.shape[-1] == 3 else scores,
+                            self.config.prep.score_min)
+        return result
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> list[FallResult]:
@@ -392,6 +403,7 @@ class FallDetector:
     def reset(self) -> None:
         self._tracks.clear()
         self.last_time = None
+        self._sparse = 0
 
     @property
     def track_ids(self) -> list[Any]:
@@ -419,7 +431,7 @@ class FallDetector:
                          "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
                          "below_since": tr.below_since})
             blobs += [np.asarray(tr.times, "<f8").tobytes(), kps.tobytes(), scores.tobytes()]
-        head = json.dumps({"version": 2, "last_time": self.last_time, "tracks": meta}).encode()
+        head = json.dumps({"version": 2, "last_time": self.last_time, "sparse": self._sparse, "tracks": meta}).encode()
         return self._STATE_MAGIC + len(head).to_bytes(4, "little") + head + b"".join(blobs)
 
     def load_state(self, data: bytes) -> None:
@@ -434,7 +446,10 @@ class FallDetector:
         last = head.get("last_time")
         if last is not None and not (isinstance(last, (int, float)) and np.isfinite(last)):
             raise ActionposeError(f"stream state: last_time {last!r} is not a finite number")
-        self._tracks, self.last_time = tracks, last
+        sparse = head.get("sparse", 0)
+        if not (isinstance(sparse, int) and not isinstance(sparse, bool) and 0 <= sparse < SPARSE_FRAMES):
+            raise ActionposeError(f"stream state: sparse {sparse!r} is not a frame count")
+        self._tracks, self.last_time, self._sparse = tracks, last, sparse
 
     @staticmethod
     def _track(m: dict, times: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> _Track:
@@ -499,11 +514,30 @@ class FallDetector:
         layout = _input_layout(layout or self.layout)
         try:
             for frame_keypoints, timestamp in frames:
-                self._ingest(frame_keypoints, _timestamp(timestamp), layout, due)
+                t = _timestamp(timestamp)
+                self._check_spacing(t)
+                self._ingest(frame_keypoints, t, layout, due)
         except ActionposeError as e:
             e.events = self._decide(due)
             raise
         return self._decide(due)
+
+    def _check_spacing(self, t: float) -> None:
+        """Refuse a stream whose frames keep arriving more than :data:`MAX_FRAME_GAP_S` apart.
+
+        Why: a clock in milliseconds (``performance.now()``, ``uptimeMillis``) put frames ~33 "seconds"
+        apart, so no window ever held two frames, nothing was scored and a fall was missed without a
+        word. One long gap is normal (a camera reconnecting, nobody in view); :data:`SPARSE_FRAMES` of
+        them in a row is a stream a fall cannot be seen in."""
+        if self.last_time is not None and t > self.last_time:
+            gap = t - self.last_time
+            self._sparse = self._sparse + 1 if gap > MAX_FRAME_GAP_S else 0
+            if self._sparse >= SPARSE_FRAMES:
+                self._sparse = 0
+                raise ActionposeError(
+                    f"timestamp {t:g}: {SPARSE_FRAMES} frames in a row came more than {MAX_FRAME_GAP_S:g} s apart "
+                    f"(the last {gap:.3g} s): timestamps must be seconds (a millisecond clock?), and a fall needs "
+                    f"frames at {MIN_STREAM_FPS:g} fps or more")
 
     def _ingest(self, frame_keypoints: Any, timestamp: float, layout: str, due: list[_Due]) -> None:
         """Add one frame to the tracks; a person whose window falls due goes to ``due``."""
@@ -536,6 +570,7 @@ class FallDetector:
                 shown = resample(times, cfg.prep.fps, frames=cfg.prep.frames)
                 if has_body(kps[shown], scs[shown], cfg.prep.score_min):
                     due.append(_Due(tid, tr, timestamp, kps, scs, times))
+                    _warn_if_normalised(kps, scs, cfg.prep.score_min)
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 
@@ -588,6 +623,10 @@ class FallDetector:
     def run_sequence(self, keypoints: np.ndarray, times: np.ndarray, scores: np.ndarray | None = None,
                      layout: str | None = None, track_id: Any = 0) -> list[FallEvent]:
         """Stream a whole single-person sequence [T, V, 2] through :meth:`update` (fresh state)."""
+        n = len(keypoints)
+        if len(times) != n or (scores is not None and len(scores) != n):  # zip-like loops dropped the rest
+            raise ActionposeError(f"run_sequence: {n} keypoint frames but {len(times)} times"
+                                  + ("" if scores is None else f" and {len(scores)} score frames") + "; give one per frame")
         self.reset()
         events: list[FallEvent] = []
         for i, t in enumerate(times):
@@ -595,6 +634,19 @@ class FallDetector:
             events += self.update({track_id: frame}, float(t), layout=layout)
         self.reset()
         return events
+
+
+def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float) -> None:
+    """Warn (once per process, as Python warnings go) when every seen coordinate lies within about [0, 1].
+
+    Why: MediaPipe-style coordinates normalised per axis (x / width, y / height) squash the body; the real
+    fall in fall_skeleton_1.npy was then missed (0.90 < 0.94) without a word. Not refused: x and y scaled
+    by one same factor are valid input and can look the same."""
+    seen = seen_joints(kp, None if scores is None else np.asarray(scores))
+    if seen.sum() >= 3 and np.abs(np.asarray(kp)[seen]).max() <= 2.0:
+        warnings.warn("fall detector: every keypoint coordinate is within about [0, 1]: normalised coordinates? "
+                      "The model needs pixels (or x and y scaled by one same factor): multiply x by the image "
+                      "width and y by its height", UserWarning, stacklevel=4)
 
 
 def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:

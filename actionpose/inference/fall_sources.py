@@ -14,6 +14,20 @@ from actionpose.inference.fall_prep import seen_joints
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
+def _in_pixels(kp: np.ndarray, img_shape: Any) -> np.ndarray:
+    """Keypoints normalised to the image (every coordinate within about [0, 1], as the URFD and MD4FD importers
+    store them) back in pixels via the annotation's ``img_shape`` (h, w). Why: x / width and y / height
+    squash the body, and the fall model, trained on pixels, misses falls on such input."""
+    try:
+        h, w = (float(v) for v in img_shape)
+    except (TypeError, ValueError):
+        return kp
+    seen = np.isfinite(kp).all(-1) & (kp != 0).any(-1)
+    if h > 0 and w > 0 and seen.sum() >= 3 and np.abs(kp[seen]).max() <= 2.0:
+        return kp * np.asarray([w, h], np.float32)
+    return kp
+
+
 def frames_from_pickle(path: Path, fps: float | None) -> tuple[str, Iterator[tuple[float, dict[Any, np.ndarray]]]]:
     """Every annotation of the pickle is streamed in turn (``track_id`` = ``frame_dir``/person index)."""
     from actionpose.data.format import load_dataset
@@ -26,7 +40,7 @@ def frames_from_pickle(path: Path, fps: float | None) -> tuple[str, Iterator[tup
 
     def gen():
         for ann in ds.annotations:
-            kp = ann["keypoint"][..., :2]
+            kp = _in_pixels(np.asarray(ann["keypoint"][..., :2], np.float32), ann.get("img_shape"))
             sc = ann.get("keypoint_score")
             rate = float(fps or ann.get("fps") or 30.0)
             for t in range(kp.shape[1]):
@@ -79,7 +93,7 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     scored_before = detector.windows_scored
     interrupted = False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
-    count = {"frames": 0, "with_person": 0, "last_t": 0.0}  # with_person 0: the input showed nobody
+    count = {"frames": 0, "with_person": 0, "last_t": 0.0, "max_coord": 0.0}  # with_person 0: nobody shown
 
     steps: list[float] = []  # frame intervals: the source's frame rate (a video's last stamp is 1 frame short)
 
@@ -91,8 +105,11 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
             for e in new:
                 on_event(e)
         seen.update(persons)
-        count["with_person"] += any(bool(seen_joints(p[:, :2], p[:, 2] if p.shape[1] == 3 else None).any())
-                                    for p in persons.values())
+        shown = [p[seen_joints(p[:, :2], p[:, 2] if p.shape[1] == 3 else None), :2] for p in persons.values()]
+        count["with_person"] += any(len(x) for x in shown)
+        for x in shown:
+            if len(x):
+                count["max_coord"] = max(count["max_coord"], float(np.abs(x).max()))
         count["frames"] += 1
         if count["frames"] > 1 and t > count["last_t"] and len(steps) < 2000:
             steps.append(t - count["last_t"])
@@ -141,6 +158,9 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
             step(persons, t, lay)
     elif suffix == ".npy":
         lay = layout or "coco17"
+        if fps is None:  # 18 fps data taken as 30 put the fall at 1.47 s instead of 2.44 s, silently
+            warnings.append("no --fps given: the frames are taken as 30 fps; give the rate they were recorded at "
+                            "(event times, and the motion the model sees, depend on it)")
         for t, persons in frames_from_npy(path, fps):
             step(persons, t, lay)
     else:
@@ -151,6 +171,12 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
         from actionpose.pose.sources import redact_url
 
         raise where(redact_url(source), "no frames decoded" + (" (the stream gave none)" if live else ""))
+    if count["with_person"] >= 3 and count["max_coord"] <= 2.0:  # MediaPipe-style 0..1 per axis (a little out of frame too)
+        warnings.append("every keypoint coordinate is within about [0, 1]: normalised coordinates? The model needs pixels "
+                        "(or x and y scaled by one same factor): multiply x by the image width and y by its height")
+    if count["with_person"] and detector.windows_scored == scored_before and not interrupted:
+        warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "
+                        "of frames the detector needs")
     rate = 1 / float(np.median(steps)) if steps else None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,

@@ -26,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if a.action == "list":
-            for k in list_keys(engine):
+            keys = list_keys(engine)
+            for k in keys:
                 print(f"{k['name']}\t{'revoked' if k['revoked_at'] else 'active'}")
+            # which database was read: an empty list from another folder's database looked like "no keys"
+            print(f"{len(keys)} key(s) in {_shown(engine)}", file=sys.stderr)
             return 0
         if not a.name:
             print("error: give a key name", file=sys.stderr)
@@ -66,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:  # settings, model and database are checked here, so a typo is one line, not a worker's traceback
         settings = Settings.from_env()
-        open_db(settings.db_url).dispose()
+        engine = open_db(settings.db_url)
+        from serve.storage import list_keys
+
+        active = sum(1 for k in list_keys(engine) if not k["revoked_at"])
+        # a mistyped ACTIONPOSE_DB_URL started a service that was "ready" and answered 401 to every key
+        db_line = (f"database {_shown(engine)}: {active} active API key(s)"  # said once the port is ours
+                   + ("" if active else "; every data request gets 401 until one is added (python -m serve keys add NAME)"))
+        engine.dispose()
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -99,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         from serve import workers
 
         if workers.available():  # one SO_REUSEPORT socket per worker: the kernel spreads connections evenly
-            return workers.run(a.host, a.port, a.workers, options)
+            return workers.run(a.host, a.port, a.workers, options, started=db_line)
     try:  # a taken port was six log lines and exit 3, after the model had loaded
         import socket
 
@@ -108,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot listen on {a.host}:{a.port}: {e.strerror or e}", file=sys.stderr)
         return 2
+    print(db_line, file=sys.stderr)
     uvicorn.run("serve.app:app", host=a.host, port=a.port, workers=a.workers, **options)
     return 0
 

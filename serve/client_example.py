@@ -63,10 +63,6 @@ def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> 
 
 def _send_frames(session_id: str, frames: list[dict], layout: str) -> list[dict]:
     r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
-    if r.status_code == 409 and frames and frames[-1]["timestamp"] < _acked.get(session_id, float("-inf")):
-        raise RuntimeError(f"session {session_id}: these frames ({frames[0]['timestamp']}-{frames[-1]['timestamp']}) "
-                           f"are older than frames already answered ({_acked[session_id]}); send a session's "
-                           "frames in time order, one request at a time - the server cannot process them now")
     if r.status_code == 409:
         last = client.get(f"/v1/fall/stream/{session_id}").json()["last_timestamp"]
         if last - frames[-1]["timestamp"] > RESEND_WINDOW_S:
@@ -75,6 +71,10 @@ def _send_frames(session_id: str, frames: list[dict], layout: str) -> list[dict]
             raise RuntimeError(f"session {session_id}: frames end {last - frames[-1]['timestamp']:.0f} s before the "
                                f"session's last processed frame ({last}); the camera clock went back? "
                                "start a new session_id for this camera")
+        if frames[-1]["timestamp"] < _acked.get(session_id, float("-inf")):  # overtaken, never processed
+            raise RuntimeError(f"session {session_id}: these frames ({frames[0]['timestamp']}-{frames[-1]['timestamp']}) "
+                               f"are older than frames already answered ({_acked[session_id]}); send a session's "
+                               "frames in time order, one request at a time - the server cannot process them now")
         newer = [f for f in frames if f["timestamp"] > last]
         seen = [e for e in session_events(session_id) if frames[0]["timestamp"] <= e["detected_time"] <= last]
         return seen + (_send_frames(session_id, newer, layout) if newer else [])

@@ -46,14 +46,17 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     uvicorn.Server(uvicorn.Config("serve.app:app", **options)).run(sockets=[sock])
 
 
-def run(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
-    """Serve ``serve.app:app`` from ``workers`` processes; returns when they have stopped."""
+def run(host: str, port: int, workers: int, options: dict[str, Any], started: str = "") -> int:
+    """Serve ``serve.app:app`` from ``workers`` processes; returns when they have stopped. ``started`` is
+    printed once the port is known to be free."""
     try:  # fail here, once and clearly, if anything listens there already - another copy of this service
         # too: a probe without SO_REUSEPORT cannot join its group, so traffic is never split between two servers
         _bound(host, port, reuse_port=False).close()
     except OSError as e:
         print(f"error: cannot listen on {host}:{port}: {e.strerror}", file=sys.stderr)
         return 2
+    if started:
+        print(started, file=sys.stderr)
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(host, port, options), name=f"serve-worker-{i}") for i in range(workers)]
     for p in procs:

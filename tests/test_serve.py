@@ -581,3 +581,19 @@ def test_a_revoked_key_name_can_be_given_to_a_new_key(tmp_path):
     assert hash_key(new) in active and hash_key(old) not in active
     names = [k["name"] for k in list_keys(engine)]
     assert "ward" in names and len(names) == 2  # the revoked one kept, under a suffixed name
+
+
+def test_keys_list_and_start_name_the_database(tmp_path, monkeypatch, capsys):
+    """`keys list` in another folder printed nothing (a new, empty database) and a mistyped
+    ACTIONPOSE_DB_URL started a "ready" service that answered 401 to every key: both now name the database."""
+    from serve.__main__ import main as serve_main
+
+    monkeypatch.setenv("ACTIONPOSE_DB_URL", f"sqlite:///{tmp_path / 'typo.db'}")
+    assert serve_main(["keys", "list"]) == 0
+    err = capsys.readouterr().err
+    assert "0 key(s) in sqlite:///" in err and "typo.db" in err
+    assert serve_main(["keys", "add", "ward"]) == 0
+    capsys.readouterr()
+    assert serve_main(["keys", "list"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("ward\tactive") and "1 key(s)" in out.err

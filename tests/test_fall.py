@@ -590,6 +590,11 @@ def test_cli_warns_of_normalised_coordinates_and_an_assumed_frame_rate(tmp_path)
     assert doc["warnings"] == [] and len(doc["events"]) == 1
     with pytest.warns(UserWarning, match="normalised coordinates"):
         FallDetector.from_pretrained("fall").predict(kp[:40] / [640, 480], layout="coco13")
+    for extra, said in ((["--layout", "body13"], "--layout is for .npy sources"),
+                        (["--frontend", "mediapipe"], "--frontend is for videos")):  # were silently ignored
+        out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "u.pkl"), *extra],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and said in out.stderr and out.stderr.count("\n") == 1
 
 
 def test_keypoints_that_jump_about_are_not_one_person(det):
@@ -629,3 +634,16 @@ def test_masked_median_matches_numpy_nanmedian():
             warnings.simplefilter("ignore", RuntimeWarning)
             want = np.nan_to_num(np.nanmedian(np.where(m, x, np.nan), axis=-1), nan=0.0)
         np.testing.assert_allclose(_masked_median(x, m), want)
+
+
+def test_person_dict_mistakes_and_the_bad_frame_are_named(det):
+    """{"kpts": ...} said "shape ()", {"id": 3, ...} silently became track 0, and update_many did not say
+    which frame was bad."""
+    det.reset()
+    with pytest.raises(ActionposeError, match=r"got keys \['kpts'\]"):
+        det.update([{"kpts": np.zeros((17, 2))}], 1.0)
+    with pytest.raises(ActionposeError, match=r"got keys \['id', 'keypoints'\]"):
+        det.update([{"id": 3, "keypoints": np.ones((17, 2))}], 1.0)
+    ok = [({0: np.full((17, 2), 100.0)}, i / 30) for i in range(5)]
+    with pytest.raises(ActionposeError, match="^frame 5: keypoints: 16 joints"):
+        det.update_many(ok + [({0: np.ones((16, 2))}, 1.0)])

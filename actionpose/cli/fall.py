@@ -30,8 +30,16 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"--fps must be in (0, 1000], got {args.fps}")
     from pathlib import Path
 
-    if not Path(args.source).is_dir() and not is_live_source(args.source):
+    live = is_live_source(args.source)
+    if not Path(args.source).is_dir() and not live:
         require_file(args.source)
+    suffix = "" if live else Path(args.source).suffix.lower()
+    # options that cannot apply were silently ignored (a video's layout is its frontend's, a pickle's its own)
+    if args.layout is not None and suffix != ".npy":
+        raise ActionposeError(f"--layout is for .npy sources; {args.source} has its own "
+                              + ("(the pickle's layout)" if suffix == ".pkl" else "(the pose frontend's)"))
+    if args.frontend != "default" and suffix in (".npy", ".pkl"):
+        raise ActionposeError(f"--frontend is for videos and live sources; {args.source} holds keypoints already")
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     det = FallDetector.from_pretrained(args.model, **overrides)
     from actionpose.pose.sources import redact_url

@@ -501,9 +501,10 @@ class FallDetector:
         objects/dicts with ``track_id``, ``keypoints`` [V, 2] and ``scores`` [V] (pose frontend frames).
         Timestamps are seconds and must increase per person. Persons not seen for a window's length
         are forgotten."""
-        return self.update_many([(frame_keypoints, timestamp)], layout=layout)
+        return self.update_many([(frame_keypoints, timestamp)], layout=layout, _one=True)
 
-    def update_many(self, frames: Iterable[tuple[Any, float]], layout: str | None = None) -> list[FallEvent]:
+    def update_many(self, frames: Iterable[tuple[Any, float]], layout: str | None = None,
+                    _one: bool = False) -> list[FallEvent]:
         """:meth:`update` for consecutive ``(frame_keypoints, timestamp)`` pairs: the same decisions and
         events, but every window that falls due in them is scored in one ONNX call instead of one call per
         frame (a service request of 15 frames x 2 persons: 8 calls -> 1). The windows are prepared from
@@ -512,12 +513,15 @@ class FallDetector:
         counted; their events are on the error as ``events``."""
         due: list[_Due] = []
         layout = _input_layout(layout or self.layout)
+        i = -1
         try:
-            for frame_keypoints, timestamp in frames:
+            for i, (frame_keypoints, timestamp) in enumerate(frames):
                 t = _timestamp(timestamp)
                 self._check_spacing(t)
                 self._ingest(frame_keypoints, t, layout, due)
         except ActionposeError as e:
+            if not _one:  # which of the frames (update() with its one frame keeps the message as it was)
+                e.args = (f"frame {i}: {e}",)
             e.events = self._decide(due)
             raise
         return self._decide(due)
@@ -649,6 +653,9 @@ def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float) -> None:
                       "width and y by its height", UserWarning, stacklevel=4)
 
 
+_PERSON_KEYS = {"track_id", "keypoints", "scores", "bbox", "box", "score"}  # what frontends put in a person dict
+
+
 def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
     """Normalise the accepted frame forms to (track_id, [V, 2], [V] | None)."""
     if frame is None:
@@ -663,6 +670,10 @@ def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
         frame = list(frame)
         for p in frame:
             get = p.get if isinstance(p, Mapping) else (lambda k, d=None, p=p: getattr(p, k, d))
+            if isinstance(p, Mapping) and (set(p) - _PERSON_KEYS or "keypoints" not in p):
+                # {"kpts": ...} gave "shape ()", {"id": 3, ...} silently became track 0
+                raise ActionposeError(f"frame: a person is a dict with 'keypoints' [V, 2|3] and optional 'track_id' "
+                                      f"and 'scores'; got keys {sorted(map(str, p))}")
             tid = get("track_id")
             if tid is None:
                 if len(frame) > 1:  # two people under one id mixed their poses into one track

@@ -337,7 +337,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         and optional ``X-Fps`` headers - no text parsing at all; the same limits and value checks."""
         layout = headers.get("x-layout")
         if layout not in allowed_layouts:
-            raise ActionposeError(f"X-Layout header: {layout!r} is not one of {', '.join(sorted(allowed_layouts))}")
+            raise ActionposeError("X-Layout header: " + ("missing" if layout is None else f"{layout!r} is not")
+                                  + f" one of {', '.join(sorted(allowed_layouts))} (the float32 body's layout)")
         try:
             fps = float(headers.get("x-fps", "30"))
         except ValueError:

@@ -590,6 +590,10 @@ def test_cli_warns_of_normalised_coordinates_and_an_assumed_frame_rate(tmp_path)
     assert doc["warnings"] == [] and len(doc["events"]) == 1
     with pytest.warns(UserWarning, match="normalised coordinates"):
         FallDetector.from_pretrained("fall").predict(kp[:40] / [640, 480], layout="coco13")
+    np.save(tmp_path / "tvc.npy", np.transpose(kp, (1, 0, 2)).astype(np.float32))  # [V, T, 2]: said with the file
+    out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "tvc.npy"), "--layout", "coco13"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "tvc.npy" in out.stderr and "frames and joints swapped" in out.stderr
     for extra, said in ((["--layout", "body13"], "--layout is for .npy sources"),
                         (["--frontend", "mediapipe"], "--frontend is for videos")):  # were silently ignored
         out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "u.pkl"), *extra],

@@ -335,7 +335,7 @@ class FallDetector:
         Why: one frame of someone lying down scored p = 0.99, a confident "fall" from no motion at all."""
         need = self.config.min_window_s
         if (frames - 1) / fps < need - _TIME_EPS:
-            raise ActionposeError(f"{where_}keypoints: {frames} frame(s) at {fps:g} fps span {(frames - 1) / fps:.2f} s; "
+            raise ActionposeError(f"{where_}keypoints: {frames} frame(s) at {fps:g} fps span {max(frames - 1, 0) / fps:.2f} s; "
                                   f"the fall model needs at least {need:g} s ({int(np.ceil(need * fps - 1e-6)) + 1} "
                                   f"frames at this rate; it reads the last "
                                   f"{self.config.prep.frames / self.config.prep.fps:.2f} s)")

@@ -158,6 +158,16 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
             step(persons, t, lay)
     elif suffix == ".npy":
         lay = layout or "coco17"
+        from actionpose.skeleton import get_layout
+
+        try:
+            shape, joints = np.load(path, mmap_mode="r", allow_pickle=False).shape, get_layout(lay).num_joints
+        except (ValueError, OSError):
+            shape, joints = (), 0  # unreadable: frames_from_npy below says why
+        if len(shape) == 3 and shape[1] != joints:  # [V, T, 2] gave "108 joints but coco17 has 17", no file named
+            hint = "; frames and joints swapped? (transpose to [T, V, C])" if shape[0] == joints else ""
+            raise where(path, f"shape {tuple(shape)}: {shape[1]} joints per frame, but layout {lay} has {joints} "
+                              f"(--layout names the file's layout){hint}")
         if fps is None:  # 18 fps data taken as 30 put the fall at 1.47 s instead of 2.44 s, silently
             warnings.append("no --fps given: the frames are taken as 30 fps; give the rate they were recorded at "
                             "(event times, and the motion the model sees, depend on it)")

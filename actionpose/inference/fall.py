@@ -378,7 +378,7 @@ class FallDetector:
         result = self.predict_batch([window], [scores], layout=layout, fps=fps)[0]
         w = np.asarray(window, dtype=np.float64)
         _warn_if_normalised(w[..., :2], w[..., 2] if scores is None and w.shape[-1] == 3 else scores,
-                            self.config.prep.score_min)
+                            self.config.prep.score_min, stacklevel=3)
         return result
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
@@ -640,7 +640,7 @@ class FallDetector:
         return events
 
 
-def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float) -> None:
+def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float, stacklevel: int = 5) -> None:
     """Warn (once per process, as Python warnings go) when every seen coordinate lies within about [0, 1].
 
     Why: MediaPipe-style coordinates normalised per axis (x / width, y / height) squash the body; the real
@@ -650,7 +650,7 @@ def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float) -> None:
     if seen.sum() >= 3 and np.abs(np.asarray(kp)[seen]).max() <= 2.0:
         warnings.warn("fall detector: every keypoint coordinate is within about [0, 1]: normalised coordinates? "
                       "The model needs pixels (or x and y scaled by one same factor): multiply x by the image "
-                      "width and y by its height", UserWarning, stacklevel=4)
+                      "width and y by its height", UserWarning, stacklevel=stacklevel)  # at the caller's line
 
 
 _PERSON_KEYS = {"track_id", "keypoints", "scores", "bbox", "box", "score"}  # what frontends put in a person dict

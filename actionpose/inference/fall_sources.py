@@ -75,6 +75,18 @@ def frames_from_npy(path: Path, fps: float | None) -> Iterator[tuple[float, dict
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
                  frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
                  render: str | Path | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
+    """:func:`_detect_falls`; the detector's Python warning about normalised coordinates is not shown, the
+    run's own ``warnings`` say it (once, as a line of the report, not as a traceback-like UserWarning)."""
+    import warnings as pywarnings
+
+    with pywarnings.catch_warnings():
+        pywarnings.filterwarnings("ignore", message="fall detector: every keypoint coordinate", category=UserWarning)
+        return _detect_falls(detector, source, layout, fps, frontend, on_event, render)
+
+
+def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
+                  frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
+                  render: str | Path | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
     """Fall events of a whole source plus facts about the run (frames, duration, layout, interrupted).
 
     A live source (webcam index, rtsp/http URL) runs until it ends or Ctrl-C; ``on_event`` sees each

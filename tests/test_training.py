@@ -371,8 +371,13 @@ def test_last_ckpt_is_the_newest_epoch_so_resume_goes_on_from_there(tmp_path):
     train(cut)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 4
-    again = dict(cfg, trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "cut")})
-    assert train(again).metrics["epochs"] == 4
+    # a resume without the run's name= (the documented form) kept the config's name: a second ONNX file beside
+    # the stale one, and a newly registered model; the run keeps its own name now
+    again = dict(cfg, name="another_name", trainer={**cfg["trainer"], "resume": str(last)},
+                 output={"dir": str(tmp_path / "cut")})
+    res = train(again)
+    assert res.metrics["epochs"] == 4 and res.onnx_path.name == f"{cfg['name']}.onnx"
+    assert sorted(p.name for p in (tmp_path / "cut").glob("*.onnx")) == [f"{cfg['name']}.onnx"]
     done = torch.load(last, map_location="cpu", weights_only=False)
     assert (done["epoch"], done["global_step"]) == (3, 8)
 
@@ -679,6 +684,19 @@ def test_a_custom_rig_travels_with_its_data_and_models(tmp_path):
     assert json.loads(ev.stdout)["n"] == 2
     ex = fresh("export", "--model", str(res.checkpoint), "-o", str(tmp_path / "again.onnx"))
     assert ex.returncode == 0, ex.stderr
+    # the same rig name with head and neck swapped: a resume trained on permuted joints and was refused only
+    # after training, with the run folder half rewritten; now refused before anything runs
+    (tmp_path / "swapped").mkdir()
+    (tmp_path / "swapped" / "rig7.yaml").write_text((tmp_path / "rig7.yaml").read_text().replace(
+        "joints: [head, neck,", "joints: [neck, head,"))
+    assert fresh("datasets", "convert", "-f", "csv", str(tmp_path / "rig.csv"), "--layout",
+                 str(tmp_path / "swapped" / "rig7.yaml"), "-o", str(tmp_path / "swapped.pkl")).returncode == 0
+    before = sorted((tmp_path / "run").rglob("*"))
+    mtimes = [p.stat().st_mtime for p in before]
+    (tmp_path / "c.yaml").write_text(json.dumps({**cfg, "data": {**cfg["data"], "path": str(tmp_path / "swapped.pkl")}}))
+    tr = fresh("train", "-c", str(tmp_path / "c.yaml"), "optim.epochs=2", f"trainer.resume={res.checkpoint.parent / 'last.ckpt'}")
+    assert tr.returncode == 2 and "cannot resume: its layout definition" in tr.stderr, tr.stderr[-1500:]
+    assert sorted((tmp_path / "run").rglob("*")) == before and [p.stat().st_mtime for p in before] == mtimes
 
 
 def test_a_resumed_run_continues_its_mlflow_run(tmp_path):

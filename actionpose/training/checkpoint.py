@@ -44,7 +44,10 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
     old_meta, old_cfg = ckpt["hyper_parameters"]["meta"], ckpt["hyper_parameters"]["config"]
     for what, old, new in (("model", old_cfg["model"], config["model"]), ("layout", old_meta.get("layout"), meta["layout"]),
                            ("classes", old_meta.get("classes"), meta["classes"]),
-                           ("input channels (stream, 2D/3D, scores)", old_meta.get("in_channels"), meta["in_channels"])):
+                           ("input channels (stream, 2D/3D, scores)", old_meta.get("in_channels"), meta["in_channels"]),
+                           # a custom rig's joints and bones: the same name with head and neck swapped trained on
+                           # permuted joints and was refused only after training, with the run folder half rewritten
+                           ("layout definition (joint order, bones)", old_meta.get("layout_def"), meta.get("layout_def"))):
         if old != new:
             raise where(path, f"cannot resume: its {what} {_short(old)} differs from this run's {_short(new)} "
                               "(trainer.resume continues the same model on the same data)")

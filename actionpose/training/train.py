@@ -135,6 +135,11 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         from actionpose.training.checkpoint import check_resumable
 
         resumed_hp = check_resumable(t["resume"], cfg, meta)
+        old_name = (resumed_hp.get("config") or {}).get("name")
+        if old_name and old_name != name:  # the run keeps its name: its ONNX file and registered model
+            print(f"note: resuming run {old_name!r} under its own name (the config's name {name!r} is not used)",
+                  file=sys.stderr)  # (a new name wrote a second ONNX beside the stale one and registered a new model)
+            name = cfg["name"] = old_name
     module = ActionModule(cfg, meta)
     out_dir = run_folder(cfg, name)
     has_val = bool(dm.val_samples)

@@ -157,6 +157,49 @@ def test_csv_frame_steps_blank_splits_label_spaces_and_partial_scores(tmp_path, 
     with pytest.raises(ActionposeError, match=r"score columns for 1 of 13 joints; give one for every joint or none"):
         convert("csv", _csv_variant(tmp_path, "partial", partial))
 
+    def partial_z(h, body):  # 3D with one z column misspelt: the whole dataset silently became 2D
+        zs = [f"{c[:-2]}_z" for c in h if c.endswith("_x")]
+        h2 = h + [("head_q" if z == "head_z" else z) for z in zs]
+        return h2, [r + ["1.0"] * len(zs) for r in body]
+
+    with pytest.raises(ActionposeError, match=r"z columns for 12 of 13 joints; give one for every joint or none "
+                                              r"\(missing: head_z\)"):
+        convert("csv", _csv_variant(tmp_path, "partial_z", partial_z))
+
+    def extra(h, body):  # a column that is no joint of the layout: kept out, and said so
+        return h + ["head_q"], [r + ["1"] for r in body]
+
+    capsys.readouterr()
+    assert main(["datasets", "convert", "-f", "csv", str(_csv_variant(tmp_path, "extra", extra)),
+                 "-o", str(tmp_path / "extra.pkl")]) == 0
+    assert "note: column(s) not used: head_q" in capsys.readouterr().err
+
+
+def test_csv_without_splits_trains_on_every_sample_and_evaluates_with_split_all(tmp_path, capsys):
+    """The docs call `split` optional, but such a file could be neither trained (split 'train' not in ...)
+    nor evaluated."""
+    from actionpose.cli import main
+    from actionpose.data.format import save_dataset
+    from actionpose.data.datamodule import SkeletonDataModule
+    from actionpose.training import make_config
+
+    def no_split(h, body):
+        i = h.index("split")
+        return [c for c in h if c != "split"], [r[:i] + r[i + 1:] for r in body]
+
+    src = _csv_variant(tmp_path, "nosplit", no_split)
+    assert main(["datasets", "convert", "-f", "csv", str(src), "-o", str(tmp_path / "n.pkl")]) == 0
+    assert "splits none (train uses every sample" in capsys.readouterr().out
+    ds = convert("csv", src)
+    cfg = make_config({"data": {"path": str(tmp_path / "n.pkl"), "val_fraction": 0}})
+    dm = SkeletonDataModule(cfg)
+    assert len(dm.train_samples) == len(ds) and dm.test_samples == [] and cfg["data"]["train_split"] == "all"
+    assert "has no splits: training on all" in capsys.readouterr().err
+    assert len(ds.subset("all")) == len(ds)
+    with pytest.raises(ActionposeError, match=r"split 'test' not found; available splits: none \(or 'all'"):
+        ds.subset("test")
+    save_dataset(ds, tmp_path / "n2.pkl")
+
 
 def test_csv_roundtrip_matches_penn(tmp_path):
     ds = convert("csv", D / "csv")
@@ -409,3 +452,20 @@ def test_csv_3d_keeps_score_columns_and_3d_without_them_has_none(tmp_path):
             assert ann["keypoint_score"][0, :, 3].tolist() == [0.25] * 4 and ann["keypoint_score"][0, 0, 0] == 0.9
         else:
             assert "keypoint_score" not in ann
+
+
+def test_a_classes_file_with_a_header_line_is_noted(tmp_path, capsys):
+    """`--classes` with one name too many (a header line left in) shifted every class name, silently."""
+    import pickle
+
+    from actionpose.cli import main
+
+    anns = [{"frame_dir": f"s{i}", "label": i % 2, "total_frames": 5, "img_shape": (480, 640),
+             "keypoint": np.random.default_rng(i).uniform(0, 300, (1, 5, 17, 2)).astype(np.float32)} for i in range(4)]
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps({"split": {"train": ["s0", "s1"], "test": ["s2", "s3"]},
+                                                   "annotations": anns}))
+    (tmp_path / "names.txt").write_text("name\nclap\nwave\n")
+    assert main(["datasets", "convert", "-f", "pyskl", str(tmp_path / "p.pkl"), "--classes", str(tmp_path / "names.txt"),
+                 "-o", str(tmp_path / "o.pkl")]) == 0
+    err = capsys.readouterr().err
+    assert "1 class name(s) have no sample ('wave' = label 2)" in err and "header line" in err

@@ -47,13 +47,22 @@ def _convert(args: argparse.Namespace) -> int:
         options["classes"] = args.classes
     ds = convert(args.format, args.src, args.output, **options)
     info = dataset_info(ds)
-    splits = ", ".join(f"{k}={v}" for k, v in info["splits"].items())
+    splits = (", ".join(f"{k}={v}" for k, v in info["splits"].items())
+              or "none (train uses every sample; eval --split all scores every sample)")
     print(f"wrote {args.output}: {info['samples']} samples, {info['num_classes']} classes, "
           f"layout {info['layout']}, splits {splits}")
     if ds.classes and all(c.startswith("class_") for c in ds.classes) and not args.classes:
         # a PYSKL pickle carries label ids only
         print(f"note: the file names no classes ({ds.classes[0]}, ...); --classes FILE (one name per line) "
               "gives them names", file=sys.stderr)
+    empty = [(i, c) for i, c in enumerate(ds.classes) if info["classes"].get(c, 0) == 0] \
+        if isinstance(info.get("classes"), dict) else []
+    if empty and args.classes:  # a header line in the names file shifted every name by one, silently
+        print(f"note: {len(empty)} class name(s) have no sample ({', '.join(f'{c!r} = label {i}' for i, c in empty[:3])}); "
+              f"if --classes {args.classes} has a header line, every name is shifted by one", file=sys.stderr)
+    if ds.meta.get("ignored_columns"):
+        print(f"note: column(s) not used: {', '.join(ds.meta['ignored_columns'])} (not a joint of layout "
+              f"{info['layout']})", file=sys.stderr)
     if ds.meta.get("missing_frames"):
         print(f"note: {ds.meta['missing_frames']} frame(s) missing inside samples (gaps in 'frame') are stored "
               "as not seen (zeros, score 0)", file=sys.stderr)

@@ -5,6 +5,7 @@ model selection never looks at the test split.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from actionpose.data.format import SkeletonDataset, load_dataset
+from actionpose.data.format import ALL_SPLIT, SkeletonDataset, load_dataset
 from actionpose.data.transforms import AugmentConfig, PreprocessConfig, prepare
 from actionpose.errors import ActionposeError
 from actionpose.skeleton import can_map, get_layout, map_keypoints
@@ -108,14 +109,20 @@ class SkeletonDataModule(pl.LightningDataModule):
         self.layout = d["layout"] or dataset.layout
         get_layout(self.layout)
         self.classes = list(dataset.classes)
+        if not dataset.split and d["train_split"] == "train":  # a CSV without a split column: every sample
+            d["train_split"] = ALL_SPLIT  # in the run's config too, so `eval --split val` finds the same slice
+            print(f"note: {d['path'] or 'the dataset'} has no splits: training on all {len(dataset.annotations)} "
+                  f"samples (data.train_split={ALL_SPLIT}); no test split, so the run is not tested", file=sys.stderr)
         for key in ("train_split", "test_split"):
             if key == "test_split" and d[key] is None:
                 continue  # null: train without a test split (e.g. a final model trained on every fold)
-            if d[key] not in dataset.split and (key == "train_split" or d[key] != "test"):
+            if d[key] not in dataset.split and d[key] != ALL_SPLIT and (key == "train_split" or d[key] != "test"):
                 raise ActionposeError(f"config key 'data.{key}': split {d[key]!r} not in {d['path'] or 'the dataset'}; "
                                       f"available splits: {', '.join(dataset.split) or '(none)'}")
         if d["test_split"] is not None and d["test_split"] in dataset.split:
-            both = set(dataset.split[d["train_split"]]) & set(dataset.split[d["test_split"]])
+            trained = (dataset.split[d["train_split"]] if d["train_split"] in dataset.split
+                       else [a["frame_dir"] for a in dataset.annotations])  # "all"
+            both = set(trained) & set(dataset.split[d["test_split"]])
             if both:  # a test score on clips the model trained on means nothing
                 raise ActionposeError(f"{d['path'] or 'dataset'}: {len(both)} sample(s) are in both split "
                                       f"{d['train_split']!r} and split {d['test_split']!r}, e.g. {sorted(both)[0]!r}")

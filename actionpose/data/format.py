@@ -24,6 +24,8 @@ from actionpose.data.safe_pickle import safe_load
 from actionpose.errors import ActionposeError, where
 from actionpose.skeleton import ensure_layout, get_layout, layout_definition
 
+ALL_SPLIT = "all"  # every sample, for data without splits (see SkeletonDataset.subset)
+
 # Joint count -> layout, for pickles that do not say (PYSKL's own files). 20 is ambiguous.
 MAX_CLASSES = 100_000  # class ids a pickle without a class list may use
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 13: "body13", 33: "blazepose33", 21: "hand21"}
@@ -54,9 +56,13 @@ class SkeletonDataset:
         return out
 
     def subset(self, split: str) -> list[dict[str, Any]]:
-        """Annotations of one split, in the split's order."""
+        """Annotations of one split, in the split's order; ``all`` (unless the file defines a split of that
+        name) is every sample, so a dataset without splits (a CSV without a ``split`` column) is usable."""
+        if split == ALL_SPLIT and split not in self.split:
+            return list(self.annotations)
         if split not in self.split:
-            raise ActionposeError(f"split {split!r} not found; available splits: {', '.join(self.split) or 'none'}")
+            raise ActionposeError(f"split {split!r} not found; available splits: "
+                                  f"{', '.join(self.split) or 'none'} (or {ALL_SPLIT!r}: every sample)")
         by_name = {a["frame_dir"]: a for a in self.annotations}
         missing = [n for n in self.split[split] if n not in by_name]
         if missing:

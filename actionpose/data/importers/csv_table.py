@@ -77,6 +77,11 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     layout = layout or _infer_layout(joints_in_file, files[0])
     lay = get_layout(layout)
     dims = ("x", "y", "z") if all(f"{j}_z" in header for j in lay.joints) else ("x", "y")
+    some_z = [j for j in lay.joints if f"{j}_z" in header]
+    if some_z and len(dims) == 2:  # one misspelt head_z turned a whole 3D dataset into 2D without a word
+        lacking = [f"{j}_z" for j in lay.joints if f"{j}_z" not in header]
+        raise where(files[0], f"z columns for {len(some_z)} of {lay.num_joints} joints; give one for every joint "
+                              f"or none (missing: {', '.join(lacking[:3])}{' ...' if len(lacking) > 3 else ''})")
     need = [f"{j}_{d}" for j in lay.joints for d in dims]
     absent = [c for c in need if c not in header]
     if absent:
@@ -158,5 +163,7 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         anns.append(ann)
         if rows[0].get("split"):
             split[rows[0]["split"]].append(name)
+    used = set(_META) | {f"{j}_{d}" for j in lay.joints for d in ("x", "y", "z", "score")}
+    ignored = [c for c in header if c not in used and not c.startswith("__")]  # head_q: a typo, said not dropped
     return SkeletonDataset(anns, layout=lay.name, classes=classes, split=dict(split),
-                           meta={"source": "csv", "missing_frames": gaps})
+                           meta={"source": "csv", "missing_frames": gaps, **({"ignored_columns": ignored} if ignored else {})})

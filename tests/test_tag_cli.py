@@ -121,6 +121,22 @@ def test_tag_penn_samples_pickle_outputs(tmp_path, capsys):
         right += ds.classes[ann["label"]] in labels
     assert right >= len(ds.annotations) // 2, doc
     assert list(tmp_path.glob("t.*.png"))
+    # Penn pickles name no frame rate: the 30 fps the times rest on is said in every result
+    assert all(any("names no frame rate" in w for w in r["warnings"]) for r in doc["results"])
+    assert main(["tag", str(pkl), "--fps", "30", "--json", str(tmp_path / "o2.json"), "--window", "1.5"]) == 0
+    assert not any("names no frame rate" in w for r in json.loads((tmp_path / "o2.json").read_text())["results"]
+                   for w in r["warnings"])
+    # a pickle whose layout the model cannot use: one line up front (was a skip line per sample, then 15 KB)
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+    import numpy as np
+
+    hands = tmp_path / "hands.pkl"
+    save_dataset(SkeletonDataset([make_annotation(f"h{i}", 0, np.ones((1, 20, 21, 2), np.float32)) for i in range(30)],
+                                 "hand21", ["x"]), hands)
+    capsys.readouterr()
+    assert main(["tag", str(hands)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hands.pkl: its layout 'hand21' cannot be mapped" in err
 
 
 def test_unreadable_video_exit_2(tmp_path, capsys):

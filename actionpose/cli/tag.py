@@ -58,7 +58,7 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actionpose.inference.tagger import (PICKLE_EXTS, expand_source, is_live_source, load_predictor,
+    from actionpose.inference.tagger import (DEFAULT_FPS, NO_RATE, PICKLE_EXTS, expand_source, is_live_source, load_predictor,
                                              pickle_videos, tag_frames, tag_video, write_outputs)
 
     threshold = DEFAULTS.threshold if args.threshold is None else args.threshold
@@ -90,9 +90,14 @@ def run(args: argparse.Namespace) -> int:
 
     # several sequences: a folder, or a pickle with many annotations
     jobs = []
+    assumed: list[str] = []
     for item in inputs:
         if Path(item).suffix.lower() in PICKLE_EXTS:
             for name, layout, fps, _, frames in pickle_videos(item, args.fps):
+                _check_mappable(item, layout, predictor)  # once per file: was one skip line per sample, then 15 KB
+                if fps is None:
+                    assumed.append(name)
+                    fps = DEFAULT_FPS
                 jobs.append(("pkl", name, (layout, fps, frames)))
         else:
             jobs.append(("video", Path(item).name, item))
@@ -108,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         if kind == "pkl":
             layout, fps, frames = payload
             res = tag_frames(frames, predictor, layout, fps, video=name, model_name=model_name, config=cfg)
+            if name in assumed:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
+                res.warnings.append(NO_RATE)
             write_outputs(res, timeline=_suffixed(args.timeline, label[name], many))
             return res
         return tag_video(payload, predictor, render=_suffixed(args.render, label[name], many),
@@ -115,6 +122,15 @@ def run(args: argparse.Namespace) -> int:
                          fps=args.fps, threads=args.threads, model_name=model_name)
 
     return _run_jobs(args, [(name, lambda k=kind, n=name, p=payload: one(k, n, p)) for kind, name, payload in jobs])
+
+
+def _check_mappable(path: str, layout: str, predictor) -> None:  # noqa: ANN001
+    from actionpose.skeleton import can_map, get_layout
+
+    model = get_layout(predictor.layout).name
+    if not can_map(layout, model):
+        raise ActionposeError(f"{path}: its layout {layout!r} cannot be mapped to the model's layout {model!r} "
+                              "by joint names; use a model trained on this layout")
 
 
 def _run_jobs(args: argparse.Namespace, jobs: list) -> int:

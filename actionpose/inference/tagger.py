@@ -406,6 +406,8 @@ def run_tagger(tagger: StreamTagger, frames: Iterable[tuple[int, list[PersonPose
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 PICKLE_EXTS = {".pkl", ".pickle"}
 DEFAULT_FPS = 30.0  # frame rate of a pickle that does not say (Penn Action, NTU)
+NO_RATE = (f"the file names no frame rate: taken as {DEFAULT_FPS:g} fps, so every time rests on that guess "
+           "(--fps gives the real rate)")
 VIDEO_FPS = 15.0  # videos/streams above this rate are processed at it: same segment F1 on the calibration set
                   # (0.48 vs 0.49 at 30 fps), half the pose-frontend work (docs/tagging.md)
 
@@ -433,7 +435,8 @@ def expand_source(source: str | Path) -> list[str]:
 
 def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
                                                                                   Iterator[tuple[int, list[PersonPose]]]]]:
-    """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames)."""
+    """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames); fps is
+    None where neither ``fps`` nor the file gives one."""
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path)
@@ -442,7 +445,8 @@ def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[
         sc = ann.get("keypoint_score")
         # canonical format: C = 2 is (x, y) with keypoint_score; C = 3 is (x, y, z), kept for 3D models
         sc = np.asarray(sc, dtype=np.float32) if sc is not None else np.ones(kp.shape[:-1], np.float32)
-        rate = float(fps or ann.get("fps") or ds.meta.get("fps") or DEFAULT_FPS)
+        given = fps or ann.get("fps") or ds.meta.get("fps")
+        rate = float(given) if given else None  # None: the file names no rate (the caller says what it assumes)
 
         def frames(kp=kp, sc=sc) -> Iterator[tuple[int, list[PersonPose]]]:
             for t in range(kp.shape[1]):
@@ -542,11 +546,15 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         if len(vids) != 1:
             raise where(src, f"holds {len(vids)} sequences; tag_video takes one (use tag_sources for many)")
         name, layout, rate, img_shape, frames = vids[0]
+        no_rate = rate is None
+        rate = rate or DEFAULT_FPS
         if render is not None:
             from actionpose.render.overlay import OverlayWriter
             overlay = OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape)
             frames = _draw_blank(frames, overlay)
         result = _tag_with_overlay(frames, predictor, layout, rate, name, model_name, cfg, on_segment, overlay)
+        if no_rate:
+            result.warnings.append(NO_RATE)
     else:
         from actionpose.pose import load_frontend
         from actionpose.pose.sources import FrameReader

@@ -37,7 +37,7 @@ def import_utd(src: Path) -> SkeletonDataset:
         if skel.shape[0] != 20:
             raise where(path, f"{skel.shape[0]} joints but UTD-MHAD (kinect20_utd) has 20")
         name = path.stem.removesuffix("_skeleton")
-        ann = make_annotation(name, action - 1, skel.transpose(2, 0, 1)[None], subject=subject)
+        ann = make_annotation(name, action - 1, skel.transpose(2, 0, 1)[None], subject=subject, fps=30.0)  # README: 30 fps
         validate_annotation(ann, "kinect20_utd", len(UTD_CLASSES), path)
         anns.append(ann)
         split["train" if subject % 2 == 1 else "test"].append(name)

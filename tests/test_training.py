@@ -93,7 +93,11 @@ def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys, monkeypatch):
         assert main(["eval", "--model", str(res.checkpoint), "--data", str(penn_pkl), "--json"]) == 0
         capsys.readouterr()
         run = Path(res.checkpoint).parent.parent.name
-        assert (tmp_path / f"eval_{run}_{Path(res.checkpoint).stem}_test" / "per_class.json").exists()
+        first = tmp_path / f"eval_{run}_{Path(res.checkpoint).stem}_{Path(penn_pkl).stem}_test"
+        assert (first / "per_class.json").exists()
+        assert main(["eval", "--model", str(res.checkpoint), "--data", str(penn_pkl), "--json"]) == 0
+        capsys.readouterr()  # a second evaluation does not replace the first one's files
+        assert (first.parent / f"{first.name}_2" / "per_class.json").exists()
     # checkpoint (PyTorch) and ONNX give the same numbers; an ensemble YAML of the two too
     ens = tmp_path / "ens.yaml"
     ens.write_text(f"models: [{res.onnx_path}, {res.onnx_path}]\n")

@@ -47,7 +47,16 @@ def run(args: argparse.Namespace) -> int:
         stem = "_".join(p for p in args.model[len("models:/"):].split("/") if p)
     elif stem in ("best", "last") and run_of(args.model) is not None:
         stem = f"{run_of(args.model).name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
-    out = args.out or f"eval_{stem}_{args.split}"
+    elif run_of(args.model) is not None:
+        stem = run_of(args.model).name  # runs/rig/rig.onnx and runs/rig_2/rig.onnx shared eval_rig_test
+    out = args.out
+    if out is None:  # the model, the data and the split; an earlier evaluation's folder is never replaced
+        data = Path(args.data).stem if not Path(args.data).is_dir() else Path(args.data).name
+        base = out = f"eval_{stem}_{data}_{args.split}"
+        k = 1
+        while Path(out).exists():
+            k += 1
+            out = f"{base}_{k}"
     check_output_dir(out, "--out")
     run = _run_data_config(args.model)
     val = dict(val_fraction=args.val_fraction if args.val_fraction is not None else run.get("val_fraction", 0.1),

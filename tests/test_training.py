@@ -724,3 +724,42 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     for name in ("train_loss", "train_top1", "lr", "val_top1", "val_loss"):  # one point per epoch, at its own
         # step (validation numbers were logged twice, the second time at the next epoch's step)
         assert sorted(m.step for m in client.get_metric_history(first.run_id, name)) == [0, 1, 2, 3], name
+
+
+def test_eval_of_data_the_model_cannot_read_names_both_files(trained, tmp_path, capsys):
+    """The layout refusal named two layouts but neither the data file nor the model."""
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    _, res = trained
+    hands = tmp_path / "hands.pkl"
+    save_dataset(SkeletonDataset([make_annotation("h0", 0, np.ones((1, 20, 21, 2), np.float32))], "hand21", ["x"],
+                                 split={"test": ["h0"]}), hands)
+    assert main(["eval", "--model", str(res.onnx_path), "--data", str(hands), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(hands) in err and str(res.onnx_path) in err and "'hand21'" in err
+
+
+def test_sigterm_during_training_says_how_to_resume(tmp_path):
+    """SIGTERM (docker stop, a cluster's time limit) or Ctrl-C ended training with exit 1 and no word; now it
+    names the epoch and the checkpoint to resume from and exits 143 (a tracked MLflow run ends KILLED, not FAILED)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _four_epochs_with_validation(tmp_path)
+    cfg["optim"]["epochs"] = 500
+    cfg["trainer"]["limit_train_batches"] = None
+    cfg["output"] = {"dir": str(tmp_path / "run")}
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "actionpose", "train", "-c", str(tmp_path / "c.yaml")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted in epoch" in err and f"trainer.resume={last}" in err and "Traceback" not in err, err[-2000:]

@@ -151,7 +151,7 @@ class EnsemblePredictor:
         w = np.ones(len(predictors)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(predictors),) or (w < 0).any():
             raise ActionposeError(f"ensemble: weights must be one non-negative number per model "
-                                  f"({len(predictors)} models, got {list(np.atleast_1d(w))})")
+                                  f"({len(predictors)} models, got {[float(x) for x in np.atleast_1d(w)]})")
         if w.sum() <= 0:
             raise ActionposeError("ensemble: weights are all 0; at least one model needs a positive weight")
         self.weights = w / w.sum()

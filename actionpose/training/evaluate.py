@@ -18,6 +18,7 @@ from actionpose.data.format import load_dataset
 from actionpose.data.transforms import PreprocessConfig
 from actionpose.errors import ActionposeError
 from actionpose.inference.predictor import load_predictor, predict_sequences
+from actionpose.skeleton import can_map
 
 
 class TorchPredictor:
@@ -124,6 +125,9 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
     can then be made on the clips the runs validated on, never on test."""
     model = model or open_model(model_path, threads)
     ds = load_dataset(data_path)
+    if ds.layout != model.layout and not can_map(ds.layout, model.layout):  # both files named, not only the layouts
+        raise ActionposeError(f"{data_path}: its layout {ds.layout!r} cannot be mapped to the layout {model.layout!r} "
+                              f"of {model_path} by joint names")
     if split == "val" and "val" not in ds.split:
         if not 0 < val_fraction < 1:
             raise ActionposeError(f"--val-fraction: {val_fraction} must be between 0 and 1 (exclusive)")

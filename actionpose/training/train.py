@@ -206,9 +206,18 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])
         status = "FINISHED"
+    except SystemExit:  # Lightning turns Ctrl-C (and SIGTERM, see cli/stopping.py) into exit(1), without a word
+        if trainer.state.status.value != "interrupted":
+            raise
+        status = "KILLED"
+        last = checkpoint_dir(out_dir) / "last.ckpt"
+        print(f"interrupted in epoch {trainer.current_epoch + 1}; "
+              + (f"continue with trainer.resume={last}" if last.exists() else "no epoch had finished, nothing to resume"),
+              file=sys.stderr)
+        raise KeyboardInterrupt from None
     finally:
         if client is not None and status != "FINISHED":
-            client.set_terminated(run_id, "FAILED")
+            client.set_terminated(run_id, "KILLED" if status == "KILLED" else "FAILED")
     # "last": the end of the schedule, for when the validation slice is too small or too unlike the test
     # data to pick an epoch (docs/training.md, NW-UCLA); "best" otherwise
     chosen, other = (last_cb, ckpt_cb) if t["select"] == "last" else (ckpt_cb, last_cb)

@@ -763,3 +763,26 @@ def test_sigterm_during_training_says_how_to_resume(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "interrupted in epoch" in err and f"trainer.resume={last}" in err and "Traceback" not in err, err[-2000:]
+
+
+def test_an_ensemble_aligns_class_lists_in_another_order_by_name(trained):
+    """Two models of one class list in another order were refused ("different classes"); eval matches
+    classes by name, so the ensemble does too. Other class sets are still refused, naming the odd ones."""
+    from actionpose.inference.predictor import ActionPredictor, EnsemblePredictor
+
+    _, res = trained
+    p = ActionPredictor.from_path(res.onnx_path)
+
+    class Reversed:  # the same model with its class list (and outputs) in reverse order
+        def __init__(self, base, classes=None):
+            self.base, self.classes = base, classes or base.classes[::-1]
+            self.layout, self.path, self.config, self.coords = base.layout, "reversed", base.config, base.coords
+
+        def predict(self, kp, sc=None):
+            return self.base.predict(kp, sc)[..., ::-1]
+
+    x = np.random.default_rng(0).uniform(0, 400, (2, 1, 30, 13, 2)).astype(np.float32)
+    ens = EnsemblePredictor([p, Reversed(p)])
+    np.testing.assert_allclose(ens.predict(x), p.predict(x), atol=1e-6)
+    with pytest.raises(ActionposeError, match="different classes than .*in only one of them"):
+        EnsemblePredictor([p, Reversed(p, classes=[*p.classes[:-1], "somersault"])])

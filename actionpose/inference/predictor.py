@@ -145,8 +145,13 @@ class EnsemblePredictor:
         for p in predictors[1:]:
             if p.layout != first.layout:
                 raise ActionposeError(f"ensemble: {p.path} has layout {p.layout}, {first.path} has {first.layout}")
-            if p.classes != first.classes:
-                raise ActionposeError(f"ensemble: {p.path} has different classes than {first.path}")
+            if sorted(p.classes) != sorted(first.classes) or len(set(p.classes)) != len(p.classes):
+                extra = sorted(set(p.classes) ^ set(first.classes))
+                raise ActionposeError(f"ensemble: {p.path} has different classes than {first.path}"
+                                      + (f" ({', '.join(extra[:5])} in only one of them)" if extra else ""))
+        # models trained on one class list in another order are aligned by name, as eval matches classes
+        self._order = [None if p.classes == first.classes else np.array([p.classes.index(c) for c in first.classes])
+                       for p in predictors]
         self.predictors = list(predictors)
         w = np.ones(len(predictors)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(predictors),) or (w < 0).any():
@@ -168,14 +173,16 @@ class EnsemblePredictor:
                    threads: int | None = None) -> "EnsemblePredictor":
         return cls([ActionPredictor.from_path(p, threads=threads) for p in paths], weights)
 
+    def _combine(self, probs: list[np.ndarray]) -> np.ndarray:
+        aligned = [pr if order is None else pr[..., order] for pr, order in zip(probs, self._order)]
+        return np.sum([w * pr for w, pr in zip(self.weights, aligned)], axis=0).astype(np.float32)
+
     def predict(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None) -> np.ndarray:
-        probs = [w * p.predict(keypoint, keypoint_score) for p, w in zip(self.predictors, self.weights)]
-        return np.sum(probs, axis=0).astype(np.float32)
+        return self._combine([p.predict(keypoint, keypoint_score) for p in self.predictors])
 
     def predict_sequences(self, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
                           batch_size: int = 64) -> np.ndarray:
-        probs = [w * p.predict_sequences(sequences, batch_size) for p, w in zip(self.predictors, self.weights)]
-        return np.sum(probs, axis=0).astype(np.float32)
+        return self._combine([p.predict_sequences(sequences, batch_size) for p in self.predictors])
 
 
 def predict_sequences(predictor: Any, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],

@@ -68,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**summary, "confusion_png": res["confusion_png"], "per_class_json": res["per_class_json"]}))
     else:
         for k, v in summary.items():
-            print(f"{k:15s} {v:.4f}" if isinstance(v, float) else f"{k:15s} {v}")
+            note = ""
+            if k == "top5" and len(res["per_class"]) <= 5:  # always 1.0: it says nothing about the model
+                note = f"  (the model has {len(res['per_class'])} classes: top-5 is always 1)"
+            print((f"{k:15s} {v:.4f}" if isinstance(v, float) else f"{k:15s} {v}") + note)
         print(f"wrote {res['per_class_json']} and {res['confusion_png']}")
     return 0
 

@@ -786,3 +786,15 @@ def test_an_ensemble_aligns_class_lists_in_another_order_by_name(trained):
     np.testing.assert_allclose(ens.predict(x), p.predict(x), atol=1e-6)
     with pytest.raises(ActionposeError, match="different classes than .*in only one of them"):
         EnsemblePredictor([p, Reversed(p, classes=[*p.classes[:-1], "somersault"])])
+
+
+def test_a_large_validation_fraction_keeps_a_training_clip_of_every_class():
+    """data.val_fraction=0.95 put every clip of a 2-clip class into validation (the model never saw that
+    class) and trained on a handful of clips without a word."""
+    from actionpose.data.datamodule import stratified_split
+
+    labels = np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2])
+    tr, va = stratified_split(labels, 0.95, 0)
+    assert set(labels[tr]) == {0, 1, 2} and len(va) == 10
+    tr, va = stratified_split(labels, 0.2, 0)  # ordinary fractions: unchanged
+    assert sorted(np.bincount(labels[va], minlength=3)) == [0, 1, 2]

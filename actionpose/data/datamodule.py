@@ -49,7 +49,8 @@ def samples_for(ds: SkeletonDataset, split: str, layout: str | None = None) -> l
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val): ``fraction`` of every class (at least one when the class has >= 2)."""
+    """Indices (train, val): ``fraction`` of every class (at least one when the class has >= 2, and never
+    the class's last training sample: val_fraction 0.95 put every clip of a 2-clip class into validation)."""
     rng = np.random.default_rng(seed)
     val = []
     for c in np.unique(labels):
@@ -57,6 +58,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         k = int(round(len(idx) * fraction))
         if fraction > 0 and len(idx) >= 2:
             k = max(k, 1)
+        k = min(k, len(idx) - 1)
         val.extend(idx[:k].tolist())
     val_idx = np.array(sorted(val), dtype=np.int64)
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
@@ -129,6 +131,9 @@ class SkeletonDataModule(pl.LightningDataModule):
         train_all = samples_for(dataset, d["train_split"], self.layout)
         val_seed = config["seed"] if d.get("val_seed") is None else d["val_seed"]
         self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))
+        if float(d["val_fraction"]) > 0.5:  # trains on few clips: said, not silent
+            print(f"note: data.val_fraction={d['val_fraction']} trains on {len(self.train_samples)} of {len(train_all)} "
+                  f"clips ({len(self.val_samples)} validate)", file=sys.stderr)
         # a dataset without a "test" split trains untested (a test split named on purpose was checked above)
         self.test_samples = (samples_for(dataset, d["test_split"], self.layout)
                              if d["test_split"] is not None and d["test_split"] in dataset.split else [])

@@ -18,11 +18,13 @@ from typing import Any, Optional
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 import pydantic_core
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actionpose.errors import ActionposeError
 from actionpose.inference.fall import score_channel
@@ -242,6 +244,15 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     @app.exception_handler(ActionposeError)
     async def _bad(request: Request, exc: ActionposeError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        # FastAPI's body reader answers JSON that json.loads cannot take (nesting too deep, a 5,000-digit
+        # number) with a bare 400 "There was an error parsing the body"; predict said why with 422
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return JSONResponse({"detail": "body: JSON that cannot be read (nested too deeply, or a number with too "
+                                           "many digits)"}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     async def require_key(request: Request, _key: Optional[str] = Security(_API_KEY),
                           _bearer: Optional[HTTPAuthorizationCredentials] = Security(_BEARER)) -> None:

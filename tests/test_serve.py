@@ -597,3 +597,17 @@ def test_keys_list_and_start_name_the_database(tmp_path, monkeypatch, capsys):
     assert serve_main(["keys", "list"]) == 0
     out = capsys.readouterr()
     assert out.out.startswith("ward\tactive") and "1 key(s)" in out.err
+
+
+def test_unreadable_json_on_the_stream_route_is_422_with_a_reason(svc):
+    """JSON that json.loads cannot take (nesting too deep, a 5,000-digit number) got FastAPI's bare
+    400 "There was an error parsing the body" on the stream route; predict already said why with 422."""
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"], "content-type": "application/json"}
+    deep = b"[" * 5000 + b"]" * 5000
+    long_number = b'{"layout": "coco17", "frames": [{"timestamp": 1' + b"1" * 5000 + b', "persons": []}]}'
+    for body in (deep, long_number):
+        r = client.post("/v1/fall/stream/s-json", content=body, headers=h)
+        assert r.status_code == 422 and "cannot be read" in r.json()["detail"], r.text
+    r = client.post("/v1/fall/stream/s-json", content=b"{}", headers={"content-type": "application/json"})
+    assert r.status_code == 401  # other HTTP errors keep their status (and headers)

@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     try:  # settings, model and database are checked here, so a typo is one line, not a worker's traceback
         settings = Settings.from_env()
         engine = open_db(settings.db_url)
-        from serve.storage import list_keys
+        from serve.storage import active_key_hashes
 
-        active = sum(1 for k in list_keys(engine) if not k["revoked_at"])
+        active = len(active_key_hashes(engine))
         # a mistyped ACTIONPOSE_DB_URL started a service that was "ready" and answered 401 to every key
         db_line = (f"database {_shown(engine)}: {active} active API key(s)"  # said once the port is ours
                    + ("" if active else "; every data request gets 401 until one is added (python -m serve keys add NAME)"))

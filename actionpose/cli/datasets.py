@@ -55,8 +55,7 @@ def _convert(args: argparse.Namespace) -> int:
         # a PYSKL pickle carries label ids only
         print(f"note: the file names no classes ({ds.classes[0]}, ...); --classes FILE (one name per line) "
               "gives them names", file=sys.stderr)
-    empty = [(i, c) for i, c in enumerate(ds.classes) if info["classes"].get(c, 0) == 0] \
-        if isinstance(info.get("classes"), dict) else []
+    empty = [(i, c) for i, c in enumerate(ds.classes) if not info["classes"].get(c)]
     if empty and args.classes:  # a header line in the names file shifted every name by one, silently
         print(f"note: {len(empty)} class name(s) have no sample ({', '.join(f'{c!r} = label {i}' for i, c in empty[:3])}); "
               f"if --classes {args.classes} has a header line, every name is shifted by one", file=sys.stderr)

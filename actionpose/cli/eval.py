@@ -42,13 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise ActionposeError(f"--threads must be >= 1, got {args.threads}")
-    stem = Path(args.model).stem
+    stem, run_dir = Path(args.model).stem, run_of(args.model)
     if args.model.startswith("models:/"):  # models:/rig9/1 wrote eval_1_test
         stem = "_".join(p for p in args.model[len("models:/"):].split("/") if p)
-    elif stem in ("best", "last") and run_of(args.model) is not None:
-        stem = f"{run_of(args.model).name}_{stem}"  # runs/a/checkpoints/best.ckpt and runs/b/... collided
-    elif run_of(args.model) is not None:
-        stem = run_of(args.model).name  # runs/rig/rig.onnx and runs/rig_2/rig.onnx shared eval_rig_test
+    elif run_dir is not None:  # runs/a/checkpoints/best.ckpt and runs/b/... collided, so did runs/rig{,_2}/rig.onnx
+        stem = f"{run_dir.name}_{stem}" if stem in ("best", "last") else run_dir.name
     out = args.out
     if out is None:  # the model, the data and the split; an earlier evaluation's folder is never replaced
         data = Path(args.data).stem if not Path(args.data).is_dir() else Path(args.data).name

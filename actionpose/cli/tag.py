@@ -90,14 +90,10 @@ def run(args: argparse.Namespace) -> int:
 
     # several sequences: a folder, or a pickle with many annotations
     jobs = []
-    assumed: list[str] = []
     for item in inputs:
         if Path(item).suffix.lower() in PICKLE_EXTS:
             for name, layout, fps, _, frames in pickle_videos(item, args.fps):
-                _check_mappable(item, layout, predictor)  # once per file: was one skip line per sample, then 15 KB
-                if fps is None:
-                    assumed.append(name)
-                    fps = DEFAULT_FPS
+                _check_mappable(item, layout, predictor)  # before any work: was one skip line per sample, then 15 KB
                 jobs.append(("pkl", name, (layout, fps, frames)))
         else:
             jobs.append(("video", Path(item).name, item))
@@ -112,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
                              fps=args.fps, threads=args.threads, model_name=model_name)
         if kind == "pkl":
             layout, fps, frames = payload
-            res = tag_frames(frames, predictor, layout, fps, video=name, model_name=model_name, config=cfg)
-            if name in assumed:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
+            res = tag_frames(frames, predictor, layout, fps or DEFAULT_FPS, video=name, model_name=model_name, config=cfg)
+            if fps is None:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
                 res.warnings.append(NO_RATE)
             write_outputs(res, timeline=_suffixed(args.timeline, label[name], many))
             return res

@@ -122,9 +122,7 @@ class SkeletonDataModule(pl.LightningDataModule):
                 raise ActionposeError(f"config key 'data.{key}': split {d[key]!r} not in {d['path'] or 'the dataset'}; "
                                       f"available splits: {', '.join(dataset.split) or '(none)'}")
         if d["test_split"] is not None and d["test_split"] in dataset.split:
-            trained = (dataset.split[d["train_split"]] if d["train_split"] in dataset.split
-                       else [a["frame_dir"] for a in dataset.annotations])  # "all"
-            both = set(trained) & set(dataset.split[d["test_split"]])
+            both = {a["frame_dir"] for a in dataset.subset(d["train_split"])} & set(dataset.split[d["test_split"]])
             if both:  # a test score on clips the model trained on means nothing
                 raise ActionposeError(f"{d['path'] or 'dataset'}: {len(both)} sample(s) are in both split "
                                       f"{d['train_split']!r} and split {d['test_split']!r}, e.g. {sorted(both)[0]!r}")

@@ -20,8 +20,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import (MAX_JITTER, PrepConfig, _grid_index, has_body, jitter, prepare_window,
-                                            prepare_windows, require_steady, resample, seen_joints, to_body13)
+from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, PrepConfig, _grid_index, has_body, jitter,
+                                            looks_normalised, prepare_window, prepare_windows, require_steady, resample,
+                                            seen_joints, to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -641,16 +642,15 @@ class FallDetector:
 
 
 def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float, stacklevel: int = 5) -> None:
-    """Warn (once per process, as Python warnings go) when every seen coordinate lies within about [0, 1].
+    """Warn (once per process, as Python warnings go) when the seen joints look normalised to [0, 1]
+    (:func:`looks_normalised`). Not refused: x and y scaled by one same factor are valid input and can
+    look the same."""
+    kp = np.asarray(kp)
+    if looks_normalised(kp[seen_joints(kp, None if scores is None else np.asarray(scores), score_min)]):
+        warnings.warn(NORMALISED_WARNING, UserWarning, stacklevel=stacklevel)  # at the caller's line
 
-    Why: MediaPipe-style coordinates normalised per axis (x / width, y / height) squash the body; the real
-    fall in fall_skeleton_1.npy was then missed (0.90 < 0.94) without a word. Not refused: x and y scaled
-    by one same factor are valid input and can look the same."""
-    seen = seen_joints(kp, None if scores is None else np.asarray(scores))
-    if seen.sum() >= 3 and np.abs(np.asarray(kp)[seen]).max() <= 2.0:
-        warnings.warn("fall detector: every keypoint coordinate is within about [0, 1]: normalised coordinates? "
-                      "The model needs pixels (or x and y scaled by one same factor): multiply x by the image "
-                      "width and y by its height", UserWarning, stacklevel=stacklevel)  # at the caller's line
+
+NORMALISED_WARNING = "fall detector: " + NORMALISED_ADVICE
 
 
 _PERSON_KEYS = {"track_id", "keypoints", "scores", "bbox", "box", "score"}  # what frontends put in a person dict

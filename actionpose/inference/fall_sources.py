@@ -2,28 +2,27 @@
 skeleton pickle (``actionpose extract`` output), or a ``.npy`` keypoint array [T, V, 2|3]."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from actionpose.errors import ActionposeError, require_file, where
-from actionpose.inference.fall import FallDetector, FallEvent
-from actionpose.inference.fall_prep import seen_joints
+from actionpose.inference.fall import NORMALISED_WARNING, FallDetector, FallEvent
+from actionpose.inference.fall_prep import NORMALISED_ADVICE, NORMALISED_MAX, looks_normalised, seen_joints
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
 def _in_pixels(kp: np.ndarray, img_shape: Any) -> np.ndarray:
-    """Keypoints normalised to the image (every coordinate within about [0, 1], as the URFD and MD4FD importers
-    store them) back in pixels via the annotation's ``img_shape`` (h, w). Why: x / width and y / height
-    squash the body, and the fall model, trained on pixels, misses falls on such input."""
+    """Keypoints normalised to the image (:func:`looks_normalised`, as the URFD and MD4FD importers store
+    them) back in pixels via the annotation's ``img_shape`` (h, w)."""
     try:
         h, w = (float(v) for v in img_shape)
     except (TypeError, ValueError):
         return kp
-    seen = np.isfinite(kp).all(-1) & (kp != 0).any(-1)
-    if h > 0 and w > 0 and seen.sum() >= 3 and np.abs(kp[seen]).max() <= 2.0:
+    if h > 0 and w > 0 and looks_normalised(kp[seen_joints(kp, None)]):
         return kp * np.asarray([w, h], np.float32)
     return kp
 
@@ -80,7 +79,7 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     import warnings as pywarnings
 
     with pywarnings.catch_warnings():
-        pywarnings.filterwarnings("ignore", message="fall detector: every keypoint coordinate", category=UserWarning)
+        pywarnings.filterwarnings("ignore", message=re.escape(NORMALISED_WARNING), category=UserWarning)
         return _detect_falls(detector, source, layout, fps, frontend, on_event, render)
 
 
@@ -193,9 +192,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         from actionpose.pose.sources import redact_url
 
         raise where(redact_url(source), "no frames decoded" + (" (the stream gave none)" if live else ""))
-    if count["with_person"] >= 3 and count["max_coord"] <= 2.0:  # MediaPipe-style 0..1 per axis (a little out of frame too)
-        warnings.append("every keypoint coordinate is within about [0, 1]: normalised coordinates? The model needs pixels "
-                        "(or x and y scaled by one same factor): multiply x by the image width and y by its height")
+    if count["with_person"] >= 3 and count["max_coord"] <= NORMALISED_MAX:  # looks_normalised, over the stream
+        warnings.append(NORMALISED_ADVICE)
     if count["with_person"] and detector.windows_scored == scored_before and not interrupted:
         warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "
                         "of frames the detector needs")

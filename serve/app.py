@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actionpose.errors import ActionposeError
 from actionpose.inference.fall import score_channel
+from actionpose.inference.fall_prep import input_advice
 from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
@@ -390,8 +391,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             kp, sc, layout, fps = parse_binary(body, request.headers)
         else:
             kp, sc, layout, fps = parse_predict(body)
-        prob = await request.app.state.batcher.submit(kp, sc, layout, fps)
-        return Response(predict_reply(prob, request.app.state.detector.config.threshold, len(kp)),
+        prob, advice = await request.app.state.batcher.submit(kp, sc, layout, fps)
+        return Response(predict_reply(prob, request.app.state.detector.config.threshold, len(kp), advice),
                         media_type="application/json")
 
     @app.post("/v1/fall/stream/{session_id}", response_model=StreamResponse, tags=["fall"],
@@ -468,7 +469,17 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         rows, last = await asyncio.to_thread(run)
         response.headers["X-Worker"] = WORKER_ID  # which worker answered (sessions work on any; for diagnosis)
         return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows],
-                              last_timestamp=last)
+                              last_timestamp=last, warnings=stream_advice(frames, req.layout))
+
+    def stream_advice(frames: list[tuple[float, dict[str, np.ndarray]]], layout: str) -> list[str]:
+        """What looks wrong with a request's keypoints (normalised, upside down), judged on all its
+        person-frames together: the same rules and words as the in-process warnings."""
+        pts = [kp for _, persons in frames for kp in persons.values()]
+        if not pts:
+            return []
+        kp = np.stack([p[:, :2] for p in pts])[None]
+        sc = np.stack([p[:, 2] if p.shape[1] == 3 else np.ones(len(p)) for p in pts])[None]
+        return input_advice(kp, sc, layout, app.state.detector.config.prep.score_min)[0]
 
     @app.get("/v1/fall/stream/{session_id}", response_model=SessionOut, tags=["fall"],
              dependencies=[Depends(require_key)], responses=SESSION_RESPONSES,

@@ -136,13 +136,15 @@ class MicroBatcher:
 
     def _score(self, batch: list[_Item]) -> list[Any]:
         """Prepare per (layout, fps) group in one vectorised pass, score all in one ONNX call; an item
-        whose preparation fails gets its own error, the rest of the batch is still scored."""
+        whose preparation fails gets its own error, the rest of the batch is still scored. Each result is
+        ``(probability, advice)``: what looks wrong with the window (``FallDetector.input_advice``)."""
         det = self.detector
         results: list[Any] = [None] * len(batch)
         groups: dict[tuple[str, float], list[int]] = {}
         for i, it in enumerate(batch):
             groups.setdefault((it.layout, it.fps), []).append(i)
         order, kps, scs = [], [], []
+        advice: dict[int, list[str]] = {}
         for (layout, fps), idx in groups.items():
             try:
                 kp, sc = det.prepare_batch([batch[i].window for i in idx], [batch[i].scores for i in idx],
@@ -150,10 +152,13 @@ class MicroBatcher:
                 order += idx
                 kps.append(kp)
                 scs.append(sc)
+                advice.update(zip(idx, det.input_advice([batch[i].window for i in idx],
+                                                        [batch[i].scores for i in idx], layout)))
             except ActionposeError:
                 for i in idx:  # find which one is bad
                     try:
                         kp, sc = det.prepare(batch[i].window, batch[i].scores, layout=layout, fps=fps)
+                        advice[i] = det.input_advice([batch[i].window], [batch[i].scores], layout)[0]
                         order.append(i)
                         kps.append(kp[None])
                         scs.append(sc[None])
@@ -162,5 +167,5 @@ class MicroBatcher:
         if order:
             probs = det.score_prepared(np.concatenate(kps), np.concatenate(scs))
             for i, p in zip(order, probs):
-                results[i] = float(p)
+                results[i] = (float(p), advice[i])
         return results

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections import defaultdict
 
 import httpx
@@ -22,7 +23,8 @@ _acked: dict[str, float] = {}  # session -> newest frame time the server has ans
 
 
 def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
-    """One person's keypoint window [T][V][2 or 3] (pixels; optional score) -> {prob, is_fall, threshold}."""
+    """One person's keypoint window [T][V][2 or 3] (pixels; optional score) -> {prob, is_fall, threshold, frames,
+    warnings}; ``warnings`` lists what looks wrong with the keypoints (y pointing up, normalised coordinates)."""
     r = client.post("/v1/fall/predict", json={"layout": layout, "fps": fps, "keypoints": window})
     r.raise_for_status()
     return r.json()
@@ -82,6 +84,8 @@ def _send_frames(session_id: str, frames: list[dict], layout: str) -> list[dict]
         time.sleep(float(r.headers.get("Retry-After", "1")))
         r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
     r.raise_for_status()
+    for said in r.json().get("warnings", []):  # the keypoints look wrong (y up? normalised?): answers not to trust
+        warnings.warn(f"fall service, session {session_id}: {said}", stacklevel=3)
     return r.json()["events"]
 
 

@@ -23,11 +23,16 @@ class PredictRequest(BaseModel):
         None, description="[T][V] per-joint confidence (alternative to a third channel)")
 
 
+WARNINGS_DOC = ("what looks wrong with the keypoints (coordinates normalised to [0, 1]; a body upside down, i.e. y "
+                "pointing up): such input is scored, but its answers are not to be trusted")
+
+
 class PredictResponse(BaseModel):
     prob: float
     is_fall: bool
     threshold: float
     frames: int = Field(description="frames received; the model reads the last 2.1 s of them, resampled to 15 fps")
+    warnings: list[str] = Field(default_factory=list, description=WARNINGS_DOC)
 
 
 class StreamPerson(BaseModel):
@@ -64,6 +69,7 @@ class StreamResponse(BaseModel):
     frames: int
     events: list[EventOut]
     last_timestamp: Optional[float] = Field(None, description="the session's newest processed frame time (s)")
+    warnings: list[str] = Field(default_factory=list, description=WARNINGS_DOC + "; judged on this request's frames")
 
 
 class SessionOut(BaseModel):

@@ -11,7 +11,8 @@ from serve.batching import MicroBatcher
 
 
 class FakeDetector:
-    """Probability = the window's mean; a window holding -1 is refused in preparation; `boom` fails scoring."""
+    """Probability = the window's mean; a window holding -1 is refused in preparation; `boom` fails scoring;
+    a window holding 7 gets advice (each answer is ``(probability, advice)``)."""
 
     def __init__(self) -> None:
         self.calls: list[int] = []
@@ -26,6 +27,9 @@ class FakeDetector:
         if any((w == -1).any() for w in windows):
             raise ActionposeError("keypoints: bad window in batch")
         return np.stack(windows), np.ones((len(windows), *windows[0].shape[:2]), np.float32)
+
+    def input_advice(self, windows, scores, layout):  # noqa: ANN001, ANN201
+        return [["sevens"] if (w == 7).any() else [] for w in windows]
 
     def score_prepared(self, kp, sc):  # noqa: ANN001, ANN201
         if self.boom:
@@ -49,7 +53,8 @@ def test_concurrent_requests_share_calls_and_get_their_own_answers(parallel):
 
     out, b = asyncio.run(go())
     assert isinstance(out[5], ActionposeError)  # only the bad window fails; the rest of its batch is scored
-    assert [o for i, o in enumerate(out) if i != 5] == [float(i) for i in range(20) if i != 5]
+    assert [o for i, o in enumerate(out) if i != 5] == [(float(i), ["sevens"] if i == 7 else []) for i in range(20)
+                                                        if i != 5]
     assert b.items == 20 and b.batches < 20 and max(det.calls) <= 8
 
 
@@ -69,7 +74,7 @@ def test_a_failing_model_call_fails_its_requests_and_the_batcher_goes_on(paralle
         return bad, good
 
     bad, good = asyncio.run(go())
-    assert all(isinstance(e, RuntimeError) for e in bad) and good == 1.0
+    assert all(isinstance(e, RuntimeError) for e in bad) and good == (1.0, [])
 
 
 @pytest.mark.parametrize("parallel", [0, 1])
@@ -90,7 +95,7 @@ def test_a_full_batch_does_not_wait_for_the_batch_timer(parallel):
         return full, waited
 
     full, waited = asyncio.run(go())
-    assert full == [1.0] * 4 and det.calls == [4] and waited
+    assert full == [(1.0, [])] * 4 and det.calls == [4] and waited
 
 
 def test_on_loop_batch_waits_while_requests_keep_arriving():
@@ -114,5 +119,5 @@ def test_on_loop_batch_waits_while_requests_keep_arriving():
         return out, alone
 
     out, alone = asyncio.run(go())
-    assert out == [float(i) for i in range(12)] and alone == 0.0
+    assert out == [(float(i), ["sevens"] if i == 7 else []) for i in range(12)] and alone == (0.0, [])
     assert det.calls == [12, 1]

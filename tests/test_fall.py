@@ -651,3 +651,62 @@ def test_person_dict_mistakes_and_the_bad_frame_are_named(det):
     ok = [({0: np.full((17, 2), 100.0)}, i / 30) for i in range(5)]
     with pytest.raises(ActionposeError, match="^frame 5: keypoints: 16 joints"):
         det.update_many(ok + [({0: np.ones((16, 2))}, 1.0)])
+
+
+def flip_y(kp: np.ndarray, height: float = 480.0) -> np.ndarray:
+    """y pointing up (image height - y); unseen (0, 0) joints stay unseen."""
+    seen = (kp != 0).any(-1, keepdims=True)
+    return np.where(seen, kp * [1, -1] + [0, height], 0).astype(np.float32)
+
+
+def test_upside_down_input_is_said_in_process_and_in_the_cli(det, tmp_path):
+    """y pointing up (or a camera mounted upside down) shows the model a body it never saw: a walk was
+    read as a fall at 0.98 without a word. The real URFD clips (a fall and a daily activity) get no advice;
+    the same clips with y flipped get the upside-down advice from predict, predict_batch, update and the CLI."""
+    import warnings as pywarnings
+
+    from actionpose.inference.fall_prep import UPSIDE_DOWN_ADVICE
+
+    fall, fall_sc, _ = fixture_seq("fall-01")
+    adl, adl_sc, _ = fixture_seq("adl-01")
+    real = [fall[:64], fall[-64:], adl[:64], adl[-64:]]
+    scores = [fall_sc[:64], fall_sc[-64:], adl_sc[:64], adl_sc[-64:]]
+    assert det.input_advice(real, scores, layout="coco13") == [[]] * 4
+    flipped = det.input_advice([flip_y(w) for w in real], scores, layout="coco13")
+    assert flipped[0] == flipped[2] == flipped[3] == [UPSIDE_DOWN_ADVICE]  # the fall's last 2 s: lying, not judged
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("error")  # nothing said about real input
+        det.predict(fall[:64], fall_sc[:64], layout="coco13")
+        det.run_sequence(adl, np.arange(len(adl)) / 30, adl_sc, layout="coco13")
+    with pytest.warns(UserWarning, match="upside down"):
+        det.predict(flip_y(fall[:64]), fall_sc[:64], layout="coco13")
+    with pytest.warns(UserWarning, match="upside down"):
+        det.predict_batch([flip_y(adl[:64])], [adl_sc[:64]], layout="coco13")
+    stream = FallDetector.from_pretrained(MODEL, threads=1)
+    with pytest.warns(UserWarning, match="upside down"):
+        for i, (k, s) in enumerate(zip(flip_y(adl), adl_sc)):
+            stream.update({0: np.concatenate([k, s[:, None]], -1)}, i / 30, layout="coco13")
+    for name, kp in (("real", fall), ("flipped", flip_y(fall))):
+        np.save(tmp_path / f"{name}.npy", np.concatenate([kp, fall_sc[..., None]], -1).astype(np.float32))
+        out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / f"{name}.npy"), "--layout",
+                              "coco13", "--fps", "30", "--json"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "Warning" not in out.stderr, out.stderr
+        assert json.loads(out.stdout)["warnings"] == ([UPSIDE_DOWN_ADVICE] if name == "flipped" else []), name
+
+
+@pytest.mark.skipif(not (SHARED / "datasets" / "penn_action").exists(), reason="../shared not present: Penn Action")
+def test_upside_down_check_on_real_clips():
+    """No advice on any real Penn Action clip (push-ups seen head-on have their shoulders below the hips,
+    but foreshortened), and advice on every clip with enough standing frames once y is flipped."""
+    from actionpose.data.importers import convert
+    from actionpose.inference.fall_prep import UPSIDE_DOWN_ADVICE, input_advice, looks_upside_down, torso_counts, torso_legs
+
+    ds = convert("penn", SHARED / "datasets" / "penn_action")
+    said = flipped = standing_clips = 0
+    for a in ds.annotations:
+        kp, sc = a["keypoint"][:1, :, :, :2], a["keypoint_score"][:1]
+        said += UPSIDE_DOWN_ADVICE in input_advice(kp, sc, ds.layout)[0]
+        standing, inverted = torso_counts(*torso_legs(flip_y(kp, 2000.0), sc, ds.layout))
+        standing_clips += int(standing[0]) >= 10
+        flipped += looks_upside_down(int(standing[0]), int(inverted[0]))
+    assert said == 0 and standing_clips > 1000 and flipped == standing_clips, (said, standing_clips, flipped)

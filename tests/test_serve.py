@@ -611,3 +611,24 @@ def test_unreadable_json_on_the_stream_route_is_422_with_a_reason(svc):
         assert r.status_code == 422 and "cannot be read" in r.json()["detail"], r.text
     r = client.post("/v1/fall/stream/s-json", content=b"{}", headers={"content-type": "application/json"})
     assert r.status_code == 401  # other HTTP errors keep their status (and headers)
+
+
+def test_input_that_looks_wrong_is_answered_with_warnings(svc):
+    """y pointing up and coordinates normalised to [0, 1] gave wrong answers without a word; predict (JSON,
+    float32 body) and stream answers now carry the in-process detector's advice, in its words."""
+    from actionpose.inference.fall_prep import NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE
+
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"]}
+    upright = np.asarray(standing_window(64), np.float32)
+    flipped = upright * [1, -1] + [0, 480]
+    for n, (window, said) in enumerate(((upright, []), (flipped, [UPSIDE_DOWN_ADVICE]),
+                                        (upright / [640, 480], [NORMALISED_ADVICE]))):
+        j = client.post("/v1/fall/predict", json={"layout": "coco17", "keypoints": window.tolist()}, headers=h)
+        b = binary(window.astype(np.float32).tolist())
+        r = client.post("/v1/fall/predict", content=b["content"], headers={**h, **b["headers"]})
+        assert j.status_code == r.status_code == 200 and j.json()["warnings"] == r.json()["warnings"] == said, j.text
+        frames = [{"timestamp": 100 + i / 30, "persons": [{"track_id": 1, "keypoints": window[i].tolist()}]}
+                  for i in range(20)]
+        s = client.post(f"/v1/fall/stream/advice-{n}", json={"layout": "coco17", "frames": frames}, headers=h)
+        assert s.status_code == 200 and s.json()["warnings"] == said, s.text

@@ -20,9 +20,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, PrepConfig, _grid_index, has_body, jitter,
-                                            looks_normalised, prepare_window, prepare_windows, require_steady, resample,
-                                            seen_joints, to_body13)
+from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
+                                            has_body, input_advice, jitter, prepare_window, prepare_windows,
+                                            require_steady, resample, to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -223,6 +223,7 @@ def _timestamp(value: Any) -> float:
 # Timestamps are compared with this slack: UNIX-time seconds (~1.7e9) carry only ~2.4e-7 s of float64
 # resolution, so a 1e-9 slack made the scoring hop depend on the clock's origin.
 _TIME_EPS = 1e-4
+INPUT_CHECK_S = 1.0  # stream seconds between two checks of a person's input (normalised, upside down): ~0.1 ms each
 MAX_FRAME_GAP_S = 1.0  # a stream whose frames keep coming further apart than this is refused (_check_spacing)
 SPARSE_FRAMES = 5      # ... after this many such frames in a row (one long gap is a reconnect, not a bad clock)
 MIN_STREAM_FPS = 3.0   # the lowest rate the fall in fall_video_1 was still found at (subsampled: 3 yes, 2 no)
@@ -279,6 +280,7 @@ class _Track:
     run_start: float | None = None
     armed: bool = True
     below_since: float | None = None
+    advised: float = -np.inf  # stream time the input was last checked (:func:`input_advice`)
 
 
 class FallDetector:
@@ -376,26 +378,49 @@ class FallDetector:
         """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score). The model
         reads the window's last 2.13 s (``frames_used``); to scan a longer clip, stream it through
         :meth:`update` / :meth:`run_sequence`."""
-        result = self.predict_batch([window], [scores], layout=layout, fps=fps)[0]
-        w = np.asarray(window, dtype=np.float64)
-        _warn_if_normalised(w[..., :2], w[..., 2] if scores is None and w.shape[-1] == 3 else scores,
-                            self.config.prep.score_min, stacklevel=3)
+        return self._predict_batch([window], [scores], layout, fps, stacklevel=3)[0]
         return result
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> list[FallResult]:
-        """Several windows in one ONNX call (the service's micro-batches land here)."""
+        """Several windows in one ONNX call. Input that looks wrong (normalised coordinates, a body upside
+        down: :meth:`input_advice`) gets a Python ``UserWarning``."""
+        return self._predict_batch(windows, scores, layout, fps, stacklevel=3)
+
+    def _predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None,
+                       layout: str | None, fps: float, stacklevel: int) -> list[FallResult]:
         if scores is not None and len(scores) != len(windows):
             raise ActionposeError(f"scores: {len(scores)} entries for {len(windows)} windows; give one per window "
                                   "(None where a window has no scores)")
         if not len(windows):
             return []
         probs = self.score_prepared(*self.prepare_batch(windows, scores, layout=layout, fps=fps))
+        for advice in dict.fromkeys(a for said in self.input_advice(windows, scores, layout) for a in said):
+            warnings.warn("fall detector: " + advice, UserWarning, stacklevel=stacklevel)  # at the caller's line
         thr = self.config.threshold
         prep, rate = self.config.prep, _fps(fps)
         return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr,
                            frames_used=len(np.unique(_grid_index(len(w), rate, prep.fps, prep.frames))))
                 for p, w in zip(probs, windows)]
+
+    def input_advice(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
+                     layout: str | None = None) -> list[list[str]]:
+        """Per window, what looks wrong with it (:func:`fall_prep.input_advice`): coordinates normalised to
+        [0, 1], or a body upside down (y pointing up). Not refused - valid input can look the same - but
+        said: either gave wrong answers without a word. One vectorised pass per window shape."""
+        scores = scores if scores is not None else [None] * len(windows)
+        layout = _input_layout(layout or self.layout)
+        arrays = [_window(w, s) for w, s in zip(windows, scores)]
+        out: list[list[str]] = [[] for _ in arrays]
+        groups: dict[tuple, list[int]] = {}
+        for i, (w, s) in enumerate(arrays):
+            groups.setdefault((w.shape, s is None), []).append(i)
+        for (_, no_scores), idx in groups.items():
+            sc = None if no_scores else np.stack([arrays[i][1] for i in idx])
+            for i, said in zip(idx, input_advice(np.stack([arrays[i][0] for i in idx]), sc, layout,
+                                                 self.config.prep.score_min)):
+                out[i] = said
+        return out
 
     def score_prepared(self, kp: np.ndarray, sc: np.ndarray) -> np.ndarray:
         return np.asarray(self.scorer(kp, sc), dtype=np.float64)
@@ -575,7 +600,10 @@ class FallDetector:
                 shown = resample(times, cfg.prep.fps, frames=cfg.prep.frames)
                 if has_body(kps[shown], scs[shown], cfg.prep.score_min):
                     due.append(_Due(tid, tr, timestamp, kps, scs, times))
-                    _warn_if_normalised(kps, scs, cfg.prep.score_min)
+                    if timestamp - tr.advised >= INPUT_CHECK_S - _TIME_EPS:
+                        tr.advised = timestamp
+                        for advice in input_advice(kps[None], scs[None], "body13", cfg.prep.score_min)[0]:
+                            warnings.warn("fall detector: " + advice, UserWarning, stacklevel=4)  # update's caller
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 
@@ -641,16 +669,8 @@ class FallDetector:
         return events
 
 
-def _warn_if_normalised(kp: np.ndarray, scores: Any, score_min: float, stacklevel: int = 5) -> None:
-    """Warn (once per process, as Python warnings go) when the seen joints look normalised to [0, 1]
-    (:func:`looks_normalised`). Not refused: x and y scaled by one same factor are valid input and can
-    look the same."""
-    kp = np.asarray(kp)
-    if looks_normalised(kp[seen_joints(kp, None if scores is None else np.asarray(scores), score_min)]):
-        warnings.warn(NORMALISED_WARNING, UserWarning, stacklevel=stacklevel)  # at the caller's line
-
-
-NORMALISED_WARNING = "fall detector: " + NORMALISED_ADVICE
+NORMALISED_WARNING = "fall detector: " + NORMALISED_ADVICE  # the UserWarnings' texts (the CLI says them itself)
+UPSIDE_DOWN_WARNING = "fall detector: " + UPSIDE_DOWN_ADVICE
 
 
 _PERSON_KEYS = {"track_id", "keypoints", "scores", "bbox", "box", "score"}  # what frontends put in a person dict

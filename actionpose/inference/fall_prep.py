@@ -101,7 +101,8 @@ def body_seen(windows: np.ndarray, scores: np.ndarray | None, score_min: float =
 
 NORMALISED_MAX = 2.0  # seen coordinates all within this: normalised to the image (a little out of frame too)
 NORMALISED_ADVICE = ("every keypoint coordinate is within about [0, 1]: normalised coordinates? The model needs pixels "
-                     "(or x and y scaled by one same factor): multiply x by the image width and y by its height")
+                     "(or x and y scaled by one same factor): multiply x by the image width and y by its height (MoveNet "
+                     "gives [y, x]: swap them too)")
 
 
 def looks_normalised(points: np.ndarray) -> bool:
@@ -111,6 +112,79 @@ def looks_normalised(points: np.ndarray) -> bool:
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     pts = pts[np.isfinite(pts).all(-1)]
     return len(pts) >= 3 and float(np.abs(pts).max()) <= NORMALISED_MAX
+
+
+UPSIDE_DOWN_ADVICE = ("the body is upside down (shoulders below the hips) whenever it stands: does y point up, or is "
+                      "the camera mounted upside down? The model needs image coordinates, x to the right and y down, "
+                      "from an upright view")
+UPSIDE_DOWN_SHARE = 0.8  # of the standing frames (:func:`torso_counts`); a fall passes through horizontal
+UPSIDE_DOWN_MIN_FRAMES = 10
+
+
+def torso_counts(kp6: np.ndarray, seen6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window of shoulders, hips and ankles (:data:`TORSO_LEGS`, [N, T, 6, 2], unseen joints at 0,
+    ``seen6`` [N, T, 6]): ``(frames standing, those of them upside down)``, two [N] arrays.
+
+    Standing means torso (hips' to shoulders' midpoint, both sides seen) and legs (hips to the seen ankles)
+    both vertical, pointing opposite ways, and not foreshortened; upside down means the torso points down
+    in image coordinates (y down). Why: y pointing up, or a camera mounted upside down, shows the model a
+    body it never saw in training, and a walk was read as a fall at 0.98 without a word. Lying frames count
+    for neither side, so a fall, which ends lying, does not dilute the share; a push-up seen head-on (its
+    shoulders below its hips) is foreshortened: its torso is shorter than the shoulders are wide."""
+    # per component, not reductions over the size-2 axis: on such small arrays numpy's sum(-1) costs ~14 us
+    x, y, seen = kp6[..., 0], kp6[..., 1], seen6
+    ok = seen[..., 0] & seen[..., 1] & seen[..., 2] & seen[..., 3] & (seen[..., 4] | seen[..., 5])
+    feet = np.maximum(seen[..., 4].astype(np.float32) + seen[..., 5], 1)
+    hx, hy = (x[..., 2] + x[..., 3]) / 2, (y[..., 2] + y[..., 3]) / 2
+    tx, ty = (x[..., 0] + x[..., 1]) / 2 - hx, (y[..., 0] + y[..., 1]) / 2 - hy  # hips -> shoulders
+    lx, ly = (x[..., 4] + x[..., 5]) / feet - hx, (y[..., 4] + y[..., 5]) / feet - hy  # hips -> ankles
+    t2, l2 = tx * tx + ty * ty, lx * lx + ly * ly
+    wx, wy = x[..., 0] - x[..., 1], y[..., 0] - y[..., 1]
+    standing = ok & (ty * ly < 0) & (ty * ty > tx * tx) & (ly * ly > lx * lx) & (l2 >= 0.49 * t2) \
+        & (t2 >= 0.81 * (wx * wx + wy * wy))
+    return standing.sum(-1), (standing & (ty > 0)).sum(-1)
+
+
+TORSO_LEGS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_ankle", "right_ankle")  # torso_counts' order
+
+
+def looks_upside_down(standing: int, inverted: int) -> bool:
+    """True when enough standing frames were seen and most of them upside down (:func:`torso_counts`)."""
+    return standing >= UPSIDE_DOWN_MIN_FRAMES and inverted >= UPSIDE_DOWN_SHARE * standing
+
+
+def input_advice(kp: np.ndarray, sc: np.ndarray | None, layout: str, score_min: float = SCORE_MIN) -> list[list[str]]:
+    """What looks wrong with each window [N, T, V, 2] of ``layout``: :data:`NORMALISED_ADVICE`,
+    :data:`UPSIDE_DOWN_ADVICE`, or nothing. Shared by the in-process warnings and the service's
+    ``warnings``, so both say the same. Judged on the shoulders, hips and ankles only, in one vectorised
+    pass over the windows."""
+    kp6, seen = torso_legs(kp, sc, layout, score_min)
+    n = len(kp6)
+    normalised = (seen.reshape(n, -1).sum(1) >= 3) & (np.abs(kp6).reshape(n, -1).max(1) <= NORMALISED_MAX)
+    standing, inverted = torso_counts(kp6, seen)
+    return [[a for a, on in ((NORMALISED_ADVICE, n), (UPSIDE_DOWN_ADVICE, looks_upside_down(s, i))) if on]
+            for n, s, i in zip(normalised.tolist(), standing.tolist(), inverted.tolist())]  # numpy scalars: slow
+
+
+def torso_legs(kp: np.ndarray, sc: np.ndarray | None, layout: str, score_min: float = SCORE_MIN
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Windows [N, T, V, 2] of ``layout`` -> their :data:`TORSO_LEGS` joints [N, T, 6, 2] (float32, unseen
+    ones at 0) and which were seen [N, T, 6], as :func:`torso_counts` takes them."""
+    idx = _torso_legs_index(layout)
+    kp6 = np.asarray(kp)[:, :, idx].astype(np.float32)
+    x, y = kp6[..., 0], kp6[..., 1]
+    seen = ((x != 0) | (y != 0)) & np.isfinite(x) & np.isfinite(y)
+    if sc is not None:
+        seen &= np.asarray(sc)[:, :, idx] >= score_min
+    return np.where(seen[..., None], kp6, np.float32(0)), seen
+
+
+@lru_cache(maxsize=None)
+def _torso_legs_index(layout: str) -> np.ndarray:
+    return _body13_index(layout)[list(_TORSO_LEGS_13)]
+
+
+_TORSO_LEGS_13 = (1, 2, 7, 8, 11, 12)  # TORSO_LEGS in body13
 
 
 def has_body(window: np.ndarray, scores: np.ndarray | None, score_min: float = SCORE_MIN) -> bool:

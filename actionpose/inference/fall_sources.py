@@ -9,8 +9,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from actionpose.errors import ActionposeError, require_file, where
-from actionpose.inference.fall import NORMALISED_WARNING, FallDetector, FallEvent
-from actionpose.inference.fall_prep import NORMALISED_ADVICE, NORMALISED_MAX, looks_normalised, seen_joints
+from actionpose.inference.fall import NORMALISED_WARNING, UPSIDE_DOWN_WARNING, FallDetector, FallEvent
+from actionpose.inference.fall_prep import (NORMALISED_ADVICE, NORMALISED_MAX, UPSIDE_DOWN_ADVICE, looks_normalised,
+                                            looks_upside_down, seen_joints, torso_counts, torso_legs)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -74,12 +75,14 @@ def frames_from_npy(path: Path, fps: float | None) -> Iterator[tuple[float, dict
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
                  frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
                  render: str | Path | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
-    """:func:`_detect_falls`; the detector's Python warning about normalised coordinates is not shown, the
-    run's own ``warnings`` say it (once, as a line of the report, not as a traceback-like UserWarning)."""
+    """:func:`_detect_falls`; the detector's Python warnings about its input (normalised, upside down) are not
+    shown, the run's own ``warnings`` say them (once, as a line of the report, not as a traceback-like
+    UserWarning)."""
     import warnings as pywarnings
 
     with pywarnings.catch_warnings():
-        pywarnings.filterwarnings("ignore", message=re.escape(NORMALISED_WARNING), category=UserWarning)
+        for said in (NORMALISED_WARNING, UPSIDE_DOWN_WARNING):
+            pywarnings.filterwarnings("ignore", message=re.escape(said), category=UserWarning)
         return _detect_falls(detector, source, layout, fps, frontend, on_event, render)
 
 
@@ -104,7 +107,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     scored_before = detector.windows_scored
     interrupted = False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
-    count = {"frames": 0, "with_person": 0, "last_t": 0.0, "max_coord": 0.0}  # with_person 0: nobody shown
+    # with_person 0: nobody shown; standing / inverted: person-frames standing, of them upside down
+    count = {"frames": 0, "with_person": 0, "last_t": 0.0, "max_coord": 0.0, "standing": 0, "inverted": 0}
 
     steps: list[float] = []  # frame intervals: the source's frame rate (a video's last stamp is 1 frame short)
 
@@ -121,6 +125,13 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         for x in shown:
             if len(x):
                 count["max_coord"] = max(count["max_coord"], float(np.abs(x).max()))
+        if persons:  # standing frames, and those upside down (y pointing up?), over the whole stream
+            ps = list(persons.values())
+            kp = np.stack([p[:, :2] for p in ps])[:, None]
+            sc = np.stack([p[:, 2] if p.shape[1] == 3 else np.ones(len(p), np.float32) for p in ps])[:, None]
+            standing, inverted = torso_counts(*torso_legs(kp, sc, lay, detector.config.prep.score_min))
+            count["standing"] += int(standing.sum())
+            count["inverted"] += int(inverted.sum())
         count["frames"] += 1
         if count["frames"] > 1 and t > count["last_t"] and len(steps) < 2000:
             steps.append(t - count["last_t"])
@@ -194,6 +205,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         raise where(redact_url(source), "no frames decoded" + (" (the stream gave none)" if live else ""))
     if count["with_person"] >= 3 and count["max_coord"] <= NORMALISED_MAX:  # looks_normalised, over the stream
         warnings.append(NORMALISED_ADVICE)
+    if looks_upside_down(count["standing"], count["inverted"]):
+        warnings.append(UPSIDE_DOWN_ADVICE)
     if count["with_person"] and detector.windows_scored == scored_before and not interrupted:
         warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "
                         "of frames the detector needs")

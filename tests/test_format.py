@@ -114,6 +114,23 @@ def test_validation_errors_name_sample_and_reason(mutate, message):
     assert "src.pkl: sample 's1'" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_mixed_2d_3d_duplicate_class_names_and_a_missing_frame_dir_are_refused():
+    """2D and 3D samples in one dataset failed only at training's test, after every epoch; two labels under
+    one class name merged their per-class results; a sample without frame_dir was 'sample ?'."""
+    ds = _ds()
+    ds.annotations[1]["keypoint"] = np.zeros((1, 11, 17, 3), np.float32)
+    with pytest.raises(ActionposeError, match="src.pkl: sample 's1' has 3D keypoints but sample 's0' has 2D"):
+        validate_dataset(ds, "src.pkl")
+    ds = _ds()
+    ds.classes = ["a", "a"]
+    with pytest.raises(ActionposeError, match="class name 'a' names two labels"):
+        validate_dataset(ds, "src.pkl")
+    ds = _ds()
+    del ds.annotations[1]["frame_dir"]
+    with pytest.raises(ActionposeError, match=r"sample #1 \(no frame_dir\): missing key 'frame_dir'"):
+        validate_dataset(ds, "src.pkl")
+
+
 def test_failed_save_leaves_no_file(tmp_path):
     ds = _ds()
     ds.annotations[0]["keypoint"][0, 0, 0, 0] = np.inf

@@ -469,3 +469,8 @@ def test_a_classes_file_with_a_header_line_is_noted(tmp_path, capsys):
                  "-o", str(tmp_path / "o.pkl")]) == 0
     err = capsys.readouterr().err
     assert "1 class name(s) have no sample ('wave' = label 2)" in err and "header line" in err
+    (tmp_path / "twice.txt").write_text("clap\nclap\n")  # merged two labels' per-class results, silently
+    assert main(["datasets", "convert", "-f", "pyskl", str(tmp_path / "p.pkl"), "--classes", str(tmp_path / "twice.txt"),
+                 "-o", str(tmp_path / "t.pkl")]) == 2
+    assert "twice.txt: class name 'clap' appears twice (lines 1 and 2" in capsys.readouterr().err
+    assert not (tmp_path / "t.pkl").exists()

@@ -55,8 +55,33 @@ def test_bad_inputs_are_one_line_errors():
     with pytest.raises(ActionposeError, match="3 coordinates per joint but model .* expects 2"):
         pred.predict(np.zeros((1, 1, 30, 13, 3)))
     assert pred.predict(np.zeros((0, 1, 30, 13, 2))).shape == (0, 15)
-    # all-zero (nobody detected) input is defined, not NaN
-    assert np.isfinite(pred.predict(np.zeros((1, 1, 30, 13, 2)))).all()
+    # nobody seen (all zero or NaN) was given confident probabilities (0.99 for one class): refused, naming the sample
+    seen = np.random.default_rng(0).uniform(50, 400, (1, 1, 30, 13, 2))
+    for empty in (np.zeros((1, 1, 30, 13, 2)), np.full((1, 1, 30, 13, 2), np.nan)):
+        with pytest.raises(ActionposeError, match=r"keypoint\[1\]: no joint seen in any frame"):
+            pred.predict(np.concatenate([seen, empty]))
+    half = seen.copy()
+    half[0, 0, :, :6] = np.nan  # some joints not seen: scored, as missing joints
+    assert np.isfinite(pred.predict(half)).all()
+
+
+def test_a_checkpoint_in_an_ensemble_and_a_truncated_checkpoint_are_said(tmp_path):
+    from actionpose.inference.predictor import load_predictor
+    from actionpose.training.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "best.ckpt"
+    import zipfile
+
+    with zipfile.ZipFile(ckpt, "w") as z:  # a PyTorch checkpoint is a zip archive
+        z.writestr("archive/data.pkl", b"\x80\x04N.")
+    (tmp_path / "ens.yaml").write_text(f"models: [{_shipped('penn_body13')}, {ckpt}]\n")
+    with pytest.raises(ActionposeError, match="is a training checkpoint, not an ONNX model: `actionpose export"):
+        load_predictor(tmp_path / "ens.yaml")
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(ckpt.read_bytes()[:40])
+    with pytest.raises(ActionposeError) as err:
+        load_checkpoint(cut)
+    assert "truncated or corrupt" in str(err.value) and "If you are seeing" not in str(err.value)
 
 
 def test_ensemble_averages(tmp_path):

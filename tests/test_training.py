@@ -543,7 +543,8 @@ def test_eval_matches_classes_by_name_not_position(trained, penn_pkl, tmp_path):
     ("augment.flip=true", "augment.flip"), ("optim.momentum=5", r"optim.momentum.*\[0, 1\)"),
     ("mlflow.enabled=maybe", "mlflow.enabled.*true or false"), ("name=[1,2]", "'name'"),
     ("optim.lr=.inf", "optim.lr.*finite"), ("trainer.limit_train_batches=0", "would train nothing"),
-    ("trainer.max_time=abc", "trainer.max_time")])
+    ("trainer.max_time=abc", "trainer.max_time"), ("name=team:v2", "'name': 'team:v2' cannot hold ':'"),
+    ("name=exp/v1", "cannot hold '/'"), ("mlflow.registered_name=team/ntu", "'mlflow.registered_name'")])
 def test_bad_config_values_are_refused_before_training(override, expected):
     with pytest.raises(ActionposeError, match=expected):
         make_config(None, [override])
@@ -798,3 +799,38 @@ def test_a_large_validation_fraction_keeps_a_training_clip_of_every_class():
     assert set(labels[tr]) == {0, 1, 2} and len(va) == 10
     tr, va = stratified_split(labels, 0.2, 0)  # ordinary fractions: unchanged
     assert sorted(np.bincount(labels[va], minlength=3)) == [0, 1, 2]
+
+
+def test_a_failure_after_training_ends_the_mlflow_run_failed(tmp_path, penn_pkl, monkeypatch):
+    """A failure in export, test or registration (after every epoch had run) left the MLflow run RUNNING
+    forever; it now ends FAILED, as a failure during training does."""
+    from mlflow.tracking import MlflowClient
+
+    import actionpose.training.export as export
+
+    def broken(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise ActionposeError("export failed (test)")
+
+    monkeypatch.setattr(export, "export_onnx", broken)
+    cfg = _tiny_config(tmp_path, penn_pkl)
+    with pytest.raises(ActionposeError, match="export failed"):
+        train(cfg)
+    client = MlflowClient(tracking_uri=cfg["mlflow"]["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_a_pyskl_dataset_without_a_test_split_is_noted(tmp_path, penn_pkl, capsys):
+    """PYSKL names its splits xsub_train / xsub_val: the default data.test_split=test trained untested without
+    a word."""
+    from actionpose.data.format import load_dataset, save_dataset
+
+    ds = load_dataset(penn_pkl)
+    ds.split = {"xsub_train": ds.split["train"], "xsub_val": ds.split["test"]}
+    save_dataset(ds, tmp_path / "x.pkl")
+    cfg = _tiny_config(tmp_path, tmp_path / "x.pkl", mlflow={"enabled": False})
+    cfg["data"]["train_split"] = "xsub_train"
+    res = train(cfg)
+    err = capsys.readouterr().err
+    assert "has no split 'test' (splits: xsub_train, xsub_val): the run is not tested; data.test_split=xsub_val" in err
+    assert not any(k.startswith("test_") for k in res.metrics)

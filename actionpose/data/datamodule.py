@@ -121,6 +121,11 @@ class SkeletonDataModule(pl.LightningDataModule):
             if d[key] not in dataset.split and d[key] != ALL_SPLIT and (key == "train_split" or d[key] != "test"):
                 raise ActionposeError(f"config key 'data.{key}': split {d[key]!r} not in {d['path'] or 'the dataset'}; "
                                       f"available splits: {', '.join(dataset.split) or '(none)'}")
+        if dataset.split and d["test_split"] == "test" and "test" not in dataset.split:  # PYSKL: xsub_val, ...
+            others = [k for k in dataset.split if k != d["train_split"]]
+            print(f"note: {d['path'] or 'the dataset'} has no split 'test' (splits: {', '.join(dataset.split)}): the "
+                  "run is not tested" + (f"; data.test_split={others[0]} tests on {others[0]}" if others else ""),
+                  file=sys.stderr)
         if d["test_split"] is not None and d["test_split"] in dataset.split:
             both = {a["frame_dir"] for a in dataset.subset(d["train_split"])} & set(dataset.split[d["test_split"]])
             if both:  # a test score on clips the model trained on means nothing

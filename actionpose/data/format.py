@@ -96,10 +96,12 @@ def make_annotation(frame_dir: str, label: int, keypoint: np.ndarray, keypoint_s
     return ann
 
 
-def validate_annotation(ann: dict[str, Any], layout: str, num_classes: int | None, source: object) -> None:
+def validate_annotation(ann: dict[str, Any], layout: str, num_classes: int | None, source: object,
+                        index: int | None = None) -> None:
     """Raise a one-line error naming the sample and the problem; PYSKL would fail later and vaguely."""
-    name = ann.get("frame_dir", "?") if isinstance(ann, dict) else "?"
-    ctx = f"{source}: sample {name!r}"
+    name = ann.get("frame_dir") if isinstance(ann, dict) else None
+    ctx = f"{source}: sample {name!r}" if name is not None else \
+        f"{source}: sample {'?' if index is None else f'#{index}'} (no frame_dir)"
     if not isinstance(ann, dict):
         raise ActionposeError(f"{source}: annotation is a {type(ann).__name__}, expected a dict")
     for key in ("frame_dir", "label", "keypoint"):
@@ -138,9 +140,20 @@ def validate_dataset(ds: SkeletonDataset, source: object = "dataset") -> Skeleto
     get_layout(ds.layout)
     if not ds.annotations:
         raise ActionposeError(f"{source}: no samples")
+    twice = next((c for i, c in enumerate(ds.classes) if c in ds.classes[:i]), None)
+    if twice is not None:
+        raise ActionposeError(f"{source}: class name {twice!r} names two labels ({ds.classes.index(twice)} and "
+                              f"{ds.classes.index(twice, ds.classes.index(twice) + 1)}); each label needs its own")
     names = set()
-    for ann in ds.annotations:
-        validate_annotation(ann, ds.layout, ds.num_classes or None, source)
+    dims: tuple[int, str] | None = None  # the first sample's coordinates per joint, and its name
+    for i, ann in enumerate(ds.annotations):
+        validate_annotation(ann, ds.layout, ds.num_classes or None, source, index=i)
+        c = int(ann["keypoint"].shape[-1])
+        if dims is None:
+            dims = (c, ann["frame_dir"])
+        elif c != dims[0]:  # 2D and 3D in one dataset failed later, in training or only at its test
+            raise ActionposeError(f"{source}: sample {ann['frame_dir']!r} has {c}D keypoints but sample "
+                                  f"{dims[1]!r} has {dims[0]}D; one dataset holds one kind")
         if ann["frame_dir"] in names:
             raise ActionposeError(f"{source}: duplicate sample name {ann['frame_dir']!r}")
         names.add(ann["frame_dir"])

@@ -101,8 +101,8 @@ def body_seen(windows: np.ndarray, scores: np.ndarray | None, score_min: float =
 
 NORMALISED_MAX = 2.0  # seen coordinates all within this: normalised to the image (a little out of frame too)
 NORMALISED_ADVICE = ("every keypoint coordinate is within about [0, 1]: normalised coordinates? The model needs pixels "
-                     "(or x and y scaled by one same factor): multiply x by the image width and y by its height (MoveNet "
-                     "gives [y, x]: swap them too)")
+                     "(or x and y scaled by one same factor): multiply x by the image width and y by its height "
+                     "(MoveNet gives [y, x]: swap them too)")
 
 
 def looks_normalised(points: np.ndarray) -> bool:
@@ -145,7 +145,8 @@ def torso_counts(kp6: np.ndarray, seen6: np.ndarray) -> tuple[np.ndarray, np.nda
     return standing.sum(-1), (standing & (ty > 0)).sum(-1)
 
 
-TORSO_LEGS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_ankle", "right_ankle")  # torso_counts' order
+# the joints torso_counts reads, in its order
+TORSO_LEGS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_ankle", "right_ankle")
 
 
 def looks_upside_down(standing: int, inverted: int) -> bool:

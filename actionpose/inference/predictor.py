@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from actionpose.data.transforms import PreprocessConfig, preprocess
-from actionpose.errors import ActionposeError, where
+from actionpose.errors import ActionposeError, file_kind, where
 
 META_KEY = "actionpose"
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -96,6 +96,9 @@ class ActionPredictor:
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+            if str(path).endswith(".ckpt") or (file_kind(path) or "").startswith("a zip"):  # "Protobuf parsing failed"
+                raise where(path, f"is a training checkpoint, not an ONNX model: `actionpose export --model {path} "
+                                  "-o MODEL.onnx` makes one (ensembles and the predictors take .onnx files)") from None
             raise where(path, f"not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
         raw = sess.get_modelmeta().custom_metadata_map.get(META_KEY)
         if raw is None:
@@ -107,14 +110,19 @@ class ActionPredictor:
         return cls(sess, meta, path)
 
     def logits(self, keypoint: np.ndarray, keypoint_score: np.ndarray | None = None) -> np.ndarray:
-        """Raw per-clip logits ``[N, num_clips, K]``."""
+        """Raw per-clip logits ``[N, num_clips, K]``. A NaN or (0, 0[, 0]) joint is a joint not seen; a sample
+        with no joint seen in any frame is refused (it was given confident probabilities, 0.99 for one class)."""
         keypoint = np.asarray(keypoint, dtype=np.float32)
         if keypoint.ndim != 5:
             raise ActionposeError(f"keypoint must be [N, M, T, V, C], got shape {keypoint.shape}")
         if keypoint.shape[-1] != self.coords:
             raise ActionposeError(f"keypoint has {keypoint.shape[-1]} coordinates per joint but model "
                                   f"{self.path or ''} expects {self.coords}")
-        x = preprocess(keypoint, keypoint_score, self.config)  # [N, nc, M, L, V, C]
+        x = preprocess(keypoint, keypoint_score, self.config)  # [N, nc, M, L, V, C]; checks the shapes first
+        seen = (np.isfinite(keypoint) & (keypoint != 0)).reshape(len(keypoint), -1).any(1)
+        if not seen.all():
+            raise ActionposeError(f"keypoint[{int(np.flatnonzero(~seen)[0])}]: no joint seen in any frame (all NaN or "
+                                  "zero): nothing to classify")
         n, nc = x.shape[:2]
         out = self.session.run(None, {self.input_name: x.reshape((n * nc,) + x.shape[2:])})[0]
         return out.reshape(n, nc, -1)

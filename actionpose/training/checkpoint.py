@@ -88,7 +88,9 @@ def _read(path: Path) -> dict[str, Any]:
         kind = file_kind(path)
         if kind is not None and not kind.startswith("a zip"):
             raise where(path, f"is {kind}, not a training checkpoint (.ckpt)") from None
-        first = (str(e).splitlines() or [""])[0][:160]
+        first = (str(e).splitlines() or [""])[0].split(". ")[0][:160]  # torch's advice after it was cut mid-sentence
+        if "zip archive" in first:  # "PytorchStreamReader failed reading zip archive: failed finding central directory"
+            raise where(path, f"not a readable checkpoint: truncated or corrupt ({first})") from None
         raise where(path, f"not a readable checkpoint ({type(e).__name__}{': ' + first if first else ''})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or "meta" not in hp or "config" not in hp or "state_dict" not in ckpt:

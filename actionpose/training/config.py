@@ -260,6 +260,14 @@ def validate_config(cfg: dict[str, Any]) -> None:
                        ("mlflow.registered_name", cfg["mlflow"]["registered_name"])):
         _check(value is None or (isinstance(value, str) and value.strip() != ""), key,
                f"must be a text value or null, got {value!r}")
+    for key, value in (("name", cfg["name"]), ("mlflow.registered_name", cfg["mlflow"]["registered_name"])):
+        # the run's folder and its MLflow registered model: "exp/v1" nested folders, "team:v2" failed MLflow's
+        # registration with a traceback after the whole training
+        bad = sorted({c for c in "/\\:" if isinstance(value, str) and c in value})
+        what = f"cannot hold {' or '.join(repr(c) for c in bad)}" if bad else "is not a name"
+        _check(not bad and value not in (".", ".."), key,
+               f"{value!r} {what}: it names the run's folder and its registered MLflow model; use letters, digits, "
+               "'.', '_' and '-'")
     _check(isinstance(d["train_split"], str) and d["train_split"] != "", "data.train_split",
            f"must be a split name, got {d['train_split']!r}")
     _check(d["test_split"] is None or (isinstance(d["test_split"], str) and d["test_split"] != ""), "data.test_split",

@@ -18,9 +18,15 @@ class OnnxActionModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         import pandas as pd
 
-        if isinstance(model_input, pd.DataFrame):
-            x = np.asarray(model_input.iloc[:, 0].tolist(), dtype=np.float32)
-        else:
-            x = np.asarray(model_input, dtype=np.float32)
+        from actionpose.errors import ActionposeError
+
+        try:
+            if isinstance(model_input, pd.DataFrame):
+                x = np.asarray(model_input.iloc[:, 0].tolist(), dtype=np.float32)
+            else:
+                x = np.asarray(model_input, dtype=np.float32)
+        except (TypeError, ValueError):  # numpy's "setting an array element with a sequence" said nothing useful
+            raise ActionposeError("model input: not a numeric [N, M, T, V, C] array (rows of different lengths, "
+                                  "or not numbers); pad every sample to one M and T (zeros are not-seen joints)") from None
         probs = self.predictor.predict(x)
         return pd.DataFrame(probs, columns=self.predictor.classes)

@@ -218,65 +218,70 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     finally:
         if client is not None and status != "FINISHED":
             client.set_terminated(run_id, "KILLED" if status == "KILLED" else "FAILED")
-    # "last": the end of the schedule, for when the validation slice is too small or too unlike the test
-    # data to pick an epoch (docs/training.md, NW-UCLA); "best" otherwise
-    chosen, other = (last_cb, ckpt_cb) if t["select"] == "last" else (ckpt_cb, last_cb)
-    selected = Path(chosen.best_model_path or other.best_model_path)
-    if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
-        return TrainResult(checkpoint=selected, onnx_path=None, out_dir=out_dir)
+    try:  # after training: export, test, logging and registration; a failure here ends the MLflow run FAILED
+        # "last": the end of the schedule, for when the validation slice is too small or too unlike the test
+        # data to pick an epoch (docs/training.md, NW-UCLA); "best" otherwise
+        chosen, other = (last_cb, ckpt_cb) if t["select"] == "last" else (ckpt_cb, last_cb)
+        selected = Path(chosen.best_model_path or other.best_model_path)
+        if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
+            return TrainResult(checkpoint=selected, onnx_path=None, out_dir=out_dir)
 
-    if not selected.exists():
-        raise ActionposeError(f"training produced no checkpoint in {checkpoint_dir(out_dir)}")
-    metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,
-                               "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
-    if module.graphed is not None:  # how many training steps a CUDA graph replayed (0 on a CPU), and why not
-        metrics["cuda_graph_steps"] = module.graphed.replays
-        if module.graphed.disabled:
-            metrics["cuda_graphs_off"] = module.graphed.disabled
-    if has_val and ckpt_cb.best_model_score is not None:
-        metrics["best_val_top1"] = round(float(ckpt_cb.best_model_score), 4)  # val_select = top-1 - <1e-5
-    if has_val and "val_top1" in trainer.callback_metrics:
-        metrics["last_val_top1"] = round(float(trainer.callback_metrics["val_top1"]), 4)
+        if not selected.exists():
+            raise ActionposeError(f"training produced no checkpoint in {checkpoint_dir(out_dir)}")
+        metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,
+                                   "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
+        if module.graphed is not None:  # how many training steps a CUDA graph replayed (0 on a CPU), and why not
+            metrics["cuda_graph_steps"] = module.graphed.replays
+            if module.graphed.disabled:
+                metrics["cuda_graphs_off"] = module.graphed.disabled
+        if has_val and ckpt_cb.best_model_score is not None:
+            metrics["best_val_top1"] = round(float(ckpt_cb.best_model_score), 4)  # val_select = top-1 - <1e-5
+        if has_val and "val_top1" in trainer.callback_metrics:
+            metrics["last_val_top1"] = round(float(trainer.callback_metrics["val_top1"]), 4)
 
-    from actionpose.training.checkpoint import load_checkpoint
-    from actionpose.training.evaluate import TorchPredictor, evaluate, metrics_from_probs, plot_confusion
+        from actionpose.training.checkpoint import load_checkpoint
+        from actionpose.training.evaluate import TorchPredictor, evaluate, metrics_from_probs, plot_confusion
 
-    onnx_path = None
-    if t["export_onnx"]:
-        from actionpose.training.export import export_onnx
+        onnx_path = None
+        if t["export_onnx"]:
+            from actionpose.training.export import export_onnx
 
-        model, meta_ck, _ = load_checkpoint(selected)
-        onnx_path = out_dir / f"{name}.onnx"
-        metrics["onnx_max_abs_diff"] = export_onnx(model, meta_ck, onnx_path)["max_abs_diff"]
+            model, meta_ck, _ = load_checkpoint(selected)
+            onnx_path = out_dir / f"{name}.onnx"
+            metrics["onnx_max_abs_diff"] = export_onnx(model, meta_ck, onnx_path)["max_abs_diff"]
 
-    if dm.test_samples:  # reported once for the selected model, never used for selection
-        tp = TorchPredictor(selected, device="cuda" if gpu else "cpu")  # on a lent GPU the test takes seconds
-        probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples])
-        import numpy as np
+        if dm.test_samples:  # reported once for the selected model, never used for selection
+            tp = TorchPredictor(selected, device="cuda" if gpu else "cpu")  # on a lent GPU the test takes seconds
+            probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples])
+            import numpy as np
 
-        res = metrics_from_probs(probs, np.array([s.label for s in dm.test_samples]), len(dm.classes))
-        metrics.update({f"test_{k}": res[k] for k in ("top1", "top5", "mean_class_acc", "n")})
-        plot_confusion(res["confusion"], dm.classes, out_dir / "confusion.png",
-                       f"{name}: test top1={res['top1']:.4f}")
-    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
+            res = metrics_from_probs(probs, np.array([s.label for s in dm.test_samples]), len(dm.classes))
+            metrics.update({f"test_{k}": res[k] for k in ("top1", "top5", "mean_class_acc", "n")})
+            plot_confusion(res["confusion"], dm.classes, out_dir / "confusion.png",
+                           f"{name}: test top1={res['top1']:.4f}")
+        write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
 
-    if client is not None:
-        from mlflow.entities import Metric
+        if client is not None:
+            from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()
-                                          if isinstance(v, (int, float))])
-        for f in (out_dir / "metrics.json", out_dir / "confusion.png"):
-            if f.exists():
-                client.log_artifact(run_id, str(f))
-        client.log_artifact(run_id, str(selected), artifact_path="checkpoints")
-        if onnx_path is not None:
-            client.log_artifact(run_id, str(onnx_path), artifact_path="onnx")
-            if cfg["mlflow"]["register"]:
-                from actionpose.training.tracking import log_pyfunc
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()
+                                              if isinstance(v, (int, float))])
+            for f in (out_dir / "metrics.json", out_dir / "confusion.png"):
+                if f.exists():
+                    client.log_artifact(run_id, str(f))
+            client.log_artifact(run_id, str(selected), artifact_path="checkpoints")
+            if onnx_path is not None:
+                client.log_artifact(run_id, str(onnx_path), artifact_path="onnx")
+                if cfg["mlflow"]["register"]:
+                    from actionpose.training.tracking import log_pyfunc
 
-                version = log_pyfunc(client, run_id, onnx_path, cfg["mlflow"]["registered_name"] or name)
-                if version:
-                    client.set_tag(run_id, "actionpose.registered_model", version)
-        client.set_terminated(run_id, "FINISHED")
-    return TrainResult(checkpoint=selected, onnx_path=onnx_path, metrics=metrics, run_id=run_id, out_dir=out_dir)
+                    version = log_pyfunc(client, run_id, onnx_path, cfg["mlflow"]["registered_name"] or name)
+                    if version:
+                        client.set_tag(run_id, "actionpose.registered_model", version)
+            client.set_terminated(run_id, "FINISHED")
+        return TrainResult(checkpoint=selected, onnx_path=onnx_path, metrics=metrics, run_id=run_id, out_dir=out_dir)
+    except BaseException:
+        if client is not None:
+            client.set_terminated(run_id, "FAILED")  # was left RUNNING forever
+        raise

@@ -20,6 +20,10 @@ def import_pyskl(src: Path, layout: str | None = None, classes: str | Path | Non
             names = [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
         except OSError as e:
             raise where(classes, f"cannot read class list ({e.strerror})") from None
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:  # two labels under one name merged them in per-class results, silently
+            raise where(classes, f"class name {twice!r} appears twice (lines {names.index(twice) + 1} and "
+                                 f"{names.index(twice, names.index(twice) + 1) + 1} of the names); each label needs its own")
     ds = from_dict(safe_load(src), source=src, layout=layout, classes=names)
     for i, ann in enumerate(ds.annotations):
         if not isinstance(ann, dict) or "label" not in ann:

@@ -710,3 +710,20 @@ def test_upside_down_check_on_real_clips():
         standing_clips += int(standing[0]) >= 10
         flipped += looks_upside_down(int(standing[0]), int(inverted[0]))
     assert said == 0 and standing_clips > 1000 and flipped == standing_clips, (said, standing_clips, flipped)
+
+
+def test_a_file_stopped_part_way_is_said_and_not_exit_0(tmp_path, monkeypatch, capsys):
+    """Ctrl-C 1.5 s into a 10 s video printed "no falls detected" and exit 0: as if the whole file were checked."""
+    import actionpose.inference.fall_sources as sources
+    from actionpose.cli import main
+
+    info = {"frames": 27, "duration_s": 1.5, "layout": "coco17", "fps": 18.0, "interrupted": True, "warnings": [],
+            "tracks": [0], "frames_with_person": 27, "windows_scored": 3}
+    monkeypatch.setattr(sources, "detect_falls", lambda *a, **k: ([], dict(info)))
+    (tmp_path / "v.mp4").write_bytes(b"\0" * 16)
+    assert main(["fall", str(tmp_path / "v.mp4")]) == 130
+    out, err = capsys.readouterr()
+    assert "(stopped part-way)" in out and "no falls detected in the part checked" in out
+    assert "interrupted (Ctrl-C): only the first 1.50 s of" in err
+    assert main(["fall", str(tmp_path / "v.mp4"), "--json"]) == 130
+    assert json.loads(capsys.readouterr().out)["interrupted"] is True

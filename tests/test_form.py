@@ -113,6 +113,14 @@ def test_reps_cli_judges_the_form_of_the_counted_reps(tmp_path, capsys):
     assert main(["reps", str(pkl), "--form", "--exercise", "squat"]) == 2
     err = capsys.readouterr().err
     assert "--form judges push-ups only" in err and err.count("\n") == 1
+    # no push-up counted (a person standing still): "form wrong (P(correct) 0.00)" judged nothing
+    still = np.repeat(kp[:1], 90, axis=0)
+    save_dataset(SkeletonDataset([make_annotation("still", 0, still[None])], "body13", ["pushup"]), tmp_path / "s.pkl")
+    assert main(["reps", str(tmp_path / "s.pkl"), "--form"]) == 0
+    assert "still: form not judged (no push-up counted)" in capsys.readouterr().out
+    assert main(["reps", str(tmp_path / "s.pkl"), "--form", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["still"]
+    assert got["count"] == 0 and got["form"] is None
 
 
 def test_tag_refuses_the_form_model(capsys):

@@ -140,3 +140,20 @@ def test_a_window_showing_under_half_the_body_is_background():
         res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="v", model_name="m")
         assert bool(res.persons.get(3)) == tagged
         assert any("under 50% of the body" in w for w in res.warnings) != tagged
+
+
+def test_no_segment_starts_after_its_person_left_or_is_shorter_than_min_duration():
+    """A person who leaves the view: windows after their last frame (filled from the frames before) made a
+    0.033 s 'right' segment starting 0.75 s after the person was last seen, past --min-duration's filter."""
+    bad = []
+    for tail in (0.1, 0.3, 0.5, 0.8):
+        for window, stride in ((1.0, 0.25), (2.0, 0.5), (1.0, 0.5)):
+            kp = person_track([(50, 3), (150, tail)], 30.0)
+            frames = ((i, [PersonPose(1, kp[i], np.ones(17))] if i < len(kp) else []) for i in range(len(kp) + 90))
+            res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="v", model_name="m",
+                             config=SegmentConfig(window_s=window, stride_s=stride, min_duration_s=0.3, threshold=0.2))
+            last = len(kp) / 30.0
+            assert res.persons[1] and res.persons[1][0].label == "left"
+            bad += [(tail, window, stride, s.label, s.start_s, s.end_s) for s in res.persons[1]
+                    if s.end_s - s.start_s < 0.3 - 1e-9 or s.end_s > last + 1e-9]
+    assert bad == []

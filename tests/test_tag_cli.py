@@ -244,3 +244,26 @@ def test_two_videos_with_one_stem_get_their_own_outputs(tmp_path, capsys):
     shutil.copy(src, folder / "clip.mov")
     assert main(["tag", str(folder), "-q", "--json", str(tmp_path / "r.json"), "--timeline", str(tmp_path / "t.png")]) == 0
     assert sorted(p.name for p in tmp_path.glob("t.*.png")) == ["t.clip_mov.png", "t.clip_mp4.png"]
+
+
+def test_the_commands_load_without_the_heavy_stack():
+    """`actionpose --version` took 5-8 s: `eval` imported the training package (PyTorch Lightning) at load, for
+    every command. Each command imports what it needs when it runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from actionpose.cli import build_parser; build_parser(); "
+            "print(' '.join(m for m in ('torch', 'pytorch_lightning', 'mlflow', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+def test_one_file_for_two_outputs_and_stdout_dash_are_refused(tmp_path, capsys):
+    """`--json out --csv out` let the CSV overwrite the JSON; `--json -` wrote a file named "-"."""
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"\0")
+    assert main(["tag", str(src), "--json", str(tmp_path / "a.out"), "--csv", str(tmp_path / "a.out")]) == 2
+    assert "--json and --csv name one file" in capsys.readouterr().err
+    assert main(["tag", str(src), "--json", "-"]) == 2
+    assert "--json -: standard output is not supported" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -176,3 +176,33 @@ def test_camera_credentials_in_a_url_are_never_printed(tmp_path, capsys):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert "cannot open stream" in err and "s3cret" not in err and "t0k" not in err and "***@127.0.0.1" in err
+    # reps counts files: "rtsp:/admin:s3cret@...: no such file" garbled the URL and printed the password
+    assert main(["reps", f"rtsp://admin:s3cret@127.0.0.1:{port}/live?token=t0k"]) == 2
+    err = capsys.readouterr().err
+    assert "a stream: reps counts files" in err and "s3cret" not in err and "rtsp://***@127.0.0.1" in err
+
+
+def test_cli_fall_on_a_stream_prints_each_fall_when_raised(tmp_path):
+    """`actionpose fall URL` printed nothing until it was stopped (every fall at once, at Ctrl-C): a fall
+    monitor must say each fall as it is raised. Ctrl-C then ends the run with status 0 and a summary line."""
+    url, stop = serve(str(shared_path("videos", "fall_video_1.mp4")), fps=18, loop=True)
+    lines: list[tuple[float, str]] = []
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "fall", url], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), x) for x in proc.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(x.startswith("fall 1:") for _, x in lines):
+            time.sleep(0.2)
+        seen_at = time.monotonic()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.communicate(timeout=60)[1]
+        reader.join(10)
+    finally:
+        stop()
+    falls = [(t, x) for t, x in lines if x.startswith("fall ")]
+    assert falls and falls[0][0] <= seen_at, lines  # printed while the stream ran, not at Ctrl-C
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    assert any("stream stopped (Ctrl-C)" in x for _, x in lines), lines

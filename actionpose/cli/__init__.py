@@ -39,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     # keeps stderr to that one line. OPENCV_FFMPEG_LOGLEVEL=16 in the environment brings FFmpeg's errors back.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # "[ WARN:0@0.551] global cap_v4l.cpp ..." for a missing camera
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while the commands load: a 44-line traceback
+        print("interrupted", file=sys.stderr)
+        return 130
     args, extra = parser.parse_known_args(argv)
     if extra:  # `train -c C a=1 --no-mlflow b=2`: overrides on both sides of a flag are still overrides
         if getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):

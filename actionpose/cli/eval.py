@@ -5,8 +5,6 @@ import argparse
 import json
 from pathlib import Path
 
-from actionpose.training.run_dir import run_of
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint, ONNX model or ensemble on a dataset split",
@@ -39,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from actionpose.data.atomic import check_output_dir
     from actionpose.errors import ActionposeError
+    from actionpose.training.run_dir import run_of  # here: the package imports Lightning (~4 s at every start)
 
     if args.threads < 1:
         raise ActionposeError(f"--threads must be >= 1, got {args.threads}")
@@ -80,6 +79,8 @@ def _run_data_config(model: str) -> dict:
     empty dict for anything else. (The defaults 0.1 / seed 0 scored another slice of a run trained with
     data.val_fraction 0.2, without a word.)"""
     import yaml
+
+    from actionpose.training.run_dir import run_of
 
     folder = run_of(model)
     if folder is None or not (folder / "config.yaml").is_file():

@@ -9,7 +9,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="detect, estimate and track 2D poses in videos; write a skeleton pickle")
     p.add_argument("source", help="video file, folder of videos, stream URL (rtsp://, http://) or webcam index")
     p.add_argument("-o", "--out", required=True, help="output pickle (canonical PYSKL format)")
-    p.add_argument("--frontend", default="default", help="frontend name (see --list-frontends); default: "
+    p.add_argument("--frontend", default="default", help="frontend name (see `actionpose frontends`); default: "
                    "rtmdet-nano+movenet, vendored, offline")
     p.add_argument("--render", help="also write an overlay video with skeletons and track IDs")
     p.add_argument("--max-persons", type=int, help="keep at most N persons (tracks) per video")

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actionpose.cli.stopping import stop_name
     from actionpose.errors import ActionposeError, require_file
     from actionpose.inference.fall import FallDetector
     from actionpose.inference.fall_sources import detect_falls
@@ -44,24 +45,42 @@ def run(args: argparse.Namespace) -> int:
     det = FallDetector.from_pretrained(args.model, **overrides)
     from actionpose.pose.sources import redact_url
 
-    events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend)
+    numbered: list = []
+
+    def say(e) -> None:  # noqa: ANN001 - one line per fall, numbered in the order raised
+        numbered.append(e)
+        print(f"fall {len(numbered)}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
+              f"confidence {e.confidence:.3f}", flush=True)
+
+    # a live source: each fall is printed when it is raised (they all came at Ctrl-C), and Ctrl-C is how the
+    # run ends (exit 0), as for `tag URL`
+    events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend,
+                                on_event=say if live and not args.json else None)
     shown = redact_url(args.source)  # a camera URL's credentials are not printed
     for w in info.get("warnings", []):
         print(f"warning: {shown}: {w}", file=sys.stderr)
+    cut = info.get("interrupted") and not live  # a file stopped part-way: said, and not exit 0
     if args.json:
         print(json.dumps({"source": shown, **info, "threshold": det.config.threshold,
                           "events": [e.to_dict() for e in events]}, indent=1))
-        return 0
-    print(f"{shown}: {info['frames']} frames, {info['duration_s']:.2f} s, layout {info['layout']}, "
-          f"threshold {det.config.threshold:.2f}")
-    if not events:
-        if not info.get("frames_with_person"):
-            print("no falls detected: no person was seen in any frame (every joint missing)")
-        elif not info.get("windows_scored"):  # a 0.13 s clip printed a plain "no falls detected"
-            print(f"nothing could be checked (the input is {info['duration_s']:.2f} s; see the warning above)")
-        else:
-            print("no falls detected")
-    for i, e in enumerate(events, 1):
-        print(f"fall {i}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
-              f"confidence {e.confidence:.3f}")
+    elif live:
+        state = f"stopped ({stop_name()})" if info.get("interrupted") else "ended"
+        print(f"{shown}: stream {state} after {info['duration_s']:.1f} s, {info['frames']} frames; "
+              f"{len(events)} fall(s), threshold {det.config.threshold:.2f}")
+    else:
+        print(f"{shown}: {info['frames']} frames, {info['duration_s']:.2f} s{' (stopped part-way)' if cut else ''}, "
+              f"layout {info['layout']}, threshold {det.config.threshold:.2f}")
+        if not events:
+            if not info.get("frames_with_person"):
+                print("no falls detected: no person was seen in any frame (every joint missing)")
+            elif not info.get("windows_scored"):  # a 0.13 s clip printed a plain "no falls detected"
+                print(f"nothing could be checked (the input is {info['duration_s']:.2f} s; see the warning above)")
+            else:
+                print("no falls detected" + (" in the part checked" if cut else ""))
+        for e in events:
+            say(e)
+    if cut:  # "no falls detected", exit 0, after 1.5 s of a 10 s video
+        print(f"interrupted ({stop_name()}): only the first {info['duration_s']:.2f} s of {shown} were checked",
+              file=sys.stderr)
+        return 143 if stop_name() == "SIGTERM" else 130
     return 0

@@ -61,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     forms = {}
     if judge is not None:
         for name, r in results.items():
+            if r.count == 0:  # "form wrong (P(correct) 0.00)" for two people hugging: no push-up to judge
+                continue
             kp, sc, rate, layout, t0 = kept[name]
             f = judge.judge(kp, sc, rate, layout, reps=[(x.start_s - t0, x.end_s - t0) for x in r.reps])
             # rep times from the start of the input, as the counted reps are printed
@@ -80,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"warning: {args.input}: {len(skipped)} of {len(skipped) + len(results)} samples skipped{more}: {why}",
               file=sys.stderr)
     if args.json:
-        print(json.dumps({name: {**r.to_dict(), **({"form": forms[name].to_dict()} if name in forms else {})}
+        print(json.dumps({name: {**r.to_dict(), **({"form": forms[name].to_dict() if name in forms else None}
+                                                    if judge is not None else {})}
                           for name, r in results.items()}, indent=2))
         return 0
     for name, r in results.items():
@@ -90,7 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         period = f", period {r.period_s:.2f} s" if r.period_s == r.period_s else ""
         live = f"; live events {r.live_count}" if r.live_count is not None and r.live_count != r.count else ""
         print(f"{name}: total {r.count} {r.exercise} reps (signal {r.signal}{period}{live})")
-        if name in forms:
+        if judge is not None and name not in forms:
+            print(f"{name}: form not judged (no push-up counted)")
+        elif name in forms:
             f = forms[name]
             per_rep = ", ".join(f"rep {i} {x.label} ({x.p_correct:.2f})" for i, x in enumerate(f.reps, 1))
             print(f"{name}: form {f.label} (P(correct) {f.p_correct:.2f})" + (f"; {per_rep}" if per_rep else ""))

@@ -69,8 +69,16 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"--fps must be a number in (0, 1000], got {args.fps:g}")
     from actionpose.data.atomic import check_output_file
 
+    given: dict[Path, str] = {}
     for option in ("json", "csv", "render", "timeline"):  # `--json clip.mp4` on clip.mp4 replaced the video
-        check_output_file(getattr(args, option), f"--{option}", inputs=(args.source,))
+        value = getattr(args, option)
+        if value == "-":  # wrote a file named "-"
+            raise ActionposeError(f"--{option} -: standard output is not supported; give a file name")
+        check_output_file(value, f"--{option}", inputs=(args.source,))
+        if value:
+            same = given.setdefault(Path(value).resolve(), option)
+            if same != option:  # the CSV overwrote the JSON
+                raise ActionposeError(f"--{same} and --{option} name one file ({value}); give each its own")
     if args.timeline and Path(args.timeline).suffix.lower() not in TIMELINE_SUFFIXES:
         # found after the whole video had been tagged, as a traceback, and the JSON/CSV were lost with it
         raise ActionposeError(f"--timeline {args.timeline}: give a picture file ({', '.join(sorted(TIMELINE_SUFFIXES))})")
@@ -221,7 +229,9 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
         print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
               f"confidence {e.confidence:.3f}", flush=True)
         if write_line is not None:
-            write_line({"video": redact_url(inputs[0]), "track_id": str(e.track_id), "label": "fall",
+            tid = e.track_id.item() if hasattr(e.track_id, "item") else e.track_id  # 0, not "0" (as in files)
+            write_line({"video": redact_url(inputs[0]), "track_id": tid if isinstance(tid, (int, str)) else str(tid),
+                        "label": "fall",
                         "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
                         "score": round(float(e.confidence), 4)})
 

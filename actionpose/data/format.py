@@ -198,7 +198,8 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
         layout = LAYOUT_BY_JOINTS.get(v)
         if layout is None:
             why = "is ambiguous" if v in _JOINT_COUNTS_OF_SEVERAL else "matches no default layout"
-            raise where(source, f"no 'layout' recorded and {v} joints {why}; pass --layout")
+            raise where(source, f"no 'layout' recorded and {v} joints {why}; `actionpose datasets convert -f pyskl "
+                                f"{source} --layout NAME -o OUT.pkl` records it (or --layout, where a command has it)")
     if classes is not None:
         classes = list(classes)
     elif data.get("classes") is not None:

@@ -214,6 +214,6 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),
-                    "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=str),
+                    "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=lambda t: (not isinstance(t, int), t if isinstance(t, int) else str(t))),  # 2 before 10
                     "frames_with_person": count["with_person"],
                     "windows_scored": detector.windows_scored - scored_before}

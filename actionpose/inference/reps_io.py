@@ -152,6 +152,11 @@ def count_file(path: str | Path, exercise: str | None = None, fps: float | None 
                min_score: float = 0.3, on_event: OnEvent | None = None,
                on_skip: Callable[[str, str], None] | None = None, keep: Kept | None = None) -> dict[str, RepResult]:
     """``.pkl`` -> stored keypoints; a video file -> the pose frontend."""
+    if "://" in str(path):  # Path() turned rtsp://user:pw@host into "rtsp:/user:pw@host: no such file"
+        from actionpose.pose.sources import redact_url
+
+        raise where(redact_url(str(path)), "a stream: reps counts files (a video or a keypoint .pkl); record the "
+                                           "stream to a file first")
     p = Path(path)
     require_file(p)
     if p.suffix.lower() == ".pkl":

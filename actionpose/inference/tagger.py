@@ -297,7 +297,7 @@ class StreamTagger:
             self.warnings.append(f"person {tid}: {tr.partial_windows} window(s) showed under "
                                  f"{MIN_JOINT_FRACTION:.0%} of the body's joints; scored as background")
         end_s = (tr.last + 1) / self.fps
-        out += [(tid, self._clamp(tr, s)) for s in tr.segmenter.flush(end_s)]
+        out += [(tid, c) for c in (self._clamp(tr, s) for s in tr.segmenter.flush(end_s)) if c is not None]
         del self.tracks[tid]
         return out
 
@@ -345,12 +345,20 @@ class StreamTagger:
             k = int(np.argmax(p))
             tr.last_label = (self.classes[k], float(p[k])) if p[k] >= self.cfg.threshold else (BACKGROUND, float(p[k]))
             if hi > lo:
-                out += [(tid, self._clamp(tr, s)) for s in tr.segmenter.push(lo / self.fps, hi / self.fps, p)]
+                out += [(tid, c) for c in (self._clamp(tr, s) for s in tr.segmenter.push(lo / self.fps, hi / self.fps, p))
+                        if c is not None]
         return out
 
-    def _clamp(self, tr: _Track, seg: Segment) -> Segment:
-        """A segment never outlasts the person's last visible frame (smoothing can carry it past)."""
-        seg.end_s = max(seg.start_s + 1.0 / self.fps, min(seg.end_s, (tr.last + 1) / self.fps))
+    def _clamp(self, tr: _Track, seg: Segment) -> Segment | None:
+        """A segment never outlasts the person's last visible frame (smoothing can carry it past); one that
+        is then shorter than ``--min-duration`` (or starts after that frame) is dropped, as the segmenter
+        drops short ones: a 0.036 s 'bowl' began 0.47 s after its person was last seen."""
+        last = (tr.last + 1) / self.fps
+        if seg.start_s >= last:
+            return None
+        seg.end_s = min(seg.end_s, last)
+        if seg.end_s - seg.start_s < max(tr.segmenter.cfg.min_duration_s, 1.0 / self.fps) - 1e-9:
+            return None
         if tr.history:
             seg.reps = self._count_reps(tr, seg)
         return seg

@@ -54,7 +54,7 @@ def download(url: str, dest: Path, sha256: str | None, progress: bool = True, ti
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise ActionposeError(f"{url}: download failed ({reason}); on a machine without internet pass the file "
-                              "with --pose-model/--det-model or ACTIONPOSE_POSE_MODEL/ACTIONPOSE_DET_MODEL") from None
+                              "with ACTIONPOSE_POSE_MODEL/ACTIONPOSE_DET_MODEL (extract also takes --pose-model/--det-model)") from None
     return dest
 
 

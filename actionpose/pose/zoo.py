@@ -153,7 +153,8 @@ def resolve(spec: ModelSpec, path: str | Path | None = None, role: str | None = 
             return c
     if not spec.url:
         raise ActionposeError(f"model {spec.name}: no file found and no official download; pass it with "
-                              f"--pose-model/--det-model FILE.onnx or put {spec.file} in $ACTIONPOSE_MODEL_DIR")
+                              f"ACTIONPOSE_POSE_MODEL/ACTIONPOSE_DET_MODEL=FILE.onnx (extract also takes --pose-model/"
+                              f"--det-model) or put {spec.file} in $ACTIONPOSE_MODEL_DIR")
     if not allow_download:
         raise ActionposeError(f"model {spec.name}: not in the cache ({cached}) and downloads are off")
     if spec.archive_member:

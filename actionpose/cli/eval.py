@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-split", default=None,
                    help="--split val: the run's data.train_split (default: from the run's config.yaml, else train)")
     p.add_argument("--out", "-o", default=None, help="folder for per_class.json and confusion.png "
-                                                     "(default: eval_<model>_<split>; a run's best.ckpt: "
-                                                     "eval_<run>_best_<split>)")
+                                                     "(default: eval_<model>_<data>_<split>, _2 ... when taken; a "
+                                                     "run's best.ckpt: eval_<run>_best_<data>_<split>)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)

@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["mlflow.enabled=false"] if args.no_mlflow else [])
     cfg = load_config(args.config, overrides)
     res = train(cfg)
-    print(json.dumps({"checkpoint": str(res.checkpoint), "onnx": str(res.onnx_path) if res.onnx_path else None,
+    # both absolute (the checkpoint was, the ONNX path was relative to output.dir's working folder)
+    print(json.dumps({"checkpoint": str(res.checkpoint.resolve()),
+                      "onnx": str(res.onnx_path.resolve()) if res.onnx_path else None,
                       "run_id": res.run_id, **res.metrics}, indent=1))
     return 0

@@ -66,6 +66,7 @@ class OverlayWriter:
             self._open(*image.shape[:2])
         img = cv2.resize(image, self._size) if self._scale != 1.0 or image.shape[1::-1] != self._size else image.copy()
         s = self._scale
+        placed: list[tuple[int, int, int, int]] = []  # this frame's label boxes (x0, y0, x1, y1)
         for p in persons:
             kp = np.asarray(p.keypoints, dtype=np.float32) * s
             sc = np.asarray(p.scores if p.scores is not None else np.ones(len(kp)), dtype=np.float32)
@@ -87,6 +88,13 @@ class OverlayWriter:
             font = 0.5 if self._size[0] >= 480 else 0.4  # small videos: labels were wider than the people
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
             x = max(0, min(x, self._size[0] - tw - 4))  # never cut off at the right edge ("#7 te")
+            y = max(y, th + 4)  # nor at the top ("#7 tennis_forehand" above a head at the frame's edge)
+            for _ in range(len(placed)):  # a label over another one ("#1 golf_swing" hid #0's): move it down
+                hit = [b for b in placed if x < b[2] and b[0] < x + tw + 4 and y - th - 4 < b[3] and b[1] < y + 3]
+                if not hit:
+                    break
+                y = max(b[3] for b in hit) + th + 5
+            placed.append((x, y - th - 4, x + tw + 4, y + 3))
             cv2.rectangle(img, (x, y - th - 4), (x + tw + 4, y + 3), (0, 0, 0), -1)
             cv2.putText(img, text, (x + 2, y), cv2.FONT_HERSHEY_SIMPLEX, font, lcol, 1, cv2.LINE_AA)
         cv2.putText(img, f"{index / self.fps:6.2f} s", (8, self._size[1] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actionpose.data.atomic import atomic_path
-from actionpose.render import class_color
+from actionpose.render import class_color, text_color
 
 if TYPE_CHECKING:
     from actionpose.inference.tagger import TagResult
@@ -42,7 +42,7 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
                            facecolors=c, edgecolor="black", linewidth=0.5)
             if s.end_s - s.start_s > 0.08 * max(result.duration_s, 1e-6):
                 ax.text((s.start_s + s.end_s) / 2, y - 0.1 if truth is None else y - 0.1, f"{s.score:.2f}",
-                        ha="center", va="center", fontsize=7)
+                        ha="center", va="center", fontsize=7, color=text_color(c))
         for s in (truth or {}).get(tid, []):
             used[s.label] = palette[s.label]
             ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y + 0.2, 0.15), facecolors=palette[s.label],

@@ -267,3 +267,8 @@ def test_one_file_for_two_outputs_and_stdout_dash_are_refused(tmp_path, capsys):
     assert main(["tag", str(src), "--json", "-"]) == 2
     assert "--json -: standard output is not supported" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+    import numpy as np
+
+    np.save(tmp_path / "k.npy", np.ones((40, 17, 2), np.float32))  # was "cannot open video"
+    assert main(["tag", str(tmp_path / "k.npy")]) == 2
+    assert "k.npy: a .npy keypoint array is read by --model fall only" in capsys.readouterr().err

@@ -139,6 +139,11 @@ def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, ca
     assert main(["eval", "--model", str(run5 / "m.onnx"), "--data", str(pkl), "--split", "val", "--json",
                  "--out", str(tmp_path / "e5")]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 6
+    # an ensemble of that run's model twice (paths relative to the YAML): its members' slice, not the defaults
+    (tmp_path / "ens.yaml").write_text("models: [run5/m.onnx, run5/m.onnx]\n")
+    assert main(["eval", "--model", str(tmp_path / "ens.yaml"), "--data", str(pkl), "--split", "val", "--json",
+                 "--out", str(tmp_path / "e7")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 6
     (run5 / "copies").mkdir()  # an ONNX file in some folder below a run is not that run's model
     shutil.copy(res.onnx_path, run5 / "copies" / "m.onnx")
     assert main(["eval", "--model", str(run5 / "copies" / "m.onnx"), "--data", str(pkl), "--split", "val", "--json",

@@ -75,13 +75,20 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_data_config(model: str) -> dict:
     """The ``data`` section of the run a model came from (``runs/<name>/config.yaml`` beside its ONNX
-    file or above its ``checkpoints/``), so ``--split val`` scores the slice that run validated on; an
-    empty dict for anything else. (The defaults 0.1 / seed 0 scored another slice of a run trained with
+    file or above its ``checkpoints/``; for an ensemble YAML, its members' runs when they agree), so
+    ``--split val`` scores the slice that run validated on; an empty dict for anything else. (The defaults 0.1 / seed 0 scored another slice of a run trained with
     data.val_fraction 0.2, without a word.)"""
     import yaml
 
     from actionpose.training.run_dir import run_of
 
+    if str(model).endswith((".yaml", ".yml")):  # an ensemble: its members' runs, when they agree
+        try:
+            members = yaml.safe_load(Path(model).read_text())["models"]
+            found = [_run_data_config(m if Path(m).is_absolute() else str(Path(model).parent / m)) for m in members]
+        except (yaml.YAMLError, OSError, TypeError, KeyError):
+            return {}
+        return found[0] if found and all(f == found[0] for f in found) else {}
     folder = run_of(model)
     if folder is None or not (folder / "config.yaml").is_file():
         return {}

@@ -91,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
 
     if is_fall_model(args.model):
         return _tag_falls(args, inputs, live)
+    npy = [i for i in inputs if Path(i).suffix.lower() == ".npy"]
+    if npy:  # was "cannot open video" (only the fall model reads a bare keypoint array)
+        raise ActionposeError(f"{npy[0]}: a .npy keypoint array is read by --model fall only; the other models take "
+                              "a video or a skeleton .pkl (actionpose extract, actionpose datasets convert)")
     predictor, model_name = load_predictor(args.model, args.threads)
 
     if live:

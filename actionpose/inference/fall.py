@@ -377,9 +377,8 @@ class FallDetector:
                 fps: float = 30.0) -> FallResult:
         """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score). The model
         reads the window's last 2.13 s (``frames_used``); to scan a longer clip, stream it through
-        :meth:`update` / :meth:`run_sequence`."""
+        :meth:`update` / :meth:`run_sequence`. Input that looks wrong gets a ``UserWarning`` (:meth:`input_advice`)."""
         return self._predict_batch([window], [scores], layout, fps, stacklevel=3)[0]
-        return result
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> list[FallResult]:

@@ -214,6 +214,12 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),
-                    "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=lambda t: (not isinstance(t, int), t if isinstance(t, int) else str(t))),  # 2 before 10
+                    "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=_track_order),
                     "frames_with_person": count["with_person"],
                     "windows_scored": detector.windows_scored - scored_before}
+
+
+def _track_order(track_id: Any) -> tuple:
+    """Numbers in numeric order (2 before 10: sorted as text they were not), then other ids as text."""
+    number = isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool)
+    return (not number, int(track_id) if number else 0, str(track_id))

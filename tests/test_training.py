@@ -591,11 +591,15 @@ def test_resume_from_another_model_or_past_its_epochs_is_one_line_and_makes_no_f
     finished = dict(cfg, trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "e")})
     with pytest.raises(ActionposeError, match="finished all 2 epochs of optim.epochs=2; raise optim.epochs"):
         train(finished)  # used to "train" zero epochs and report the old run as a new one
+    longer = dict(cfg, optim={**cfg["optim"], "epochs": 3}, preprocess={**cfg["preprocess"], "clip_len": 16},
+                  trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "f")})
+    with pytest.raises(ActionposeError, match="preprocess.clip_len is 16 here but the run trained with 8"):
+        train(longer)  # resumed on other clips without a word
     missing = dict(cfg, trainer={**cfg["trainer"], "resume": str(tmp_path / "nope.ckpt")},
                    output={"dir": str(tmp_path / "d")})
     with pytest.raises(ActionposeError, match="no such checkpoint"):
         train(missing)
-    assert not any((tmp_path / d).exists() for d in "bcde")  # nothing half-made
+    assert not any((tmp_path / d).exists() for d in "bcdef")  # nothing half-made
 
 
 def test_a_new_run_never_lands_on_an_earlier_runs_checkpoints(tmp_path, monkeypatch, capsys):

@@ -51,6 +51,14 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
         if old != new:
             raise where(path, f"cannot resume: its {what} {_short(old)} differs from this run's {_short(new)} "
                               "(trainer.resume continues the same model on the same data)")
+    old_p, new_p = old_cfg.get("preprocess") or {}, config["preprocess"]
+    # test_clips only shapes evaluation; anything else changed the clips the second half trained on (clip_len
+    # 16 -> 32 resumed without a word, and the export then described half a training)
+    changed = [k for k in new_p if k != "test_clips" and k in old_p and old_p[k] != new_p[k]]
+    if changed:
+        k = changed[0]
+        raise where(path, f"cannot resume: preprocess.{k} is {_short(new_p[k])} here but the run trained with "
+                          f"{_short(old_p[k])}; a resumed run keeps its input preparation (start a new run to change it)")
     done = int(ckpt.get("epoch", -1)) + 1
     if config["optim"]["epochs"] == done:  # Lightning would "resume" into zero epochs and report the old run
         raise where(path, f"cannot resume: that run has finished all {done} epochs of optim.epochs={done}; "

@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"revoked {a.name}")
         return 0
-    p = argparse.ArgumentParser(prog="python -m serve", description="actionpose fall-detection service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--log-level", default="info")
+    p = argparse.ArgumentParser(prog="python -m serve", description="actionpose fall-detection service",
+                                epilog="API keys: python -m serve keys add NAME | revoke NAME | list (the database is "
+                                       "ACTIONPOSE_DB_URL's, as for the service; docs/fall.md lists every setting)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
+    p.add_argument("--log-level", default="info", help="debug, info, warning, error (default info)")
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
                    help="no per-request access log line (less work per request; errors are still logged)")
     a = p.parse_args(argv)

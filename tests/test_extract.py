@@ -131,6 +131,9 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert rc == 0
     assert "skier_8f: 8 frames, 1 persons" in capsys.readouterr().out
     assert load_dataset(out).annotations[0]["keypoint"].shape == (1, 8, 17, 2)
+    # --det-every 0 (detect only while nobody is followed), as docs/frontend.md shows it: was refused
+    assert main(["extract", str(VIDEO), "-o", str(tmp_path / "z.pkl"), "--quiet", "--det-every", "0"]) == 0
+    assert load_dataset(tmp_path / "z.pkl").annotations[0]["keypoint"].shape[1] == 8
 
 
 @pytest.mark.slow

@@ -734,3 +734,16 @@ def test_a_file_stopped_part_way_is_said_and_not_exit_0(tmp_path, monkeypatch, c
     assert "interrupted (Ctrl-C): only the first 1.50 s of" in err
     assert main(["fall", str(tmp_path / "v.mp4"), "--json"]) == 130
     assert json.loads(capsys.readouterr().out)["interrupted"] is True
+
+
+def test_model_cards_hold_no_template_placeholders():
+    """The fall card printed a literal "{lines}" where its hidden-joints table belonged."""
+    import re
+
+    from actionpose.inference.fall_train import occlusion_card_section
+
+    cards = sorted((Path(__file__).resolve().parents[1] / "actionpose" / "assets" / "models").glob("*.md"))
+    assert cards and not [c.name for c in cards if re.search(r"\{[a-z_]+\}", c.read_text())]
+    section = occlusion_card_section({"conditions": {"head": {"found": 55, "falls": 60, "false_alarms": 1,
+                                                              "recall": 0.917, "precision": 0.982}}}, 0.94)
+    assert "| head | 55/60 | 1 | 0.917 | 0.982 |" in section and "{" not in section

@@ -157,3 +157,13 @@ def test_no_segment_starts_after_its_person_left_or_is_shorter_than_min_duration
             bad += [(tail, window, stride, s.label, s.start_s, s.end_s) for s in res.persons[1]
                     if s.end_s - s.start_s < 0.3 - 1e-9 or s.end_s > last + 1e-9]
     assert bad == []
+
+
+def test_a_person_without_segments_is_printed_with_their_best_window():
+    """The demo printed "no action above threshold 0.5" twice and nothing else: how close the nearest call
+    came is now said (a single window over the threshold is not yet a segment)."""
+    kp = person_track([(250, 3)], 30.0)  # the head at x 250: the stand-in scores every class 0.1
+    frames = ((i, [PersonPose(4, kp[i], np.ones(17))]) for i in range(len(kp)))
+    res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="v", model_name="m")
+    assert res.persons[4] == [] and res.best[4] == ("left", pytest.approx(0.1))
+    assert "person 4: no action above threshold 0.5 for 1 s or more (best single window: left 0.10)" in res.summary()

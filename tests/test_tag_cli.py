@@ -78,7 +78,7 @@ def test_out_of_range_fps_and_min_score_exit_2(tmp_path, capsys):
     assert main(["reps", str(npy), "--fps", "0"]) == 2
     assert "--fps must be positive" in capsys.readouterr().err
     video = REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"
-    for argv, needle in ((["extract", str(video), "-o", str(tmp_path / "e.pkl"), "--det-every", "0"], "--det-every"),
+    for argv, needle in ((["extract", str(video), "-o", str(tmp_path / "e.pkl"), "--det-every", "-1"], "--det-every"),
                          (["extract", str(video), "-o", str(tmp_path / "e.pkl"), "--max-frames", "0"], "--max-frames"),
                          (["tag", str(video), "--min-duration", "-1"], "--min-duration")):
         assert main(argv) == 2, argv

@@ -198,11 +198,14 @@ def test_cli_fall_on_a_stream_prints_each_fall_when_raised(tmp_path):
         seen_at = time.monotonic()
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
-        stderr = proc.communicate(timeout=60)[1]
+        proc.wait(timeout=60)  # not communicate(): it would read stdout too, and take lines from the reader
         reader.join(10)
+        stderr = proc.stderr.read()
     finally:
         stop()
     falls = [(t, x) for t, x in lines if x.startswith("fall ")]
     assert falls and falls[0][0] <= seen_at, lines  # printed while the stream ran, not at Ctrl-C
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     assert any("stream stopped (Ctrl-C)" in x for _, x in lines), lines
+    # no --fps: timed at the 25 fps an MJPEG stream reports (the file is 18): said, not silent
+    assert "no --fps given: frames are timed at the 25 fps the stream reports" in stderr, stderr

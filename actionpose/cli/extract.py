@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, help="resample to this frame rate")
     p.add_argument("--layout", help="map keypoints into this layout (e.g. body13); default: the model's own")
     p.add_argument("--det-every", type=int, default=1, help="run the detector every N frames (boxes from "
-                   "keypoints in between; faster)")
+                   "keypoints in between; faster); 0: only while nobody is followed")
     p.add_argument("--det-size", type=int, help="detector input size (RTMDet only; default 320)")
     p.add_argument("--pose-model", help="offline: ONNX file for the frontend's pose model")
     p.add_argument("--det-model", help="offline: ONNX file for the frontend's detector")
@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.render, "--render", inputs=(args.source,))
     if args.max_persons is not None and args.max_persons < 1:
         raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
-    if args.det_every < 1:
-        raise ActionposeError(f"--det-every must be >= 1 (1: the detector on every frame), got {args.det_every}")
+    if args.det_every < 0:  # 0 is documented (MediaPipe's rule) and the library takes it; the CLI refused it
+        raise ActionposeError(f"--det-every must be >= 0 (1: the detector on every frame; 0: only while nobody is "
+                              f"followed), got {args.det_every}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ActionposeError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.ray:

@@ -8,11 +8,13 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fall", help="detect falls in a video / skeleton file and print the events")
-    p.add_argument("source", help="video file, canonical skeleton .pkl (actionpose extract), or .npy [T, V, 2|3]")
+    p.add_argument("source", help="video file, stream URL (rtsp://, http://; each fall printed when raised), canonical "
+                                  "skeleton .pkl (actionpose extract), or .npy [T, V, 2|3]")
     p.add_argument("--model", default="fall", help="shipped model name or .onnx path (default: fall)")
     p.add_argument("--threshold", type=float, help="override the calibrated alert threshold")
     p.add_argument("--layout", help="layout of a .npy source (default coco17)")
-    p.add_argument("--fps", type=float, help="frame rate of a .npy/.pkl source (default: recorded or 30)")
+    p.add_argument("--fps", type=float, help="frame rate of a .npy/.pkl source (default: recorded or 30), or the rate "
+                                             "a stream sends (default: what it reports); for a video, resample to it")
     p.add_argument("--frontend", default="default", help="pose frontend for videos")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)

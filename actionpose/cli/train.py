@@ -21,6 +21,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["mlflow.enabled=false"] if args.no_mlflow else [])
     cfg = load_config(args.config, overrides)
     res = train(cfg)
+    from pytorch_lightning.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # DDP: the other ranks only trained; one summary (theirs said "onnx": null)
+        return 0
     # both absolute (the checkpoint was, the ONNX path was relative to output.dir's working folder)
     print(json.dumps({"checkpoint": str(res.checkpoint.resolve()),
                       "onnx": str(res.onnx_path.resolve()) if res.onnx_path else None,

@@ -172,6 +172,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         early = reader.stopped_early()  # a truncated file: said, as `tag` says it (it was silent here)
         if early:
             warnings.append(early)
+        if reader.rate_note:
+            warnings.append(reader.rate_note)
     elif suffix == ".pkl":
         lay, gen = frames_from_pickle(path, fps)
         for t, persons in gen:

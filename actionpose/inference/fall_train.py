@@ -499,6 +499,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
+
+def occlusion_card_section(stress: dict[str, Any], thr: float) -> str:
+    """The card's hidden-joints table from ``benchmarks/fall_occlusion.py --json`` (its ``conditions``)."""
+    lines = "\n".join(f"| {c} | {r['found']}/{r['falls']} | {r['false_alarms']} | {r['recall']:.3f} | "
+                      f"{r['precision']:.3f} |" for c, r in stress["conditions"].items())
+    return f"""## Hidden joints (held-out folds, threshold {thr:.2f})
+
+Every held-out sequence streamed again with one joint group unseen for its whole length (score 0 at (0, 0), as
+a frontend reports a joint it did not find): `python benchmarks/fall_occlusion.py <CV folder>`.
+
+| hidden | falls found | false alarms | recall | precision |
+|---|---|---|---|---|
+{lines}
+
+"""
+
+
 def model_card(report: dict[str, Any]) -> str:
     """Markdown model card from a CV report (numbers are copied, never typed by hand)."""
     ev, w, thr = report["events"], report["windows"], report["threshold"]
@@ -508,20 +525,8 @@ def model_card(report: dict[str, Any]) -> str:
         nested = (f"the nested estimate is (threshold chosen on the other four folds only, per held-out fold): "
                   f"{n['found']}/{n['falls']} falls found, {n['false_alarms']} false alarm(s), precision "
                   f"{n['precision']:.3f};")
-    occlusion_section = ""
-    if report.get("occlusion_stress"):  # benchmarks/fall_occlusion.py --json on the CV folder
-        lines = "\n".join(f"| {c} | {r['found']}/{r['falls']} | {r['false_alarms']} | {r['recall']:.3f} | "
-                          f"{r['precision']:.3f} |" for c, r in report["occlusion_stress"]["conditions"].items())
-        occlusion_section = f"""## Hidden joints (held-out folds, threshold {thr:.2f})
-
-Every held-out sequence streamed again with one joint group unseen for its whole length (score 0 at (0, 0), as
-a frontend reports a joint it did not find): `python benchmarks/fall_occlusion.py <CV folder>`.
-
-| hidden | falls found | false alarms | recall | precision |
-|---|---|---|---|---|
-{{lines}}
-
-""".replace("{{lines}}", lines)
+    stress = report.get("occlusion_stress")
+    occlusion_section = occlusion_card_section(stress, thr) if stress else ""
     d = report["detector"]
     rows = "\n".join(f"| {src} | {r['falls']} | {r['found']} | {r['events']} | {r['false_alarms']} | {r['recall']:.3f} | "
                      f"{r['precision']:.3f} | {r['non_fall_hours'] * 60:.1f} | {r['false_alarms_per_hour']:.1f} |"

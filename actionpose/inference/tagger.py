@@ -72,6 +72,7 @@ class TagResult:
     config: SegmentConfig = field(default_factory=SegmentConfig)
     complete: bool = True  # False when interrupted or the source failed mid-way (partial result)
     interrupted: bool = False  # stopped by Ctrl-C (not written to the outputs; the warnings say it)
+    best: dict[int, tuple[str, float]] = field(default_factory=dict)  # per person, the highest window score
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,8 +108,11 @@ class TagResult:
                  f"model {self.model}, {len(self.persons)} person(s)"
                  + ("" if self.complete else " [partial]")]
         for tid, segs in sorted(self.persons.items()):
-            if not segs:
-                lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g}")
+            if not segs:  # the demo's two people printed just this: say how close the nearest call came
+                near = self.best.get(tid)
+                lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g} for "
+                             f"{self.config.min_duration_s:g} s or more"
+                             + (f" (best single window: {near[0]} {near[1]:.2f})" if near else ""))
             for s in segs:
                 lines.append(f"  person {tid}: {s.label:<16s} {s.start_s:7.2f} - {s.end_s:7.2f} s  "
                              f"score {s.score:.2f}" + ("" if s.reps is None else f"  reps {s.reps}"))
@@ -220,6 +224,7 @@ class StreamTagger:
         self.last_frame = -1
         self.seen_tracks: set[int] = set()
         self.scored_tracks: set[int] = set()  # tracks long enough to get at least one window
+        self.best: dict[int, tuple[str, float]] = {}  # per track, its highest window score and class
         # Exercise segments get a repetition count; the per-track history that needs is bounded
         # (REP_HISTORY_S), so memory stays flat however long the input runs.
         from actionpose.inference.reps_signals import find_exercise
@@ -344,6 +349,8 @@ class StreamTagger:
             tr.last_window = (a, b)
             k = int(np.argmax(p))
             tr.last_label = (self.classes[k], float(p[k])) if p[k] >= self.cfg.threshold else (BACKGROUND, float(p[k]))
+            if float(p[k]) > self.best.get(tid, ("", -1.0))[1]:
+                self.best[tid] = (self.classes[k], float(p[k]))
             if hi > lo:
                 out += [(tid, c) for c in (self._clamp(tr, s) for s in tr.segmenter.push(lo / self.fps, hi / self.fps, p))
                         if c is not None]
@@ -516,7 +523,8 @@ def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predic
     duration = (count["last"] + 1) / fps if count["last"] >= 0 else 0.0
     result = TagResult(video=video, fps=fps, model=model_name, classes=list(predictor.classes),
                        duration_s=duration, frames=count["n"], persons=persons, warnings=list(tagger.warnings),
-                       config=cfg, complete=complete, interrupted=getattr(tagger, "interrupted", False))
+                       config=cfg, complete=complete, interrupted=getattr(tagger, "interrupted", False),
+                       best=dict(tagger.best))
     if error is not None:
         result.warnings.append(f"stopped early: {error}")
     return result
@@ -587,6 +595,8 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         if early:
             result.warnings.append(early)
             result.complete = False
+        if reader.rate_note:
+            result.warnings.append(reader.rate_note)
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result
 

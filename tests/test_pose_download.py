@@ -122,3 +122,21 @@ def test_vendored_default_resolves_offline(cache):
     for name in ("rtmdet-nano-person", "movenet-lightning"):
         p = resolve(zoo.get_model(name), allow_download=False)
         assert p.parent == zoo.ASSETS
+
+
+def test_the_frontend_listing_says_where_each_model_is(capsys, monkeypatch, tmp_path):
+    """It said "needs file/download" for models sitting in ../shared/models and "downloaded on first use" for
+    ViTPose, which has no official ONNX to download."""
+    from actionpose.cli import main
+    from actionpose.pose import zoo
+
+    monkeypatch.setattr(zoo, "SHARED_MODELS", tmp_path)  # nothing beside the checkout
+    monkeypatch.setenv("ACTIONPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ACTIONPOSE_MODEL_DIR", raising=False)
+    assert main(["frontends"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "vendored" in rows["rtmdet-nano+movenet"] and "downloads on first use" in rows["rtmpose-m"]
+    assert "needs a file (no official ONNX)" in rows["vitpose-s"] and "downloaded" not in rows["vitpose-s"]
+    states = ("vendored", "found", "downloads on first use", "needs a file")
+    starts = {next(line.index(st) for st in states if st in line) for line in rows.values()}
+    assert len(starts) == 1, starts  # one column, also after the long mediapipe name (was shifted by 4)

@@ -69,10 +69,16 @@ def run(args: argparse.Namespace) -> int:
 
 def list_frontends(args: argparse.Namespace) -> int:
     from actionpose.pose.frontend import ALIASES, list_frontends as _list
-    from actionpose.pose.zoo import get_model
+    from actionpose.pose.zoo import availability, get_model
 
+    rows = []
     for s in _list():
         alias = [a for a, n in ALIASES.items() if n == s.name]
-        local = "vendored" if get_model(s.detector).vendored and get_model(s.pose).vendored else "needs file/download"
-        print(f"{s.name:24s} {('(' + ', '.join(alias) + ')') if alias else '':22s} {local:20s} {s.description}")
+        states = {availability(get_model(s.detector), "det"), availability(get_model(s.pose), "pose")}
+        # the weaker of the two models decides ("vendored" + "found" is found, anything + "needs" needs)
+        order = ["needs a file (no official ONNX)", "downloads on first use", "given (env)", "found", "vendored"]
+        rows.append((s.name, f"({', '.join(alias)})" if alias else "", min(states, key=order.index), s.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(f"{r[i]:{widths[i]}s}" for i in range(3)) + "  " + r[3])
     return 0

@@ -83,7 +83,7 @@ register_frontend(FrontendSpec("blazepose-detector+blazepose", "blazepose-detect
                                "full (single-person oriented)"))
 for _m in ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l", "rtmpose-m-wholebody", "rtmw-x-wholebody",
            "vitpose-s", "vitpose-b"):
-    register_frontend(FrontendSpec(_m, "rtmdet-nano-person", _m, f"RTMDet-nano + {_m} (downloaded on first use)"))
+    register_frontend(FrontendSpec(_m, "rtmdet-nano-person", _m, f"RTMDet-nano + {_m}"))
 ALIASES = {"default": DEFAULT, "movenet": DEFAULT, "blazepose": "rtmdet-nano+blazepose",
            "mediapipe": "blazepose-detector+blazepose"}
 

@@ -126,6 +126,20 @@ for size in ("s", "b"):
 ENV_OVERRIDE = {"det": "ACTIONPOSE_DET_MODEL", "pose": "ACTIONPOSE_POSE_MODEL"}
 
 
+def availability(spec: ModelSpec, role: str | None = None) -> str:
+    """Where :func:`resolve` would find ``spec`` now, in words, without hashing or downloading: for the
+    frontend listing (it said "needs file/download" for models sitting in ../shared/models)."""
+    if spec.vendored:
+        return "vendored"
+    if role and os.environ.get(ENV_OVERRIDE[role]):
+        return "given (env)"
+    local = ([Path(os.environ["ACTIONPOSE_MODEL_DIR"]) / spec.file] if os.environ.get("ACTIONPOSE_MODEL_DIR") else []) \
+        + [SHARED_MODELS / spec.file, cache_dir() / spec.file]
+    if any(c.is_file() for c in local):
+        return "found"
+    return "downloads on first use" if spec.url else "needs a file (no official ONNX)"
+
+
 def resolve(spec: ModelSpec, path: str | Path | None = None, role: str | None = None,
             allow_download: bool = True, progress: bool = True) -> Path:
     """Find (or fetch) the ONNX file for ``spec``; see the module docstring for the order."""

@@ -43,6 +43,10 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
             if s.end_s - s.start_s > 0.08 * max(result.duration_s, 1e-6):
                 ax.text((s.start_s + s.end_s) / 2, y - 0.1 if truth is None else y - 0.1, f"{s.score:.2f}",
                         ha="center", va="center", fontsize=7, color=text_color(c))
+        near = result.best.get(tid)
+        if not result.persons[tid] and near:  # an empty lane says how close its best window came
+            ax.text(max(result.duration_s, 1e-3) / 2, y, f"no segment (best single window: {near[0]} {near[1]:.2f})",
+                    ha="center", va="center", fontsize=8, color="gray")
         for s in (truth or {}).get(tid, []):
             used[s.label] = palette[s.label]
             ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y + 0.2, 0.15), facecolors=palette[s.label],
@@ -62,7 +66,7 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
     if used:
         ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lab) for lab, c in sorted(used.items())],
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    else:
+    elif not any(result.best.get(t) for t in tracks):
         ax.text(0.5, 0.5, "no action above threshold" if tracks else result.nobody(),
                 transform=ax.transAxes, ha="center", va="center", color="gray")
     fig.tight_layout()

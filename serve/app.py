@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actionpose.errors import ActionposeError
 from actionpose.inference.fall import score_channel
-from actionpose.inference.fall_prep import input_advice
+from actionpose.inference.fall_prep import input_advice, person_frames
 from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
@@ -477,9 +477,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         pts = [kp for _, persons in frames for kp in persons.values()]
         if not pts:
             return []
-        kp = np.stack([p[:, :2] for p in pts])[None]
-        sc = np.stack([p[:, 2] if p.shape[1] == 3 else np.ones(len(p)) for p in pts])[None]
-        return input_advice(kp, sc, layout, app.state.detector.config.prep.score_min)[0]
+        return input_advice(*person_frames(pts), layout, app.state.detector.config.prep.score_min)[0]
 
     @app.get("/v1/fall/stream/{session_id}", response_model=SessionOut, tags=["fall"],
              dependencies=[Depends(require_key)], responses=SESSION_RESPONSES,

@@ -100,6 +100,7 @@ def body_seen(windows: np.ndarray, scores: np.ndarray | None, score_min: float =
 
 
 NORMALISED_MAX = 2.0  # seen coordinates all within this: normalised to the image (a little out of frame too)
+NORMALISED_MIN_POINTS = 3  # seen joints needed before a verdict
 NORMALISED_ADVICE = ("every keypoint coordinate is within about [0, 1]: normalised coordinates? The model needs pixels "
                      "(or x and y scaled by one same factor): multiply x by the image width and y by its height "
                      "(MoveNet gives [y, x]: swap them too)")
@@ -111,7 +112,7 @@ def looks_normalised(points: np.ndarray) -> bool:
     missed the real fall in fall_skeleton_1.npy (0.90 < 0.94) without a word."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     pts = pts[np.isfinite(pts).all(-1)]
-    return len(pts) >= 3 and float(np.abs(pts).max()) <= NORMALISED_MAX
+    return len(pts) >= NORMALISED_MIN_POINTS and float(np.abs(pts).max()) <= NORMALISED_MAX
 
 
 UPSIDE_DOWN_ADVICE = ("the body is upside down (shoulders below the hips) whenever it stands: does y point up, or is "
@@ -161,10 +162,19 @@ def input_advice(kp: np.ndarray, sc: np.ndarray | None, layout: str, score_min: 
     pass over the windows."""
     kp6, seen = torso_legs(kp, sc, layout, score_min)
     n = len(kp6)
-    normalised = (seen.reshape(n, -1).sum(1) >= 3) & (np.abs(kp6).reshape(n, -1).max(1) <= NORMALISED_MAX)
+    normalised = (seen.reshape(n, -1).sum(1) >= NORMALISED_MIN_POINTS) \
+        & (np.abs(kp6).reshape(n, -1).max(1) <= NORMALISED_MAX)
     standing, inverted = torso_counts(kp6, seen)
     return [[a for a, on in ((NORMALISED_ADVICE, n), (UPSIDE_DOWN_ADVICE, looks_upside_down(s, i))) if on]
             for n, s, i in zip(normalised.tolist(), standing.tolist(), inverted.tolist())]  # numpy scalars: slow
+
+
+def person_frames(people: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Person arrays [V, 2|3] (x, y[, score]) as one window [1, N, V, 2] and its scores [1, N, V] (1 where
+    none were given), for :func:`input_advice` / :func:`torso_legs` over a frame's or a request's people."""
+    kp = np.stack([p[:, :2] for p in people])[None]
+    sc = np.stack([p[:, 2] if p.shape[1] == 3 else np.ones(len(p), np.float32) for p in people])[None]
+    return kp, sc
 
 
 def torso_legs(kp: np.ndarray, sc: np.ndarray | None, layout: str, score_min: float = SCORE_MIN

@@ -11,7 +11,8 @@ import numpy as np
 from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.fall import NORMALISED_WARNING, UPSIDE_DOWN_WARNING, FallDetector, FallEvent
 from actionpose.inference.fall_prep import (NORMALISED_ADVICE, NORMALISED_MAX, UPSIDE_DOWN_ADVICE, looks_normalised,
-                                            looks_upside_down, seen_joints, torso_counts, torso_legs)
+                                            looks_upside_down, person_frames, seen_joints, torso_counts,
+                                            torso_legs)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -126,10 +127,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
             if len(x):
                 count["max_coord"] = max(count["max_coord"], float(np.abs(x).max()))
         if persons:  # standing frames, and those upside down (y pointing up?), over the whole stream
-            ps = list(persons.values())
-            kp = np.stack([p[:, :2] for p in ps])[:, None]
-            sc = np.stack([p[:, 2] if p.shape[1] == 3 else np.ones(len(p), np.float32) for p in ps])[:, None]
-            standing, inverted = torso_counts(*torso_legs(kp, sc, lay, detector.config.prep.score_min))
+            standing, inverted = torso_counts(*torso_legs(*person_frames(list(persons.values())), lay,
+                                                          detector.config.prep.score_min))
             count["standing"] += int(standing.sum())
             count["inverted"] += int(inverted.sum())
         count["frames"] += 1

@@ -133,11 +133,21 @@ def availability(spec: ModelSpec, role: str | None = None) -> str:
         return "vendored"
     if role and os.environ.get(ENV_OVERRIDE[role]):
         return "given (env)"
-    local = ([Path(os.environ["ACTIONPOSE_MODEL_DIR"]) / spec.file] if os.environ.get("ACTIONPOSE_MODEL_DIR") else []) \
-        + [SHARED_MODELS / spec.file, cache_dir() / spec.file]
-    if any(c.is_file() for c in local):
+    if any(c.is_file() for c in _local_candidates(spec)):
         return "found"
     return "downloads on first use" if spec.url else "needs a file (no official ONNX)"
+
+
+def _local_candidates(spec: ModelSpec) -> list[Path]:
+    """The places :func:`resolve` looks for ``spec``'s file, in its order (the cache last)."""
+    candidates = []
+    if os.environ.get("ACTIONPOSE_MODEL_DIR"):
+        candidates.append(Path(os.environ["ACTIONPOSE_MODEL_DIR"]) / spec.file)
+    if spec.vendored:
+        candidates.append(ASSETS / spec.file)
+    candidates.append(SHARED_MODELS / spec.file)  # a checkout beside ../shared (dev/CI); optional
+    candidates.append(cache_dir() / spec.file)
+    return candidates
 
 
 def resolve(spec: ModelSpec, path: str | Path | None = None, role: str | None = None,
@@ -150,14 +160,8 @@ def resolve(spec: ModelSpec, path: str | Path | None = None, role: str | None = 
         if not p.is_file():
             raise ActionposeError(f"{p}: model file not found")
         return p  # an explicit file is the user's choice: hash checked only if it is the registry's own file name
-    candidates = []
-    if os.environ.get("ACTIONPOSE_MODEL_DIR"):
-        candidates.append(Path(os.environ["ACTIONPOSE_MODEL_DIR"]) / spec.file)
-    if spec.vendored:
-        candidates.append(ASSETS / spec.file)
-    candidates.append(SHARED_MODELS / spec.file)  # a checkout beside ../shared (dev/CI); optional
-    cached = cache_dir() / spec.file
-    candidates.append(cached)
+    candidates = _local_candidates(spec)
+    cached = candidates[-1]
     want = os.environ.get(f"ACTIONPOSE_SHA256_{spec.name.upper().replace('-', '_')}") or spec.sha256
     for c in candidates:
         if c.is_file():

@@ -33,7 +33,7 @@ from actionpose.skeleton import get_layout
 from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
 from serve.fastlane import PredictFastLane, ServiceApp, body_timeout_detail, predict_reply
-from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventOut, EventsResponse,
+from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventKind, EventOut, EventsResponse,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse)
 from serve.settings import Settings
 from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
@@ -57,7 +57,7 @@ class _RedactQuerySecrets(logging.Filter):
 
 logging.getLogger("uvicorn.access").addFilter(_RedactQuerySecrets())
 WORKER_ID = uuid.uuid4().hex[:8]  # random per worker process: names the worker without exposing its pid
-_EVENT_FILTERS = {"session_id", "since", "until", "after_id", "limit"}
+_EVENT_FILTERS = {"session_id", "kind", "since", "until", "after_id", "limit"}
 _API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (python -m serve keys add NAME)")
 _BEARER = HTTPBearer(auto_error=False, description="the same API key as `Authorization: Bearer <key>`")
 _FUTURE_SLACK_S = 600.0  # stream timestamps may run this far ahead of the server clock (camera clock skew)
@@ -209,7 +209,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
 
         app.state.engine = open_db(settings.db_url)
         app.state.keys = KeyChecker(app.state.engine)
-        app.state.detector = FallDetector.from_pretrained(settings.model, threads=settings.threads)  # once per worker
+        app.state.detector = FallDetector.from_pretrained(settings.model, threads=settings.threads,  # once per worker
+                                                          long_lie_s=settings.long_lie_s)
         _warm_up(app.state.detector)
         app.state.session_locks = SessionLocks(settings.max_sessions)
         app.state.sessions_swept = 0.0
@@ -496,6 +497,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
              summary="stored fall events, oldest first; filter by session and server time range")
     async def list_events(request: Request,
                           session_id: Optional[str] = Query(None, min_length=1, max_length=128),
+                          kind: Optional[EventKind] = Query(None, description="only events of this kind"),
                           since: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False,
                                                          description="UNIX time, inclusive"),
                           until: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False,
@@ -512,7 +514,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                                   "give each filter once")
         if since is not None and until is not None and since >= until:
             raise ActionposeError(f"since ({since}) must be before until ({until}): the range is empty")
-        rows = await asyncio.to_thread(query_events, request.app.state.engine, session_id, since, until, limit, after_id)
+        rows = await asyncio.to_thread(query_events, request.app.state.engine, session_id, since, until, limit, after_id,
+                                       kind)
         return EventsResponse(events=[EventOut(**r) for r in rows])
 
     return app

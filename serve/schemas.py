@@ -54,12 +54,21 @@ class StreamRequest(BaseModel):
     frames: list[StreamFrame] = Field(min_length=1)
 
 
+EventKind = Literal["fall", "still_down", "recovered"]
+EVENT_KIND_DOC = ("fall: a fall (start_time where it began, detected_time the alert, confidence its probability); "
+                  "still_down: the person was not seen up again long_lie_s (60 s) after the fall's alert (start_time "
+                  "the fall's alert, confidence the share of frames seen down since; 0: not seen since); recovered: "
+                  "the person was seen up again (start_time the first frame up, detected_time when confirmed)")
+
+
 class EventOut(BaseModel):
     id: int
     session_id: str
     track_id: str
-    start_time: float = Field(description="stream time (s) where the fall began")
-    detected_time: float = Field(description="stream time (s) of the alert")
+    kind: EventKind = Field("fall", description=EVENT_KIND_DOC)
+    start_time: float = Field(description="stream time (s) where the fall (still_down: its alert; recovered: the "
+                                          "recovery) began")
+    detected_time: float = Field(description="stream time (s) the event was raised")
     confidence: float
     created_at: float = Field(description="server UNIX time the event was stored")
 

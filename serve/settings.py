@@ -23,6 +23,7 @@ class Settings:
     batch_parallel: int = 0                  # 0: score on the event loop (measured best); N: N scoring threads
     threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
     fast_lane: bool = True                   # predict's happy path outside FastAPI's routing (serve/fastlane.py)
+    long_lie_s: float = 60.0                 # streams: "still_down" when a fallen person is not seen up this long after
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -57,4 +58,4 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false":
 _KIND = {int: "an integer", float: "a number", str: "text", bool: "1/0, true/false, yes/no or on/off"}
 _MIN = {"max_body_bytes": 1, "max_window_frames": 1, "max_stream_frames": 1, "max_persons": 1, "max_sessions": 1,
         "session_idle_s": 60.0, "body_timeout_s": 0.001, "batch_max": 1, "batch_wait_ms": 0.0, "batch_parallel": 0,
-        "threads": 1}
+        "threads": 1, "long_lie_s": 1.0}

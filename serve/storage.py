@@ -30,11 +30,12 @@ events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", String(128), nullable=False, index=True),
     Column("track_id", String(64), nullable=False),
-    Column("start_ms", BigInteger, nullable=False),  # stream times may be UNIX seconds: ms overflow int32
+    Column("start_ms", BigInteger, nullable=False),  # dedup key (_start_key); stream times may be UNIX seconds
     Column("start_time", Float, nullable=False),
     Column("detected_time", Float, nullable=False),
     Column("confidence", Float, nullable=False),
     Column("created_at", Float, nullable=False, index=True),
+    Column("kind", String(16), nullable=False, server_default="fall"),  # fall / still_down / recovered (FallEvent)
     UniqueConstraint("session_id", "track_id", "start_ms", name="uq_event"),
 )
 sessions = Table(
@@ -104,7 +105,24 @@ def _open_db(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
     metadata.create_all(engine)
+    _add_kind_column(engine)
     return engine
+
+
+def _add_kind_column(engine: Engine) -> None:
+    """A database made before events had a ``kind`` gets the column (its rows are falls). Several workers
+    may start at once: the one that loses the race finds the column there."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if "kind" in {c["name"] for c in inspect(engine).get_columns("fall_events")}:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE fall_events ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'fall'"))
+    except (OperationalError, ProgrammingError):
+        if "kind" not in {c["name"] for c in inspect(engine).get_columns("fall_events")}:
+            raise
 
 
 def store_events(engine: Engine, session_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,13 +134,14 @@ def store_events(engine: Engine, session_id: str, rows: list[dict[str, Any]]) ->
 def _store_events(conn: Any, session_id: str, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     out = []
     for r in rows:
-        key = {"session_id": session_id, "track_id": str(r["track_id"]), "start_ms": int(round(r["start_time"] * 1000))}
+        key = {"session_id": session_id, "track_id": str(r["track_id"]), "start_ms": _start_key(r)}
         stored = select(events).where(*(events.c[k] == v for k, v in key.items()))
         existing = conn.execute(stored).mappings().first()
         if existing is None:
             try:
                 with conn.begin_nested():
-                    conn.execute(events.insert().values(**key, start_time=float(r["start_time"]),
+                    conn.execute(events.insert().values(**key, kind=r.get("kind", "fall"),
+                                                        start_time=float(r["start_time"]),
                                                         detected_time=float(r["detected_time"]),
                                                         confidence=float(r["confidence"]), created_at=now))
             except IntegrityError:  # a concurrent request stored it first
@@ -130,6 +149,19 @@ def _store_events(conn: Any, session_id: str, rows: list[dict[str, Any]], now: f
             existing = conn.execute(stored).mappings().first()
         out.append(dict(existing))
     return out
+
+
+_FOLLOW_UP_CODE = {"still_down": 1, "recovered": 2}
+
+
+def _start_key(row: dict[str, Any]) -> int:
+    """The ``start_ms`` of an event's unique key. A fall's is its start in ms (>= 0, as ever); a follow-up's is
+    negative, ``-(2 * ms + code)``, so it can never take the key of a fall, nor still_down the one of recovered,
+    and the unique constraint stays the same in databases made before follow-ups existed. Why it matters: a key
+    taken by another event made the insert return that event instead, which for a fall would lose the alarm."""
+    ms = int(round(float(row["start_time"]) * 1000))
+    kind = row.get("kind", "fall")
+    return ms if kind == "fall" else -(2 * ms + _FOLLOW_UP_CODE[kind])
 
 
 def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int, float | None]:
@@ -167,10 +199,12 @@ def forget_sessions(engine: Engine, idle_s: float) -> int:
 
 
 def query_events(engine: Engine, session_id: str | None, since: float | None, until: float | None,
-                 limit: int, after_id: int | None = None) -> list[dict[str, Any]]:
+                 limit: int, after_id: int | None = None, kind: str | None = None) -> list[dict[str, Any]]:
     q = select(events).order_by(events.c.id).limit(limit)
     if session_id is not None:
         q = q.where(events.c.session_id == session_id)
+    if kind is not None:
+        q = q.where(events.c.kind == kind)
     if since is not None:
         q = q.where(events.c.created_at >= since)
     if until is not None:

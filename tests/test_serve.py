@@ -638,3 +638,66 @@ def test_input_that_looks_wrong_is_answered_with_warnings(svc):
                   for i in range(20)]
         s = client.post(f"/v1/fall/stream/advice-{n}", json={"layout": "coco17", "frames": frames}, headers=h)
         assert s.status_code == 200 and s.json()["warnings"] == said, s.text
+
+
+def test_stream_follow_ups_are_stored_and_listed_by_kind(tmp_path):
+    """After the fixture fall the person lies still: with ACTIONPOSE_LONG_LIE_S=2 the stream answers a
+    still_down event 2 s after the alert, stored with its kind, listed by ?kind=, and a re-sent request
+    stores nothing twice."""
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    key = add_key(open_db(url), "k")
+    frames = _fixture_fall_frames()
+    last = frames[-1]
+    t0 = last["timestamp"]
+    held = [{**last, "timestamp": round(t0 + (i + 1) / 30, 4)} for i in range(150)]  # 5 s lying still
+    app = create_app(Settings(db_url=url, model=MODEL, threads=1, long_lie_s=2.0))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        h = {"X-API-Key": key}
+        got = []
+        for lo in range(0, len(frames + held), 40):
+            r = client.post("/v1/fall/stream/ward-9", json={"layout": "coco13", "frames": (frames + held)[lo:lo + 40]},
+                            headers=h)
+            assert r.status_code == 200, r.text
+            got += r.json()["events"]
+        assert [e["kind"] for e in got] == ["fall", "still_down"], got
+        fall, down = got
+        assert down["start_time"] == fall["detected_time"] and down["detected_time"] - fall["detected_time"] == \
+            pytest.approx(2.0, abs=0.05)
+        listed = client.get("/v1/events", params={"session_id": "ward-9", "kind": "still_down"}, headers=h).json()
+        assert [e["id"] for e in listed["events"]] == [down["id"]]
+        assert client.get("/v1/events", params={"kind": "lying"}, headers=h).status_code == 422
+        from serve.storage import store_events
+
+        again = store_events(app.state.engine, "ward-9", [{k: v for k, v in e.items() if k not in ("id", "session_id")}
+                                                        for e in got])
+        assert [e["id"] for e in again] == [fall["id"], down["id"]]  # the same rows, not new ones
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["EventOut"]["properties"]["kind"]
+        assert "still_down" in json.dumps(schema)
+
+
+def test_a_database_from_before_event_kinds_gets_the_column(tmp_path):
+    """Existing deployments keep their events: the kind column is added (old rows are falls), and a
+    follow-up can never take a fall's unique key."""
+    import sqlite3
+
+    from serve.storage import query_events, store_events
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE fall_events (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id VARCHAR(128) NOT NULL, "
+                "track_id VARCHAR(64) NOT NULL, start_ms BIGINT NOT NULL, start_time FLOAT NOT NULL, detected_time "
+                "FLOAT NOT NULL, confidence FLOAT NOT NULL, created_at FLOAT NOT NULL, CONSTRAINT uq_event UNIQUE "
+                "(session_id, track_id, start_ms))")
+    con.execute("INSERT INTO fall_events VALUES (1, 's', '1', 2000, 2.0, 3.0, 0.9, 1.0)")
+    con.commit()
+    con.close()
+    engine = open_db(f"sqlite:///{db}")
+    open_db(f"sqlite:///{db}")  # a second worker starting finds the column there
+    assert [(r["id"], r["kind"]) for r in query_events(engine, "s", None, None, 10)] == [(1, "fall")]
+    # a recovered event whose start equals the fall's start to the millisecond is its own row
+    rows = store_events(engine, "s", [{"track_id": 1, "start_time": 2.0, "detected_time": 5.0, "confidence": 0.8,
+                                       "kind": "recovered"},
+                                      {"track_id": 1, "start_time": 3.0, "detected_time": 63.0, "confidence": 1.0,
+                                       "kind": "still_down"}])
+    assert [r["kind"] for r in rows] == ["recovered", "still_down"] and rows[0]["id"] != 1
+    assert [r["kind"] for r in query_events(engine, "s", None, None, 10, kind="fall")] == ["fall"]

@@ -12,6 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "skeleton .pkl (actionpose extract), or .npy [T, V, 2|3]")
     p.add_argument("--model", default="fall", help="shipped model name or .onnx path (default: fall)")
     p.add_argument("--threshold", type=float, help="override the calibrated alert threshold")
+    p.add_argument("--long-lie", type=float, metavar="SECONDS",
+                   help="after a fall, say 'still down' when the person was not seen up again this long after the "
+                        "alert (default 60)")
     p.add_argument("--layout", help="layout of a .npy source (default coco17)")
     p.add_argument("--fps", type=float, help="frame rate of a .npy/.pkl source (default: recorded or 30), or the rate "
                                              "a stream sends (default: what it reports); for a video, resample to it")
@@ -44,15 +47,15 @@ def run(args: argparse.Namespace) -> int:
     if args.frontend != "default" and suffix in (".npy", ".pkl"):
         raise ActionposeError(f"--frontend is for videos and live sources; {args.source} holds keypoints already")
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
+    if args.long_lie is not None:
+        overrides["long_lie_s"] = args.long_lie  # FallConfig.validate words a bad value
     det = FallDetector.from_pretrained(args.model, **overrides)
     from actionpose.pose.sources import redact_url
 
-    numbered: list = []
+    numbered: list = []  # the track ids of the falls printed so far (event_line)
 
-    def say(e) -> None:  # noqa: ANN001 - one line per fall, numbered in the order raised
-        numbered.append(e)
-        print(f"fall {len(numbered)}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
-              f"confidence {e.confidence:.3f}", flush=True)
+    def say(e) -> None:  # noqa: ANN001 - one line per event; falls numbered in the order raised
+        print(event_line(e, numbered), flush=True)
 
     # a live source: each fall is printed when it is raised (they all came at Ctrl-C), and Ctrl-C is how the
     # run ends (exit 0), as for `tag URL`
@@ -68,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
     elif live:
         state = f"stopped ({stop_name()})" if info.get("interrupted") else "ended"
         print(f"{shown}: stream {state} after {info['duration_s']:.1f} s, {info['frames']} frames; "
-              f"{len(events)} fall(s), threshold {det.config.threshold:.2f}")
+              f"{sum(e.kind == 'fall' for e in events)} fall(s), threshold {det.config.threshold:.2f}")
     else:
         print(f"{shown}: {info['frames']} frames, {info['duration_s']:.2f} s{' (stopped part-way)' if cut else ''}, "
               f"layout {info['layout']}, threshold {det.config.threshold:.2f}")
-        if not events:
+        if not any(e.kind == "fall" for e in events):
             if not info.get("frames_with_person"):
                 print("no falls detected: no person was seen in any frame (every joint missing)")
             elif not info.get("windows_scored"):  # a 0.13 s clip printed a plain "no falls detected"
@@ -86,3 +89,19 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 143 if stop_name() == "SIGTERM" else 130
     return 0
+
+
+def event_line(e, falls: list) -> str:  # noqa: ANN001 - a FallEvent
+    """One printed line per event. ``falls`` holds the track ids of the falls printed so far, in order: a fall
+    gets the next number, a follow-up names the latest fall of its track."""
+    if e.kind == "fall":
+        falls.append(e.track_id)
+        return (f"fall {len(falls)}: track {e.track_id}  start {e.start_time:6.2f} s  detected {e.detected_time:6.2f} s  "
+                f"confidence {e.confidence:.3f}")
+    n = max((i + 1 for i, t in enumerate(falls) if t == e.track_id), default=None)
+    of = f" (fall {n})" if n else ""
+    if e.kind == "still_down":
+        seen = f"seen down in {e.confidence:.0%} of its frames since" if e.confidence > 0 else "not seen since"
+        return (f"still down{of}: track {e.track_id}  {e.detected_time - e.start_time:.0f} s after the alert, at "
+                f"{e.detected_time:.2f} s ({seen})")
+    return f"up again{of}: track {e.track_id}  from {e.start_time:.2f} s, confirmed at {e.detected_time:.2f} s"

@@ -230,12 +230,12 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     write_line = None  # live: one JSON line per fall, appended as it is raised (as for the other models' segments)
 
     def on_event(e) -> None:
-        print(f"FALL track {e.track_id}: start {e.start_time:.2f} s, detected {e.detected_time:.2f} s, "
-              f"confidence {e.confidence:.3f}", flush=True)
+        print(f"{e.kind.upper().replace('_', ' ')} track {e.track_id}: start {e.start_time:.2f} s, "
+              f"detected {e.detected_time:.2f} s, confidence {e.confidence:.3f}", flush=True)
         if write_line is not None:
             tid = e.track_id.item() if hasattr(e.track_id, "item") else e.track_id  # 0, not "0" (as in files)
             write_line({"video": redact_url(inputs[0]), "track_id": tid if isinstance(tid, (int, str)) else str(tid),
-                        "label": "fall",
+                        "label": e.kind,  # fall, still_down (no recovery seen after long_lie_s) or recovered
                         "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
                         "score": round(float(e.confidence), 4)})
 

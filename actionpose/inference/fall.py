@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
+from actionpose.inference.fall_aftermath import WATCH_MAX_S, Watch, posture, upright_reference
 from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
                                             has_body, input_advice, jitter, prepare_window, prepare_windows,
                                             require_steady, resample, to_body13)
@@ -40,6 +41,8 @@ class FallConfig:
     rearm_s: float = 5.0            # ... for this many seconds (one event per fall, not per frame)
     hop_s: float = 1 / 15           # evaluate a person's window at most this often
     min_window_s: float = 1.0       # do not evaluate before this much history exists
+    long_lie_s: float = 60.0        # after a fall: "still_down" when no recovery was seen this long after the alert
+    recover_s: float = 3.0          # ... "recovered" once the person has been seen up this long
     prep: PrepConfig = field(default_factory=PrepConfig)
 
     @classmethod
@@ -66,6 +69,8 @@ class FallConfig:
         number("rearm_s", 0, 3600)
         number("hop_s", 0, 10, lo_open=True)
         number("min_window_s", 0, self.prep.frames / self.prep.fps, lo_open=True)
+        number("long_lie_s", 0, WATCH_MAX_S, lo_open=True)
+        number("recover_s", 0, 60, lo_open=True)
         if not isinstance(self.min_hits, int) or isinstance(self.min_hits, bool) or not 1 <= self.min_hits <= 100:
             raise ActionposeError(f"fall detector setting min_hits={self.min_hits!r}: must be a whole number in [1, 100]")
 
@@ -82,14 +87,26 @@ class FallResult:
 
 @dataclass
 class FallEvent:
-    """One fall of one person: ``start_time`` is where the hip drop began inside the triggering window,
-    ``detected_time`` the timestamp at which the alert was raised, ``confidence`` the peak probability
-    over the debounce run."""
+    """One event of one person. ``kind`` says which:
+
+    * ``"fall"``: ``start_time`` is where the hip drop began inside the triggering window,
+      ``detected_time`` the timestamp at which the alert was raised, ``confidence`` the peak probability
+      over the debounce run.
+    * ``"still_down"`` (at most once per fall): no recovery was seen ``long_lie_s`` after the fall's alert.
+      ``start_time`` is the fall's alert time, ``detected_time`` this escalation's; ``confidence`` the share
+      of the person's frames since the fall that looked down (0 when not seen since: a person lying on the
+      floor is often missed by the pose detector, so the escalation is raised all the same).
+    * ``"recovered"``: the person has been seen up for ``recover_s``. ``start_time`` is when they were first
+      seen up again, ``detected_time`` when that was confirmed; ``confidence`` the share of up frames.
+
+    Follow-ups belong to the same ``track_id`` as their fall (a tracker that gives a person a new id when
+    they get up leaves the old one "still down": the safe error)."""
 
     track_id: int | str
     start_time: float
     detected_time: float
     confidence: float
+    kind: str = "fall"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -293,6 +310,7 @@ class FallDetector:
         self.layout = get_layout(layout).name
         self.source = source
         self._tracks: dict[Any, _Track] = {}
+        self._watches: dict[Any, Watch] = {}  # fallen persons whose follow-up (still down / up again) is open
         self.last_time: float | None = None  # the newest frame's timestamp seen by update()
         self._sparse = 0  # frames in a row that came more than MAX_FRAME_GAP_S after the previous one
         self.windows_scored = 0  # by update(): 0 after a whole input means nothing could be checked
@@ -427,6 +445,7 @@ class FallDetector:
     # --- streaming ---------------------------------------------------------------------------
     def reset(self) -> None:
         self._tracks.clear()
+        self._watches.clear()
         self.last_time = None
         self._sparse = 0
 
@@ -456,7 +475,13 @@ class FallDetector:
                          "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
                          "below_since": tr.below_since})
             blobs += [np.asarray(tr.times, "<f8").tobytes(), kps.tobytes(), scores.tobytes()]
-        head = json.dumps({"version": 2, "last_time": self.last_time, "sparse": self._sparse, "tracks": meta}).encode()
+        watches = []
+        for tid, w in self._watches.items():
+            if not isinstance(tid, (str, int, np.integer)) or isinstance(tid, bool):
+                raise ActionposeError(f"track_id {tid!r}: only str or int track ids can be saved")
+            watches.append({"id": tid.item() if isinstance(tid, np.integer) else tid, **w.to_dict()})
+        head = json.dumps({"version": 2, "last_time": self.last_time, "sparse": self._sparse, "tracks": meta,
+                           "watches": watches}).encode()
         return self._STATE_MAGIC + len(head).to_bytes(4, "little") + head + b"".join(blobs)
 
     def load_state(self, data: bytes) -> None:
@@ -474,7 +499,15 @@ class FallDetector:
         sparse = head.get("sparse", 0)
         if not (isinstance(sparse, int) and not isinstance(sparse, bool) and 0 <= sparse < SPARSE_FRAMES):
             raise ActionposeError(f"stream state: sparse {sparse!r} is not a frame count")
-        self._tracks, self.last_time, self._sparse = tracks, last, sparse
+        watches = {}
+        for m in head.get("watches", []):  # absent in states saved before follow-ups existed
+            if not isinstance(m, dict) or not isinstance(m.get("id"), (str, int)) or isinstance(m.get("id"), bool):
+                raise ActionposeError("stream state: a fall follow-up has no valid track id")
+            try:
+                watches[m["id"]] = Watch.from_dict(m)
+            except (ValueError, TypeError) as e:
+                raise ActionposeError(f"stream state: track {m['id']!r}: {e}") from None
+        self._tracks, self._watches, self.last_time, self._sparse = tracks, watches, last, sparse
 
     @staticmethod
     def _track(m: dict, times: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> _Track:
@@ -520,7 +553,8 @@ class FallDetector:
         return head, tracks
 
     def update(self, frame_keypoints: Any, timestamp: float, layout: str | None = None) -> list[FallEvent]:
-        """Add one frame and return the falls detected at this frame (usually none).
+        """Add one frame and return the events raised at this frame (usually none): falls, and after a fall
+        whether that person is still down or up again (:class:`FallEvent` ``kind``).
 
         ``frame_keypoints``: one person as [V, 2|3], or several as ``{track_id: [V, 2|3]}`` or a list of
         objects/dicts with ``track_id``, ``keypoints`` [V, 2] and ``scores`` [V] (pose frontend frames).
@@ -537,6 +571,7 @@ class FallDetector:
         batching differs. A refused frame raises :class:`ActionposeError` after the frames before it have
         counted; their events are on the error as ``events``."""
         due: list[_Due] = []
+        follow: list[FallEvent] = []
         layout = _input_layout(layout or self.layout)
         i = -1
         try:
@@ -544,12 +579,13 @@ class FallDetector:
                 t = _timestamp(timestamp)
                 self._check_spacing(t)
                 self._ingest(frame_keypoints, t, layout, due)
+                follow += self._follow_up(t)
         except ActionposeError as e:
             if not _one:  # which of the frames (update() with its one frame keeps the message as it was)
                 e.args = (f"frame {i}: {e}",)
-            e.events = self._decide(due)
+            e.events = self._decide(due, follow)
             raise
-        return self._decide(due)
+        return self._decide(due, follow)
 
     def _check_spacing(self, t: float) -> None:
         """Refuse a stream whose frames keep arriving more than :data:`MAX_FRAME_GAP_S` apart.
@@ -587,6 +623,9 @@ class FallDetector:
             tr.times.append(timestamp)
             tr.kps.append(kp13[0])
             tr.scores.append(sc13[0])
+            watch = self._watches.get(tid)
+            if watch is not None:  # a fallen person: still down, or up again?
+                watch.add(np.array([timestamp]), posture(kp13, sc13, watch.ref, cfg.prep.score_min), cfg.recover_s)
             while tr.times and tr.times[0] < timestamp - span:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - _TIME_EPS and timestamp - tr.last_eval >= cfg.hop_s - _TIME_EPS:
@@ -606,7 +645,50 @@ class FallDetector:
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 
-    def _decide(self, due: list[_Due]) -> list[FallEvent]:
+    def _decide(self, due: list[_Due], follow: list[FallEvent]) -> list[FallEvent]:
+        """The falls of the due windows and the follow-ups, in the order they were raised."""
+        falls = []
+        for d, ev in self._score_due(due):
+            self._watch(d, ev)
+            falls.append(ev)
+        if falls and self.last_time is not None:  # frames after a fall in this same call may already settle it
+            follow = follow + self._follow_up(self.last_time)
+        return sorted(falls + follow, key=lambda e: e.detected_time)
+
+    def _watch(self, due: _Due, fall: FallEvent) -> None:
+        """Start following a fallen person: the standing reference from the frames before the fall, and the
+        frames already received after the alert (later frames of the same ``update_many`` call)."""
+        before = due.times < fall.start_time
+        watch = Watch(fall.start_time, fall.detected_time,
+                      upright_reference(due.kps[before], due.scores[before], self.config.prep.score_min))
+        tr = due.track
+        after = [i for i, t in enumerate(tr.times) if t > fall.detected_time]
+        if after:
+            kps, scs = np.stack([tr.kps[i] for i in after]), np.stack([tr.scores[i] for i in after])
+            watch.add(np.array([tr.times[i] for i in after]), posture(kps, scs, watch.ref, self.config.prep.score_min),
+                      self.config.recover_s)
+        self._watches[due.tid] = watch  # a new fall of the same person replaces the old follow-up
+
+    def _follow_up(self, now: float) -> list[FallEvent]:
+        """Follow-up events due at stream time ``now``: recovered, or still down ``long_lie_s`` after the alert."""
+        if not self._watches:
+            return []
+        cfg, out = self.config, []
+        for tid, w in list(self._watches.items()):
+            rec = w.recovery(cfg.recover_s)
+            if rec is not None:
+                out.append(FallEvent(tid, rec[0], now, round(rec[1], 4), kind="recovered"))
+                del self._watches[tid]
+                continue
+            if not w.still_down_sent and now - w.fall_time >= cfg.long_lie_s - _TIME_EPS:
+                w.still_down_sent = True
+                out.append(FallEvent(tid, w.fall_time, now, round(w.down / w.seen, 4) if w.seen else 0.0,
+                                     kind="still_down"))
+            if now - w.fall_time > WATCH_MAX_S:
+                del self._watches[tid]
+        return out
+
+    def _score_due(self, due: list[_Due]) -> list[tuple[_Due, FallEvent]]:
         """Score the due windows in one call, then run the alert logic through them in frame order."""
         if not due:
             return []
@@ -625,7 +707,7 @@ class FallDetector:
         for d, prob in zip(due, probs):
             ev = self._step(d, float(prob))
             if ev is not None:
-                events.append(ev)
+                events.append((d, ev))
         return events
 
     def _step(self, due: _Due, prob: float) -> FallEvent | None:

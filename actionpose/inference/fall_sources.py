@@ -149,16 +149,20 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         if render is not None:
             from actionpose.render.overlay import OverlayWriter
 
-            overlay = OverlayWriter(render, reader.out_fps, lay, ["fall"])
-            raised: dict = {}  # track id -> confidence of its fall, from the frame it was raised
-            overlay.label_of = lambda tid: ("fall", raised[tid]) if tid in raised else ("", 0.0)
+            overlay = OverlayWriter(render, reader.out_fps, lay, ["fall", "still down"])
+            raised: dict = {}  # track id -> (label, confidence) from the frame its fall / still down was raised
+            overlay.label_of = lambda tid: raised.get(tid, ("", 0.0))
         try:
             for fr in fe.stream(str(source), keep_images=overlay is not None, reader=reader):
                 before = len(events)
                 step({p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons},
                      fr.time_s, lay)
                 if overlay is not None:
-                    raised.update({e.track_id: float(e.confidence) for e in events[before:]})
+                    for e in events[before:]:  # up again: the label goes
+                        if e.kind == "recovered":
+                            raised.pop(e.track_id, None)
+                        else:
+                            raised[e.track_id] = (e.kind.replace("_", " "), float(e.confidence))
                     overlay.add_frame(fr.index, fr.image, fr.persons)
         except KeyboardInterrupt:
             interrupted = True

@@ -35,6 +35,8 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
     events, info = detect_falls(det, source, fps=fps, frontend=frontend, on_event=on_event, render=render)
     persons: dict[int, list[Segment]] = {}
     for e in events:
+        if e.kind != "fall":  # still down / recovered: said by `actionpose fall`, not segments of their own
+            continue
         tid = int(e.track_id) if str(e.track_id).lstrip("-").isdigit() else len(persons)
         persons.setdefault(tid, []).append(Segment("fall", float(e.start_time), float(e.detected_time),
                                                    float(e.confidence)))

@@ -284,7 +284,8 @@ def score_events(seqs: list[Sequence], events: list[list[FallEvent]], before_s: 
 
 
 def stream_sequences(detector: FallDetector, seqs: list[Sequence]) -> list[list[FallEvent]]:
-    return [detector.run_sequence(s.kp, s.times, s.sc, layout="body13") for s in seqs]
+    """The falls raised on each sequence (their follow-ups, still down / recovered, are not alarms)."""
+    return [[e for e in detector.run_sequence(s.kp, s.times, s.sc, layout="body13") if e.kind == "fall"] for s in seqs]
 
 
 def replay(recorder: RecordingScorer, seqs: list[Sequence], cfg: FallConfig) -> list[list[FallEvent]]:

@@ -1,0 +1,174 @@
+"""After a fall: is the person still down, or up again?
+
+Why: an alert says someone fell. What a carer needs next is whether they got up. A person who stays on
+the floor is the emergency (a "long lie"); one who got up by themselves can lower the alarm. After each
+fall the detector watches that person's posture and raises at most two follow-up events: ``still_down``
+when no recovery was seen ``long_lie_s`` after the alert, and ``recovered`` when the person has been seen
+up for ``recover_s``.
+
+The posture of one frame is judged on the body13 skeleton in image coordinates (y down). **Down** is
+any one of three signs of a body on the floor:
+
+* the torso (hip mid-point to shoulder mid-point) leans more than :data:`DOWN_ANGLE_DEG` from vertical;
+* the box of the seen joints is wider than :data:`DOWN_ASPECT` times its height;
+* the hips are lower than before the fall by more than :data:`DOWN_DROP` of the standing body height
+  (the person's own reference, from the frames before the fall). This catches a person lying along the
+  camera's line of sight, where the torso looks short and upright, and one sitting on the floor.
+
+**Up** needs all the signs of standing: torso within :data:`UP_ANGLE_DEG` of vertical, box narrower than
+:data:`UP_ASPECT`, and (with a reference) hips within :data:`UP_DROP` and body height at least
+:data:`UP_HEIGHT` of the standing ones. Frames that are neither (sitting up, kneeling, getting up) count
+against a recovery. The asymmetry is deliberate: a missed recovery only delays the all-clear until a
+carer looks (the still-down escalation), a false one would silence the alarm for someone on the floor.
+
+The thresholds were read off the per-frame labels of URFD (30 fall videos: not fall / falling / lying)
+before any stream-level test; docs/fall.md gives the measured numbers.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SHOULDERS, HIPS = [1, 2], [7, 8]  # body13: 0 nose, 1-2 shoulders, ..., 7-8 hips, ..., 11-12 ankles
+DOWN_ANGLE_DEG = 50.0  # URFD frames: lying 76 % above it, not fall 1.7 %
+DOWN_ASPECT = 1.2      # lying 77 %, not fall 1.7 %
+DOWN_DROP = 0.35       # lying 54 %, not fall 1.8 % (the camera's height foreshortens the drop)
+UP_ANGLE_DEG = 35.0    # URFD frames (AlphaPose / MoveNet), all four up-signs together: not fall 95.7 / 95.6 %
+UP_ASPECT = 0.9        # judged up, lying 0 / 0 %
+UP_DROP: float | None = None  # hips vs the standing level: not used for "up" (perspective: a person walking towards an elevated camera drops 0.35 of their height in the image)
+UP_HEIGHT = 0.7
+UP_SHARE = 0.8         # of the frames in the last recover_s: up, for a recovery
+MIN_UP_FRAMES = 5      # and at least this many frames judged up (a 3 s recovery at 15 fps has 45)
+WATCH_MAX_S = 3600.0   # a watch that never resolves is dropped this long after its fall
+
+
+@dataclass(frozen=True)
+class Upright:
+    """Where a person's hips were and how tall they were while standing, before the fall."""
+
+    hip_y: float
+    height: float
+
+
+def _seen(kp: np.ndarray, sc: np.ndarray, score_min: float) -> np.ndarray:
+    return (sc >= score_min) & np.isfinite(kp).all(-1)
+
+
+def _mid(kp: np.ndarray, seen: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Mean of the seen joints of ``idx`` per frame; NaN where none is seen."""
+    w = seen[:, idx].astype(np.float64)
+    n = w.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (kp[:, idx] * w[..., None]).sum(1) / n[:, None]
+
+
+def _extent(kp: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Width and height of the box of each frame's seen joints (NaN with fewer than 4 seen)."""
+    x = np.where(seen, kp[..., 0], np.nan)
+    y = np.where(seen, kp[..., 1], np.nan)
+    enough = seen.sum(1) >= 4
+    w = np.full(len(kp), np.nan)
+    h = np.full(len(kp), np.nan)
+    if enough.any():
+        w[enough] = np.nanmax(x[enough], 1) - np.nanmin(x[enough], 1)
+        h[enough] = np.nanmax(y[enough], 1) - np.nanmin(y[enough], 1)
+    return w, h
+
+
+def posture(kp: np.ndarray, sc: np.ndarray, ref: Upright | None = None, score_min: float = 0.2) -> np.ndarray:
+    """Per frame of a body13 track ``kp`` [N, 13, 2] (pixels, y down), ``sc`` [N, 13]: 1.0 down, 0.0 up,
+    0.5 neither, NaN when too little of the body is seen to say (no shoulder or no hip seen)."""
+    kp = np.asarray(kp, np.float64)
+    seen = _seen(kp, np.asarray(sc), score_min)
+    sh, hip = _mid(kp, seen, SHOULDERS), _mid(kp, seen, HIPS)
+    v = sh - hip
+    with np.errstate(invalid="ignore"):
+        angle = np.degrees(np.arctan2(np.abs(v[:, 0]), -v[:, 1]))  # 0 upright, 90 lying, 180 upside down
+    w, h = _extent(kp, seen)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.maximum(h, 1e-6)
+        down = (angle > DOWN_ANGLE_DEG) | (w > DOWN_ASPECT * h)
+        up = (angle < UP_ANGLE_DEG) & (w < UP_ASPECT * h)  # NaN box (< 4 joints seen): not up
+        if ref is not None:
+            drop = hip[:, 1] - ref.hip_y
+            down |= drop > DOWN_DROP * ref.height
+            up &= h >= UP_HEIGHT * ref.height
+            if UP_DROP is not None:
+                up &= drop < UP_DROP * ref.height
+    known = np.isfinite(angle)
+    return np.where(known, np.where(down, 1.0, np.where(up, 0.0, 0.5)), np.nan)
+
+
+def upright_reference(kp: np.ndarray, sc: np.ndarray, score_min: float = 0.2) -> Upright | None:
+    """The standing reference from frames before a fall: the median hip height and body height of the
+    frames that look up by the torso and box alone; None with fewer than 3 such frames."""
+    kp = np.asarray(kp, np.float64)
+    if not len(kp):
+        return None
+    seen = _seen(kp, np.asarray(sc), score_min)
+    up = posture(kp, sc, None, score_min) == 0.0
+    _, h = _extent(kp, seen)
+    hip = _mid(kp, seen, HIPS)[:, 1]
+    ok = up & np.isfinite(h) & np.isfinite(hip) & (h > 0)
+    if ok.sum() < 3:
+        return None
+    return Upright(float(np.median(hip[ok])), float(np.median(h[ok])))
+
+
+@dataclass
+class Watch:
+    """One fallen person's follow-up state (kept in the detector's saved stream state)."""
+
+    fall_start: float
+    fall_time: float                      # when the fall alert was raised
+    ref: Upright | None
+    recent: deque = field(default_factory=deque)  # (time, up?) of the frames judged in the last recover_s
+    seen: int = 0                         # frames judged since the fall
+    down: int = 0                         # ... of them down
+    still_down_sent: bool = False
+
+    def add(self, times: np.ndarray, flags: np.ndarray, recover_s: float) -> None:
+        for t, f in zip(times.tolist(), flags.tolist()):
+            if t <= self.fall_time or f != f:  # before the alert, or unknown (NaN)
+                continue
+            self.seen += 1
+            self.down += int(f == 1.0)
+            self.recent.append((t, f == 0.0))
+            while self.recent and self.recent[0][0] < t - recover_s:
+                self.recent.popleft()
+
+    def recovery(self, recover_s: float) -> tuple[float, float] | None:
+        """``(first up time, share up)`` when the frames of the last ``recover_s`` cover it and are mostly
+        up; the first up time is where the current run of up frames began."""
+        r = self.recent
+        if not r or r[-1][0] - r[0][0] < 0.9 * recover_s:
+            return None
+        ups = sum(1 for _, up in r if up)
+        if ups < MIN_UP_FRAMES or ups < UP_SHARE * len(r):
+            return None
+        first = next(t for t, up in r if up)
+        return first, ups / len(r)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fall_start": self.fall_start, "fall_time": self.fall_time,
+                "ref": None if self.ref is None else [self.ref.hip_y, self.ref.height],
+                "recent": [[t, bool(up)] for t, up in self.recent], "seen": self.seen, "down": self.down,
+                "still_down_sent": self.still_down_sent}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Watch":
+        num = (int, float)
+        ref = d.get("ref")
+        ok = (isinstance(d.get("fall_start"), num) and isinstance(d.get("fall_time"), num)
+              and (ref is None or (isinstance(ref, list) and len(ref) == 2 and all(isinstance(v, num) for v in ref)))
+              and isinstance(d.get("recent"), list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], num)
+                                                           and isinstance(p[1], bool) for p in d["recent"])
+              and isinstance(d.get("seen"), int) and isinstance(d.get("down"), int)
+              and isinstance(d.get("still_down_sent"), bool))
+        if not ok:
+            raise ValueError("a fall follow-up watch is malformed")
+        return cls(float(d["fall_start"]), float(d["fall_time"]), None if ref is None else Upright(*map(float, ref)),
+                   deque((float(t), up) for t, up in d["recent"]), d["seen"], d["down"], d["still_down_sent"])

@@ -1,0 +1,195 @@
+"""After a fall: still down (long lie) or up again, in process, in saved stream state, in the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionpose.errors import ActionposeError
+from actionpose.inference.fall import FallDetector
+from actionpose.inference.fall_aftermath import Upright, posture, upright_reference
+
+from test_fall import MODEL, SKEL, fixture_seq
+
+FPS_URFD = 30.0
+
+
+@pytest.fixture(scope="module")
+def det():
+    return FallDetector.from_pretrained(MODEL, threads=1, layout="body13")
+
+
+def stream(det: FallDetector, kp: np.ndarray, sc: np.ndarray, fps: float, chunk: int = 30, t0: float = 0.0):
+    """The sequence through ``update_many`` in chunks (as a service client sends it); all events in order."""
+    det.reset()
+    frames = [({1: np.concatenate([kp[i], sc[i][:, None]], -1)}, t0 + i / fps) for i in range(len(kp))]
+    events = []
+    for lo in range(0, len(frames), chunk):
+        events += det.update_many(frames[lo:lo + chunk])
+    return events
+
+
+def pingpong(x: np.ndarray, seconds: float, fps: float) -> np.ndarray:
+    """``x`` forwards then backwards, repeated to last ``seconds``: a person holding still, with real jitter."""
+    loop = np.concatenate([x, x[::-1]])
+    n = int(round(seconds * fps))
+    return np.concatenate([loop] * (n // len(loop) + 1))[:n]
+
+
+def fall_fixture():
+    """URFD fall-01 (MoveNet fixture, body13 pixels) and its per-frame labels (0 up, 1 falling, 2 lying)."""
+    kp, sc, a = fixture_seq("fall-01")
+    return kp, sc, np.asarray(a["frame_labels"])
+
+
+def test_posture_of_real_standing_and_lying_frames():
+    kp, sc, labels = fall_fixture()
+    before = labels == 0
+    ref = upright_reference(kp[before], sc[before])
+    assert ref is not None and 50 < ref.height < 480
+    p = posture(kp, sc, ref)
+    known = ~np.isnan(p)
+    assert np.mean(p[known & (labels == 0)] == 0.0) > 0.9  # standing frames: up
+    assert np.mean(p[known & (labels == 2)] == 1.0) > 0.9  # lying frames: down
+    assert not np.any(p[labels == 2] == 0.0)               # never "up" while lying
+    # nothing seen: unknown, not up
+    assert np.isnan(posture(kp[:1], np.zeros_like(sc[:1]), ref)).all()
+    # a body turned by 90 degrees is down even without a reference
+    lying = kp[before][:5].copy()
+    c = lying.mean(1, keepdims=True)
+    lying = c + (lying - c)[..., ::-1]
+    assert (posture(lying, sc[before][:5], None) == 1.0).all()
+
+
+def test_a_person_who_stays_down_gets_one_still_down_event(det):
+    kp, sc, labels = fall_fixture()
+    lying = labels == 2
+    hold_kp, hold_sc = pingpong(kp[lying][-30:], 70, FPS_URFD), pingpong(sc[lying][-30:], 70, FPS_URFD)
+    events = stream(det, np.concatenate([kp, hold_kp]), np.concatenate([sc, hold_sc]), FPS_URFD)
+    assert [e.kind for e in events] == ["fall", "still_down"], events
+    fall, down = events
+    assert down.start_time == fall.detected_time and down.track_id == fall.track_id
+    assert abs(down.detected_time - (fall.detected_time + 60)) < 0.1
+    assert down.confidence > 0.9  # seen down in nearly every frame since
+
+
+def test_a_person_who_gets_up_gets_one_recovered_event(det):
+    """The fall, 2 s lying, then the same clip backwards (getting up) and 4 s standing: recovered, once,
+    within ~3 s of standing again; no still-down escalation."""
+    kp, sc, labels = fall_fixture()
+    lying, up = labels == 2, labels == 0
+    seq = [kp, pingpong(kp[lying][-30:], 2, FPS_URFD), kp[::-1], pingpong(kp[up][:30], 4, FPS_URFD)]
+    sco = [sc, pingpong(sc[lying][-30:], 2, FPS_URFD), sc[::-1], pingpong(sc[up][:30], 4, FPS_URFD)]
+    events = stream(det, np.concatenate(seq), np.concatenate(sco), FPS_URFD)
+    assert [e.kind for e in events] == ["fall", "recovered"], events
+    # the reversed clip is standing again where its labels are 0 again
+    back = np.concatenate([labels, np.full(len(seq[1]), 2), labels[::-1]])
+    first_up = (len(kp) + len(seq[1]) + int(np.argmax(labels[::-1] == 0))) / FPS_URFD
+    assert first_up - 1.0 <= events[1].start_time <= events[1].detected_time <= first_up + 3.5, (first_up, events[1])
+    assert len(back) == len(kp) * 2 + len(seq[1])
+
+
+@pytest.mark.skipif(not SKEL.exists(), reason="../shared not present: fall_skeleton_1.npy")
+def test_real_video_skeleton_still_down_and_getting_up(det):
+    """fall_video_1's independent skeleton (18 fps): the man walks, falls at ~2.6 s, lies. Held down: still
+    down 60 s after the alert. Played backwards after 2 s on the floor: up again, and no escalation."""
+    kp = np.load(SKEL)
+    sc = ((kp[..., 0] > 0) & (kp[..., 1] > 0)).astype(np.float32)
+    d = FallDetector.from_pretrained(MODEL, threads=1, layout="coco17")
+    held = stream(d, np.concatenate([kp, pingpong(kp[-18:], 70, 18)]), np.concatenate([sc, pingpong(sc[-18:], 70, 18)]), 18)
+    assert [e.kind for e in held] == ["fall", "still_down"]
+    assert held[1].confidence == 1.0
+    up_kp = np.concatenate([kp, pingpong(kp[-18:], 2, 18), kp[::-1], pingpong(kp[:18], 4, 18)])
+    up_sc = np.concatenate([sc, pingpong(sc[-18:], 2, 18), sc[::-1], pingpong(sc[:18], 4, 18)])
+    got_up = stream(d, up_kp, up_sc, 18)
+    assert [e.kind for e in got_up] == ["fall", "recovered"]
+    # backwards, the man is upright again from frame ~56 of the reversed clip: 6 + 2 + (108 - 56) / 18 s
+    assert 10.0 <= got_up[1].start_time <= 12.0 and got_up[1].detected_time - got_up[1].start_time <= 3.5
+
+
+def test_still_down_is_raised_when_the_person_is_no_longer_seen(det):
+    """A person lying on the floor is often missed by the pose detector: frames without them still move the
+    stream's clock, and the escalation comes all the same, its confidence the share of frames seen down."""
+    kp, sc, labels = fall_fixture()
+    alert = stream(det, kp, sc, FPS_URFD)[0].detected_time
+    for cut, share in ((int(round(alert * FPS_URFD)) + 1, 0.0), (len(kp), 1.0)):  # gone at the alert / seen lying
+        events = stream(det, kp[:cut], sc[:cut], FPS_URFD)
+        assert [e.kind for e in events] == ["fall"]
+        later = []
+        for i in range(int(61 * 10)):  # 61 s of frames without anybody, at 10 fps
+            later += det.update({}, cut / FPS_URFD + i / 10)
+        assert [e.kind for e in later] == ["still_down"] and later[0].confidence == share, later
+
+
+def test_follow_up_survives_a_saved_and_restored_stream_state(det):
+    """The service keeps each session's state in its database: a follow-up started before a save must finish
+    after a restore exactly as without it."""
+    kp, sc, labels = fall_fixture()
+    lying = labels == 2
+    hold_kp, hold_sc = pingpong(kp[lying][-30:], 65, FPS_URFD), pingpong(sc[lying][-30:], 65, FPS_URFD)
+    allk, alls = np.concatenate([kp, hold_kp]), np.concatenate([sc, hold_sc])
+    whole = stream(det, allk, alls, FPS_URFD)
+    n = len(kp) + 30
+    first = stream(det, allk[:n], alls[:n], FPS_URFD)
+    saved = det.state_bytes()
+    assert b'"watches"' in saved
+    fresh = FallDetector.from_pretrained(MODEL, threads=1, layout="body13")
+    fresh.load_state(saved)
+    rest = []
+    frames = [({1: np.concatenate([allk[i], alls[i][:, None]], -1)}, i / FPS_URFD) for i in range(n, len(allk))]
+    for lo in range(0, len(frames), 30):
+        rest += fresh.update_many(frames[lo:lo + 30])
+    assert [(e.kind, e.detected_time) for e in first + rest] == [(e.kind, e.detected_time) for e in whole]
+
+
+def test_a_damaged_follow_up_in_saved_state_is_refused(det):
+    kp, sc, _ = fall_fixture()
+    stream(det, kp, sc, FPS_URFD)
+    data = det.state_bytes()
+    magic = FallDetector._STATE_MAGIC
+    size = int.from_bytes(data[len(magic):len(magic) + 4], "little")
+    head = json.loads(data[len(magic) + 4:len(magic) + 4 + size])
+    assert head["watches"] and head["watches"][0]["id"] == 1
+    head["watches"][0]["recent"] = [["x", True]]
+    raw = json.dumps(head).encode()
+    bad = magic + len(raw).to_bytes(4, "little") + raw + data[len(magic) + 4 + size:]
+    with pytest.raises(ActionposeError, match="track 1: a fall follow-up watch is malformed"):
+        FallDetector.from_pretrained(MODEL, threads=1).load_state(bad)
+
+
+@pytest.mark.parametrize("setting", [{"long_lie_s": 0}, {"long_lie_s": -5}, {"recover_s": float("nan")},
+                                     {"long_lie_s": "60"}])
+def test_bad_follow_up_settings_are_refused_by_name(setting):
+    with pytest.raises(ActionposeError, match=next(iter(setting))):
+        FallDetector.from_pretrained(MODEL, **setting)
+
+
+def test_upright_reference_needs_standing_frames():
+    kp, sc, labels = fall_fixture()
+    assert upright_reference(kp[:2], sc[:2]) is None           # too few frames
+    assert upright_reference(kp[labels == 2], sc[labels == 2]) is None  # nobody upright
+    assert isinstance(upright_reference(kp[labels == 0], sc[labels == 0]), Upright)
+
+
+def test_cli_prints_the_follow_up(tmp_path):
+    kp, sc, labels = fall_fixture()
+    lying = labels == 2
+    arr = np.concatenate([np.concatenate([kp, sc[..., None]], -1),
+                          np.concatenate([pingpong(kp[lying][-30:], 25, FPS_URFD),
+                                          pingpong(sc[lying][-30:], 25, FPS_URFD)[..., None]], -1)])
+    path = tmp_path / "fall_then_lying.npy"
+    np.save(path, arr.astype(np.float32))
+    r = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "body13", "--fps", "30",
+                        "--long-lie", "20"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("fall ", "still down", "up again"))]
+    assert len(lines) == 2 and lines[0].startswith("fall 1: track 0") and lines[1].startswith("still down (fall 1): track 0")
+    assert "20 s after the alert" in lines[1], lines
+    r = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "body13", "--fps", "30",
+                        "--long-lie", "0"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "long_lie_s" in r.stderr and "Traceback" not in r.stderr
+    assert Path(path).exists()

@@ -1,5 +1,5 @@
 """Test-time camera rotations on NW-UCLA: top-1 of a 3D joint model with the test clips rotated about the
-vertical axis, per angle and averaged (docs/training.md, "Test-time camera rotations").
+vertical axis, per angle and averaged (docs/history/training-log.md, "Test-time camera rotations").
 
 Usage: python benchmarks/nwucla_view_tta.py MODEL.onnx DATA.pkl [SPLIT]   (SPLIT default train_v2)
 """

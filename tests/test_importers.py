@@ -388,7 +388,9 @@ def test_csv_mistakes_that_would_silently_corrupt_a_dataset_are_refused(tmp_path
                               for r in rows[1:]], "empty 'label'"),
              "span": (rows[:2] + [[*rows[1][:1], "100000000", *rows[1][2:]]], "span"),
              "score": ([h] + [[*r[:h.index("head_score")], "inf", *r[h.index("head_score") + 1:]] if i == 0 else r
-                              for i, r in enumerate(rows[1:])], "NaN or infinite score")}
+                              for i, r in enumerate(rows[1:])], "NaN or infinite score"),
+             # a repeated column: csv.DictReader kept the last one, head_x became 1.0 in every frame (probe)
+             "twice": ([h + ["head_x"]] + [r + ["1.0"] for r in rows[1:]], "'head_x' appear more than once")}
     for name, (content, message) in cases.items():
         with pytest.raises(ActionposeError, match=message):
             convert("csv", _write_csv(tmp_path / name, content))

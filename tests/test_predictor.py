@@ -180,3 +180,33 @@ def test_shipped_ensemble_alias():
     probs = ens.predict_sequences([(a["keypoint"], None) for a in ds.annotations])
     assert probs.shape == (3, 27)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_predict_sequences_refuses_an_empty_sequence_and_a_bare_array():
+    """predict refused a clip with no joint seen; predict_sequences gave it 0.99 for one class (probe)."""
+    pred = ActionPredictor.from_path(resolve_model("penn"))
+    ds = convert("penn", FIX / "penn")
+    real = (map_keypoints(ds.annotations[0]["keypoint"], ds.layout, "body13", axis=2), None)
+    empty = (np.zeros_like(real[0]), None)
+    nan = (np.full_like(real[0], np.nan), None)
+    for bad in (empty, nan):
+        with pytest.raises(ActionposeError, match=r"sequence 1: no joint seen in any frame"):
+            pred.predict_sequences([real, bad])
+    scored = pred.predict_sequences([real, empty], empty="score")  # evaluation keeps every test sample
+    assert scored.shape == (2, len(pred.classes))
+    with pytest.raises(ActionposeError, match="list of \\(keypoint"):
+        pred.predict_sequences(real[0][None])  # a bare [N, M, T, V, C] array
+
+
+def test_eval_scores_an_empty_sample_and_says_so(tmp_path):
+    """An evaluation keeps every test sample (the protocol), but a sample with nothing in it is said."""
+    from actionpose.data.format import save_dataset
+    from actionpose.training.evaluate import evaluate
+
+    ds = convert("penn", FIX / "penn")
+    ds.annotations[0]["keypoint"][:] = 0
+    path = save_dataset(ds, tmp_path / "penn_empty.pkl", validate=False)
+    split = next(k for k, v in ds.split.items() if ds.annotations[0]["frame_dir"] in v)
+    res = evaluate("penn", path, split)
+    assert res["n"] == len(ds.split[split]) and res["notes"] and "no joint seen" in res["notes"][0]
+    assert ds.annotations[0]["frame_dir"] in res["notes"][0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
                train_split=args.train_split or run.get("train_split") or "train")
     res = evaluate(args.model, args.data, args.split, out_dir=out, threads=args.threads, **val)
     summary = {k: res[k] for k in ("top1", "top5", "mean_class_acc", "n")}
+    for note in res.get("notes", []):
+        print(f"note: {args.data}: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({**summary, "confusion_png": res["confusion_png"], "per_class_json": res["per_class_json"]}))
     else:

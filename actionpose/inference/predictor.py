@@ -138,9 +138,10 @@ class ActionPredictor:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(clips, dtype=np.float32)})[0]
 
     def predict_sequences(self, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
-                          batch_size: int = 64) -> np.ndarray:
-        """Probabilities ``[N, K]`` for sequences of different lengths: ``[(keypoint [M, T, V, C], score), ...]``."""
-        return predict_sequences(self, sequences, batch_size)
+                          batch_size: int = 64, empty: str = "refuse") -> np.ndarray:
+        """Probabilities ``[N, K]`` for sequences of different lengths: ``[(keypoint [M, T, V, C], score), ...]``;
+        one with no joint seen is refused unless ``empty="score"``."""
+        return predict_sequences(self, sequences, batch_size, empty)
 
 
 class EnsemblePredictor:
@@ -189,17 +190,44 @@ class EnsemblePredictor:
         return self._combine([p.predict(keypoint, keypoint_score) for p in self.predictors])
 
     def predict_sequences(self, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
-                          batch_size: int = 64) -> np.ndarray:
-        return self._combine([p.predict_sequences(sequences, batch_size) for p in self.predictors])
+                          batch_size: int = 64, empty: str = "refuse") -> np.ndarray:
+        if empty == "refuse":  # once, before any member runs
+            refuse_empty(sequences)
+        return self._combine([p.predict_sequences(sequences, batch_size, empty="score") for p in self.predictors])
+
+
+def empty_sequences(sequences: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> list[int]:
+    """Indices of the sequences in which no joint is seen in any frame (all NaN or zero)."""
+    if isinstance(sequences, np.ndarray) or any(not isinstance(s, (tuple, list)) or len(s) != 2 for s in sequences):
+        # a bare [N, M, T, V, C] array failed deep inside with "too many values to unpack"
+        raise ActionposeError("sequences: give a list of (keypoint [M, T, V, C], score [M, T, V] or None) pairs; "
+                              "for one array of equal-length samples use predict(keypoint, score)")
+    return [i for i, (kp, _) in enumerate(sequences)
+            if not (np.isfinite(a := np.asarray(kp, dtype=np.float32)) & (a != 0)).any()]
+
+
+def refuse_empty(sequences: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> None:
+    empty = empty_sequences(sequences)
+    if empty:
+        raise ActionposeError(f"sequence {empty[0]}{f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''}: no "
+                              "joint seen in any frame (all NaN or zero): nothing to classify")
 
 
 def predict_sequences(predictor: Any, sequences: Sequence[tuple[np.ndarray, np.ndarray | None]],
-                      batch_size: int = 64) -> np.ndarray:
+                      batch_size: int = 64, empty: str = "refuse") -> np.ndarray:
     """Shared by the ONNX and the PyTorch predictor: per-sequence preprocessing, batched inference.
 
-    ``predictor`` needs ``config``, ``coords``, ``num_classes`` and ``run_clips(clips) -> logits``.
+    ``predictor`` needs ``config``, ``coords``, ``num_classes`` and ``run_clips(clips) -> logits``. A sequence
+    with no joint seen is refused (``empty="refuse"``, as :meth:`ActionPredictor.predict` does: it got a
+    confident 0.99 for one class), or scored as given (``"score"``: an evaluation keeps every test sample and
+    says how many were empty).
     """
     from actionpose.data.transforms import prepare
+
+    if empty not in ("refuse", "score"):
+        raise ValueError(f"empty={empty!r}: 'refuse' or 'score'")
+    if empty == "refuse":
+        refuse_empty(sequences)
 
     out = np.zeros((len(sequences), predictor.num_classes), np.float32)
     for start in range(0, len(sequences), batch_size):

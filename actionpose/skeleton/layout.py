@@ -94,14 +94,22 @@ class Layout:
 
     @cached_property
     def symmetric_pairs(self) -> tuple[tuple[int, int], ...]:
-        """(left, right) index pairs found by name: ``left_x`` <-> ``right_x``."""
-        pairs = []
+        """(left, right) index pairs, found by name (``left_x`` / ``right_x``, ``LShoulder`` / ``RShoulder``,
+        ``l_knee`` / ``r_knee``, ``knee_l`` / ``knee_r``, ``leftKnee`` / ``rightKnee``, ...) and through the
+        aliases (``left_wrist: LWr`` with ``right_wrist: RWr``). Why both: a rig named in another
+        convention flipped its skeleton without swapping sides, an anatomically impossible body."""
+        pairs: dict[int, int] = {}
         for i, name in enumerate(self.joints):
-            if name.startswith("left_"):
-                other = "right_" + name[len("left_"):]
-                if other in self.joints:
-                    pairs.append((i, self.joints.index(other)))
-        return tuple(pairs)
+            other = mirrored_name(name)
+            if other is not None and other[0] == "right" and other[1] in self.joints:
+                pairs[i] = self.joints.index(other[1])
+        for alias, target in self.aliases.items():
+            other = mirrored_name(alias)
+            if other is not None and other[0] == "right" and other[1] in self.aliases:
+                left, right = target, self.aliases[other[1]]
+                if left in self.joints and right in self.joints and left != right:
+                    pairs.setdefault(self.joints.index(left), self.joints.index(right))
+        return tuple(sorted(pairs.items()))
 
     @cached_property
     def flip_index(self) -> np.ndarray:
@@ -190,3 +198,23 @@ def chain(*names: str) -> tuple[tuple[str, str], ...]:
 
 def bones(*chains: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple(b for c in chains for b in c)
+
+
+_SIDE_AFFIXES = (("left_", "right_", "prefix"), ("Left_", "Right_", "prefix"), ("l_", "r_", "prefix"),
+                 ("L_", "R_", "prefix"), ("_left", "_right", "suffix"), ("_l", "_r", "suffix"),
+                 ("_L", "_R", "suffix"), ("left", "right", "camel"), ("Left", "Right", "camel"),
+                 ("L", "R", "camel"))
+
+
+def mirrored_name(name: str) -> tuple[str, str] | None:
+    """``("right", other)`` for a left joint's name, ``("left", other)`` for a right one's, else None.
+    Camel-case prefixes (``LShoulder``, ``leftKnee``) need an upper-case letter after them, so ``Lumbar``
+    or ``lower_back`` are not sides."""
+    for left, right, how in _SIDE_AFFIXES:
+        for mine, theirs, side in ((left, right, "right"), (right, left, "left")):
+            if how == "suffix":
+                if name.endswith(mine) and len(name) > len(mine):
+                    return side, name[: -len(mine)] + theirs
+            elif name.startswith(mine) and len(name) > len(mine) and (how == "prefix" or name[len(mine)].isupper()):
+                return side, theirs + name[len(mine):]
+    return None

@@ -26,10 +26,25 @@ def ensure_layout(definition: dict, where: str = "layout") -> Layout:
     known = _LAYOUTS.get(layout.name)
     if known is None:
         return register_layout(layout)
-    if (known.joints, tuple(map(tuple, known.bones))) != (layout.joints, tuple(map(tuple, layout.bones))):
+    differ = layout_differences(known, layout)
+    if differ:  # the centre and the aliases change the features (bones, centring) and the mapping too
         raise ActionposeError(f"{where}: its layout {layout.name!r} differs from the registered layout of that "
-                              "name (other joints or bones)")
+                              f"name in its {' and '.join(differ)}")
     return known
+
+
+def layout_differences(a: Layout, b: Layout) -> list[str]:
+    """What two layouts of one name define differently (the description does not count)."""
+    out = []
+    if a.joints != b.joints:
+        out.append("joints")
+    if tuple(map(tuple, a.bones)) != tuple(map(tuple, b.bones)):
+        out.append("bones")
+    if a.center != b.center:
+        out.append(f"center ({a.center!r} vs {b.center!r})")
+    if dict(a.aliases) != dict(b.aliases):
+        out.append("aliases")
+    return out
 
 
 def layout_definition(name: str) -> dict | None:

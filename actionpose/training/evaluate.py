@@ -17,7 +17,7 @@ from actionpose.data.datamodule import samples_for, validation_slice
 from actionpose.data.format import load_dataset
 from actionpose.data.transforms import PreprocessConfig
 from actionpose.errors import ActionposeError
-from actionpose.inference.predictor import load_predictor, predict_sequences
+from actionpose.inference.predictor import empty_sequences, load_predictor, predict_sequences
 from actionpose.skeleton import can_map
 
 
@@ -43,8 +43,8 @@ class TorchPredictor:
         with torch.no_grad():
             return self.model(torch.from_numpy(np.ascontiguousarray(clips)).to(self.device)).cpu().numpy()
 
-    def predict_sequences(self, sequences, batch_size: int = 64) -> np.ndarray:
-        return predict_sequences(self, sequences, batch_size)
+    def predict_sequences(self, sequences, batch_size: int = 64, empty: str = "refuse") -> np.ndarray:
+        return predict_sequences(self, sequences, batch_size, empty)
 
 
 def open_model(path: str | Path, threads: int | None = None):
@@ -145,9 +145,13 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
     if coords != {model.coords}:
         raise ActionposeError(f"{data_path}: samples have {sorted(coords)} coordinates, model {model_path} expects "
                               f"{model.coords}")
-    probs = model.predict_sequences([(s.keypoint, s.score) for s in samples])
+    seqs = [(s.keypoint, s.score) for s in samples]
+    probs = model.predict_sequences(seqs, empty="score")  # every test sample counts, as in the published protocols
     labels = np.array([to_model[s.label] for s in samples])
     res = metrics_from_probs(probs, labels, len(model.classes))
+    empty = empty_sequences(seqs)
+    res["notes"] = [f"{len(empty)} sample(s) have no joint seen in any frame (e.g. {samples[empty[0]].name!r}); they "
+                    "are scored as given, and their prediction means nothing"] if empty else []
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -252,7 +252,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
 
         if dm.test_samples:  # reported once for the selected model, never used for selection
             tp = TorchPredictor(selected, device="cuda" if gpu else "cpu")  # on a lent GPU the test takes seconds
-            probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples])
+            probs = tp.predict_sequences([(s.keypoint, s.score) for s in dm.test_samples], empty="score")
             import numpy as np
 
             res = metrics_from_probs(probs, np.array([s.label for s in dm.test_samples]), len(dm.classes))

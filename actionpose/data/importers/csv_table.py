@@ -48,6 +48,10 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
             with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM before the header
                 reader = csv.DictReader(f)
                 this = reader.fieldnames or []
+                twice = sorted({c for c in this if this.count(c) > 1})
+                if twice:  # csv.DictReader keeps the last of two same-named columns: the other was lost unsaid
+                    raise where(path, f"column(s) {', '.join(map(repr, twice))} appear more than once in the header; "
+                                      "every column needs its own name")
                 missing = {"sample", "frame", "label"} - set(this)
                 if missing:
                     raise where(path, f"missing column(s) {', '.join(sorted(missing))}")

@@ -476,3 +476,42 @@ def test_a_classes_file_with_a_header_line_is_noted(tmp_path, capsys):
                  "-o", str(tmp_path / "t.pkl")]) == 2
     assert "twice.txt: class name 'clap' appears twice (lines 1 and 2" in capsys.readouterr().err
     assert not (tmp_path / "t.pkl").exists()
+
+
+def test_csv_files_as_other_tools_write_them(tmp_path, capsys):
+    """Found by probing as an ML engineer: pandas' 0.0 frames were refused in Python's words; an empty or a
+    semicolon-separated file was "missing column(s)"; numeric labels 3, 7 made classes 0..7 without a note;
+    a class only in the test split was not said."""
+    import csv as csvmod
+
+    rows = _csv_rows()
+    h = rows[0]
+    fi, li, si = h.index("frame"), h.index("label"), h.index("split") if "split" in h else None
+    floats = [h] + [[*r[:fi], f"{int(r[fi])}.0", *r[fi + 1:]] for r in rows[1:]]
+    ds = convert("csv", _write_csv(tmp_path / "floats", floats))
+    assert len(ds.annotations) == len({r[0] for r in rows[1:]})
+    half = [h] + [[*r[:fi], f"{int(r[fi])}.5", *r[fi + 1:]] for r in rows[1:]]
+    with pytest.raises(ActionposeError, match="frame '0.5' is not a whole number|frame '[0-9]+.5' is not a whole"):
+        convert("csv", _write_csv(tmp_path / "half", half))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "x.csv").write_text("")
+    with pytest.raises(ActionposeError, match="empty file"):
+        convert("csv", tmp_path / "empty")
+    (tmp_path / "semi").mkdir()
+    with open(tmp_path / "semi" / "x.csv", "w", newline="") as f:
+        csvmod.writer(f, delimiter=";").writerows(rows)
+    with pytest.raises(ActionposeError, match="not comma-separated"):
+        convert("csv", tmp_path / "semi")
+    samples = sorted({r[0] for r in rows[1:]})
+    numeric = {s: str(3 + 4 * (i % 2)) for i, s in enumerate(samples)}  # labels 3 and 7 only
+    num = [h] + [[*r[:li], numeric[r[0]], *r[li + 1:]] for r in rows[1:]]
+    src = _write_csv(tmp_path / "numeric", num) / "x.csv"
+    assert main(["datasets", "convert", "-f", "csv", str(src), "-o", str(tmp_path / "n.pkl")]) == 0
+    assert "6 of 8 classes have no sample" in capsys.readouterr().err
+    if si is not None:
+        test_only = samples[0]
+        only = [h] + [[*r[:li], "rare" if r[0] == test_only else r[li], *r[li + 1:si], "test" if r[0] == test_only
+                       else r[si], *r[si + 1:]] for r in rows[1:]]
+        src = _write_csv(tmp_path / "only", only) / "x.csv"
+        assert main(["datasets", "convert", "-f", "csv", str(src), "-o", str(tmp_path / "o.pkl")]) == 0
+        assert "'rare' are in split 'test' but not in 'train'" in capsys.readouterr().err

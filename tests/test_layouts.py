@@ -160,3 +160,20 @@ def test_built_in_layouts_keep_their_flip_pairs():
                    for a, b in lay.symmetric_pairs), name
     bp = get_layout("blazepose33")
     assert (bp.index("mouth_left"), bp.index("mouth_right")) in bp.symmetric_pairs
+
+
+def test_aliases_map_into_a_custom_rig_and_mapping_errors_name_the_missing_joints():
+    """A rig's aliases (head: Head, ...) only mapped out of it, so tagging with a rig model listed all its 15
+    joints as missing where two were (probe)."""
+    from actionpose.skeleton.registry import joint_map, missing_joints
+
+    body = get_layout("body13")
+    names = {j: j.title().replace("_", "") for j in body.joints}
+    rig = register_layout(Layout(name="probe_rig_alias", joints=tuple(names.values()) + ("Neck",),
+                                 bones=tuple((names[body.joints[a]], names[body.joints[b]]) for a, b in body.edges)
+                                 + (("Neck", names["head"]),), center="Neck", aliases={k: v for k, v in names.items()}),
+                          overwrite=True)
+    assert missing_joints("body13", rig) == ["Neck"]
+    with pytest.raises(ActionposeError, match="no joint for Neck$"):
+        joint_map("body13", rig)
+    assert list(joint_map(rig, "body13")) == list(range(13))  # out of the rig, as before

@@ -56,6 +56,7 @@ def test_tiny_training_run_is_tracked_in_mlflow(trained):
     assert run.info.status == "FINISHED"
     p = run.data.params
     assert p["optim.lr"] == "0.1" and p["model.name"] == "stgcnpp_small" and len(p["data.fingerprint"]) == 16
+    assert p["data.dataset_layout"] and p["data.model_layout"]  # the layouts used (data.layout is None unless mapping)
     assert "train_loss" in run.data.metrics and "test_top1" in run.data.metrics
     assert [m.step for m in client.get_metric_history(res.run_id, "train_loss")] == [0]
     names = {a.path for a in client.list_artifacts(res.run_id)}
@@ -773,6 +774,16 @@ def test_sigterm_during_training_says_how_to_resume(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "interrupted in epoch" in err and f"trainer.resume={last}" in err and "Traceback" not in err, err[-2000:]
+    # the printed command works as printed (plus a shorter schedule, so that the test ends)
+    import re
+    import shlex
+
+    hint = shlex.split(re.search(r"continue with: (.*)", err).group(1))
+    assert hint[:3] == ["actionpose", "train", "-c"] and Path(hint[3]).is_file()
+    done = int(re.search(r"interrupted in epoch (\d+)", err).group(1))
+    again = subprocess.run([sys.executable, "-m", "actionpose", *hint[1:], f"optim.epochs={done + 1}"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
 
 
 def test_an_ensemble_aligns_class_lists_in_another_order_by_name(trained):

@@ -59,6 +59,17 @@ def _convert(args: argparse.Namespace) -> int:
     if empty and args.classes:  # a header line in the names file shifted every name by one, silently
         print(f"note: {len(empty)} class name(s) have no sample ({', '.join(f'{c!r} = label {i}' for i, c in empty[:3])}); "
               f"if --classes {args.classes} has a header line, every name is shifted by one", file=sys.stderr)
+    elif empty:  # numeric labels 3, 7 made classes 0..7: a model would train with empty outputs, unsaid
+        print(f"note: {len(empty)} of {len(ds.classes)} classes have no sample ({', '.join(repr(c) for _, c in empty[:5])}"
+              f"{' ...' if len(empty) > 5 else ''}): numeric labels are class indices, so every index up to the "
+              "largest is a class; give the labels as names to have only the classes you use", file=sys.stderr)
+    if "train" in (ds.split or {}):  # a class that only the test split holds cannot be learnt
+        by_split = {k: {ds.annotations[i]["label"] for i in idx} for k, idx in _split_indices(ds).items()}
+        for k, labels in by_split.items():
+            lonely = sorted(labels - by_split["train"])
+            if k != "train" and lonely:
+                print(f"note: class(es) {', '.join(repr(ds.classes[c]) for c in lonely[:5])} are in split {k!r} but "
+                      "not in 'train': a model cannot learn them", file=sys.stderr)
     if ds.meta.get("ignored_columns"):
         print(f"note: column(s) not used: {', '.join(ds.meta['ignored_columns'])} (not a joint of layout "
               f"{info['layout']})", file=sys.stderr)
@@ -136,3 +147,8 @@ def print_info(name: str, info: dict) -> None:
     width = max(len(c) for c in info["classes"]) if info["classes"] else 0
     for c, n in info["classes"].items():
         print(f"    {c:<{width}}  {n}")
+
+
+def _split_indices(ds) -> dict[str, list[int]]:  # noqa: ANN001 - a SkeletonDataset
+    index = {a["frame_dir"]: i for i, a in enumerate(ds.annotations)}
+    return {k: [index[n] for n in names if n in index] for k, names in ds.split.items()}

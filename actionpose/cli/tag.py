@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     label = output_labels([name for _, name, _ in jobs])
     if many and args.render and any(kind == "pkl" for kind, _, _ in jobs):
         print("note: --render is drawn for videos only when a source holds several sequences", file=sys.stderr)
+    if many and any(kind == "pkl" and payload[1] is None for kind, _, payload in jobs):
+        # said once for the run, not once per sequence (a CSV-made pickle of 183 clips printed it 183 times)
+        print(f"note: {NO_RATE}", file=sys.stderr)
 
     def one(kind: str, name: str, payload) -> "TagResult":
         if kind == "pkl" and not many:
@@ -121,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if kind == "pkl":
             layout, fps, frames = payload
             res = tag_frames(frames, predictor, layout, fps or DEFAULT_FPS, video=name, model_name=model_name, config=cfg)
-            if fps is None:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
-                res.warnings.append(NO_RATE)
+            # a CSV-made pickle has no frame rate: every segment time rests on the guess (said once, above)
             write_outputs(res, timeline=_suffixed(args.timeline, label[name], many))
             return res
         return tag_video(payload, predictor, render=_suffixed(args.render, label[name], many),

@@ -91,8 +91,12 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
         return hit[2]
     index, missing = [], []
     for joint in dst.joints:
-        if src.has(joint):
-            index.append(src.index(joint))
+        # the joint's own name, or a name that the target's aliases give it (a custom rig's ``head: Head``
+        # maps into the rig too, not only out of it)
+        names = [joint, *(a for a, j in dst.aliases.items() if j == joint)]
+        found = next((n for n in names if src.has(n)), None)
+        if found is not None:
+            index.append(src.index(found))
         else:
             missing.append(joint)
     if missing:
@@ -106,6 +110,15 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
 
 # joint_map is on the per-window hot path of the fall predictor and the tagger (26 name lookups per call)
 _JOINT_MAPS: dict[tuple[int, int], tuple[Layout, Layout, np.ndarray]] = {}
+
+
+def missing_joints(src: str | Layout, dst: str | Layout) -> list[str]:
+    """The joints of ``dst`` that ``src`` has no joint for (empty when it maps)."""
+    try:
+        joint_map(src, dst)
+        return []
+    except ActionposeError as e:
+        return str(e).split("no joint for ", 1)[-1].split(", ")
 
 
 def can_map(src: str | Layout, dst: str | Layout) -> bool:

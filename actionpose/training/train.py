@@ -160,6 +160,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         params = {k: str(v)[:250] for k, v in flatten(cfg).items()}
         if cfg["data"]["path"]:
             params["data.fingerprint"] = fingerprint(cfg["data"]["path"])
+        # the layouts really used: the config's data.layout is None unless it maps the data into another one
+        params.update({"data.dataset_layout": dm.dataset.layout, "data.model_layout": dm.layout})
         params.update({"data.n_train": len(dm.train_samples), "data.n_val": len(dm.val_samples),
                        "data.n_test": len(dm.test_samples), "model.params": sum(p.numel() for p in module.parameters())})
         from mlflow.entities import Param
@@ -212,7 +214,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         status = "KILLED"
         last = checkpoint_dir(out_dir) / "last.ckpt"
         print(f"interrupted in epoch {trainer.current_epoch + 1}; "
-              + (f"continue with trainer.resume={last}" if last.exists() else "no epoch had finished, nothing to resume"),
+              # the run's own resolved config: the original overrides are in it (the bare trainer.resume= needed -c
+              # and every override again)
+              + (f"continue with: actionpose train -c {out_dir / 'config.yaml'} trainer.resume={last}" if last.exists()
+                 else "no epoch had finished, nothing to resume"),
               file=sys.stderr)
         raise KeyboardInterrupt from None
     finally:

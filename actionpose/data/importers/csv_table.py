@@ -48,6 +48,11 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
             with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM before the header
                 reader = csv.DictReader(f)
                 this = reader.fieldnames or []
+                if not this:
+                    raise where(path, "empty file (no header line)")
+                if len(this) == 1 and any(d in this[0] for d in ";\t|"):  # Excel in many locales writes ';'
+                    raise where(path, f"one column {this[0][:60]!r}: the file is not comma-separated (';' or tab?); "
+                                      "save it as CSV with commas")
                 twice = sorted({c for c in this if this.count(c) > 1})
                 if twice:  # csv.DictReader keeps the last of two same-named columns: the other was lost unsaid
                     raise where(path, f"column(s) {', '.join(map(repr, twice))} appear more than once in the header; "
@@ -112,8 +117,8 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     for name, rows in rows_by_sample.items():
         ctx = rows[0]["__where"]
         try:
-            frames = np.array([int(r["frame"]) for r in rows])
-            persons = np.array([int(r.get("person") or 0) for r in rows])
+            frames = np.array([_whole(r["frame"], "frame") for r in rows])
+            persons = np.array([_whole(r.get("person") or "0", "person") for r in rows])
             # an empty cell is a joint the tool did not find: stored at (0, 0) with score 0, as PYSKL pads;
             # a written 'nan' stays an error below (a broken value, not an absent one)
             xyz = [[r[c].strip() for c in need] for r in rows]
@@ -171,3 +176,18 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     ignored = [c for c in header if c not in used and not c.startswith("__")]  # head_q: a typo, said not dropped
     return SkeletonDataset(anns, layout=lay.name, classes=classes, split=dict(split),
                            meta={"source": "csv", "missing_frames": gaps, **({"ignored_columns": ignored} if ignored else {})})
+
+
+def _whole(cell: str, column: str) -> int:
+    """A frame or person number; ``12.0`` is accepted (pandas writes whole numbers that way once a column
+    has an empty cell), ``12.5`` or ``x`` is refused naming the column."""
+    try:
+        return int(cell)
+    except ValueError:
+        try:
+            f = float(cell)
+        except ValueError:
+            f = float("nan")
+        if not np.isfinite(f) or f != int(f):
+            raise ValueError(f"{column} {cell!r} is not a whole number") from None
+        return int(f)

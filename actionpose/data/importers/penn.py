@@ -20,8 +20,12 @@ def penn_scores(kp: np.ndarray, visibility: np.ndarray) -> np.ndarray:
     fills in the annotator's guess of where it is, except a few left at the image corner (x, y <= 2):
     seen 1.0, guessed 0.5 (usable, e.g. for counting repetitions), corner 0.0 (missing). Scoring the
     guesses 0 made `actionpose reps` refuse clips whose documented counts use them."""
-    corner = (np.asarray(kp) <= 2).all(-1)
-    return np.where(visibility > 0, 1.0, np.where(corner, 0.0, 0.5)).astype(np.float32)
+    return np.where(visibility > 0, 1.0, np.where(penn_corner(kp), 0.0, 0.5)).astype(np.float32)
+
+
+def penn_corner(kp: np.ndarray) -> np.ndarray:
+    """Joints left at the image corner (x, y <= 2 px): not annotated at all."""
+    return (np.asarray(kp) <= 2).all(-1)
 
 
 @register_importer("penn")
@@ -43,7 +47,12 @@ def import_penn(src: Path) -> SkeletonDataset:
             vis = np.ones_like(x)
         h, w = (int(v) for v in np.asarray(mat_key(m, "dimensions", path)).ravel()[:2])
         kp = np.stack([x, y], -1)[None]
-        ann = make_annotation(path.stem, PENN_CLASSES.index(action), kp, penn_scores(kp[0], vis)[None], img_shape=(h, w),
+        scores = penn_scores(kp[0], vis)[None]
+        # a corner joint is stored as the canonical missing joint, (0, 0) with score 0. Left at (1, 1) px it counted
+        # as present wherever joints are told apart by their coordinates (the centring and scaling of a sequence):
+        # 187,326 joints in 769 of 2,326 clips pulled the body's box to the image corner
+        kp[penn_corner(kp)] = 0.0
+        ann = make_annotation(path.stem, PENN_CLASSES.index(action), kp, scores, img_shape=(h, w),
                               view=str(np.asarray(m.get("pose", [""])).ravel()[0]))
         validate_annotation(ann, "penn13", len(PENN_CLASSES), path)
         anns.append(ann)

@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         if kind == "pkl":
             layout, fps, frames = payload
             res = tag_frames(frames, predictor, layout, fps or DEFAULT_FPS, video=name, model_name=model_name, config=cfg)
-            # a CSV-made pickle has no frame rate: every segment time rests on the guess (said once, above)
+            if fps is None:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
+                res.warnings.append(NO_RATE)  # in each result's JSON; printed once for the run (above)
             write_outputs(res, timeline=_suffixed(args.timeline, label[name], many))
             return res
         return tag_video(payload, predictor, render=_suffixed(args.render, label[name], many),
@@ -162,8 +163,10 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
             print(f"warning: skipped {name}: {e}", file=sys.stderr)
             continue
         results.append(res)
-        if not args.quiet:
-            print(res.summary())
+        if not args.quiet:  # the run-wide "no frame rate" was said once up front, not under each of 183 clips
+            from actionpose.inference.tagger import NO_RATE
+
+            print(res.summary(skip=(NO_RATE,) if many else ()))
         if res.interrupted:
             interrupted = True
             break

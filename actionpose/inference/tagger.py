@@ -102,8 +102,8 @@ class TagResult:
         short = sum("visible for only" in w for w in self.warnings)
         return f"no person tagged: {short} track(s), each too short" if short else "no person detected"
 
-    def summary(self) -> str:
-        """A short human-readable table of who did what, when."""
+    def summary(self, skip: tuple[str, ...] = ()) -> str:
+        """A short human-readable table of who did what, when (warnings in ``skip`` are left out)."""
         lines = [f"{self.video}: {self.duration_s:.1f} s, {self.frames} frames @ {self.fps:.1f} fps, "
                  f"model {self.model}, {len(self.persons)} person(s)"
                  + ("" if self.complete else " [partial]")]
@@ -118,7 +118,7 @@ class TagResult:
                              f"score {s.score:.2f}" + ("" if s.reps is None else f"  reps {s.reps}"))
         if not self.persons:
             lines.append(f"  {self.nobody()}")
-        lines += [f"  warning: {w}" for w in sorted(self.warnings, key=_by_person)]
+        lines += [f"  warning: {w}" for w in sorted(self.warnings, key=_by_person) if w not in skip]
         return "\n".join(lines)
 
 

@@ -76,3 +76,45 @@ def test_overlay_discarded_on_failure_and_bad_suffix(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ActionposeError, match="must end in"):
         OverlayWriter(tmp_path / "o.txt", 10.0, "body13", CLASSES)
+
+
+def test_final_overlay_labels_are_the_results_segments():
+    """Drawn while tagging, a label showed only once its window was scored: a short clip's overlay said '-'
+    throughout while its JSON tagged a segment. A finished input is drawn again with the final segments."""
+    from actionpose.inference.tagger import render_final, segment_label
+
+    r = result()
+    assert segment_label(r, 0, 0.5) == ("background", 0.0) and segment_label(r, 0, 1.0) == ("squat", 0.9)
+    assert segment_label(r, 0, 9.0) == ("background", 0.0) and segment_label(r, 5, 15.99) == ("situp", 0.7)
+
+    class Seen:  # an overlay that records the label of every person at every frame
+        def __init__(self):
+            self.frames, self.closed = [], None
+
+        def add_frame(self, index, image, persons):
+            self.frames.append((index, [(p.track_id, self.label_of(p.track_id)) for p in persons]))
+
+        def close(self, keep=True):
+            self.closed = keep
+
+    kp = np.zeros((13, 2))
+    poses = {i: [PersonPose(0, kp, None), PersonPose(5, kp, None)] for i in range(0, 600, 30)}
+    ov = Seen()
+    render_final(ov, ((i, None) for i in range(600)), poses, r)
+    assert ov.closed is True and len(ov.frames) == 571  # up to the last frame tagged, not the rest
+    for index, labels in ov.frames:
+        for tid, lab in labels:
+            assert lab == segment_label(r, tid, index / 30.0)
+    assert dict(ov.frames[60][1]) == {0: ("squat", 0.9), 5: ("background", 0.0)}  # frame 60: 2 s
+
+
+def test_tagging_a_file_draws_the_final_labels_from_its_first_frame(tmp_path):
+    from actionpose.inference.tagger import tag_video
+
+    video = __import__("pathlib").Path(__file__).resolve().parents[1] / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"
+    res = tag_video(video, "penn", render=tmp_path / "o.mp4", json=tmp_path / "t.json")
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == res.frames

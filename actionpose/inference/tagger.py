@@ -530,9 +530,9 @@ def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predic
     return result
 
 
-def _frontend_frames(fe: Any, reader: Any, trace_images: Callable[[int, np.ndarray, list[PersonPose]], None] | None
-                     ) -> Iterator[tuple[int, list[PersonPose]]]:
-    for fr in fe.stream(None, reader=reader, keep_images=trace_images is not None):
+def _frontend_frames(fe: Any, reader: Any, trace_images: Callable[[int, np.ndarray, list[PersonPose]], None] | None,
+                     keep_images: bool = True) -> Iterator[tuple[int, list[PersonPose]]]:
+    for fr in fe.stream(None, reader=reader, keep_images=trace_images is not None and keep_images):
         people = [PersonPose(p.track_id, p.keypoints, p.scores, p.box) for p in fr.persons]
         if trace_images is not None:
             trace_images(fr.index, fr.image, people)
@@ -564,11 +564,15 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         name, layout, rate, img_shape, frames = vids[0]
         no_rate = rate is None
         rate = rate or DEFAULT_FPS
+        poses: dict[int, list[PersonPose]] = {}
         if render is not None:
+            frames = _record(frames, poses)
+        result = _tag_with_overlay(frames, predictor, layout, rate, name, model_name, cfg, on_segment, None)
+        if render is not None:  # drawn once the segments are final: the labels are the JSON's
             from actionpose.render.overlay import OverlayWriter
-            overlay = OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape)
-            frames = _draw_blank(frames, overlay)
-        result = _tag_with_overlay(frames, predictor, layout, rate, name, model_name, cfg, on_segment, overlay)
+
+            render_final(OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape),
+                         ((i, None) for i in sorted(poses)), poses, result)
         if no_rate:
             result.warnings.append(NO_RATE)
     else:
@@ -584,13 +588,23 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             reader.target_fps = VIDEO_FPS
         rate = reader.out_fps
         draw = None
+        poses = {}
+        final = render is not None and reader.info.is_file  # a file: drawn again at the end, with the final labels
         if render is not None:
             from actionpose.render.overlay import OverlayWriter
-            overlay = OverlayWriter(render, rate, fe.layout, predictor.classes)
-            draw = overlay.add_frame
-        frames = _frontend_frames(fe, reader, draw)
+            if final:
+                draw = lambda index, image, people: poses.__setitem__(index, people)  # noqa: E731
+            else:  # a live stream: each person's current label as the frames come (constant memory)
+                overlay = OverlayWriter(render, rate, fe.layout, predictor.classes)
+                draw = overlay.add_frame
+        frames = _frontend_frames(fe, reader, draw, keep_images=not final)
         name = reader.info.name if not reader.info.is_file else Path(src).name
         result = _tag_with_overlay(frames, predictor, fe.layout, rate, name, model_name, cfg, on_segment, overlay)
+        if final:
+            again = FrameReader(spec, None)
+            again.target_fps = reader.target_fps
+            render_final(OverlayWriter(render, rate, fe.layout, predictor.classes),
+                         ((fr.index, fr.image) for fr in again), poses, result)
         early = reader.stopped_early()
         if early:
             result.warnings.append(early)
@@ -601,10 +615,41 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
     return result
 
 
-def _draw_blank(frames: Iterable[tuple[int, list[PersonPose]]], overlay: Any) -> Iterator[tuple[int, list[PersonPose]]]:
+def _record(frames: Iterable[tuple[int, list[PersonPose]]], poses: dict[int, list[PersonPose]]
+            ) -> Iterator[tuple[int, list[PersonPose]]]:
     for index, people in frames:
-        overlay.add_frame(index, None, people)
+        poses[index] = people
         yield index, people
+
+
+def segment_label(result: TagResult, track_id: int, t: float) -> tuple[str, float]:
+    """The label a person has at time ``t`` in the result: the segment that covers it, else background."""
+    for s in result.persons.get(int(track_id), []):
+        if s.start_s <= t < s.end_s or (t == s.end_s == result.duration_s):
+            return s.label, s.score
+    return BACKGROUND, 0.0
+
+
+def render_final(overlay: Any, images: Iterable[tuple[int, np.ndarray | None]], poses: dict[int, list[PersonPose]],
+                 result: TagResult) -> None:
+    """Draw the overlay of a finished input: its frames again (``images``: index, image or None for a blank
+    canvas) with the skeletons seen then and each person's label from the final segments. Why a second pass:
+    drawn while tagging, a label only showed once its window had been scored, so a short clip's overlay
+    said '-' throughout where its JSON tagged a segment. Frames after the last one tagged (an interrupted run)
+    are not drawn."""
+    now = {"t": 0.0}
+    overlay.label_of = lambda tid: segment_label(result, tid, now["t"])
+    last = max(poses) if poses else -1
+    try:
+        for index, image in images:
+            if index > last:
+                break
+            now["t"] = index / result.fps
+            overlay.add_frame(index, image, poses.get(index, []))
+    except BaseException:
+        overlay.close(keep=False)
+        raise
+    overlay.close()
 
 
 def _tag_with_overlay(frames, predictor, layout, fps, name, model_name, cfg, on_segment, overlay) -> TagResult:

@@ -521,3 +521,19 @@ def test_csv_files_as_other_tools_write_them(tmp_path, capsys):
         src = _write_csv(tmp_path / "only", only) / "x.csv"
         assert main(["datasets", "convert", "-f", "csv", str(src), "-o", str(tmp_path / "o.pkl")]) == 0
         assert "'rare' are in split 'test' but not in 'train'" in capsys.readouterr().err
+
+
+def test_csv_errors_cite_the_line_at_fault(tmp_path):
+    """A NaN or a label change deep inside a sample was cited at the sample's first line (probe)."""
+    rows = _csv_rows()
+    h = rows[0]
+    first = rows[1][0]
+    lines = [i for i, r in enumerate(rows) if r[0] == first]
+    target = lines[3]  # the 4th row of the first sample: file line target + 1
+    nan = [r if i != target else [*r[:h.index("head_x")], "nan", *r[h.index("head_x") + 1:]] for i, r in enumerate(rows)]
+    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}': NaN or infinite coordinate"):
+        convert("csv", _write_csv(tmp_path / "nan", nan))
+    li = h.index("label")
+    relabel = [r if i != target else [*r[:li], "zzz", *r[li + 1:]] for i, r in enumerate(rows)]
+    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}' has more than one label"):
+        convert("csv", _write_csv(tmp_path / "lab", relabel))

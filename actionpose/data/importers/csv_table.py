@@ -136,8 +136,13 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         if not np.isfinite(scores).all():
             bad = rows[int(np.flatnonzero(~np.isfinite(scores).all(1))[0])]["__where"]
             raise ActionposeError(f"{bad}: sample {name!r}: NaN or infinite score")
-        if len({r["label"] for r in rows}) != 1:
-            raise ActionposeError(f"{ctx}: sample {name!r} has more than one label")
+        if len({r["label"] for r in rows}) != 1:  # the line where it changes, not the sample's first
+            odd = next(r for r in rows if r["label"] != rows[0]["label"])
+            raise ActionposeError(f"{odd['__where']}: sample {name!r} has more than one label ({rows[0]['label']!r} "
+                                  f"on {ctx}, {odd['label']!r} here)")
+        if not np.isfinite(coords).all():  # said here with its line; validate_annotation knows only the frame
+            bad = rows[int(np.flatnonzero(~np.isfinite(coords).reshape(len(rows), -1).all(1))[0])]["__where"]
+            raise ActionposeError(f"{bad}: sample {name!r}: NaN or infinite coordinate")
         if named_split and not rows[0].get("split"):  # it would be in no split: never trained or tested on
             raise ActionposeError(f"{ctx}: sample {name!r}: empty 'split' while other samples have one")
         if len({r.get("split") or "" for r in rows}) != 1:

@@ -103,6 +103,8 @@ def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path, capsys
         assert main(["layouts", str(shown)]) == 0
         out = capsys.readouterr().out
         assert out.startswith("test_rig3:") and "bones: a-b, b-c" in out
+        # whether the cross-layout models can read it, and what a flip swaps (the probe could not tell)
+        assert "maps to body13: no (none for head, left_shoulder" in out and "left/right pairs (flip): none found" in out
     f.write_text(good.replace("test_rig3", "test_rig3b").replace("[[a, b], [b, c]]", "[[a, b]]"))  # c reached by no bone
     assert layout_from_option(str(f)) == "test_rig3b"
     err = capsys.readouterr().err

@@ -24,12 +24,22 @@ def _run(args: argparse.Namespace) -> int:
             body13 = "yes" if can_map(lay, "body13") else "no"
             print(f"{name:<14} {lay.num_joints:>3} joints  body13: {body13:<3}  {lay.description}")
         return 0
+    from actionpose.skeleton.registry import missing_joints
+
     lay = get_layout(_layout_of(args.name))
     print(f"{lay.name}: {lay.description}")
     print(f"centre: {lay.center}")
     for i, j in enumerate(lay.joints):
         print(f"  {i:>2} {j}")
     print("bones: " + ", ".join(f"{a}-{b}" for a, b in lay.bones))
+    if lay.aliases:
+        print("aliases: " + ", ".join(f"{a} -> {j}" for a, j in lay.aliases.items()))
+    # what the cross-layout models (fall, penn, the tagger on a frontend) need, and what flip augmentation swaps
+    lacking = missing_joints(lay, "body13")
+    print("maps to body13: " + ("yes" if not lacking else f"no (none for {', '.join(lacking)})"))
+    pairs = lay.symmetric_pairs
+    print("left/right pairs (flip): " + (", ".join(f"{lay.joints[a]}<->{lay.joints[b]}" for a, b in pairs)
+                                         if pairs else "none found (augment.flip would mirror without swapping sides)"))
     return 0
 
 

@@ -463,11 +463,13 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             if time.time() - state.sessions_swept > 60:  # forget idle sessions' state now and then
                 state.sessions_swept = time.time()
                 forget_sessions(state.engine, settings.session_idle_s)
-            if error is not None:
-                raise error
-            return rows, det.last_time
+            return rows, det.last_time, error
 
-        rows, last = await asyncio.to_thread(run)
+        rows, last, error = await asyncio.to_thread(run)
+        if error is not None:  # the frames before the bad one were processed: their events are stored and said here
+            # (a still_down raised by them used to reach the database but not the client, whose re-send got a 409)
+            return JSONResponse(status_code=422, content={"detail": str(error),
+                                                          "events": [EventOut(**r).model_dump() for r in rows]})
         response.headers["X-Worker"] = WORKER_ID  # which worker answered (sessions work on any; for diagnosis)
         return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows],
                               last_timestamp=last, warnings=stream_advice(frames, req.layout))

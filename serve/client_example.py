@@ -43,6 +43,14 @@ def fall_probability_fast(window, layout: str = "coco17", fps: float = 30.0) -> 
     return r.json()
 
 
+class StreamRefused(RuntimeError):
+    """A frame of the request was refused (422); ``events`` are those of the frames before it, stored."""
+
+    def __init__(self, detail: str, events: list[dict]):
+        super().__init__(detail)
+        self.events = events
+
+
 def send_frames(session_id: str, frames: list[dict], layout: str = "coco17") -> list[dict]:
     """Append frames ``{"timestamp": s, "persons": [{"track_id": 1, "keypoints": [[x, y], ...]}]}`` to a
     camera's session; returns the fall events found (each already stored on the server).
@@ -83,6 +91,10 @@ def _send_frames(session_id: str, frames: list[dict], layout: str) -> list[dict]
     if r.status_code == 503:  # another request of this session was being saved: try once more
         time.sleep(float(r.headers.get("Retry-After", "1")))
         r = client.post(f"/v1/fall/stream/{session_id}", json={"layout": layout, "frames": frames})
+    if r.status_code == 422 and r.json().get("events"):
+        # a frame was refused, but the frames before it were processed: their events (a fall, a still_down)
+        # are stored, and must not be lost with the error
+        raise StreamRefused(r.json()["detail"], r.json()["events"])
     r.raise_for_status()
     for said in r.json().get("warnings", []):  # the keypoints look wrong (y up? normalised?): answers not to trust
         warnings.warn(f"fall service, session {session_id}: {said}", stacklevel=3)

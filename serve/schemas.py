@@ -56,9 +56,10 @@ class StreamRequest(BaseModel):
 
 EventKind = Literal["fall", "still_down", "recovered"]
 EVENT_KIND_DOC = ("fall: a fall (start_time where it began, detected_time the alert, confidence its probability); "
-                  "still_down: the person was not seen up again long_lie_s (60 s) after the fall's alert (start_time "
-                  "the fall's alert, confidence the share of frames seen down since; 0: not seen since); recovered: "
-                  "the person was seen up again (start_time the first frame up, detected_time when confirmed)")
+                  "still_down: the person was not seen up again long_lie_s (the service's ACTIONPOSE_LONG_LIE_S, "
+                  "default 60 s) after the fall's alert (start_time the fall's alert, confidence the share of the "
+                  "frames judged since that looked down; 0: not seen down, or not seen); recovered: the person was "
+                  "seen up again (start_time the first frame up, detected_time when confirmed)")
 
 
 class EventOut(BaseModel):
@@ -98,6 +99,8 @@ class ErrorOut(BaseModel):
 
     detail: str
     errors: Optional[list[dict]] = None
+    events: Optional[list[EventOut]] = Field(None, description="stream 422 naming a frame: the events raised by the "
+                                                              "frames before it, which were processed and stored")
 
 
 ERROR_RESPONSES = {code: {"model": ErrorOut, "description": what} for code, what in {

@@ -1,6 +1,7 @@
 """Service settings from environment variables (one place, documented in docs/fall.md)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 
@@ -46,14 +47,19 @@ class Settings:
                     value = type(default)(raw)
             except ValueError:
                 raise ActionposeError(f"{name}={raw!r}: expected {_KIND[type(default)]}") from None
-            low = _MIN.get(f.name)
+            low, high = _MIN.get(f.name), _MAX.get(f.name)
+            if isinstance(value, float) and not math.isfinite(value):  # inf passed ">= low" and crashed the workers
+                raise ActionposeError(f"{name}={raw!r}: must be a finite number")
             if low is not None and not value >= low:
                 raise ActionposeError(f"{name}={raw!r}: must be >= {low}")
+            if high is not None and not value <= high:
+                raise ActionposeError(f"{name}={raw!r}: must be <= {high:g}")
             values[f.name] = value
         return cls(**values)
 
 
 _ENV_NAMES = {"model": "ACTIONPOSE_FALL_MODEL"}
+_MAX = {"long_lie_s": 3600.0}  # FallConfig's own bound (fall_aftermath.LONG_LIE_MAX_S)
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 _KIND = {int: "an integer", float: "a number", str: "text", bool: "1/0, true/false, yes/no or on/off"}
 _MIN = {"max_body_bytes": 1, "max_window_frames": 1, "max_stream_frames": 1, "max_persons": 1, "max_sessions": 1,

@@ -191,5 +191,39 @@ def test_cli_prints_the_follow_up(tmp_path):
     assert "20 s after the alert" in lines[1], lines
     r = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "body13", "--fps", "30",
                         "--long-lie", "0"], capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0 and "long_lie_s" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode != 0 and "--long-lie 0: must be more than 0" in r.stderr and "Traceback" not in r.stderr
     assert Path(path).exists()
+
+
+def _got_up_then_fell_again():
+    kp, sc, labels = fall_fixture()
+    lying, up = labels == 2, labels == 0
+    parts = [(kp, sc), (pingpong(kp[lying][-30:], 2, FPS_URFD), pingpong(sc[lying][-30:], 2, FPS_URFD)),
+             (kp[::-1], sc[::-1]), (pingpong(kp[up][:30], 3.2, FPS_URFD), pingpong(sc[up][:30], 3.2, FPS_URFD)),
+             (kp, sc), (pingpong(kp[lying][-30:], 5, FPS_URFD), pingpong(sc[lying][-30:], 5, FPS_URFD))]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def test_a_second_fall_right_after_getting_up_is_alerted(det):
+    """The re-arm rule (probability below `release` for `rearm_s`) blocked a fall a few seconds after the
+    person had got up: "up again", then nothing while they lay on the floor (probe). A recovery re-arms."""
+    kp, sc = _got_up_then_fell_again()
+    events = stream(det, kp, sc, FPS_URFD)
+    assert [e.kind for e in events] == ["fall", "recovered", "fall"], events
+    assert events[2].detected_time - events[1].detected_time < det.config.rearm_s + 3
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 256])
+def test_follow_ups_do_not_depend_on_how_frames_are_batched(det, chunk):
+    """update_many must give update's events: a 256-frame service request used to lose every frame after a fall
+    but the last 2.6 s, so a person who got up got a false still_down (probe)."""
+    kp, sc, labels = fall_fixture()
+    lying, up = labels == 2, labels == 0
+    seq = np.concatenate([kp, pingpong(kp[lying][-30:], 2, FPS_URFD), kp[::-1], pingpong(kp[up][:30], 6, FPS_URFD)])
+    sco = np.concatenate([sc, pingpong(sc[lying][-30:], 2, FPS_URFD), sc[::-1], pingpong(sc[up][:30], 6, FPS_URFD)])
+    one = [(e.kind, e.start_time, e.detected_time) for e in stream(det, seq, sco, FPS_URFD, chunk=1)]
+    assert [k for k, _, _ in one] == ["fall", "recovered"]
+    assert [(e.kind, e.start_time, e.detected_time) for e in stream(det, seq, sco, FPS_URFD, chunk=chunk)] == one
+    again, agains = _got_up_then_fell_again()
+    ref = [(e.kind, e.detected_time) for e in stream(det, again, agains, FPS_URFD, chunk=1)]
+    assert [(e.kind, e.detected_time) for e in stream(det, again, agains, FPS_URFD, chunk=chunk)] == ref

@@ -544,7 +544,11 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
     ({"ACTIONPOSE_BATCH_MAX": "abc"}, "ACTIONPOSE_BATCH_MAX='abc': expected an integer"),
     ({"ACTIONPOSE_BATCH_MAX": "0"}, "ACTIONPOSE_BATCH_MAX='0': must be >= 1"),
     ({"ACTIONPOSE_FAST_LANE": "maybe"}, "ACTIONPOSE_FAST_LANE='maybe': expected 1/0"),
-    ({"ACTIONPOSE_BODY_TIMEOUT_S": "nan"}, "ACTIONPOSE_BODY_TIMEOUT_S='nan': must be >= 0.001"),
+    ({"ACTIONPOSE_BODY_TIMEOUT_S": "nan"}, "ACTIONPOSE_BODY_TIMEOUT_S='nan': must be a finite number"),
+    # past the detector's own bound these passed the check and every worker died with a traceback (probe)
+    ({"ACTIONPOSE_LONG_LIE_S": "3601"}, "ACTIONPOSE_LONG_LIE_S='3601': must be <= 3600"),
+    ({"ACTIONPOSE_LONG_LIE_S": "inf"}, "ACTIONPOSE_LONG_LIE_S='inf': must be a finite number"),
+    ({"ACTIONPOSE_LONG_LIE_S": "0.5"}, "ACTIONPOSE_LONG_LIE_S='0.5': must be >= 1"),
     ({"ACTIONPOSE_FALL_MODEL": "/nope/fall.onnx"}, "/nope/fall.onnx: no such fall model"),
     # the database is opened before any worker starts (these were tracebacks at worker start-up, exit 3)
     ({"ACTIONPOSE_DB_URL": "sqlite:///{tmp}/afile/e.db"}, "afile is a file, not a folder"),
@@ -701,3 +705,22 @@ def test_a_database_from_before_event_kinds_gets_the_column(tmp_path):
                                        "kind": "still_down"}])
     assert [r["kind"] for r in rows] == ["recovered", "still_down"] and rows[0]["id"] != 1
     assert [r["kind"] for r in query_events(engine, "s", None, None, 10, kind="fall")] == ["fall"]
+
+
+def test_a_refused_stream_frame_still_returns_the_events_of_the_frames_before_it(tmp_path):
+    """Frames before a refused one are processed and their events stored: the 422 says them too (a
+    still_down reached the database but not the client, whose re-send then got a 409; probe)."""
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    key = add_key(open_db(url), "k")
+    frames = _fixture_fall_frames()
+    t0 = frames[-1]["timestamp"]
+    sparse = [{"timestamp": round(t0 + 2 * (i + 1), 4), "persons": []} for i in range(5)]  # 2 s apart: refused
+    app = create_app(Settings(db_url=url, model=MODEL, threads=1))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/v1/fall/stream/gap", json={"layout": "coco13", "frames": frames + sparse},
+                        headers={"X-API-Key": key})
+        assert r.status_code == 422 and "frames in a row came more than 1 s apart" in r.json()["detail"]
+        said = r.json()["events"]
+        assert [e["kind"] for e in said] == ["fall"]
+        stored = client.get("/v1/events", params={"session_id": "gap"}, headers={"X-API-Key": key}).json()["events"]
+        assert [e["id"] for e in stored] == [said[0]["id"]]

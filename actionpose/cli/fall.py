@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"--frontend is for videos and live sources; {args.source} holds keypoints already")
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     if args.long_lie is not None:
-        overrides["long_lie_s"] = args.long_lie  # FallConfig.validate words a bad value
+        if not 0 < args.long_lie <= 3600:  # (said with the option's name, not the setting's)
+            raise ActionposeError(f"--long-lie {args.long_lie:g}: must be more than 0 and at most 3600 seconds")
+        overrides["long_lie_s"] = args.long_lie
     det = FallDetector.from_pretrained(args.model, **overrides)
     from actionpose.pose.sources import redact_url
 
@@ -84,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
                 print("no falls detected" + (" in the part checked" if cut else ""))
         for e in events:
             say(e)
+        for w in info.get("not_up_at_end", []):  # the input ended before a still_down or a recovery was due
+            share = "" if w["down_share"] is None else f", down in {w['down_share']:.0%} of the frames judged since"
+            print(f"at the end: track {w['track_id']} not seen up again "
+                  f"({info['duration_s'] - w['fall_time']:.1f} s after its alert{share})")
     if cut:  # "no falls detected", exit 0, after 1.5 s of a 10 s video
         print(f"interrupted ({stop_name()}): only the first {info['duration_s']:.2f} s of {shown} were checked",
               file=sys.stderr)
@@ -101,7 +107,8 @@ def event_line(e, falls: list) -> str:  # noqa: ANN001 - a FallEvent
     n = max((i + 1 for i, t in enumerate(falls) if t == e.track_id), default=None)
     of = f" (fall {n})" if n else ""
     if e.kind == "still_down":
-        seen = f"seen down in {e.confidence:.0%} of its frames since" if e.confidence > 0 else "not seen since"
-        return (f"still down{of}: track {e.track_id}  {e.detected_time - e.start_time:.0f} s after the alert, at "
+        seen = (f"down in {e.confidence:.0%} of the frames it was judged in since" if e.confidence > 0
+                else "not seen down since: not seen, or too little of the body seen")
+        return (f"still down{of}: track {e.track_id}  {e.detected_time - e.start_time:g} s after the alert, at "
                 f"{e.detected_time:.2f} s ({seen})")
     return f"up again{of}: track {e.track_id}  from {e.start_time:.2f} s, confirmed at {e.detected_time:.2f} s"

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_aftermath import WATCH_MAX_S, Watch, posture, upright_reference
+from actionpose.inference.fall_aftermath import LONG_LIE_MAX_S, WATCH_MAX_S, Watch, posture, upright_reference
 from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
                                             has_body, input_advice, jitter, prepare_window, prepare_windows,
                                             require_steady, resample, to_body13)
@@ -69,7 +69,7 @@ class FallConfig:
         number("rearm_s", 0, 3600)
         number("hop_s", 0, 10, lo_open=True)
         number("min_window_s", 0, self.prep.frames / self.prep.fps, lo_open=True)
-        number("long_lie_s", 0, WATCH_MAX_S, lo_open=True)
+        number("long_lie_s", 0, LONG_LIE_MAX_S, lo_open=True)
         number("recover_s", 0, 60, lo_open=True)
         if not isinstance(self.min_hits, int) or isinstance(self.min_hits, bool) or not 1 <= self.min_hits <= 100:
             raise ActionposeError(f"fall detector setting min_hits={self.min_hits!r}: must be a whole number in [1, 100]")
@@ -449,6 +449,14 @@ class FallDetector:
         self.last_time = None
         self._sparse = 0
 
+    def open_follow_ups(self) -> list[dict[str, Any]]:
+        """The fallen persons not seen up again yet (neither ``recovered`` nor dropped): ``track_id``,
+        ``fall_time`` (the alert), ``still_down_sent``, ``frames_judged`` and ``down_share``. Why: a file that
+        ends before ``long_lie_s`` has passed said only "fall", not that the person was still down."""
+        return [{"track_id": tid, "fall_time": w.fall_time, "still_down_sent": w.still_down_sent,
+                 "frames_judged": w.seen, "down_share": round(w.down / w.seen, 4) if w.seen else None}
+                for tid, w in self._watches.items()]
+
     @property
     def track_ids(self) -> list[Any]:
         """The persons with recent history (seen within the last window)."""
@@ -571,21 +579,20 @@ class FallDetector:
         batching differs. A refused frame raises :class:`ActionposeError` after the frames before it have
         counted; their events are on the error as ``events``."""
         due: list[_Due] = []
-        follow: list[FallEvent] = []
+        seen: list[tuple[float, dict]] = []  # this call's frames: time, {track: (kp13, sc13)} (for the follow-ups)
         layout = _input_layout(layout or self.layout)
         i = -1
         try:
             for i, (frame_keypoints, timestamp) in enumerate(frames):
                 t = _timestamp(timestamp)
                 self._check_spacing(t)
-                self._ingest(frame_keypoints, t, layout, due)
-                follow += self._follow_up(t)
+                self._ingest(frame_keypoints, t, layout, due, seen)
         except ActionposeError as e:
             if not _one:  # which of the frames (update() with its one frame keeps the message as it was)
                 e.args = (f"frame {i}: {e}",)
-            e.events = self._decide(due, follow)
+            e.events = self._decide(due, seen)
             raise
-        return self._decide(due, follow)
+        return self._decide(due, seen)
 
     def _check_spacing(self, t: float) -> None:
         """Refuse a stream whose frames keep arriving more than :data:`MAX_FRAME_GAP_S` apart.
@@ -604,7 +611,8 @@ class FallDetector:
                     f"(the last {gap:.3g} s): timestamps must be seconds (a millisecond clock?), and a fall needs "
                     f"frames at {MIN_STREAM_FPS:g} fps or more")
 
-    def _ingest(self, frame_keypoints: Any, timestamp: float, layout: str, due: list[_Due]) -> None:
+    def _ingest(self, frame_keypoints: Any, timestamp: float, layout: str, due: list[_Due],
+                seen: list[tuple[float, dict]]) -> None:
         """Add one frame to the tracks; a person whose window falls due goes to ``due``."""
         persons = list(_persons(frame_keypoints))
         cfg = self.config
@@ -618,14 +626,12 @@ class FallDetector:
                                       f"for track {tid}")
             checked.append((tid, kp13, sc13))
         self.last_time = timestamp if self.last_time is None else max(self.last_time, timestamp)
+        seen.append((timestamp, {tid: (kp13, sc13) for tid, kp13, sc13 in checked}))
         for tid, kp13, sc13 in checked:
             tr = self._tracks.setdefault(tid, _Track())
             tr.times.append(timestamp)
             tr.kps.append(kp13[0])
             tr.scores.append(sc13[0])
-            watch = self._watches.get(tid)
-            if watch is not None:  # a fallen person: still down, or up again?
-                watch.add(np.array([timestamp]), posture(kp13, sc13, watch.ref, cfg.prep.score_min), cfg.recover_s)
             while tr.times and tr.times[0] < timestamp - span:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - _TIME_EPS and timestamp - tr.last_eval >= cfg.hop_s - _TIME_EPS:
@@ -645,32 +651,39 @@ class FallDetector:
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 
-    def _decide(self, due: list[_Due], follow: list[FallEvent]) -> list[FallEvent]:
-        """The falls of the due windows and the follow-ups, in the order they were raised."""
-        falls = []
-        for d, ev in self._score_due(due):
-            self._watch(d, ev)
-            falls.append(ev)
-        if falls and self.last_time is not None:  # frames after a fall in this same call may already settle it
-            follow = follow + self._follow_up(self.last_time)
-        return sorted(falls + follow, key=lambda e: e.detected_time)
+    def _decide(self, due: list[_Due], seen: list[tuple[float, dict]]) -> list[FallEvent]:
+        """Score the due windows in one ONNX call, then step through this call's frames in order: each
+        fallen person's posture, the follow-ups due, then the alert logic of the windows due at that frame.
+        The same events and times as :meth:`update` frame by frame. (Follow-ups used to be read from the
+        track's 2.6 s history after the batch: a 256-frame request lost the rest, and a person who got up and
+        walked away got a false still_down; found by probing the service.)"""
+        cfg, out = self.config, []
+        scored: dict[float, list[tuple[_Due, float]]] = {}
+        for d, prob in self._score_due(due):
+            scored.setdefault(d.time, []).append((d, prob))
+        for t, persons in seen:  # per frame, as update() one frame at a time would
+            for tid, (kp13, sc13) in persons.items():  # a fallen person's frame: still down, or up again?
+                w = self._watches.get(tid)
+                if w is not None:
+                    w.add(np.array([t]), posture(kp13, sc13, w.ref, cfg.prep.score_min), cfg.recover_s)
+            out += self._follow_up(t)  # a recovery re-arms the alarm before this frame's windows are judged
+            for d, prob in scored.pop(t, []):
+                ev = self._step(d, prob)
+                if ev is not None:  # followed from the next frame on
+                    out.append(ev)
+                    self._watch(d, ev)
+        return out
 
     def _watch(self, due: _Due, fall: FallEvent) -> None:
-        """Start following a fallen person: the standing reference from the frames before the fall, and the
-        frames already received after the alert (later frames of the same ``update_many`` call)."""
+        """Start following a fallen person, with the standing reference from the frames before the fall."""
         before = due.times < fall.start_time
-        watch = Watch(fall.start_time, fall.detected_time,
-                      upright_reference(due.kps[before], due.scores[before], self.config.prep.score_min))
-        tr = due.track
-        after = [i for i, t in enumerate(tr.times) if t > fall.detected_time]
-        if after:
-            kps, scs = np.stack([tr.kps[i] for i in after]), np.stack([tr.scores[i] for i in after])
-            watch.add(np.array([tr.times[i] for i in after]), posture(kps, scs, watch.ref, self.config.prep.score_min),
-                      self.config.recover_s)
-        self._watches[due.tid] = watch  # a new fall of the same person replaces the old follow-up
+        self._watches[due.tid] = Watch(fall.start_time, fall.detected_time,  # a new fall replaces an old follow-up
+                                       upright_reference(due.kps[before], due.scores[before], self.config.prep.score_min))
 
     def _follow_up(self, now: float) -> list[FallEvent]:
-        """Follow-up events due at stream time ``now``: recovered, or still down ``long_lie_s`` after the alert."""
+        """Follow-up events due at stream time ``now``: recovered, or still down ``long_lie_s`` after the alert.
+        A recovered person's alarm is armed again at once: a second fall right after getting up was not
+        alerted while the re-arm rule (``rearm_s`` below ``release``) still held (found by probing)."""
         if not self._watches:
             return []
         cfg, out = self.config, []
@@ -679,6 +692,9 @@ class FallDetector:
             if rec is not None:
                 out.append(FallEvent(tid, rec[0], now, round(rec[1], 4), kind="recovered"))
                 del self._watches[tid]
+                tr = self._tracks.get(tid)
+                if tr is not None:
+                    tr.armed, tr.below_since, tr.hits = True, None, 0
                 continue
             if not w.still_down_sent and now - w.fall_time >= cfg.long_lie_s - _TIME_EPS:
                 w.still_down_sent = True
@@ -688,8 +704,8 @@ class FallDetector:
                 del self._watches[tid]
         return out
 
-    def _score_due(self, due: list[_Due]) -> list[tuple[_Due, FallEvent]]:
-        """Score the due windows in one call, then run the alert logic through them in frame order."""
+    def _score_due(self, due: list[_Due]) -> list[tuple[_Due, float]]:
+        """Score the due windows in one call: ``(window, probability)`` of the steady ones, in frame order."""
         if not due:
             return []
         # prepared even when an evaluation replays recorded scores: the jitter gate decides which windows
@@ -702,13 +718,7 @@ class FallDetector:
             if not due:
                 return []
         self.windows_scored += len(due)
-        probs = self.score_prepared(kp, sc)
-        events = []
-        for d, prob in zip(due, probs):
-            ev = self._step(d, float(prob))
-            if ev is not None:
-                events.append((d, ev))
-        return events
+        return [(d, float(p)) for d, p in zip(due, self.score_prepared(kp, sc))]
 
     def _step(self, due: _Due, prob: float) -> FallEvent | None:
         cfg, tid, tr, now = self.config, due.tid, due.track, due.time

@@ -42,7 +42,8 @@ UP_ASPECT = 0.9        # judged up, lying 1.4 / 1.0 % (scattered: never 80 % of 
 UP_HEIGHT = 0.7
 UP_SHARE = 0.8         # of the frames in the last recover_s: up, for a recovery
 MIN_UP_FRAMES = 5      # and at least this many frames judged up (a 3 s recovery at 15 fps has 45)
-WATCH_MAX_S = 3600.0   # a watch that never resolves is dropped this long after its fall
+LONG_LIE_MAX_S = 3600.0  # the longest still-down escalation a detector takes
+WATCH_MAX_S = 86400.0    # a watch that never resolves is dropped a day after its fall (a recovery after that is not said)
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                     "fps": None if rate is None else round(rate, 3),
                     "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=_track_order),
                     "frames_with_person": count["with_person"],
-                    "windows_scored": detector.windows_scored - scored_before}
+                    "windows_scored": detector.windows_scored - scored_before,
+                    "not_up_at_end": detector.open_follow_ups()}
 
 
 def _track_order(track_id: Any) -> tuple:

@@ -854,3 +854,22 @@ def test_a_pyskl_dataset_without_a_test_split_is_noted(tmp_path, penn_pkl, capsy
     err = capsys.readouterr().err
     assert "has no split 'test' (splits: xsub_train, xsub_val): the run is not tested; data.test_split=xsub_val" in err
     assert not any(k.startswith("test_") for k in res.metrics)
+
+
+def test_data_layout_can_name_a_layout_file(tmp_path):
+    """`convert --layout rig.yaml` took a file but a config's data.layout did not ("unknown layout
+    'rig.yaml'"; probe): a YAML-only rig needed a Python plugin to be a training target."""
+    from actionpose.training.train import train
+    from actionpose.skeleton import get_layout
+
+    b = get_layout("body13")
+    rig = tmp_path / "rig.yaml"
+    rig.write_text("name: probe_rig_yaml\njoints: [" + ", ".join(b.joints) + "]\nbones: ["
+                   + ", ".join(f"[{b.joints[x]}, {b.joints[y]}]" for x, y in b.edges) + "]\ncenter: left_hip\n")
+    cfg = _four_epochs_with_validation(tmp_path)
+    cfg["optim"]["epochs"] = 1
+    cfg["data"]["layout"] = str(rig)
+    res = train(cfg)
+    from actionpose.inference.predictor import ActionPredictor
+
+    assert ActionPredictor.from_path(res.onnx_path).layout == "probe_rig_yaml"

@@ -49,7 +49,7 @@ def _layout_of(name: str) -> str:
 
     suffix = Path(name).suffix.lower()
     if suffix in (".yaml", ".yml", ".json"):
-        from actionpose.cli.datasets import layout_from_option
+        from actionpose.skeleton.layout_file import layout_from_option
 
         return layout_from_option(name)
     if suffix == ".pkl":

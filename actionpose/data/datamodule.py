@@ -113,6 +113,10 @@ class SkeletonDataModule(pl.LightningDataModule):
             dataset = load_dataset(d["path"])
         self.dataset = dataset
         self.layout = d["layout"] or dataset.layout
+        if self.layout.lower().endswith((".yaml", ".yml", ".json")):  # a custom rig's file, as `convert --layout` takes
+            from actionpose.skeleton.layout_file import layout_from_option
+
+            self.layout = layout_from_option(self.layout)
         get_layout(self.layout)
         self.classes = list(dataset.classes)
         if not dataset.split and d["train_split"] == "train":  # a CSV without a split column: every sample

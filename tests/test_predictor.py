@@ -210,3 +210,11 @@ def test_eval_scores_an_empty_sample_and_says_so(tmp_path):
     res = evaluate("penn", path, split)
     assert res["n"] == len(ds.split[split]) and res["notes"] and "no joint seen" in res["notes"][0]
     assert ds.annotations[0]["frame_dir"] in res["notes"][0]
+
+
+def test_eval_on_split_all_says_it_includes_training_samples(tmp_path):
+    from actionpose.training.evaluate import evaluate
+
+    convert("penn", FIX / "penn", tmp_path / "penn.pkl")
+    res = evaluate("penn", tmp_path / "penn.pkl", "all")
+    assert res["n"] == 4 and any("includes the 2 'train' samples" in n for n in res["notes"]), res["notes"]

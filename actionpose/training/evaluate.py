@@ -153,6 +153,9 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
     empty = empty_sequences(seqs)
     res["notes"] = [f"{len(empty)} sample(s) have no joint seen in any frame (e.g. {samples[empty[0]].name!r}); they "
                     "are scored as given, and their prediction means nothing"] if empty else []
+    if split == "all" and ds.split.get(train_split):  # a number that includes the training samples is no test score
+        res["notes"].append(f"split 'all' includes the {len(ds.split[train_split])} '{train_split}' samples a model "
+                            "may have trained on: not a test score")
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -227,3 +227,33 @@ def test_follow_ups_do_not_depend_on_how_frames_are_batched(det, chunk):
     again, agains = _got_up_then_fell_again()
     ref = [(e.kind, e.detected_time) for e in stream(det, again, agains, FPS_URFD, chunk=1)]
     assert [(e.kind, e.detected_time) for e in stream(det, again, agains, FPS_URFD, chunk=chunk)] == ref
+
+
+def test_after_a_camera_gap_a_standing_person_is_not_first_escalated(det):
+    """No frames for 65 s after a fall, then the person is seen standing: that is a recovery, not a still_down
+    followed 2.7 s later by a recovery (probe). Seen lying after the same gap: still_down at once."""
+    kp, sc, labels = fall_fixture()
+    up, lying = labels == 0, labels == 2
+    t_end = len(kp) / FPS_URFD
+    for part, want in ((up, ["recovered"]), (lying, ["still_down"])):
+        events = stream(det, kp, sc, FPS_URFD)
+        assert [e.kind for e in events] == ["fall"]
+        later = []
+        hold_kp, hold_sc = pingpong(kp[part][:30], 4, FPS_URFD), pingpong(sc[part][:30], 4, FPS_URFD)
+        for i in range(len(hold_kp)):
+            later += det.update({1: np.concatenate([hold_kp[i], hold_sc[i][:, None]], -1)}, t_end + 65 + i / FPS_URFD)
+        assert [e.kind for e in later] == want, later
+
+
+def test_sparse_standing_frames_cannot_hold_an_escalation_back(det):
+    """Frames too sparse to confirm a recovery (1 per second): the deferral ends after recover_s + 1 s."""
+    kp, sc, labels = fall_fixture()
+    up = labels == 0
+    stream(det, kp, sc, FPS_URFD)
+    t0 = len(kp) / FPS_URFD + 65
+    later = []
+    for i in range(8):
+        f = np.flatnonzero(up)[i % int(up.sum())]
+        later += det.update({1: np.concatenate([kp[f], sc[f][:, None]], -1)}, t0 + i * 0.99)
+    # at most recover_s + 1 s, plus the one frame interval (0.99 s) until the next frame says it
+    assert [e.kind for e in later] == ["still_down"] and later[0].detected_time - t0 <= det.config.recover_s + 2.0

@@ -697,6 +697,8 @@ class FallDetector:
                     tr.armed, tr.below_since, tr.hits = True, None, 0
                 continue
             if not w.still_down_sent and now - w.fall_time >= cfg.long_lie_s - _TIME_EPS:
+                if w.getting_up(now, cfg.recover_s):
+                    continue  # a recovery under way: confirmed, or not, within recover_s + 1 s
                 w.still_down_sent = True
                 out.append(FallEvent(tid, w.fall_time, now, round(w.down / w.seen, 4) if w.seen else 0.0,
                                      kind="still_down"))

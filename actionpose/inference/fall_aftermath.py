@@ -128,6 +128,7 @@ class Watch:
     seen: int = 0                         # frames judged since the fall
     down: int = 0                         # ... of them down
     still_down_sent: bool = False
+    up_since: float | None = None         # first frame of the current run of frames judged up
 
     def add(self, times: np.ndarray, flags: np.ndarray, recover_s: float) -> None:
         for t, f in zip(times.tolist(), flags.tolist()):
@@ -136,6 +137,7 @@ class Watch:
             self.seen += 1
             self.down += int(f == 1.0)
             self.recent.append((t, f == 0.0))
+            self.up_since = (self.up_since if self.up_since is not None else t) if f == 0.0 else None
             while self.recent and self.recent[0][0] < t - recover_s:
                 self.recent.popleft()
 
@@ -151,11 +153,20 @@ class Watch:
         first = next(t for t, up in r if up)
         return first, ups / len(r)
 
+    def getting_up(self, now: float, recover_s: float) -> bool:
+        """The person has been seen up since less than ``recover_s`` + 1 s, up to this moment: a recovery under
+        way, not yet confirmed. Why: after a camera gap longer than ``long_lie_s``, the first frame showing the
+        person standing raised still_down, and a recovery 2.7 s later (found by probing). Bounded, so frames
+        too sparse to ever confirm a recovery cannot hold an escalation back."""
+        r = self.recent
+        return (self.up_since is not None and bool(r) and now - r[-1][0] <= 1.0
+                and now - self.up_since < recover_s + 1.0)
+
     def to_dict(self) -> dict[str, Any]:
         return {"fall_start": self.fall_start, "fall_time": self.fall_time,
                 "ref": None if self.ref is None else [self.ref.hip_y, self.ref.height],
                 "recent": [[t, bool(up)] for t, up in self.recent], "seen": self.seen, "down": self.down,
-                "still_down_sent": self.still_down_sent}
+                "still_down_sent": self.still_down_sent, "up_since": self.up_since}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Watch":
@@ -166,8 +177,10 @@ class Watch:
               and isinstance(d.get("recent"), list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], num)
                                                            and isinstance(p[1], bool) for p in d["recent"])
               and isinstance(d.get("seen"), int) and isinstance(d.get("down"), int)
-              and isinstance(d.get("still_down_sent"), bool))
+              and isinstance(d.get("still_down_sent"), bool)
+              and (d.get("up_since") is None or isinstance(d.get("up_since"), num)))
         if not ok:
             raise ValueError("a fall follow-up watch is malformed")
         return cls(float(d["fall_start"]), float(d["fall_time"]), None if ref is None else Upright(*map(float, ref)),
-                   deque((float(t), up) for t, up in d["recent"]), d["seen"], d["down"], d["still_down_sent"])
+                   deque((float(t), up) for t, up in d["recent"]), d["seen"], d["down"], d["still_down_sent"],
+                   None if d.get("up_since") is None else float(d["up_since"]))

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from actionpose.skeleton.layout_file import layout_from_option  # `--layout NAME` or `--layout rig.yaml`
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", help="import datasets into the canonical pickle; inspect them")
@@ -64,7 +66,7 @@ def _convert(args: argparse.Namespace) -> int:
               f"{' ...' if len(empty) > 5 else ''}): numeric labels are class indices, so every index up to the "
               "largest is a class; give the labels as names to have only the classes you use", file=sys.stderr)
     if "train" in (ds.split or {}):  # a class that only the test split holds cannot be learnt
-        by_split = {k: {ds.annotations[i]["label"] for i in idx} for k, idx in _split_indices(ds).items()}
+        by_split = {k: {a["label"] for a in ds.subset(k)} for k in ds.split}
         for k, labels in by_split.items():
             lonely = sorted(labels - by_split["train"])
             if k != "train" and lonely:
@@ -77,13 +79,6 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"note: {ds.meta['missing_frames']} frame(s) missing inside samples (gaps in 'frame') are stored "
               "as not seen (zeros, score 0)", file=sys.stderr)
     return 0
-
-
-def layout_from_option(value: str) -> str:
-    """``--layout NAME`` or ``--layout rig.yaml`` (:func:`actionpose.skeleton.layout_file.layout_from_option`)."""
-    from actionpose.skeleton.layout_file import layout_from_option as from_file
-
-    return from_file(value)
 
 
 def _project(args: argparse.Namespace) -> int:
@@ -121,8 +116,3 @@ def print_info(name: str, info: dict) -> None:
     width = max(len(c) for c in info["classes"]) if info["classes"] else 0
     for c, n in info["classes"].items():
         print(f"    {c:<{width}}  {n}")
-
-
-def _split_indices(ds) -> dict[str, list[int]]:  # noqa: ANN001 - a SkeletonDataset
-    index = {a["frame_dir"]: i for i, a in enumerate(ds.annotations)}
-    return {k: [index[n] for n in names if n in index] for k, names in ds.split.items()}

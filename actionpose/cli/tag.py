@@ -150,6 +150,7 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
     In a folder one unreadable video is skipped with a warning (the others' results are still written,
     exit code 2); Ctrl-C (or SIGTERM) ends the whole run after writing what was tagged so far (exit code 130; 143)."""
     from actionpose.errors import ActionposeError
+    from actionpose.inference.tagger import NO_RATE
 
     many = len(jobs) > 1
     results, failed, interrupted = [], [], False
@@ -164,8 +165,6 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
             continue
         results.append(res)
         if not args.quiet:  # the run-wide "no frame rate" was said once up front, not under each of 183 clips
-            from actionpose.inference.tagger import NO_RATE
-
             print(res.summary(skip=(NO_RATE,) if many else ()))
         if res.interrupted:
             interrupted = True

@@ -32,12 +32,10 @@ def samples_for(ds: SkeletonDataset, split: str, layout: str | None = None) -> l
     """The split's samples, mapped into ``layout`` (refused with both names if impossible)."""
     target = layout or ds.layout
     if target != ds.layout and not can_map(ds.layout, target):
-        from actionpose.skeleton.registry import missing_joints
+        from actionpose.skeleton.registry import missing_joints, name_list
 
-        lacking = missing_joints(ds.layout, target)
-        raise ActionposeError(f"dataset layout {ds.layout!r} does not match model layout {target!r} "
-                              f"and cannot be mapped to it by joint names (none for {', '.join(lacking[:6])}"
-                              f"{' ...' if len(lacking) > 6 else ''})")
+        raise ActionposeError(f"dataset layout {ds.layout!r} does not match model layout {target!r} and cannot be "
+                              f"mapped to it by joint names (none for {name_list(missing_joints(ds.layout, target))})")
     out = []
     unlabelled = [a["frame_dir"] for a in ds.subset(split) if int(a["label"]) < 0]
     if unlabelled:  # label -1 (e.g. extracted videos) would be an out-of-range class index deep in torch

@@ -665,7 +665,7 @@ class FallDetector:
             for tid, (kp13, sc13) in persons.items():  # a fallen person's frame: still down, or up again?
                 w = self._watches.get(tid)
                 if w is not None:
-                    w.add(np.array([t]), posture(kp13, sc13, w.ref, cfg.prep.score_min), cfg.recover_s)
+                    w.add(t, float(posture(kp13, sc13, w.ref, cfg.prep.score_min)[0]), cfg.recover_s)
             out += self._follow_up(t)  # a recovery re-arms the alarm before this frame's windows are judged
             for d, prob in scored.pop(t, []):
                 ev = self._step(d, prob)

@@ -130,16 +130,16 @@ class Watch:
     still_down_sent: bool = False
     up_since: float | None = None         # first frame of the current run of frames judged up
 
-    def add(self, times: np.ndarray, flags: np.ndarray, recover_s: float) -> None:
-        for t, f in zip(times.tolist(), flags.tolist()):
-            if t <= self.fall_time or f != f:  # before the alert, or unknown (NaN)
-                continue
-            self.seen += 1
-            self.down += int(f == 1.0)
-            self.recent.append((t, f == 0.0))
-            self.up_since = (self.up_since if self.up_since is not None else t) if f == 0.0 else None
-            while self.recent and self.recent[0][0] < t - recover_s:
-                self.recent.popleft()
+    def add(self, t: float, flag: float, recover_s: float) -> None:
+        """One frame of the person: its :func:`posture` ``flag`` at stream time ``t``."""
+        if t <= self.fall_time or flag != flag:  # before the alert, or unknown (NaN)
+            return
+        self.seen += 1
+        self.down += int(flag == 1.0)
+        self.recent.append((t, flag == 0.0))
+        self.up_since = (self.up_since if self.up_since is not None else t) if flag == 0.0 else None
+        while self.recent and self.recent[0][0] < t - recover_s:
+            self.recent.popleft()
 
     def recovery(self, recover_s: float) -> tuple[float, float] | None:
         """``(first up time, share up)`` when the frames of the last ``recover_s`` cover it and are mostly

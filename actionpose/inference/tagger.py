@@ -530,9 +530,9 @@ def tag_frames(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predic
     return result
 
 
-def _frontend_frames(fe: Any, reader: Any, trace_images: Callable[[int, np.ndarray, list[PersonPose]], None] | None,
-                     keep_images: bool = True) -> Iterator[tuple[int, list[PersonPose]]]:
-    for fr in fe.stream(None, reader=reader, keep_images=trace_images is not None and keep_images):
+def _frontend_frames(fe: Any, reader: Any, trace_images: Callable[[int, np.ndarray, list[PersonPose]], None] | None
+                     ) -> Iterator[tuple[int, list[PersonPose]]]:
+    for fr in fe.stream(None, reader=reader, keep_images=trace_images is not None):
         people = [PersonPose(p.track_id, p.keypoints, p.scores, p.box) for p in fr.persons]
         if trace_images is not None:
             trace_images(fr.index, fr.image, people)
@@ -590,17 +590,19 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         draw = None
         poses = {}
         final = render is not None and reader.info.is_file  # a file: drawn again at the end, with the final labels
-        if render is not None:
+        if render is not None and not final:  # a live stream: each person's current label as the frames come
             from actionpose.render.overlay import OverlayWriter
-            if final:
-                draw = lambda index, image, people: poses.__setitem__(index, people)  # noqa: E731
-            else:  # a live stream: each person's current label as the frames come (constant memory)
-                overlay = OverlayWriter(render, rate, fe.layout, predictor.classes)
-                draw = overlay.add_frame
-        frames = _frontend_frames(fe, reader, draw, keep_images=not final)
+
+            overlay = OverlayWriter(render, rate, fe.layout, predictor.classes)
+            draw = overlay.add_frame
+        frames = _frontend_frames(fe, reader, draw)
+        if final:
+            frames = _record(frames, poses)
         name = reader.info.name if not reader.info.is_file else Path(src).name
         result = _tag_with_overlay(frames, predictor, fe.layout, rate, name, model_name, cfg, on_segment, overlay)
         if final:
+            from actionpose.render.overlay import OverlayWriter
+
             again = FrameReader(spec, None)
             again.target_fps = reader.target_fps
             render_final(OverlayWriter(render, rate, fe.layout, predictor.classes),

@@ -89,16 +89,7 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
     hit = _JOINT_MAPS.get((id(src), id(dst)))
     if hit is not None and hit[0] is src and hit[1] is dst:  # same layout objects (a re-registered name misses)
         return hit[2]
-    index, missing = [], []
-    for joint in dst.joints:
-        # the joint's own name, or a name that the target's aliases give it (a custom rig's ``head: Head``
-        # maps into the rig too, not only out of it)
-        names = [joint, *(a for a, j in dst.aliases.items() if j == joint)]
-        found = next((n for n in names if src.has(n)), None)
-        if found is not None:
-            index.append(src.index(found))
-        else:
-            missing.append(joint)
+    index, missing = _match(src, dst)
     if missing:
         raise ActionposeError(f"layout {src.name} cannot be mapped to {dst.name}: "
                               f"no joint for {', '.join(missing)}")
@@ -112,13 +103,29 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
 _JOINT_MAPS: dict[tuple[int, int], tuple[Layout, Layout, np.ndarray]] = {}
 
 
+def _match(src: Layout, dst: Layout) -> tuple[list[int], list[str]]:
+    """For each joint of ``dst``, the index of its joint in ``src``; and the joints ``src`` has none for."""
+    index, missing = [], []
+    for joint in dst.joints:
+        # the joint's own name, or a name that the target's aliases give it (a custom rig's ``head: Head``
+        # maps into the rig too, not only out of it)
+        names = [joint, *(a for a, j in dst.aliases.items() if j == joint)]
+        found = next((n for n in names if src.has(n)), None)
+        if found is not None:
+            index.append(src.index(found))
+        else:
+            missing.append(joint)
+    return index, missing
+
+
 def missing_joints(src: str | Layout, dst: str | Layout) -> list[str]:
     """The joints of ``dst`` that ``src`` has no joint for (empty when it maps)."""
-    try:
-        joint_map(src, dst)
-        return []
-    except ActionposeError as e:
-        return str(e).split("no joint for ", 1)[-1].split(", ")
+    return _match(get_layout(src), get_layout(dst))[1]
+
+
+def name_list(names: list[str], most: int = 6) -> str:
+    """``a, b, c and 4 more``: joint names in a one-line error."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def can_map(src: str | Layout, dst: str | Layout) -> bool:

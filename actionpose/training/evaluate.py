@@ -18,7 +18,7 @@ from actionpose.data.format import load_dataset
 from actionpose.data.transforms import PreprocessConfig
 from actionpose.errors import ActionposeError
 from actionpose.inference.predictor import empty_sequences, load_predictor, predict_sequences
-from actionpose.skeleton.registry import missing_joints
+from actionpose.skeleton.registry import missing_joints, name_list
 from actionpose.skeleton import can_map
 
 
@@ -128,7 +128,7 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
     ds = load_dataset(data_path)
     if ds.layout != model.layout and not can_map(ds.layout, model.layout):  # both files named, not only the layouts
         raise ActionposeError(f"{data_path}: its layout {ds.layout!r} cannot be mapped to the layout {model.layout!r} "
-                              f"of {model_path} by joint names (none for {_joints(missing_joints(ds.layout, model.layout))})")
+                              f"of {model_path} by joint names (none for {name_list(missing_joints(ds.layout, model.layout))})")
     if split == "val" and "val" not in ds.split:
         if not 0 < val_fraction < 1:
             raise ActionposeError(f"--val-fraction: {val_fraction} must be between 0 and 1 (exclusive)")
@@ -169,6 +169,3 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
         res["per_class_json"] = str(out_dir / "per_class.json")
     return res
 
-
-def _joints(names: list[str], most: int = 6) -> str:
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")

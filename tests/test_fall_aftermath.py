@@ -257,3 +257,17 @@ def test_sparse_standing_frames_cannot_hold_an_escalation_back(det):
         later += det.update({1: np.concatenate([kp[f], sc[f][:, None]], -1)}, t0 + i * 0.99)
     # at most recover_s + 1 s, plus the one frame interval (0.99 s) until the next frame says it
     assert [e.kind for e in later] == ["still_down"] and later[0].detected_time - t0 <= det.config.recover_s + 2.0
+
+
+def test_a_joint_at_the_origin_is_not_seen_by_the_posture_whatever_its_score():
+    """Keypoints given without scores get score 1, so a missing joint written as (0, 0) counted as seen: the
+    body's box reached the image origin and a standing person read as 'neither' or 'down' (found in review)."""
+    kp, sc, labels = fall_fixture()
+    up = labels == 0
+    ref = upright_reference(kp[up], sc[up])
+    frames = kp[up][:20].copy()
+    frames[:, 11:13] = 0.0  # ankles not found, written as (0, 0), as PYSKL and many frontends pad
+    ones = np.ones(frames.shape[:2], np.float32)  # no scores given
+    zeroed = np.where((frames == 0).all(-1), 0.0, ones)
+    assert np.array_equal(posture(frames, ones, ref), posture(frames, zeroed, ref))
+    assert (upright_reference(frames, ones) == upright_reference(frames, zeroed))

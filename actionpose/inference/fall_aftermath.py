@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from actionpose.inference.fall_prep import seen_joints
+
 SHOULDERS, HIPS = [1, 2], [7, 8]  # body13: 0 nose, 1-2 shoulders, ..., 7-8 hips, ..., 11-12 ankles
 DOWN_ANGLE_DEG = 50.0  # URFD frames: lying 76 % above it, not fall 1.7 %
 DOWN_ASPECT = 1.2      # lying 77 %, not fall 1.7 %
@@ -55,7 +57,9 @@ class Upright:
 
 
 def _seen(kp: np.ndarray, sc: np.ndarray, score_min: float) -> np.ndarray:
-    return (sc >= score_min) & np.isfinite(kp).all(-1)
+    """The detector's own "seen" (:func:`fall_prep.seen_joints`: a joint at exactly (0, 0) is padding for one not
+    found, whatever its score), and finite."""
+    return seen_joints(kp, sc, score_min) & np.isfinite(kp).all(-1)
 
 
 def _mid(kp: np.ndarray, seen: np.ndarray, idx: list[int]) -> np.ndarray:

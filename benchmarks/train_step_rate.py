@@ -1,4 +1,4 @@
-"""Training-step rate of the GCNs (forward + backward + SGD step, mixed precision on CUDA) at NW-UCLA shapes.
+"""Training-step rate of the GCNs (forward + backward + SGD step, the trainer's precision) at NW-UCLA shapes.
 
 Why: to size a time-boxed GPU run before spending the lease on it. On the lent H200 (2026-11-26) a
 CTR-GCN step cost ~90 ms at batch 16, 64 and 128 alike - the cost is per kernel launched, not per
@@ -12,7 +12,7 @@ sample - which is what moved configs/nwucla/ctrgcn_joint_gpu.yaml to batch 64.
 ``--cuda-graphs`` times each model eagerly and replayed from a CUDA graph (``trainer.cuda_graphs``,
 :mod:`actionpose.training.cuda_graphs`) and checks them against each other: two copies of one model
 take the same ``--parity-steps`` steps on the same batches, one eagerly and one graphed, and the largest
-parameter difference is printed (float16 autocast rounding, not a different computation, should be all
+parameter difference is printed (autocast rounding, not a different computation, should be all
 that separates them).
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actionpose.models import build_model  # noqa: E402
 from actionpose.training.cuda_graphs import GraphedTrainForward  # noqa: E402
+from actionpose.training.train import default_precision  # noqa: E402
 
 
 def _batch(model: torch.nn.Module, batch: int, frames: int, device: str, seed: int = 0):
@@ -38,15 +39,17 @@ def _batch(model: torch.nn.Module, batch: int, frames: int, device: str, seed: i
 
 
 def make_step(model: torch.nn.Module, device: str, graphs: bool):
-    """One training step as the trainer takes it (autocast float16 + GradScaler on CUDA), optionally
+    """One training step as the trainer takes it (on CUDA its default precision: autocast bf16, or float16 +
+    GradScaler before Ampere), optionally
     through :class:`GraphedTrainForward`; returns ``(step(x, y), forward)``."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     cuda = device.startswith("cuda")
-    scaler = torch.amp.GradScaler(enabled=cuda)
+    bf16 = cuda and default_precision(True) == "bf16-mixed"  # the trainer's default: no GradScaler with bf16
+    scaler = torch.amp.GradScaler(enabled=cuda and not bf16)
     fwd = GraphedTrainForward(model) if graphs else model
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+        with torch.autocast("cuda", dtype=torch.bfloat16 if bf16 else torch.float16, enabled=cuda):
             loss = torch.nn.functional.cross_entropy(fwd(x), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

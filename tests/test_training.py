@@ -212,6 +212,46 @@ def test_nan_loss_stops_training(tmp_path, penn_pkl):
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
+def test_nan_loss_deferred_check_stops_before_any_checkpoint(tmp_path, penn_pkl, monkeypatch):
+    """The GPU path: the NaN is noted on the device and read at the epoch's end, before the checkpoints."""
+    import torch
+
+    from actionpose.training.module import ActionModule
+
+    monkeypatch.setattr(ActionModule, "defer_nonfinite_check", True)
+    cfg = _tiny_config(tmp_path, penn_pkl, optim={"lr": 1e30, "epochs": 3}, trainer={"max_steps": 6},
+                       mlflow={"enabled": False})
+    with pytest.raises(ActionposeError, match=r"loss is (nan|inf) at epoch \d+ step \d+;"):
+        train(cfg)
+    for ckpt in (tmp_path / "run" / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_deferred_nonfinite_check_names_the_first_bad_step():
+    import torch
+
+    from actionpose.training.module import ActionModule
+
+    m = ActionModule.__new__(ActionModule)  # only the check's own state: no model needed
+    m._first_nonfinite, m.defer_nonfinite_check = None, True
+    steps = iter(range(10))
+    type(m).global_step = property(lambda self: self._step)
+    type(m).current_epoch = property(lambda self: 2)
+    try:
+        for value in (1.0, 2.0, float("inf"), float("nan"), 3.0):
+            m._step = next(steps)
+            m._note_nonfinite(torch.tensor(value))
+        with pytest.raises(ActionposeError, match="loss is inf at epoch 2 step 2;"):
+            m.raise_if_nonfinite()
+        m._first_nonfinite = None
+        for value in (1.0, 2.0):
+            m._note_nonfinite(torch.tensor(value))
+        m.raise_if_nonfinite()  # all finite: nothing raised
+    finally:
+        del type(m).global_step, type(m).current_epoch
+
+
 def test_preprocessing_that_cannot_work_on_the_data_fails_before_training(tmp_path, penn_pkl):
     """Body alignment on 2D Penn data: refused when the data module is built, naming the file and reason."""
     from actionpose.data.datamodule import SkeletonDataModule

@@ -162,8 +162,13 @@ class SkeletonDataModule(pl.LightningDataModule):
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         o, d = self.config["optim"], self.config["data"]
+        # pinned batches on a GPU: a copy from pageable memory waits for the GPU's queue to drain first, so
+        # the host could not queue the next step while the GPU runs this one
+        accelerator = (self.config.get("trainer") or {}).get("accelerator", "auto")
+        pin = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         return DataLoader(ds, batch_size=o["batch_size"], shuffle=shuffle, num_workers=d["num_workers"],
-                          drop_last=shuffle and len(ds) > o["batch_size"], persistent_workers=d["num_workers"] > 0)
+                          drop_last=shuffle and len(ds) > o["batch_size"], persistent_workers=d["num_workers"] > 0,
+                          pin_memory=pin)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(ClipDataset(self.train_samples, self.train_cfg, self.aug, train=True,

@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "gamma": 0.1,
     },
     "trainer": {
-        "accelerator": "auto", "devices": "auto", "num_nodes": 1, "strategy": "auto", "precision": None,  # None: 16-mixed on GPU
+        "accelerator": "auto", "devices": "auto", "num_nodes": 1, "strategy": "auto", "precision": None,  # None: bf16-mixed on a GPU (16-mixed before Ampere)
         "num_threads": 2, "max_steps": -1, "limit_train_batches": None, "limit_val_batches": None,
         "progress_bar": True, "resume": None, "export_onnx": True,
         "max_time": None,              # minutes; the cosine then follows the clock and ends annealed
@@ -325,7 +325,7 @@ def _validate_trainer(t: dict[str, Any]) -> None:
     _check(t["limit_train_batches"] is None or t["limit_train_batches"] > 0, "trainer.limit_train_batches",
            "0 would train nothing (and leave no checkpoint); use a positive number of batches or a fraction")
     _check(t["precision"] in PRECISIONS, "trainer.precision",
-           f"{t['precision']!r}; allowed values: null (16-mixed on a GPU, else 32-true), "
+           f"{t['precision']!r}; allowed values: null (bf16-mixed on a GPU, 16-mixed before Ampere, else 32-true), "
            f"{', '.join(dict.fromkeys(str(p) for p in PRECISIONS if p is not None))}")
     mt = t["max_time"]
     _check(mt is None or (_is_number(mt) and math.isfinite(mt) and mt > 0), "trainer.max_time",

@@ -35,6 +35,8 @@ def selection_score(top1: float, nll: float) -> float:
 class ActionModule(pl.LightningModule):
     """``meta`` holds what export needs: layout, classes, coords, in_channels and the preprocessing."""
 
+    defer_nonfinite_check = False  # True: a NaN loss stops at the epoch's end on a CPU too, as on a GPU (tests)
+
     def __init__(self, config: dict[str, Any], meta: dict[str, Any]):
         super().__init__()
         self.save_hyperparameters({"config": config, "meta": meta})
@@ -45,9 +47,47 @@ class ActionModule(pl.LightningModule):
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
         # trainer.cuda_graphs: the training forward/backward replayed from a CUDA graph (GPU only; eval is eager)
         self.graphed = GraphedTrainForward(self.model) if (config.get("trainer") or {}).get("cuda_graphs") else None
+        self._first_nonfinite: torch.Tensor | None = None  # [epoch, step, loss] of the first NaN/inf loss (GPU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def _note_nonfinite(self, loss: torch.Tensor) -> None:
+        """Stop on a NaN/inf loss - at once on a CPU, at the next checkpoint boundary on a GPU.
+
+        Why deferred on a GPU: reading a CUDA tensor's value on the host waits for the step's kernels, so the
+        host could not queue step n+1 while the GPU runs step n, and every step cost its Python time plus its
+        GPU time (the lent H200 sat 31-50 % busy at 7.5 s per NW-UCLA epoch). The first bad step and its loss
+        are kept on the device instead and read before anything could save the state (validation, the
+        epoch's end, the end of fit): the run stops with the same message and no NaN checkpoint; it only
+        trains on to the end of that epoch first."""
+        if loss.device.type == "cpu" and not self.defer_nonfinite_check:
+            if not torch.isfinite(loss):
+                raise ActionposeError(f"training stopped: loss is {loss.item()} at epoch {self.current_epoch} step "
+                                      f"{self.global_step}; no checkpoint of this state is kept (try a lower optim.lr)")
+            return
+        loss = loss.detach().float()
+        here = torch.stack([torch.full_like(loss, self.current_epoch), torch.full_like(loss, self.global_step), loss])
+        first = self._first_nonfinite if self._first_nonfinite is not None else torch.full_like(here, -1.0)
+        # no host read: torch.where keeps the first bad step (first[0] < 0 until one is recorded)
+        self._first_nonfinite = torch.where(~torch.isfinite(loss) & (first[0] < 0), here, first)
+
+    def raise_if_nonfinite(self) -> None:
+        """The deferred check of ``_note_nonfinite`` (one host read)."""
+        first = self._first_nonfinite
+        if first is not None and float(first[0]) >= 0:
+            epoch, step, value = first.tolist()
+            raise ActionposeError(f"training stopped: loss is {value} at epoch {int(epoch)} step {int(step)}; no "
+                                  "checkpoint of this state is kept (try a lower optim.lr)")
+
+    def on_validation_start(self) -> None:  # before validation's checkpoint can save the state
+        self.raise_if_nonfinite()
+
+    def on_train_epoch_end(self) -> None:  # Lightning calls this before the checkpoint callbacks' own
+        self.raise_if_nonfinite()
+
+    def on_fit_end(self) -> None:
+        self.raise_if_nonfinite()
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -55,14 +95,16 @@ class ActionModule(pl.LightningModule):
         x = x.reshape((n * nc,) + x.shape[2:])
         logits = self.graphed(x) if self.graphed is not None else self.model(x)
         loss = self.loss_fn(logits, y.repeat_interleave(nc))
-        if not torch.isfinite(loss):
-            raise ActionposeError(f"training stopped: loss is {loss.item()} at epoch {self.current_epoch} step "
-                                  f"{self.global_step}; no checkpoint of this state is kept (try a lower optim.lr)")
+        self._note_nonfinite(loss)
         acc = (logits.argmax(-1) == y.repeat_interleave(nc)).float().mean()
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         self.log("train_top1", acc, on_step=False, on_epoch=True, batch_size=n)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=n)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        # the epoch's first rate, logged once: a Python float logged every step became a host-to-GPU copy that
+        # waited for the GPU each step (the same stall as reading a value back, _note_nonfinite)
+        self.log("lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

@@ -118,3 +118,45 @@ def test_tagging_a_file_draws_the_final_labels_from_its_first_frame(tmp_path):
     while cap.read()[0]:
         n += 1
     assert n == res.frames
+
+
+def test_overlay_mp4_is_h264_that_browsers_play(tmp_path):
+    """OpenCV's mp4v (MPEG-4 Part 2) did not play in browsers; the overlay is yuv420p H.264 now, with its
+    index at the front, and an odd-sized input is padded to the even size H.264 needs."""
+    av = pytest.importorskip("av", reason="PyAV is a dependency; without it overlays fall back to mp4v")
+    from actionpose.render.video_file import VideoFile
+
+    w = OverlayWriter(tmp_path / "o.mp4", 25.0, "body13", CLASSES)
+    for i in range(30):
+        w.add_frame(i, np.full((241, 321, 3), i * 8, np.uint8), [])
+    w.close()
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.name, s.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert (s.codec_context.width, s.codec_context.height) == (320, 240)  # the overlay's own even size
+        assert sum(1 for _ in c.decode(video=0)) == 30
+    data = (tmp_path / "o.mp4").read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")  # +faststart: the index first, so a browser streams it
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))  # and our own reader still reads it
+    assert cap.isOpened() and cap.read()[0]
+
+    odd = VideoFile(tmp_path / "odd.mkv", 10.0, (33, 21))
+    assert odd.codec == "h264" and odd.size == (34, 22)
+    for _ in range(3):
+        odd.write(np.zeros((21, 33, 3), np.uint8))
+    odd.close()
+    with av.open(str(tmp_path / "odd.mkv")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+def test_video_without_pyav_falls_back_to_mp4v_with_a_note(tmp_path, monkeypatch, capsys):
+    from actionpose.render import video_file
+
+    monkeypatch.setattr(video_file, "_h264_available", lambda: False)
+    monkeypatch.setattr(video_file, "_noted", False)
+    v = video_file.VideoFile(tmp_path / "f.mp4", 10.0, (64, 48))
+    assert v.codec == "mpeg4"
+    v.write(np.zeros((48, 64, 3), np.uint8))
+    v.close()
+    assert "pip install av" in capsys.readouterr().err
+    assert video_file.VideoFile(tmp_path / "f.avi", 10.0, (64, 48)).codec == "mjpeg"

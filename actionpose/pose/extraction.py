@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -23,6 +22,7 @@ from actionpose.errors import ActionposeError
 from actionpose.pose.frontend import Frontend, load_frontend
 from actionpose.pose.render import draw_persons
 from actionpose.pose.sources import FrameReader, expand_sources, redact_url
+from actionpose.render.video_file import VideoFile
 from actionpose.skeleton import map_keypoints
 
 
@@ -31,13 +31,13 @@ class _Renderer:
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], layout: str):
         self.path, self.layout = path, layout
-        self._ctx = atomic_path(path, suffix=path.suffix or ".mp4")  # OpenCV picks the container by suffix
+        self._ctx = atomic_path(path, suffix=path.suffix or ".mp4")  # the container is picked by suffix
         self._tmp = self._ctx.__enter__()
-        self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            err = ActionposeError(f"{path}: cannot write video (OpenCV has no mp4v encoder for it?)")
+        try:
+            self.writer = VideoFile(self._tmp, fps, size, target=path)
+        except ActionposeError as err:
             self._ctx.__exit__(ActionposeError, err, None)  # abort: committing the empty temp file emptied `path`
-            raise err
+            raise
         self.q: queue.Queue = queue.Queue(maxsize=16)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -53,7 +53,7 @@ class _Renderer:
     def close(self, ok: bool = True) -> None:
         self.q.put(None)
         self.thread.join()
-        self.writer.release()
+        self.writer.close()
         if ok:
             self._ctx.__exit__(None, None, None)
         else:

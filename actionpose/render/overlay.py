@@ -1,7 +1,8 @@
 """Overlay video: skeletons, track IDs and each person's current label + score, drawn frame by frame.
 
 Written in one pass while tagging (constant memory, works for live streams too) into a temporary
-file that is renamed over the target only when the video is closed successfully.
+file that is renamed over the target only when the video is closed successfully; H.264 that browsers
+play (``render.video_file``).
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from actionpose.errors import where
+from actionpose.errors import ActionposeError, where
 from actionpose.render import class_color
+from actionpose.render.video_file import VideoFile
 from actionpose.skeleton import get_layout
 
 MAX_WIDTH = 960  # overlays of full-HD input are downscaled: readable and small
@@ -38,7 +40,7 @@ class OverlayWriter:
         self.classes = list(classes)
         self.canvas = canvas
         self.label_of: Callable[[int], tuple[str, float]] = lambda tid: ("", 0.0)
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: VideoFile | None = None
         self._tmp: Path | None = None
         self._atomic = contextlib.ExitStack()  # the temporary file beside the target (data.atomic.atomic_path)
         self._scale = 1.0
@@ -51,11 +53,11 @@ class OverlayWriter:
 
         # the temporary name keeps the container's suffix: OpenCV picks the format from it
         self._tmp = self._atomic.enter_context(atomic_path(self.path, suffix=self.path.suffix))
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in {".mp4", ".mov"} else "MJPG"))
-        self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, size)
-        if not self._writer.isOpened():
+        try:
+            self._writer = VideoFile(self._tmp, self.fps, size, target=self.path)
+        except ActionposeError:
             self._discard()
-            raise where(self.path, "OpenCV cannot write this video format here")
+            raise
         self._size = size
 
     def add_frame(self, index: int, image: np.ndarray | None, persons: Sequence) -> None:
@@ -105,7 +107,7 @@ class OverlayWriter:
     def close(self, keep: bool = True) -> None:
         """Finish the file and move it into place (``keep=False`` discards it)."""
         if self._writer is not None:
-            self._writer.release()
+            self._writer.close()
             self._writer = None
         if self._tmp is not None:
             if keep and self.frames:

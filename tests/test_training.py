@@ -913,3 +913,16 @@ def test_data_layout_can_name_a_layout_file(tmp_path):
     from actionpose.inference.predictor import ActionPredictor
 
     assert ActionPredictor.from_path(res.onnx_path).layout == "probe_rig_yaml"
+
+
+def test_default_precision_avoids_the_gradscaler_where_bf16_exists(monkeypatch):
+    """float16's GradScaler reads a flag on the host every step (a stall per step on a GPU); bf16 needs none."""
+    import torch
+
+    from actionpose.training.train import default_precision
+
+    assert default_precision(False) == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert default_precision(True) == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert default_precision(True) == "16-mixed"

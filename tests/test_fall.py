@@ -15,6 +15,7 @@ from actionpose.errors import ActionposeError
 from actionpose.inference.fall import FallConfig, FallDetector, hip_drop_start
 from actionpose.inference.fall_prep import prepare_window, prepare_windows
 from actionpose.skeleton import get_layout
+from isolated_python import run_without_actionpose
 
 MODEL = os.environ.get("ACTIONPOSE_FALL_MODEL", "fall")
 FIX = Path(__file__).parent / "fixtures" / "fall"
@@ -284,6 +285,39 @@ def test_mlflow_pyfunc_flavour(tmp_path, det):
     kp, sc, _ = fixture_seq("fall-01")
     out = model.predict(pd.DataFrame({"keypoints": [kp[40:104].tolist()], "layout": ["coco13"], "fps": [30.0]}))
     assert out["prob"].iloc[0] == pytest.approx(det.predict(kp[40:104], layout="coco13").prob, abs=1e-5)
+
+
+ISOLATED_LOAD = """
+import json, sys
+import mlflow.pyfunc, numpy as np, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+kp = np.asarray(json.loads(sys.argv[2]), np.float32)
+out = model.predict(pd.DataFrame({"keypoints": [kp.tolist()], "layout": ["coco13"], "fps": [30.0]}))
+print(json.dumps({"prob": float(out["prob"].iloc[0]), "actionpose": sys.modules["actionpose"].__file__,
+                  "heavy": sorted({"torch", "cv2", "pytorch_lightning", "torch_geometric"} & set(sys.modules))}))
+"""
+
+
+@pytest.mark.slow
+def test_mlflow_pyfunc_brings_its_own_code(tmp_path, det):
+    """actionpose is not on PyPI: a pyfunc model asking pip for it could not be served anywhere else. The
+    saved model carries the code and asks for numpy and onnxruntime only; it loads and predicts where
+    actionpose is not importable, without torch or OpenCV."""
+    pytest.importorskip("mlflow")
+    import yaml
+
+    from actionpose.inference.fall_pyfunc import save_fall_model
+
+    path = save_fall_model(str(tmp_path / "fall_pyfunc"), MODEL)
+    reqs = (Path(path) / "requirements.txt").read_text().split()
+    assert not [r for r in reqs if r.startswith("actionpose")] and any(r.startswith("onnxruntime==") for r in reqs)
+    assert (Path(path) / "code" / "actionpose" / "inference" / "fall.py").exists()
+    assert not (Path(path) / "code" / "actionpose" / "assets").exists()
+    assert yaml.safe_load((Path(path) / "MLmodel").read_text())["flavors"]["python_function"]["code"] == "code"
+    kp, _, _ = fixture_seq("fall-01")
+    got = run_without_actionpose(ISOLATED_LOAD, path, json.dumps(kp[40:104].tolist()), cwd=tmp_path)
+    assert got["actionpose"].startswith(str(Path(path).resolve())) and got["heavy"] == []
+    assert got["prob"] == pytest.approx(det.predict(kp[40:104], layout="coco13").prob, abs=1e-5)
 
 
 @pytest.mark.slow

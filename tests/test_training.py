@@ -66,7 +66,7 @@ def test_tiny_training_run_is_tracked_in_mlflow(trained):
     assert len(versions) == 1 and versions[0].run_id == res.run_id
 
 
-def test_registered_pyfunc_runs_onnx(trained):
+def test_registered_pyfunc_runs_onnx(trained, monkeypatch):
     import mlflow.pyfunc
 
     tmp, res = trained
@@ -76,6 +76,19 @@ def test_registered_pyfunc_runs_onnx(trained):
     out = model.predict(x)
     assert out.shape == (3, 15) and "squat" in out.columns
     np.testing.assert_allclose(out.to_numpy().sum(1), 1, atol=1e-5)
+    # and where actionpose is not installed: the registered model brings its code, needs no torch
+    from isolated_python import run_without_actionpose
+
+    np.save(tmp / "x.npy", x)
+    script = ("import json, sys; import mlflow.pyfunc, numpy as np\n"
+              "m = mlflow.pyfunc.load_model('models:/tiny/1')\n"
+              "out = m.predict(np.load(sys.argv[1]))\n"
+              "print(json.dumps({'probs': out.to_numpy().tolist(), 'actionpose': sys.modules['actionpose'].__file__,"
+              " 'heavy': sorted({'torch', 'cv2', 'pytorch_lightning'} & set(sys.modules))}))")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    got = run_without_actionpose(script, str(tmp / "x.npy"), cwd=tmp)
+    assert got["heavy"] == [] and "/code/actionpose/" in got["actionpose"]
+    np.testing.assert_allclose(np.asarray(got["probs"]), out.to_numpy(), atol=1e-6)
 
 
 def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys, monkeypatch):

@@ -10,10 +10,14 @@ Output: a DataFrame with ``prob`` and ``is_fall`` per row (the calibrated thresh
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+
+from actionpose.inference.pyfunc_env import pyfunc_code, pyfunc_requirements
 
 
 class FallPyfunc(mlflow.pyfunc.PythonModel):
@@ -43,8 +47,10 @@ def log_fall_model(name_or_path: str = "fall", artifact_path: str = "fall_detect
     artifacts = {"onnx": str(onnx)}
     if onnx.with_suffix(".json").exists():
         artifacts["sidecar"] = str(onnx.with_suffix(".json"))
-    return mlflow.pyfunc.log_model(artifact_path, python_model=FallPyfunc(), artifacts=artifacts,
-                                   registered_model_name=registered_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        return mlflow.pyfunc.log_model(artifact_path, python_model=FallPyfunc(), artifacts=artifacts,
+                                       registered_model_name=registered_name, code_paths=[pyfunc_code(Path(tmp))],
+                                       pip_requirements=pyfunc_requirements())
 
 
 def save_fall_model(path: str, name_or_path: str = "fall") -> str:
@@ -55,5 +61,7 @@ def save_fall_model(path: str, name_or_path: str = "fall") -> str:
     artifacts = {"onnx": str(onnx)}
     if onnx.with_suffix(".json").exists():
         artifacts["sidecar"] = str(onnx.with_suffix(".json"))
-    mlflow.pyfunc.save_model(path, python_model=FallPyfunc(), artifacts=artifacts)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.save_model(path, python_model=FallPyfunc(), artifacts=artifacts,
+                                 code_paths=[pyfunc_code(Path(tmp))], pip_requirements=pyfunc_requirements())
     return path

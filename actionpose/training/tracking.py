@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -145,11 +146,14 @@ def log_pyfunc(client, run_id: str, onnx_path: Path, registered_name: str | None
         quiet.setLevel(logging.ERROR)
         # record=True keeps them off the console even though MLflow installs warning filters of its own
         with warnings.catch_warnings(record=True):
-            from actionpose.training.pyfunc import OnnxActionModel  # MLflow warns when the class is defined
-            with mlflow.start_run(run_id=run_id):
+            from actionpose.inference.action_pyfunc import OnnxActionModel  # MLflow warns when it is defined
+            from actionpose.inference.pyfunc_env import pyfunc_code, pyfunc_requirements
+
+            with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
                 info = mlflow.pyfunc.log_model(name="model", python_model=OnnxActionModel(),
                                                artifacts={"onnx": str(onnx_path)},
-                                               pip_requirements=["actionpose", "onnxruntime", "numpy"])
+                                               code_paths=[pyfunc_code(Path(tmp))],
+                                               pip_requirements=pyfunc_requirements())
             if registered_name:
                 mv = mlflow.register_model(info.model_uri, registered_name)
                 return f"{mv.name}/{mv.version}"

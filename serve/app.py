@@ -34,7 +34,7 @@ from serve.auth import KeyChecker, key_from_headers
 from serve.batching import MicroBatcher
 from serve.fastlane import PredictFastLane, ServiceApp, body_timeout_detail, predict_reply
 from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventKind, EventOut, EventsResponse,
-                           PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse)
+                           PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse, WebhookOut)
 from serve.settings import Settings
 from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
 from serve.window_json import window_from_json
@@ -217,6 +217,13 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         app.state.batcher = MicroBatcher(app.state.detector, settings.batch_max, settings.batch_wait_ms,
                                            settings.batch_parallel)
         app.state.batcher.start()
+        app.state.webhook = None
+        if settings.webhook_url:
+            from serve.webhook import WebhookSender
+
+            app.state.webhook = WebhookSender(app.state.engine, settings.webhook_url, settings.webhook_secret,
+                                              settings.webhook_timeout_s)
+            app.state.webhook.start()
         # everything loaded so far lives as long as the worker: keep it out of the collector's scans
         # (one JSON window makes ~1,100 short-lived lists, so collections run every request or two;
         # scanning the whole heap in them was the main source of p99 spikes: 62 -> 15 ms at 8 clients)
@@ -226,6 +233,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         yield
         app.state.ready = False
         await app.state.batcher.stop()
+        if app.state.webhook is not None:
+            await app.state.webhook.stop()
         app.state.engine.dispose()
 
     app = ServiceApp(title="actionpose fall detection", version="1.0",
@@ -466,6 +475,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             return rows, det.last_time, error
 
         rows, last, error = await asyncio.to_thread(run)
+        if rows and state.webhook is not None:  # stored: this worker's sender delivers them now, not at its next poll
+            state.webhook.wake()
         if error is not None:  # the frames before the bad one were processed: their events are stored and said here
             # (a still_down raised by them used to reach the database but not the client, whose re-send got a 409)
             return JSONResponse(status_code=422, content={"detail": str(error),
@@ -519,6 +530,19 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         rows = await asyncio.to_thread(query_events, request.app.state.engine, session_id, since, until, limit, after_id,
                                        kind)
         return EventsResponse(events=[EventOut(**r) for r in rows])
+
+    @app.get("/v1/webhook", response_model=WebhookOut, tags=["events"], dependencies=[Depends(require_key)],
+             responses=ERROR_RESPONSES, summary="where delivery of events to ACTIONPOSE_WEBHOOK_URL stands")
+    async def webhook_info(request: Request) -> WebhookOut:
+        from serve.storage import webhook_status
+        from serve.webhook import shown_url
+
+        if not settings.webhook_url:
+            return WebhookOut(enabled=False)
+        st = await asyncio.to_thread(webhook_status, request.app.state.engine) or {}
+        return WebhookOut(enabled=True, url=shown_url(settings.webhook_url), last_delivered_id=st.get("last_event_id"),
+                          pending=st.get("pending"), delivered=st.get("delivered"), failed_attempts=st.get("attempts"),
+                          last_error=st.get("last_error"), next_attempt_at=st.get("next_attempt_at") or None)
 
     return app
 

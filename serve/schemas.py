@@ -74,6 +74,17 @@ class EventOut(BaseModel):
     created_at: float = Field(description="server UNIX time the event was stored")
 
 
+class WebhookOut(BaseModel):
+    enabled: bool = Field(description="ACTIONPOSE_WEBHOOK_URL is set")
+    url: Optional[str] = Field(None, description="the webhook's scheme, host and port (its path may be a secret)")
+    last_delivered_id: Optional[int] = Field(None, description="every event up to this id was delivered (2xx)")
+    pending: Optional[int] = Field(None, description="stored events not yet delivered")
+    delivered: Optional[int] = None
+    failed_attempts: Optional[int] = Field(None, description="failed tries of the next event (0: none failing)")
+    last_error: Optional[str] = Field(None, description="why the last try failed")
+    next_attempt_at: Optional[float] = Field(None, description="UNIX time of the next try after a failure")
+
+
 class StreamResponse(BaseModel):
     session_id: str
     frames: int

@@ -25,6 +25,32 @@ class Settings:
     threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
     fast_lane: bool = True                   # predict's happy path outside FastAPI's routing (serve/fastlane.py)
     long_lie_s: float = 60.0                 # streams: "still_down" when a fallen person is not seen up this long after
+    webhook_url: str = ""                    # POST every stored event here (serve/webhook.py); "" = off
+    webhook_secret: str = ""                 # HMAC key of the webhook signature; required with a URL
+    webhook_timeout_s: float = 5.0           # one webhook request's limit (a timeout counts as a failed try)
+
+    def __post_init__(self) -> None:
+        """The webhook settings, checked here so a Settings built in code is refused like the environment's."""
+        if self.webhook_url:
+            from serve.webhook import check_url, shown_url
+
+            why = check_url(self.webhook_url)
+            if why:  # the value may hold a token: show it only once it parsed as a URL
+                raise ActionposeError(f"ACTIONPOSE_WEBHOOK_URL: {why}")
+            if len(self.webhook_secret) < 16:
+                raise ActionposeError(f"ACTIONPOSE_WEBHOOK_SECRET: set at least 16 characters to sign the requests to "
+                                      f"{shown_url(self.webhook_url)} (receivers check X-Actionpose-Signature with it)")
+        elif self.webhook_secret:
+            raise ActionposeError("ACTIONPOSE_WEBHOOK_SECRET is set but ACTIONPOSE_WEBHOOK_URL is not: no events "
+                                  "would be sent")
+
+    def __repr__(self) -> str:  # never the secret or the webhook's path (settings get printed and logged)
+        from serve.webhook import shown_url
+
+        hidden = {"webhook_secret": "***" if self.webhook_secret else "",
+                  "webhook_url": shown_url(self.webhook_url) if self.webhook_url else ""}
+        shown = {f.name: hidden.get(f.name, getattr(self, f.name)) for f in fields(self)}
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -59,9 +85,10 @@ class Settings:
 
 
 _ENV_NAMES = {"model": "ACTIONPOSE_FALL_MODEL"}
-_MAX = {"long_lie_s": 3600.0}  # FallConfig's own bound (fall_aftermath.LONG_LIE_MAX_S)
+_MAX = {"long_lie_s": 3600.0,  # FallConfig's own bound (fall_aftermath.LONG_LIE_MAX_S)
+        "webhook_timeout_s": 60.0}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 _KIND = {int: "an integer", float: "a number", str: "text", bool: "1/0, true/false, yes/no or on/off"}
 _MIN = {"max_body_bytes": 1, "max_window_frames": 1, "max_stream_frames": 1, "max_persons": 1, "max_sessions": 1,
         "session_idle_s": 60.0, "body_timeout_s": 0.001, "batch_max": 1, "batch_wait_ms": 0.0, "batch_parallel": 0,
-        "threads": 1, "long_lie_s": 1.0}
+        "threads": 1, "long_lie_s": 1.0, "webhook_timeout_s": 0.1}

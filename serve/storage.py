@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint,
-                        create_engine, delete, event, select, update)
+                        create_engine, delete, event, func, or_, select, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
@@ -44,6 +44,18 @@ sessions = Table(
     Column("state", LargeBinary, nullable=False),    # FallDetector.state_bytes()
     Column("version", Integer, nullable=False),      # +1 per saved request: concurrent writers cannot both win
     Column("updated_at", Float, nullable=False, index=True),
+)
+webhook_state = Table(
+    "webhook_state", metadata,  # one row: where event delivery to ACTIONPOSE_WEBHOOK_URL stands (serve/webhook.py)
+    Column("name", String(32), primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),  # every event up to this id was delivered (2xx)
+    Column("owner", String(64), nullable=True),           # the worker that delivers now (a lease, not a lock)
+    Column("lease_until", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),          # failed tries of the next event
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", String(300), nullable=True),
+    Column("delivered", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 api_keys = Table(
     "api_keys", metadata,
@@ -257,3 +269,74 @@ def ping(engine: Engine) -> bool:
         return True
     except Exception:
         return False
+
+
+WEBHOOK = "default"
+
+
+def webhook_claim(engine: Engine, owner: str, lease_s: float) -> dict[str, Any] | None:
+    """The delivery state if ``owner`` holds (or now takes) the delivery lease, else None.
+
+    One worker (of one or many servers on the database) delivers at a time, so every event goes out once
+    and in order; a worker that dies loses the lease after ``lease_s`` and another one carries on from the
+    stored cursor. The first claim ever starts the cursor at the newest stored event: history from before a
+    webhook was configured is not sent."""
+    now = time.time()
+    with engine.begin() as conn:
+        row = conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first()
+        if row is None:
+            newest = conn.execute(select(func.max(events.c.id))).scalar() or 0
+            try:
+                with conn.begin_nested():
+                    conn.execute(webhook_state.insert().values(
+                        name=WEBHOOK, last_event_id=newest, owner=owner, lease_until=now + lease_s, attempts=0,
+                        next_attempt_at=0.0, last_error=None, delivered=0, updated_at=now))
+            except IntegrityError:  # another worker made the row first: it holds the lease
+                return None
+        elif row["owner"] != owner and row["lease_until"] > now:
+            return None
+        elif conn.execute(update(webhook_state).where(
+                webhook_state.c.name == WEBHOOK,
+                or_(webhook_state.c.owner == owner, webhook_state.c.lease_until <= now, webhook_state.c.owner.is_(None)))
+                .values(owner=owner, lease_until=now + lease_s)).rowcount != 1:
+            return None
+        return dict(conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first())
+
+
+def webhook_pending(engine: Engine, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Events after the delivery cursor, oldest first."""
+    return query_events(engine, None, None, None, limit, after_id=after_id)
+
+
+def webhook_result(engine: Engine, owner: str, event_id: int, error: str | None, retry_in: float = 0.0) -> bool:
+    """Record one delivery: the cursor moves past ``event_id`` on success; a failure counts an attempt and
+    sets when to retry. Only while ``owner`` holds the lease (False otherwise: nothing written)."""
+    now = time.time()
+    where = (webhook_state.c.name == WEBHOOK, webhook_state.c.owner == owner)
+    with engine.begin() as conn:
+        if error is None:
+            values = dict(last_event_id=event_id, attempts=0, next_attempt_at=0.0, last_error=None,
+                          delivered=webhook_state.c.delivered + 1, updated_at=now)
+            where = where + (webhook_state.c.last_event_id < event_id,)
+        else:
+            values = dict(attempts=webhook_state.c.attempts + 1, next_attempt_at=now + retry_in,
+                          last_error=error[:300], updated_at=now)
+        return conn.execute(update(webhook_state).where(*where).values(**values)).rowcount == 1
+
+
+def webhook_release(engine: Engine, owner: str) -> None:
+    """Give the lease up (a worker shutting down), so another worker or a restarted server carries on at once."""
+    with engine.begin() as conn:
+        conn.execute(update(webhook_state).where(webhook_state.c.name == WEBHOOK, webhook_state.c.owner == owner)
+                     .values(owner=None, lease_until=0.0))
+
+
+def webhook_status(engine: Engine) -> dict[str, Any] | None:
+    """The stored delivery state and how many events wait (None before the first claim)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first()
+        if row is None:
+            return None
+        pending = conn.execute(select(func.count()).select_from(events)
+                               .where(events.c.id > row["last_event_id"])).scalar()
+    return {**dict(row), "pending": int(pending)}

@@ -554,6 +554,10 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
     ({"ACTIONPOSE_DB_URL": "sqlite:///{tmp}/afile/e.db"}, "afile is a file, not a folder"),
     ({"ACTIONPOSE_DB_URL": "mysql://u:s3cret@db/x"}, "ACTIONPOSE_DB_URL=mysql://u:***@db/x: no driver for this database"),
     ({"ACTIONPOSE_DB_URL": "no-url-s3cret"}, "ACTIONPOSE_DB_URL: not a database URL"),
+    ({"ACTIONPOSE_WEBHOOK_URL": "https://hooks.example.org/T0/s3cret"}, "ACTIONPOSE_WEBHOOK_SECRET: set at least 16"),
+    ({"ACTIONPOSE_WEBHOOK_URL": "hooks.example.org", "ACTIONPOSE_WEBHOOK_SECRET": "x" * 20},
+     "ACTIONPOSE_WEBHOOK_URL: must be an http:// or https:// URL"),
+    ({"ACTIONPOSE_WEBHOOK_TIMEOUT_S": "0"}, "ACTIONPOSE_WEBHOOK_TIMEOUT_S='0': must be >= 0.1"),
 ])
 def test_bad_settings_stop_the_server_with_one_line(env, message, tmp_path):
     import subprocess

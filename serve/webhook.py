@@ -1,0 +1,164 @@
+"""Pushing stored fall events to a webhook: each one at least once, in order, signed, by one worker at a time.
+
+Why: the stream answer tells the camera client about a fall, but the one who must act is often elsewhere
+(a carer's app, a nurse-call system). Polling ``GET /v1/events`` works, yet a push is what such a system
+expects, and a push must not be lost: an event is sent only after it is stored (the transactional-outbox
+pattern, with the events table itself as the outbox and a stored cursor), the cursor moves only after a 2xx
+answer, and a failed send is retried with backoff (0.5 s doubling to 60 s) for as long as it takes, so a
+receiver that is down or misconfigured delays alerts but never drops one. Later events wait behind it (their
+order is kept). A send that reached the receiver just before a crash is sent again after the restart: the
+receiver drops repeats by the ``X-Actionpose-Event-Id`` header (the event's id).
+
+Each request is signed like Stripe's and GitHub's webhooks: ``X-Actionpose-Signature: sha256=HEX`` is the
+HMAC-SHA256 of ``"{timestamp}.{body}"`` under ``ACTIONPOSE_WEBHOOK_SECRET``, with ``X-Actionpose-Timestamp``
+(UNIX seconds) so a receiver can refuse old replays. :func:`verify` is the receiver's check.
+
+Several workers or servers on one database: each runs a :class:`WebhookSender`; a lease in the database
+(``webhook_state``) lets one deliver, and another takes over ``LEASE_S`` after it stops renewing.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from serve.storage import webhook_claim, webhook_pending, webhook_release, webhook_result
+
+log = logging.getLogger("serve.webhook")
+
+LEASE_S = 15.0      # a worker that stops renewing loses the delivery lease after this long
+POLL_S = 0.5        # how often pending events are looked for (a worker that stored one wakes its sender at once)
+BACKOFF_MAX_S = 60.0
+
+
+def shown_url(url: str) -> str:
+    """Scheme, host and port only, for logs and the status endpoint: user info, query and even the path can
+    hold the receiver's token (a Slack or Teams incoming-webhook URL is a secret path)."""
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname or ''}{f':{u.port}' if u.port else ''}/" + ("..." if u.path.strip("/") else "")
+
+
+def check_url(url: str) -> Optional[str]:
+    """Why ``url`` cannot be a webhook, or None."""
+    try:
+        u = urlsplit(url)
+        u.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        return f"not a URL ({e})"
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, headers: Any, body: bytes, tolerance_s: float = 300.0, now: Optional[float] = None) -> bool:
+    """The receiver's check: the signature matches and the timestamp is within ``tolerance_s`` of ``now``."""
+    ts = headers.get("X-Actionpose-Timestamp", "")
+    try:
+        fresh = abs((now if now is not None else time.time()) - float(ts)) <= tolerance_s
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(signature(secret, ts, body), headers.get("X-Actionpose-Signature", ""))
+
+
+def event_body(row: dict[str, Any]) -> bytes:
+    """The JSON sent for one stored event: the fields of ``GET /v1/events``, plus ``type``."""
+    keys = ("id", "session_id", "track_id", "kind", "start_time", "detected_time", "confidence", "created_at")
+    return json.dumps({"type": "fall_event", **{k: row[k] for k in keys}}, separators=(",", ":")).encode()
+
+
+class WebhookSender:
+    """One per worker: ``start()``, ``wake()`` when this worker stored events, ``await stop()``."""
+
+    def __init__(self, engine: Any, url: str, secret: str, timeout_s: float = 5.0):
+        self.engine, self.url, self.secret, self.timeout_s = engine, url, secret, timeout_s
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+        self._client: Any = None
+
+    def start(self) -> None:
+        import httpx
+
+        self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False,
+                                         headers={"User-Agent": "actionpose-webhook/1.0"})
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._client is not None:
+            await self._client.aclose()
+        try:  # a graceful stop hands the lease on at once (after a kill -9 it lapses after LEASE_S)
+            await asyncio.to_thread(webhook_release, self.engine, self.owner)
+        except Exception as e:  # noqa: BLE001 - shutting down: the lease lapses by itself
+            log.warning("webhook: could not release the delivery lease (%s)", str(e)[:200])
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a database hiccup must not end delivery for the worker's life
+                log.warning("webhook: delivery loop error (%s: %s); retrying", type(e).__name__, str(e)[:200])
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def step(self) -> int:
+        """Deliver what is due while holding the lease; returns the number of events delivered."""
+        state = await asyncio.to_thread(webhook_claim, self.engine, self.owner, LEASE_S)
+        if state is None or time.time() < state["next_attempt_at"]:
+            return 0
+        sent = 0
+        for row in await asyncio.to_thread(webhook_pending, self.engine, int(state["last_event_id"]), 50):
+            error = await self._send(row)
+            if error is None:
+                if not await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), None):
+                    return sent  # the lease moved on meanwhile: the new holder re-sends from the stored cursor
+                sent += 1
+                continue
+            attempts = int(state["attempts"]) + 1
+            retry_in = min(BACKOFF_MAX_S, 0.5 * 2 ** (attempts - 1))
+            await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), error, retry_in)
+            log.warning("webhook: event %s to %s failed (%s); attempt %d, retry in %.1f s", row["id"],
+                        shown_url(self.url), error, attempts, retry_in)
+            return sent
+        return sent
+
+    async def _send(self, row: dict[str, Any]) -> Optional[str]:
+        """None when the receiver answered 2xx, else why not (one line)."""
+        import httpx
+
+        body = event_body(row)
+        ts = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Actionpose-Event-Id": str(row["id"]),
+                   "X-Actionpose-Timestamp": ts, "X-Actionpose-Signature": signature(self.secret, ts, body)}
+        try:
+            r = await self._client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            return f"{type(e).__name__}: {str(e)[:150] or 'no answer'}"
+        if 200 <= r.status_code < 300:
+            return None
+        return f"HTTP {r.status_code}"

@@ -1,0 +1,183 @@
+"""Webhook delivery of stored fall events: signed, in order, retried until the receiver takes them, carried
+across restarts, and sent by one worker at a time."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from serve.app import create_app  # noqa: E402
+from serve.settings import Settings  # noqa: E402
+from serve.storage import add_key, open_db, store_events  # noqa: E402
+from serve.webhook import WebhookSender, verify  # noqa: E402
+from test_serve_live import fall_frames  # noqa: E402
+
+MODEL = os.environ.get("ACTIONPOSE_FALL_MODEL", "fall")
+SECRET = "test-secret-0123456789"
+
+
+class Receiver:
+    """A real HTTP endpoint on loopback that records every request and answers ``status()`` (200 unless set)."""
+
+    def __init__(self):
+        self.requests: list[tuple[dict, bytes, int]] = []
+        self.status = lambda n: 200  # n: the request's index
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                code = outer.status(len(outer.requests))
+                outer.requests.append((dict(self.headers), body, code))
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://user:tok@127.0.0.1:{self.server.server_port}/hooks/s3cret-path?token=abc"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def delivered(self) -> list[dict]:
+        return [json.loads(b) for _, b, code in self.requests if code < 300]
+
+    def wait(self, n: int, timeout: float = 15.0) -> list[dict]:
+        end = time.time() + timeout
+        while len(self.delivered()) < n and time.time() < end:
+            time.sleep(0.05)
+        return self.delivered()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def stream_fall(client, key: str, sid: str, extra_lying_s: float = 0.0) -> list[dict]:
+    frames = fall_frames()
+    last = frames[-1]
+    frames += [{**last, "timestamp": round(last["timestamp"] + (i + 1) / 30, 4)} for i in range(int(extra_lying_s * 30))]
+    got = []
+    for lo in range(0, len(frames), 40):
+        r = client.post(f"/v1/fall/stream/{sid}", json={"layout": "coco13", "frames": frames[lo:lo + 40]},
+                        headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+        got += r.json()["events"]
+    return got
+
+
+def make(url: str, receiver: Receiver, **kw) -> TestClient:
+    return TestClient(create_app(Settings(db_url=url, model=MODEL, threads=1, webhook_url=receiver.url,
+                                          webhook_secret=SECRET, **kw)), raise_server_exceptions=False)
+
+
+def test_a_stored_fall_is_pushed_signed_with_the_events_fields(tmp_path, receiver):
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    key = add_key(open_db(url), "k")
+    with make(url, receiver) as client:
+        events = stream_fall(client, key, "ward-3")
+        assert [e["kind"] for e in events] == ["fall"]
+        got = receiver.wait(1)
+        assert got == [{"type": "fall_event", **events[0]}]
+        headers, body, _ = receiver.requests[0]
+        assert verify(SECRET, headers, body) and not verify("another-secret-0000", headers, body)
+        assert not verify(SECRET, headers, body, now=float(headers["X-Actionpose-Timestamp"]) + 3600)  # a replay
+        assert headers["X-Actionpose-Event-Id"] == str(events[0]["id"])
+        status = client.get("/v1/webhook", headers={"X-API-Key": key}).json()
+        assert status["enabled"] and status["pending"] == 0 and status["delivered"] == 1
+        assert status["last_delivered_id"] == events[0]["id"] and status["failed_attempts"] == 0
+        # the URL's user info, path (Slack-style secret) and query never show
+        assert status["url"] == f"http://127.0.0.1:{receiver.server.server_port}/..."
+        assert client.get("/v1/webhook").status_code == 401
+
+
+def test_a_failing_receiver_gets_every_event_in_order_once_it_answers(tmp_path, receiver):
+    """503 twice, then 200: the fall is retried (0.5 s, then 1 s), and the still_down behind it waits its
+    turn; each reaches the receiver exactly once with a 2xx, in order."""
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    key = add_key(open_db(url), "k")
+    receiver.status = lambda n: 503 if n < 2 else 200
+    with make(url, receiver, long_lie_s=2.0) as client:
+        events = stream_fall(client, key, "ward-4", extra_lying_s=4.0)
+        assert [e["kind"] for e in events] == ["fall", "still_down"]
+        got = receiver.wait(2)
+        assert [g["id"] for g in got] == [e["id"] for e in events]
+        assert [json.loads(b)["id"] for _, b, c in receiver.requests if c == 503] == [events[0]["id"]] * 2
+        assert len(receiver.requests) == 4
+
+
+def test_undelivered_events_survive_a_restart_and_earlier_history_is_not_sent(tmp_path, receiver):
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    engine = open_db(url)
+    key = add_key(engine, "k")
+    store_events(engine, "before", [{"track_id": 1, "start_time": 1.0, "detected_time": 2.0, "confidence": 0.9}])
+    receiver.status = lambda n: 500  # down for the whole first run
+    with make(url, receiver) as client:
+        events = stream_fall(client, key, "ward-5")
+        deadline = time.time() + 10
+        while not receiver.requests and time.time() < deadline:
+            time.sleep(0.05)
+        status = client.get("/v1/webhook", headers={"X-API-Key": key}).json()
+        assert status["pending"] == 1 and status["last_error"] == "HTTP 500" and status["failed_attempts"] >= 1
+    receiver.status = lambda n: 200
+    with make(url, receiver):  # the restarted server (the lease was handed back at shutdown)
+        got = receiver.wait(1)
+    assert [g["id"] for g in got] == [events[0]["id"]]  # not the event stored before the webhook existed
+
+
+def test_one_sender_at_a_time_and_another_takes_over_a_dead_ones_lease(tmp_path, receiver, monkeypatch):
+    import serve.webhook as wh
+
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    engine = open_db(url)
+    monkeypatch.setattr(wh, "LEASE_S", 0.5)
+    row = {"track_id": 1, "detected_time": 2.0, "confidence": 0.9}
+
+    async def scenario():
+        a, b = WebhookSender(engine, receiver.url, SECRET), WebhookSender(engine, receiver.url, SECRET)
+        for s in (a, b):
+            import httpx
+
+            s._client = httpx.AsyncClient(timeout=5)
+        assert await a.step() == 0  # the first claim starts the cursor at the newest event (none yet)
+        store_events(engine, "s", [{**row, "start_time": 1.0}, {**row, "start_time": 5.0}])
+        assert await b.step() == 0  # a holds the lease
+        assert await a.step() == 2
+        store_events(engine, "s", [{**row, "start_time": 9.0}])
+        await asyncio.sleep(0.6)  # a "dies" without handing the lease back; it lapses
+        assert await b.step() == 1
+        assert await a.step() == 0  # and a, back, finds b holding it
+        for s in (a, b):
+            await s._client.aclose()
+
+    asyncio.run(scenario())
+    assert [g["start_time"] for g in receiver.delivered()] == [1.0, 5.0, 9.0]  # each once, in order
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"webhook_url": "ftp://example.org/x", "webhook_secret": SECRET}, "ACTIONPOSE_WEBHOOK_URL: must be an http"),
+    ({"webhook_url": "https://example.org/hook"}, "ACTIONPOSE_WEBHOOK_SECRET: set at least 16 characters"),
+    ({"webhook_secret": SECRET}, "ACTIONPOSE_WEBHOOK_URL is not"),
+])
+def test_webhook_settings_are_checked(kw, message):
+    from actionpose.errors import ActionposeError
+
+    with pytest.raises(ActionposeError, match=message):
+        Settings(**kw)
+    shown = repr(Settings(webhook_url="https://u:p@example.org/T0/B0/XYZ?k=1", webhook_secret=SECRET))
+    assert SECRET not in shown and "XYZ" not in shown and "u:p" not in shown and "example.org" in shown

@@ -62,6 +62,17 @@ def test_schema_on_postgres_and_idempotent_store(pg):
     assert len(query_events(engine, None, t, t + 1, 100)) == 1 and query_events(engine, None, None, t, 100) == []
 
 
+def test_webhook_lease_on_postgres(pg, monkeypatch):
+    pytest.importorskip("httpx")
+    from test_serve_webhook import Receiver, lease_scenario
+
+    receiver = Receiver()
+    try:
+        lease_scenario(pg(), receiver, monkeypatch)
+    finally:
+        receiver.close()
+
+
 def test_concurrent_duplicate_stores_keep_one_row(pg):
     """Eight threads store the same fall at once: PostgreSQL's unique index rejects all but one insert
     (inside a savepoint, so the transaction goes on) and every caller gets the one stored row."""

@@ -141,9 +141,14 @@ def test_undelivered_events_survive_a_restart_and_earlier_history_is_not_sent(tm
 
 
 def test_one_sender_at_a_time_and_another_takes_over_a_dead_ones_lease(tmp_path, receiver, monkeypatch):
+    lease_scenario(f"sqlite:///{tmp_path / 'ev.db'}", receiver, monkeypatch)
+
+
+def lease_scenario(url: str, receiver: Receiver, monkeypatch) -> None:
+    """Two senders on one database (two workers): only the lease holder sends; a lapsed lease is taken over;
+    every event reaches the receiver once, in order. Also run on PostgreSQL (test_serve_postgres)."""
     import serve.webhook as wh
 
-    url = f"sqlite:///{tmp_path / 'ev.db'}"
     engine = open_db(url)
     monkeypatch.setattr(wh, "LEASE_S", 0.5)
     row = {"track_id": 1, "detected_time": 2.0, "confidence": 0.9}

@@ -401,8 +401,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             kp, sc, layout, fps = parse_binary(body, request.headers)
         else:
             kp, sc, layout, fps = parse_predict(body)
-        prob, advice = await request.app.state.batcher.submit(kp, sc, layout, fps)
-        return Response(predict_reply(prob, request.app.state.detector.config.threshold, len(kp), advice),
+        verdict, advice = await request.app.state.batcher.submit(kp, sc, layout, fps)
+        return Response(predict_reply(verdict, request.app.state.detector.config.threshold, len(kp), advice),
                         media_type="application/json")
 
     @app.post("/v1/fall/stream/{session_id}", response_model=StreamResponse, tags=["fall"],

@@ -137,35 +137,42 @@ class MicroBatcher:
     def _score(self, batch: list[_Item]) -> list[Any]:
         """Prepare per (layout, fps) group in one vectorised pass, score all in one ONNX call; an item
         whose preparation fails gets its own error, the rest of the batch is still scored. Each result is
-        ``(probability, advice)``: what looks wrong with the window (``FallDetector.input_advice``)."""
+        ``((prob, is_fall, peak_time, windows), advice)`` (``FallDetector.finish_scan``; advice: what looks wrong with
+        the window, ``FallDetector.input_advice``)."""
         det = self.detector
         results: list[Any] = [None] * len(batch)
         groups: dict[tuple[str, float], list[int]] = {}
         for i, it in enumerate(batch):
             groups.setdefault((it.layout, it.fps), []).append(i)
-        order, kps, scs = [], [], []
+        order, kps, scs, plans, rows = [], [], [], [], 0
         advice: dict[int, list[str]] = {}
         for (layout, fps), idx in groups.items():
-            try:
-                kp, sc = det.prepare_batch([batch[i].window for i in idx], [batch[i].scores for i in idx],
-                                           layout=layout, fps=fps)
+            try:  # a window longer than the model's 2.13 s becomes every 2.13-s window in it (prepare_scan)
+                kp, sc, plan = det.prepare_scan([batch[i].window for i in idx], [batch[i].scores for i in idx],
+                                                layout=layout, fps=fps, row0=rows)
                 order += idx
+                rows += len(kp)
                 kps.append(kp)
                 scs.append(sc)
+                plans += plan
                 advice.update(zip(idx, det.input_advice([batch[i].window for i in idx],
                                                         [batch[i].scores for i in idx], layout)))
             except ActionposeError:
                 for i in idx:  # find which one is bad
                     try:
-                        kp, sc = det.prepare(batch[i].window, batch[i].scores, layout=layout, fps=fps)
+                        kp, sc, plan = det.prepare_scan([batch[i].window], [batch[i].scores], layout=layout, fps=fps,
+                                                        row0=rows)
                         advice[i] = det.input_advice([batch[i].window], [batch[i].scores], layout)[0]
                         order.append(i)
-                        kps.append(kp[None])
-                        scs.append(sc[None])
+                        rows += len(kp)
+                        kps.append(kp)
+                        scs.append(sc)
+                        plans += plan
                     except ActionposeError as e:
                         results[i] = e
         if order:
             probs = det.score_prepared(np.concatenate(kps), np.concatenate(scs))
-            for i, p in zip(order, probs):
-                results[i] = (float(p), advice[i])
+            for i, verdict in zip(order, det.finish_scan(probs, plans)):
+                results[i] = (verdict, advice[i])
         return results
+

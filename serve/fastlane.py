@@ -106,11 +106,11 @@ class PredictFastLane:
         except Exception:  # noqa: BLE001 - the FastAPI route re-parses and words the 4xx
             return await self.app(scope, _replay(messages, receive), send)
         try:
-            prob, advice = await state.batcher.submit(kp, sc, layout, fps)
+            verdict, advice = await state.batcher.submit(kp, sc, layout, fps)
         except ActionposeError as e:  # same answer as the app's ActionposeError handler
             return await _respond(send, 422, orjson.dumps({"detail": str(e)}))
         self.served += 1
-        await _respond(send, 200, predict_reply(prob, state.detector.config.threshold, len(kp), advice))
+        await _respond(send, 200, predict_reply(verdict, state.detector.config.threshold, len(kp), advice))
 
     def _start_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Check the deadlines of the requests still reading their body a few times per timeout.
@@ -144,10 +144,12 @@ def body_timeout_detail(seconds: float) -> str:
     return f"request body not received within {seconds:g} s"
 
 
-def predict_reply(prob: float, threshold: float, frames: int, warnings: list[str]) -> bytes:
-    """The predict answer's bytes, shared by this lane and the FastAPI route (so they cannot drift)."""
-    return orjson.dumps({"prob": prob, "is_fall": prob >= threshold, "threshold": threshold, "frames": frames,
-                         "warnings": warnings})
+def predict_reply(verdict: tuple, threshold: float, frames: int, warnings: list[str]) -> bytes:
+    """The predict answer's bytes, shared by this lane and the FastAPI route (so they cannot drift);
+    ``verdict`` is ``FallDetector.finish_scan``'s ``(prob, is_fall, peak_time, windows)``."""
+    prob, is_fall, peak_time, windows = verdict
+    return orjson.dumps({"prob": prob, "is_fall": is_fall, "threshold": threshold, "frames": frames,
+                         "windows": windows, "peak_time": peak_time, "warnings": warnings})
 
 
 def _replay(messages: list[dict], receive: Callable) -> Callable:

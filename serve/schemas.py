@@ -31,7 +31,13 @@ class PredictResponse(BaseModel):
     prob: float
     is_fall: bool
     threshold: float
-    frames: int = Field(description="frames received; the model reads the last 2.1 s of them, resampled to 15 fps")
+    frames: int = Field(description="frames received")
+    windows: int = Field(1, description="2.13-s windows scored: 1 for a window up to 2.13 s; a longer one is read "
+                                        "whole, every 2.13-s window in it ending every 1/15 s (as a stream would be)")
+    peak_time: Optional[float] = Field(None, description="split windows: seconds from the first frame to the end of "
+                                                         "the highest-scoring 2.13-s window (prob is its probability; "
+                                                         "is_fall needs 2 windows in a row at the threshold, as in "
+                                                         "streams)")
     warnings: list[str] = Field(default_factory=list, description=WARNINGS_DOC)
 
 

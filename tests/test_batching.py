@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from actionpose.errors import ActionposeError
+from actionpose.inference.fall import ScanPlan
 from serve.batching import MicroBatcher
 
 
@@ -27,6 +28,14 @@ class FakeDetector:
         if any((w == -1).any() for w in windows):
             raise ActionposeError("keypoints: bad window in batch")
         return np.stack(windows), np.ones((len(windows), *windows[0].shape[:2]), np.float32)
+
+    def prepare_scan(self, windows, scores, layout, fps, row0=0):  # noqa: ANN001, ANN201 - no window is split here
+        kp, sc = self.prepare_batch(windows, scores, layout, fps)
+        return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), fps, len(w))
+                        for i, w in enumerate(windows)]
+
+    def finish_scan(self, probs, plans):  # noqa: ANN001, ANN201 - the answer is the probability alone here
+        return [float(probs[p.rows][0]) for p in plans]
 
     def input_advice(self, windows, scores, layout):  # noqa: ANN001, ANN201
         return [["sevens"] if (w == 7).any() else [] for w in windows]

@@ -287,6 +287,28 @@ def test_mlflow_pyfunc_flavour(tmp_path, det):
     assert out["prob"].iloc[0] == pytest.approx(det.predict(kp[40:104], layout="coco13").prob, abs=1e-5)
 
 
+def test_predict_reads_a_long_window_whole(det):
+    """The model reads 2.13 s. A longer window was scored on its last 2.13 s alone: URFD fall-01 (falling
+    2.7-3.7 s, then lying to 5.3 s) as one 5.3-s window said "no fall" (0.81). It is read whole now, every
+    2.13-s window in it one hop apart, with the streaming rule (2 in a row at the threshold)."""
+    kp, sc, _ = fixture_seq("fall-01")
+    last = det.predict(kp[-64:], sc[-64:], layout="coco13")
+    assert not last.is_fall and last.windows == 1 and last.peak_time is None
+    whole = det.predict(kp, sc, layout="coco13")
+    assert whole.is_fall and whole.windows == len(range(len(kp), 63, -2)) and 3.0 <= whole.peak_time <= 5.3
+    ends = range(len(kp), 63, -2)  # hop 1/15 s = 2 frames at 30 fps
+    parts = det.predict_batch([kp[e - 64:e] for e in ends], [sc[e - 64:e] for e in ends], layout="coco13")
+    assert whole.prob == pytest.approx(max(r.prob for r in parts), abs=1e-6)
+    standing = np.repeat(kp[:1], 300, 0) + np.random.default_rng(0).normal(0, 1, (300, 13, 2)).astype(np.float32)
+    assert not det.predict(standing, layout="coco13").is_fall
+    # nobody in the first 2 s (zeros): those parts are skipped, not the whole window refused
+    hidden = kp.copy()
+    hidden[:60] = 0
+    assert det.predict(hidden, layout="coco13").is_fall
+    with pytest.raises(ActionposeError, match="no body is visible"):
+        det.predict(np.zeros_like(kp), layout="coco13")
+
+
 ISOLATED_LOAD = """
 import json, sys
 import mlflow.pyfunc, numpy as np, pandas as pd

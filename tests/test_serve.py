@@ -485,6 +485,27 @@ def test_stream_real_fall_skeleton_gives_one_event(svc):
     assert [e["id"] for e in stored] == [events[0]["id"]]
 
 
+def test_predict_reads_a_long_window_whole_as_in_process(svc):
+    """A 5.3-s window holding a fall 2.6 s before its end: the service splits it like the in-process
+    predictor (every 2.13-s window, one hop apart), through the fast lane and the micro-batcher alike."""
+    from actionpose.inference.fall import FallDetector
+
+    client, keys, _ = svc
+    frames = _fixture_fall_frames()
+    kp = np.array([f["persons"][0]["keypoints"] for f in frames], np.float32)
+    sc = np.array([f["persons"][0]["scores"] for f in frames], np.float32)
+    r = client.post("/v1/fall/predict", json={"layout": "coco13", "fps": 30, "keypoints": kp.tolist(),
+                                              "scores": sc.tolist()}, headers={"X-API-Key": keys["a"]})
+    assert r.status_code == 200, r.text
+    here = FallDetector.from_pretrained(MODEL).predict(kp, sc, layout="coco13")
+    got = r.json()
+    assert (got["is_fall"], got["windows"], got["peak_time"]) == (here.is_fall, here.windows, here.peak_time)
+    assert got["prob"] == pytest.approx(here.prob, abs=1e-6) and got["windows"] > 1 and got["is_fall"]
+    short = client.post("/v1/fall/predict", json={"layout": "coco13", "fps": 30, "keypoints": kp[-64:].tolist()},
+                        headers={"X-API-Key": keys["a"]}).json()
+    assert short["windows"] == 1 and short["peak_time"] is None
+
+
 def test_a_stream_in_milliseconds_gets_422_not_an_empty_200(svc):
     """A camera app stamping frames in milliseconds got 200 {"events": []} for a real fall: nothing was ever
     scored. Now the request is refused, naming the timestamp and the likely cause."""

@@ -77,12 +77,28 @@ class FallConfig:
 
 @dataclass
 class FallResult:
-    """One window's verdict."""
+    """One window's verdict. A window longer than the model's 2.13 s is read whole, as streaming it would be:
+    every 2.13-s window in it, ending every ``hop_s``; ``prob`` is the highest of them, ``is_fall`` the
+    streaming rule (``min_hits`` windows in a row at the threshold) and ``peak_time`` where that highest window
+    ends, in seconds from the first frame."""
 
     prob: float
     is_fall: bool
     threshold: float
-    frames_used: int  # distinct input frames the model read: the last 2.1 s, resampled to 15 fps (<= 32)
+    frames_used: int  # distinct input frames the model read (resampled to 15 fps: at most 32 per 2.13 s)
+    windows: int = 1  # 2.13-s windows scored
+    peak_time: float | None = None  # seconds from the first frame to the end of the highest-scoring window
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Where one window's 2.13-s windows sit in a prepared batch (:meth:`FallDetector.prepare_scan`)."""
+
+    rows: slice              # rows of the prepared batch
+    ends: tuple[int, ...]    # each window's end (exclusive frame index) in the caller's window
+    span: int                # frames per window (the caller's whole window when it is not split)
+    fps: float
+    frames: int              # the caller's window length
 
 
 @dataclass
@@ -179,6 +195,14 @@ def _input_layout(layout: str) -> str:
         raise ActionposeError(f"layout {name!r} holds 3D camera-space joints; the fall model takes 2D image "
                               f"keypoints ({', '.join(INPUT_LAYOUTS)}, or any 2D layout that names body13's joints)")
     return name
+
+
+def _frames(window: Any) -> int:
+    """A window's frame count for splitting; 0 for what has none (prepare_batch then says what is wrong)."""
+    try:
+        return len(window)
+    except TypeError:
+        return 0
 
 
 def _fps(fps: Any) -> float:
@@ -393,10 +417,94 @@ class FallDetector:
 
     def predict(self, window: np.ndarray, scores: np.ndarray | None = None, layout: str | None = None,
                 fps: float = 30.0) -> FallResult:
-        """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score). The model
-        reads the window's last 2.13 s (``frames_used``); to scan a longer clip, stream it through
-        :meth:`update` / :meth:`run_sequence`. Input that looks wrong gets a ``UserWarning`` (:meth:`input_advice`)."""
+        """P(fall) for one window of one person; ``window`` [T, V, 2] or [T, V, 3] (x, y, score). The model reads
+        2.13 s; a longer window is read whole, every 2.13-s window in it (:meth:`prepare_scan`, :class:`FallResult`).
+        Input that looks wrong gets a ``UserWarning`` (:meth:`input_advice`)."""
         return self._predict_batch([window], [scores], layout, fps, stacklevel=3)[0]
+
+    def _span(self, fps: float) -> int:
+        """Frames of the caller's rate that cover the model's 2.13 s (64 at 30 fps)."""
+        return int(np.ceil(self.config.prep.frames / self.config.prep.fps * fps - 1e-6))
+
+    def prepare_scan(self, windows: Sequence[Any], scores: Sequence[Any] | None = None, layout: str | None = None,
+                     fps: float = 30.0, row0: int = 0) -> tuple[np.ndarray, np.ndarray, list[ScanPlan]]:
+        """:meth:`prepare_batch`, with each window longer than the model's 2.13 s split into every 2.13-s window
+        in it, ending at its last frame and every ``hop_s`` before (what streaming the window scores).
+
+        Why: the model reads 2.13 s, and a longer window used to be scored on its last 2.13 s alone - a
+        6-s clip of a real fall scored 0.86, under the threshold, with the fall 3 s before its end. A split
+        window whose parts cannot all be scored (nobody in the first seconds, a jittery stretch) keeps the
+        parts that can; if none can, it is refused with the message of its last part, as before. ``row0``: where
+        these rows will start in a batch the caller concatenates (the plans' rows count from it)."""
+        scores = scores if scores is not None else [None] * len(windows)
+        rate = _fps(fps)
+        span, hop = self._span(rate), max(1, int(round(self.config.hop_s * rate)))
+        if all(_frames(w) <= span for w in windows):  # the common case (the service's 64-frame windows): no split
+            kp, sc = self.prepare_batch(windows, scores, layout=layout, fps=fps)
+            return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), rate, len(w))
+                            for i, w in enumerate(windows)]
+        kps, scs, plans, row = [], [], [], row0
+        for i, (w, s) in enumerate(zip(windows, scores)):
+            if _frames(w) <= span:
+                kp, sc = self.prepare_batch([w], [s], layout=layout, fps=fps)
+                ends = (len(w),)
+            else:
+                ends = tuple(range(len(w), span - 1, -hop))[::-1]
+                kp, sc, ends = self._prepare_parts(w, s, ends, span, layout, fps, f"window {i}: " if len(windows) > 1 else "")
+            kps.append(kp)
+            scs.append(sc)
+            plans.append(ScanPlan(slice(row, row + len(ends)), ends, min(span, len(w)), rate, len(w)))
+            row += len(ends)
+        return np.concatenate(kps), np.concatenate(scs), plans
+
+    def _prepare_parts(self, w: Any, s: Any, ends: tuple[int, ...], span: int, layout: str | None, fps: float,
+                       where_: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        parts = [w[e - span:e] for e in ends]
+        part_scores = [None if s is None else s[e - span:e] for e in ends]
+        try:
+            kp, sc = self.prepare_batch(parts, part_scores, layout=layout, fps=fps)
+            return kp, sc, ends
+        except ActionposeError:
+            pass
+        kept, kps, scs, error = [], [], [], None
+        for e, part, ps in zip(ends, parts, part_scores):  # which parts can be scored
+            try:
+                kp, sc = self.prepare_batch([part], [ps], layout=layout, fps=fps)
+            except ActionposeError as err:
+                error = err
+                continue
+            kept.append(e)
+            kps.append(kp)
+            scs.append(sc)
+        if not kept:
+            raise ActionposeError(f"{where_}{error}") from None
+        return np.concatenate(kps), np.concatenate(scs), tuple(kept)
+
+    def finish_scan(self, probs: np.ndarray, plans: Sequence[ScanPlan]) -> list[tuple[float, bool, float | None, int]]:
+        """Per window ``(prob, is_fall, peak_time, windows)`` from the probabilities of :meth:`prepare_scan`'s
+        rows. One 2.13-s window: alert at the threshold, as ever. A split one: the streaming rule, ``min_hits``
+        windows in a row at the threshold (consecutive ends, one hop apart)."""
+        cfg, out = self.config, []
+        for plan in plans:
+            if plan.rows.stop - plan.rows.start == 1:  # one window (the service's usual request): no numpy
+                p1 = float(probs[plan.rows.start])
+                out.append((p1, p1 >= cfg.threshold, None, 1))
+                continue
+            p = np.asarray(probs[plan.rows], np.float64)
+            k = int(np.argmax(p))
+            if len(p) == 1:
+                is_fall = bool(p[0] >= cfg.threshold)
+            else:
+                run = best = 0
+                ends = plan.ends
+                for j, hit in enumerate(p >= cfg.threshold):
+                    adjacent = j > 0 and ends[j] - ends[j - 1] <= max(1, int(round(cfg.hop_s * plan.fps)))
+                    run = (run + 1 if adjacent else 1) if hit else 0
+                    best = max(best, run)
+                is_fall = best >= min(cfg.min_hits, len(p))
+            peak = None if len(p) == 1 else round((plan.ends[k] - 1) / plan.fps, 4)
+            out.append((float(p[k]), is_fall, peak, len(p)))
+        return out
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> list[FallResult]:
@@ -411,14 +519,15 @@ class FallDetector:
                                   "(None where a window has no scores)")
         if not len(windows):
             return []
-        probs = self.score_prepared(*self.prepare_batch(windows, scores, layout=layout, fps=fps))
+        kp, sc, plans = self.prepare_scan(windows, scores, layout=layout, fps=fps)
+        verdicts = self.finish_scan(self.score_prepared(kp, sc), plans)
         for advice in dict.fromkeys(a for said in self.input_advice(windows, scores, layout) for a in said):
             warnings.warn("fall detector: " + advice, UserWarning, stacklevel=stacklevel)  # at the caller's line
-        thr = self.config.threshold
-        prep, rate = self.config.prep, _fps(fps)
-        return [FallResult(prob=float(p), is_fall=bool(p >= thr), threshold=thr,
-                           frames_used=len(np.unique(_grid_index(len(w), rate, prep.fps, prep.frames))))
-                for p, w in zip(probs, windows)]
+        thr, prep = self.config.threshold, self.config.prep
+        return [FallResult(prob=prob, is_fall=is_fall, threshold=thr, windows=n, peak_time=peak,
+                           frames_used=len({e - plan.span + int(i) for e in plan.ends
+                                            for i in _grid_index(plan.span, plan.fps, prep.fps, prep.frames)}))
+                for (prob, is_fall, peak, n), plan in zip(verdicts, plans)]
 
     def input_advice(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                      layout: str | None = None) -> list[list[str]]:

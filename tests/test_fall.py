@@ -390,9 +390,12 @@ def test_cli_fall_says_when_a_video_is_truncated(tmp_path):
     trunc.write_bytes((SHARED / "videos" / "ntu_sample.avi").read_bytes()[:700_000])
     out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(trunc), "--json"], capture_output=True,
                          text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+    # exit 2: a monitoring script read exit 0 as "the whole video was checked, no fall"
+    assert out.returncode == 2, out.stderr
     assert "warning: " in out.stderr and "video stopped at frame" in out.stderr
-    assert json.loads(out.stdout)["warnings"]
+    assert "only the first" in out.stderr.strip().splitlines()[-1]
+    doc = json.loads(out.stdout)
+    assert doc["warnings"] and doc["complete"] is False and "video stopped at frame" in doc["truncated"]
 
 
 def test_stream_state_round_trip_continues_exactly():
@@ -625,7 +628,8 @@ def test_cli_says_when_nobody_was_seen(tmp_path):
     np.save(tmp_path / "short.npy", kp[:4])  # 0.1 s of a person: too short for any window
     out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "short.npy"), "--layout", "coco13"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "nothing could be checked" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 2 and "nothing could be checked" in out.stdout, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "needs 1 s" in out.stderr
     out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "short.npy"), "--layout", "coco13",
                           "--fps", "30", "--json"], capture_output=True, text=True, timeout=120)
     assert any("nothing could be checked" in w for w in json.loads(out.stdout)["warnings"])  # JSON said nothing

@@ -2,6 +2,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,39 @@ def test_pickle_loads_in_plain_python_without_actionpose(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
     assert out.stdout.strip() == "(1, 10, 17, 2) float32 ['test', 'train']"
+
+
+def test_outputs_follow_links_and_write_through_devices_and_pipes(tmp_path):
+    """Renaming the finished file over the output replaced a symlink with a file (its target stale) and, as
+    root, /dev/full or /dev/stdout with a regular file. Links are followed, devices and pipes written through."""
+    import os
+    import threading
+
+    from actionpose.data.atomic import check_output_file, write_text_atomic
+    from actionpose.errors import ActionposeError
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "t.json").write_text("old")
+    os.symlink(tmp_path / "real" / "t.json", tmp_path / "link.json")
+    write_text_atomic(tmp_path / "link.json", "new")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real" / "t.json").read_text() == "new"
+    os.mkfifo(tmp_path / "pipe.json")
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append((tmp_path / "pipe.json").read_text()))
+    reader.start()
+    write_text_atomic(tmp_path / "pipe.json", "through")
+    reader.join(10)
+    assert got == ["through"] and (tmp_path / "pipe.json").is_fifo()
+    write_text_atomic("/dev/null", "x")
+    assert Path("/dev/null").is_char_device()
+    if Path("/dev/full").exists():
+        with pytest.raises(ActionposeError, match="/dev/full: cannot write"):
+            write_text_atomic("/dev/full", "x")
+        assert Path("/dev/full").is_char_device()
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "s.json"))
+    with pytest.raises(ActionposeError, match="not a regular file"):
+        check_output_file(tmp_path / "s.json", "--json")
+    sock.close()

@@ -166,6 +166,26 @@ def test_video_without_person_gives_empty_valid_result(tmp_path):
     assert (tmp_path / "t.png").exists()
 
 
+def test_a_video_that_stops_decoding_part_way_exits_2_with_its_outputs(tmp_path, capsys):
+    """A cut video tagged its first frames, said "[partial]" and exited 0: a script took it for done."""
+    penn_model_or_skip()
+    import cv2
+
+    src, cut = tmp_path / "full.avi", tmp_path / "cut.avi"
+    cap = cv2.VideoCapture(str(REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"))
+    w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 360))  # MJPG: a cut leaves frames
+    while (r := cap.read())[0]:
+        w.write(r[1])
+    w.release()
+    data = src.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    assert main(["tag", str(cut), "-q", "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cut.avi: stopped before the end") and "the outputs hold the part before it" in err
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert doc["complete"] is False and 0 < doc["frames"] < 72  # of 72
+
+
 def test_corrupt_video_is_one_stderr_line(tmp_path):
     """FFmpeg's own C-level complaint ("moov atom not found") must not precede our one-line error."""
     import os
@@ -219,7 +239,12 @@ def test_outputs_that_would_replace_the_input_or_fail_late_are_refused_up_front(
                          (["extract", str(video), "-o", str(video)], "is the input file"),
                          (["tag", str(video), "--json", str(tmp_path / "a.json"), "--timeline", str(tmp_path / "t.docx")],
                           "give a picture file"),
-                         (["reps", str(tmp_path)], "is a folder, not a file")]:
+                         (["reps", str(tmp_path)], "is a folder, not a file"),
+                         # found after the whole video had been tagged, costing the JSON with it (probe)
+                         (["tag", str(video), "--json", str(tmp_path / "a.json"), "--render", str(tmp_path / "r.webm")],
+                          "--render " + str(tmp_path / "r.webm") + ": a video file must end in"),
+                         (["extract", str(video), "-o", str(tmp_path / "p.pkl"), "--render", str(tmp_path / "r.webm")],
+                          "a video file must end in")]:
         assert main(args) == 2, args
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, (args, err)

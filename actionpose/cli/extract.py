@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_file(args.out, "--out", inputs=(args.source,))  # `-o clip.mp4` replaced the video
     check_output_file(args.render, "--render", inputs=(args.source,))
+    from actionpose.render.video_file import check_video_suffix
+
+    if args.render and Path(args.render).suffix:  # no suffix: written as .mp4 (see below)
+        check_video_suffix(args.render, "--render")
     if args.max_persons is not None and args.max_persons < 1:
         raise ActionposeError(f"--max-persons must be >= 1, got {args.max_persons}")
     if args.det_every < 0:  # 0 is documented (MediaPipe's rule) and the library takes it; the CLI refused it

@@ -94,6 +94,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted ({stop_name()}): only the first {info['duration_s']:.2f} s of {shown} were checked",
               file=sys.stderr)
         return 143 if stop_name() == "SIGTERM" else 130
+    # a monitoring script reads exit 0 as "checked, no fall": a file that stopped decoding part-way, or one in
+    # which nothing could be checked, is not that
+    if info.get("truncated"):
+        print(f"error: {shown}: {info['truncated']}; only the first {info['duration_s']:.2f} s were checked",
+              file=sys.stderr)
+        return 2
+    if info.get("frames_with_person") and not info.get("windows_scored") and not info.get("interrupted"):
+        print(f"error: {shown}: nothing could be checked ({info['duration_s']:.2f} s with a person; the detector "
+              f"needs {det.config.min_window_s:g} s)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
             same = given.setdefault(Path(value).resolve(), option)
             if same != option:  # the CSV overwrote the JSON
                 raise ActionposeError(f"--{same} and --{option} name one file ({value}); give each its own")
+    from actionpose.render.video_file import check_video_suffix
+
+    check_video_suffix(args.render, "--render")
     if args.timeline and Path(args.timeline).suffix.lower() not in TIMELINE_SUFFIXES:
         # found after the whole video had been tagged, as a traceback, and the JSON/CSV were lost with it
         raise ActionposeError(f"--timeline {args.timeline}: give a picture file ({', '.join(sorted(TIMELINE_SUFFIXES))})")
@@ -178,6 +181,12 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
     if failed:
         print(f"error: {len(failed)} of {len(jobs)} inputs could not be tagged ({', '.join(failed)}); "
               + ("the others' results were written" if results else "nothing was written"), file=sys.stderr)
+        return 2
+    cut = [r for r in results if not r.complete]  # a video that stopped decoding part-way: exit 0 read as "all tagged"
+    if cut:
+        print(f"error: {', '.join(r.video for r in cut)}: stopped before the end ("
+              + "; ".join(next((w for w in r.warnings if "stopped" in w or "decode" in w), "decode failed")
+                          for r in cut) + "); the outputs hold the part before it", file=sys.stderr)
         return 2
     return 0
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -10,11 +11,37 @@ from typing import Iterator
 from actionpose.errors import ActionposeError
 
 
+def _target(path: Path) -> Path:
+    """Where writing ``path`` lands: a symbolic link's target (renaming over the link replaced the link with a
+    file and left its target stale)."""
+    if _streamed(path):  # /dev/stdout -> /proc/self/fd/1 -> "pipe:[...]": no path to resolve to; open() follows it
+        return path
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _streamed(path: Path) -> bool:
+    """An existing character device or named pipe (``/dev/stdout``, ``/dev/null``, a FIFO): written straight
+    through. Renaming a file over it replaced the device itself (``/dev/full`` became a 173-byte file)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds. A symbolic
+    link is followed (its target is replaced); a character device or named pipe is yielded itself, to be
+    written straight through (a stream has no half-written file to avoid)."""
+    path = _target(Path(path))
     check_output_file(path, try_write=False)  # the mkstemp below is the write test
+    if _streamed(path):
+        try:
+            yield path
+        except OSError as e:  # /dev/full: ENOSPC; a pipe whose reader went away: EPIPE
+            raise ActionposeError(f"{path}: cannot write ({e.strerror or e})") from None
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix + ".tmp",
@@ -68,10 +95,13 @@ def check_output_file(path: str | Path | None, option: str = "output", inputs: t
     p = Path(path)
     if p.is_dir():
         raise ActionposeError(f"{option} {p}: is a folder; give a file name")
+    target = _target(p)
+    if target.exists() and not target.is_file() and not _streamed(target):
+        raise ActionposeError(f"{option} {p}: is not a regular file (a socket or block device); give a file name")
     for src in inputs:
         if src is not None and p.exists() and Path(src).exists() and os.path.samefile(p, src):
             raise ActionposeError(f"{option} {p}: is the input file; writing it would replace the source data")
-    _check_folders(p.parent, option, p, try_write)
+    _check_folders(target.parent, option, p, try_write)
 
 
 def check_output_dir(path: str | Path | None, option: str = "output folder") -> None:

@@ -104,6 +104,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         require_file(path)
     events: list[FallEvent] = []
     warnings: list[str] = []
+    truncated: str | None = None  # why a file stopped decoding before its end
     detector.reset()
     scored_before = detector.windows_scored
     interrupted = False
@@ -175,6 +176,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         early = reader.stopped_early()  # a truncated file: said, as `tag` says it (it was silent here)
         if early:
             warnings.append(early)
+            truncated = early
         if reader.rate_note:
             warnings.append(reader.rate_note)
     elif suffix == ".pkl":
@@ -219,7 +221,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),
-                    "interrupted": interrupted, "warnings": warnings, "tracks": sorted(seen, key=_track_order),
+                    "interrupted": interrupted, "complete": not interrupted and truncated is None,
+                    "truncated": truncated, "warnings": warnings, "tracks": sorted(seen, key=_track_order),
                     "frames_with_person": count["with_person"],
                     "windows_scored": detector.windows_scored - scored_before,
                     "not_up_at_end": detector.open_follow_ups()}

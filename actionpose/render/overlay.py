@@ -15,7 +15,7 @@ import numpy as np
 
 from actionpose.errors import ActionposeError, where
 from actionpose.render import class_color
-from actionpose.render.video_file import VideoFile
+from actionpose.render.video_file import VideoFile, check_video_suffix
 from actionpose.skeleton import get_layout
 
 MAX_WIDTH = 960  # overlays of full-HD input are downscaled: readable and small
@@ -33,8 +33,7 @@ class OverlayWriter:
     def __init__(self, path: str | Path, fps: float, layout: str, classes: Sequence[str],
                  canvas: tuple[int, int] | None = None):
         self.path = Path(path)
-        if self.path.suffix.lower() not in {".mp4", ".avi", ".mkv", ".mov"}:
-            raise where(self.path, "overlay video must end in .mp4, .avi, .mkv or .mov")
+        check_video_suffix(self.path, "overlay")
         self.fps = float(fps)
         self.edges = get_layout(layout).edges
         self.classes = list(classes)

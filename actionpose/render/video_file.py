@@ -18,6 +18,14 @@ import numpy as np
 from actionpose.errors import where
 
 H264_SUFFIXES = {".mp4", ".mov", ".mkv"}
+VIDEO_SUFFIXES = H264_SUFFIXES | {".avi"}
+
+
+def check_video_suffix(path: str | Path | None, option: str) -> None:
+    """Refuse an overlay name this writer cannot make, before any work: found after a whole video had been
+    tagged, the error cost the run's JSON and CSV with it."""
+    if path is not None and Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise where(f"{option} {path}", f"a video file must end in {', '.join(sorted(VIDEO_SUFFIXES))}")
 _noted = False
 
 
@@ -43,6 +51,8 @@ class VideoFile:
         self.size = (w + w % 2, h + h % 2)
         self._pad = (self.size[0] - w, self.size[1] - h)
         suffix = self.path.suffix.lower()  # a temporary twin keeps its target's suffix
+        if suffix not in VIDEO_SUFFIXES:  # OpenCV wrote its own FFmpeg complaint, then failed
+            raise where(self.target, f"a video file must end in {', '.join(sorted(VIDEO_SUFFIXES))}")
         self._av = self._cv = None
         if suffix in H264_SUFFIXES and _h264_available():
             self._open_h264(fps)

@@ -167,3 +167,16 @@ def test_a_person_without_segments_is_printed_with_their_best_window():
     res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="v", model_name="m")
     assert res.persons[4] == [] and res.best[4] == ("left", pytest.approx(0.1))
     assert "person 4: no action above threshold 0.5 for 1 s or more (best single window: left 0.10)" in res.summary()
+
+
+def test_a_person_no_window_could_score_gets_no_made_up_best_guess():
+    """Only feet seen (every window unscorable): the summary named class 0 at 0.00 ("best single window:
+    baseball_pitch 0.00") from the all-zero stand-in probabilities; it says no window could be scored now."""
+    kp = person_track([(50, 3)], 30.0)
+    feet = np.zeros(17, np.float32)
+    feet[11:] = 0.9
+    frames = ((i, [PersonPose(2, kp[i], feet)]) for i in range(len(kp)))
+    res = tag_frames(frames, StandInPredictor(), "coco17", 30.0, video="v", model_name="m")
+    assert res.persons[2] == [] and 2 not in res.best
+    assert "person 2: no action above threshold 0.5 for 1 s or more (no window showed enough of the person to be " \
+           "scored)" in res.summary()

@@ -78,6 +78,8 @@ def _tag_live_then_ctrl_c(video, fps: float, options: list[str], done, seconds: 
     assert proc.returncode == 0, stderr
     name = "SIGTERM" if sig == signal.SIGTERM else "Ctrl-C"
     assert f"stopped ({name})" in stderr and "Traceback" not in stderr
+    if "--fps" in options:  # the rate was given: warning that it was not said the opposite of the truth (probe)
+        assert "no --fps given" not in stderr, stderr
     return stdout
 
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import is_live_source
 
     if args.threshold is not None and not 0 < args.threshold < 1:
-        raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
+        raise ActionposeError(f"--threshold {args.threshold}: must be above 0 and below 1")
     if args.fps is not None and not 0 < args.fps <= 1000:  # 1e9 gave "0.00 s ... no falls detected"
         raise ActionposeError(f"--fps must be in (0, 1000], got {args.fps}")
     from pathlib import Path

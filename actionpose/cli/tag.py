@@ -232,7 +232,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
         print("note: --window/--stride do not apply to the fall model (its window is 2.1 s, scored every "
               "1/15 s)", file=sys.stderr)
     if args.threshold is not None and not 0 < args.threshold < 1:
-        raise ActionposeError(f"--threshold {args.threshold}: must be between 0 and 1")
+        raise ActionposeError(f"--threshold {args.threshold}: must be above 0 and below 1")
     if any(Path(i).suffix.lower() not in {".pkl", ".npy"} for i in inputs):
         get_frontend_spec(args.frontend)  # an unknown frontend name is refused before any work
     many = len(inputs) > 1

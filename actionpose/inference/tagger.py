@@ -112,7 +112,8 @@ class TagResult:
                 near = self.best.get(tid)
                 lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g} for "
                              f"{self.config.min_duration_s:g} s or more"
-                             + (f" (best single window: {near[0]} {near[1]:.2f})" if near else ""))
+                             + (f" (best single window: {near[0]} {near[1]:.2f})" if near else
+                                " (no window showed enough of the person to be scored)"))
             for s in segs:
                 lines.append(f"  person {tid}: {s.label:<16s} {s.start_s:7.2f} - {s.end_s:7.2f} s  "
                              f"score {s.score:.2f}" + ("" if s.reps is None else f"  reps {s.reps}"))
@@ -349,7 +350,8 @@ class StreamTagger:
             tr.last_window = (a, b)
             k = int(np.argmax(p))
             tr.last_label = (self.classes[k], float(p[k])) if p[k] >= self.cfg.threshold else (BACKGROUND, float(p[k]))
-            if float(p[k]) > self.best.get(tid, ("", -1.0))[1]:
+            # a window that could not be scored (p all zeros) is no "best guess": it named class 0 at 0.00 (probe)
+            if n in probs and float(p[k]) > self.best.get(tid, ("", -1.0))[1]:
                 self.best[tid] = (self.classes[k], float(p[k]))
             if hi > lo:
                 out += [(tid, c) for c in (self._clamp(tr, s) for s in tr.segmenter.push(lo / self.fps, hi / self.fps, p))

@@ -114,7 +114,7 @@ class Frontend:
         if det_size is not None and not 32 <= det_size <= 2048:
             raise ActionposeError(f"det_size must be in 32..2048, got {det_size}")
         if threads < 1:
-            raise ActionposeError(f"threads must be >= 1, got {threads}")
+            raise ActionposeError(f"--threads (pose frontend threads) must be >= 1, got {threads}")
         self.detector = DETECTORS[dspec.name](dspec, resolve(dspec, det_model, "det", progress=progress), threads)
         self.det_score = det_score
         if det_size is not None:

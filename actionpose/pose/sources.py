@@ -108,6 +108,7 @@ class FrameReader:
             self.cap.release()
             raise ActionposeError(f"--fps {fps:g} is above {self.info.name}'s own {self.info.fps:g} fps; give at most "
                                   f"{self.info.fps:g} (frames can be dropped, not made up)")
+        rate_given = fps is not None
         if fps is not None and not self.info.is_file:
             # a live stream's own rate is often unknown (MJPEG over HTTP declares none; OpenCV then says 25):
             # --fps names the rate the frames arrive at, and times are frame / fps. Resampling a rate that
@@ -123,7 +124,7 @@ class FrameReader:
         self._thread = threading.Thread(target=self._run, daemon=True)
         # a live stream without --fps is timed at the rate it reports, which an MJPEG stream does not know
         # (OpenCV then says 25): 18 fps frames counted at 25 put a fall at 1.76 s instead of 3.67 s, unsaid
-        self.rate_note = None if fps is not None or self.info.is_file else (
+        self.rate_note = None if rate_given or self.info.is_file else (  # (fps is None by now for a live --fps)
             f"no --fps given: frames are timed at the {self.info.fps:g} fps the stream reports (a stream that "
             "declares no rate reports 25); times and the motion the model sees depend on it: give the camera's rate")
 

@@ -44,8 +44,9 @@ def plot_timeline(result: "TagResult", path: str | Path, truth: dict[int, list] 
                 ax.text((s.start_s + s.end_s) / 2, y - 0.1 if truth is None else y - 0.1, f"{s.score:.2f}",
                         ha="center", va="center", fontsize=7, color=text_color(c))
         near = result.best.get(tid)
-        if not result.persons[tid] and near:  # an empty lane says how close its best window came
-            ax.text(max(result.duration_s, 1e-3) / 2, y, f"no segment (best single window: {near[0]} {near[1]:.2f})",
+        if not result.persons[tid]:  # an empty lane says how close its best window came, or that none was scored
+            ax.text(max(result.duration_s, 1e-3) / 2, y, f"no segment (best single window: {near[0]} {near[1]:.2f})"
+                    if near else "no segment (no window showed enough of the person to be scored)",
                     ha="center", va="center", fontsize=8, color="gray")
         for s in (truth or {}).get(tid, []):
             used[s.label] = palette[s.label]

@@ -31,8 +31,7 @@ class FakeDetector:
 
     def prepare_scan(self, windows, scores, layout, fps, row0=0):  # noqa: ANN001, ANN201 - no window is split here
         kp, sc = self.prepare_batch(windows, scores, layout, fps)
-        return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), fps, len(w))
-                        for i, w in enumerate(windows)]
+        return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), fps) for i, w in enumerate(windows)]
 
     def finish_scan(self, probs, plans):  # noqa: ANN001, ANN201 - the answer is the probability alone here
         return [float(probs[p.rows][0]) for p in plans]

@@ -102,6 +102,8 @@ def test_train_against_server_then_tag_with_registered_model(mlflow_server, tmp_
     assert result["model"] == "models:/shared_tiny/1"
     downloaded = list((tmp_path / "cache").rglob("*.onnx"))
     assert len(downloaded) == 1
+    # only the model's artifacts/ came down, not the code it carries for serving (110 files, 6 s), and no bars
+    assert not list((tmp_path / "cache").rglob("*.py")) and "Downloading artifacts" not in tag.stderr
     from actionpose.inference.predictor import ActionPredictor
 
     assert ActionPredictor.from_path(downloaded[0]).classes == ds.classes

@@ -42,9 +42,16 @@ def resolve_registry_model(uri: str, tracking_uri: str | None = None) -> Path:
     dest = cache_root() / key
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=dest.parent))
+    # no "Downloading artifacts: n/110" bars on stderr (a model carries its code: 110 files)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp),
-                                                         tracking_uri=server, registry_uri=server))
+        try:  # the pyfunc's artifacts/ folder alone (the ONNX file): 0.04 s against 6 s for the whole model with its
+            # code from a tracking server
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/artifacts", dst_path=str(tmp),
+                                                             tracking_uri=server, registry_uri=server))
+        except MlflowException:  # another model layout, or no such model: the whole model (says which)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp),
+                                                             tracking_uri=server, registry_uri=server))
     except MlflowException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ActionposeError(f"{uri}: not available from the MLflow registry at {server} "

@@ -98,7 +98,6 @@ class ScanPlan:
     ends: tuple[int, ...]    # each window's end (exclusive frame index) in the caller's window
     span: int                # frames per window (the caller's whole window when it is not split)
     fps: float
-    frames: int              # the caller's window length
 
 
 @dataclass
@@ -441,7 +440,7 @@ class FallDetector:
         span, hop = self._span(rate), max(1, int(round(self.config.hop_s * rate)))
         if all(_frames(w) <= span for w in windows):  # the common case (the service's 64-frame windows): no split
             kp, sc = self.prepare_batch(windows, scores, layout=layout, fps=fps)
-            return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), rate, len(w))
+            return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), rate)
                             for i, w in enumerate(windows)]
         kps, scs, plans, row = [], [], [], row0
         for i, (w, s) in enumerate(zip(windows, scores)):
@@ -453,7 +452,7 @@ class FallDetector:
                 kp, sc, ends = self._prepare_parts(w, s, ends, span, layout, fps, f"window {i}: " if len(windows) > 1 else "")
             kps.append(kp)
             scs.append(sc)
-            plans.append(ScanPlan(slice(row, row + len(ends)), ends, min(span, len(w)), rate, len(w)))
+            plans.append(ScanPlan(slice(row, row + len(ends)), ends, min(span, len(w)), rate))
             row += len(ends)
         return np.concatenate(kps), np.concatenate(scs), plans
 
@@ -492,18 +491,11 @@ class FallDetector:
                 continue
             p = np.asarray(probs[plan.rows], np.float64)
             k = int(np.argmax(p))
-            if len(p) == 1:
-                is_fall = bool(p[0] >= cfg.threshold)
-            else:
-                run = best = 0
-                ends = plan.ends
-                for j, hit in enumerate(p >= cfg.threshold):
-                    adjacent = j > 0 and ends[j] - ends[j - 1] <= max(1, int(round(cfg.hop_s * plan.fps)))
-                    run = (run + 1 if adjacent else 1) if hit else 0
-                    best = max(best, run)
-                is_fall = best >= min(cfg.min_hits, len(p))
-            peak = None if len(p) == 1 else round((plan.ends[k] - 1) / plan.fps, 4)
-            out.append((float(p[k]), is_fall, peak, len(p)))
+            hop, run, best = max(1, int(round(cfg.hop_s * plan.fps))), 0, 0
+            for j, hit in enumerate(p >= cfg.threshold):  # the longest run of hits one hop apart
+                run = (run + 1 if j > 0 and plan.ends[j] - plan.ends[j - 1] <= hop else 1) if hit else 0
+                best = max(best, run)
+            out.append((float(p[k]), best >= min(cfg.min_hits, len(p)), round((plan.ends[k] - 1) / plan.fps, 4), len(p)))
         return out
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,

@@ -537,3 +537,17 @@ def test_csv_errors_cite_the_line_at_fault(tmp_path):
     relabel = [r if i != target else [*r[:li], "zzz", *r[li + 1:]] for i, r in enumerate(rows)]
     with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}' has more than one label"):
         convert("csv", _write_csv(tmp_path / "lab", relabel))
+    # a non-numeric cell and a negative frame, likewise at their own line (probe); a -1 frame was accepted
+    # and moved its row to the sample's start, leaving a gap where it was
+    word = [r if i != target else [*r[:h.index("head_x")], "abc", *r[h.index("head_x") + 1:]] for i, r in enumerate(rows)]
+    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}': non-numeric value"):
+        convert("csv", _write_csv(tmp_path / "word", word))
+    fi = h.index("frame")
+    neg = [r if i != target else [*r[:fi], "-1", *r[fi + 1:]] for i, r in enumerate(rows)]
+    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}': frame -1 is negative"):
+        convert("csv", _write_csv(tmp_path / "neg", neg))
+    # every column of one joint gone: named as the missing joint, not as "z columns for 14 of 15 joints"
+    drop = {h.index(c) for c in h if c.startswith("head_")}
+    cut = [[v for j, v in enumerate(r) if j not in drop] for r in rows]
+    with pytest.raises(ActionposeError, match="needs column 'head_x'"):
+        convert("csv", _write_csv(tmp_path / "cut", cut), layout="body13")

@@ -86,6 +86,9 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     layout = layout or _infer_layout(joints_in_file, files[0])
     lay = get_layout(layout)
     dims = ("x", "y", "z") if all(f"{j}_z" in header for j in lay.joints) else ("x", "y")
+    absent_xy = [f"{j}_{d}" for j in lay.joints for d in ("x", "y") if f"{j}_{d}" not in header]
+    if absent_xy:  # said before the z check: a joint missing all its columns was called a missing z column
+        raise where(files[0], f"layout {lay.name} needs column {absent_xy[0]!r} ({len(absent_xy)} missing)")
     some_z = [j for j in lay.joints if f"{j}_z" in header]
     if some_z and len(dims) == 2:  # one misspelt head_z turned a whole 3D dataset into 2D without a word
         lacking = [f"{j}_z" for j in lay.joints if f"{j}_z" not in header]
@@ -130,8 +133,13 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
                 empty |= np.array(cells) == ""
             else:
                 scores = np.ones((len(rows), lay.num_joints), np.float32)
-        except ValueError as e:
-            raise ActionposeError(f"{ctx}: sample {name!r}: non-numeric value ({e})") from None
+        except ValueError as e:  # said at its own line, not the sample's first
+            raise ActionposeError(f"{_bad_line(rows, need, has_score, lay.joints) or ctx}: sample {name!r}: "
+                                  f"non-numeric value ({e})") from None
+        if (frames < 0).any():  # -1 moved that row to the sample's start and left a gap where it was
+            bad = rows[int(np.flatnonzero(frames < 0)[0])]
+            raise ActionposeError(f"{bad['__where']}: sample {name!r}: frame {bad['frame'].strip()} is negative; "
+                                  "number the rows 0, 1, 2, ... in time order")
         coords[empty], scores[empty] = 0.0, 0.0
         if not np.isfinite(scores).all():
             bad = rows[int(np.flatnonzero(~np.isfinite(scores).all(1))[0])]["__where"]
@@ -181,6 +189,18 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     ignored = [c for c in header if c not in used and not c.startswith("__")]  # head_q: a typo, said not dropped
     return SkeletonDataset(anns, layout=lay.name, classes=classes, split=dict(split),
                            meta={"source": "csv", "missing_frames": gaps, **({"ignored_columns": ignored} if ignored else {})})
+
+
+def _bad_line(rows: list[dict], need: list[str], has_score: bool, joints: list[str]) -> str | None:
+    """The ``file:line`` of the first row with a cell that is not a number (empty cells are allowed)."""
+    cols = need + ([f"{j}_score" for j in joints] if has_score else [])
+    for r in rows:
+        try:
+            _whole(r["frame"], "frame"), _whole(r.get("person") or "0", "person")
+            [float(r[c].strip() or 0) for c in cols]
+        except ValueError:
+            return r["__where"]
+    return None
 
 
 def _whole(cell: str, column: str) -> int:

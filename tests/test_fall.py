@@ -228,6 +228,10 @@ def test_cli_fall_on_npy_and_bad_source(tmp_path):
     folder = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert folder.returncode == 2 and "is a folder; give one video" in folder.stderr and "tag DIR --model fall" in folder.stderr
+    (tmp_path / "notes.npy").write_text("hello")  # numpy said "pickled (object) data" and suggested allow_pickle
+    text = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "notes.npy")],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 2 and "not a .npy file (no NumPy header)" in text.stderr and "pickle" not in text.stderr
 
 
 def test_a_window_with_nobody_in_it_is_never_a_fall(det):

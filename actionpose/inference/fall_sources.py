@@ -58,6 +58,9 @@ def frames_from_pickle(path: Path, fps: float | None) -> tuple[str, Iterator[tup
 
 
 def frames_from_npy(path: Path, fps: float | None) -> Iterator[tuple[float, dict[Any, np.ndarray]]]:
+    with open(path, "rb") as f:  # numpy took a text file for "pickled (object) data" and suggested allow_pickle
+        if f.read(6) != b"\x93NUMPY":
+            raise where(path, "not a .npy file (no NumPy header); give an array saved with numpy.save")
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:

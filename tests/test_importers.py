@@ -524,28 +524,21 @@ def test_csv_files_as_other_tools_write_them(tmp_path, capsys):
 
 
 def test_csv_errors_cite_the_line_at_fault(tmp_path):
-    """A NaN or a label change deep inside a sample was cited at the sample's first line (probe)."""
+    """A NaN, a label change, a non-numeric cell or a negative frame deep inside a sample was cited at the
+    sample's first line (probe); a -1 frame was even accepted, moving its row to the sample's start and leaving
+    a gap where it was."""
     rows = _csv_rows()
     h = rows[0]
     first = rows[1][0]
-    lines = [i for i, r in enumerate(rows) if r[0] == first]
-    target = lines[3]  # the 4th row of the first sample: file line target + 1
-    nan = [r if i != target else [*r[:h.index("head_x")], "nan", *r[h.index("head_x") + 1:]] for i, r in enumerate(rows)]
-    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}': NaN or infinite coordinate"):
-        convert("csv", _write_csv(tmp_path / "nan", nan))
-    li = h.index("label")
-    relabel = [r if i != target else [*r[:li], "zzz", *r[li + 1:]] for i, r in enumerate(rows)]
-    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}' has more than one label"):
-        convert("csv", _write_csv(tmp_path / "lab", relabel))
-    # a non-numeric cell and a negative frame, likewise at their own line (probe); a -1 frame was accepted
-    # and moved its row to the sample's start, leaving a gap where it was
-    word = [r if i != target else [*r[:h.index("head_x")], "abc", *r[h.index("head_x") + 1:]] for i, r in enumerate(rows)]
-    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}': non-numeric value"):
-        convert("csv", _write_csv(tmp_path / "word", word))
-    fi = h.index("frame")
-    neg = [r if i != target else [*r[:fi], "-1", *r[fi + 1:]] for i, r in enumerate(rows)]
-    with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}': frame -1 is negative"):
-        convert("csv", _write_csv(tmp_path / "neg", neg))
+    target = [i for i, r in enumerate(rows) if r[0] == first][3]  # the 4th row of the first sample: line target + 1
+    for column, value, needle in [("head_x", "nan", ": NaN or infinite coordinate"),
+                                  ("label", "zzz", " has more than one label"),
+                                  ("head_x", "abc", ": non-numeric value"),
+                                  ("frame", "-1", ": frame -1 is negative")]:
+        c = h.index(column)
+        changed = [r if i != target else [*r[:c], value, *r[c + 1:]] for i, r in enumerate(rows)]
+        with pytest.raises(ActionposeError, match=rf"x\.csv:{target + 1}: sample '{first}'{needle}"):
+            convert("csv", _write_csv(tmp_path / value, changed))
     # every column of one joint gone: named as the missing joint, not as "z columns for 14 of 15 joints"
     drop = {h.index(c) for c in h if c.startswith("head_")}
     cut = [[v for j, v in enumerate(r) if j not in drop] for r in rows]

@@ -810,6 +810,21 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
         assert sorted(m.step for m in client.get_metric_history(first.run_id, name)) == [0, 1, 2, 3], name
 
 
+def test_a_resume_with_more_epochs_steps_at_the_new_schedules_rate(tmp_path, penn_pkl):
+    """Resumed with optim.epochs 3 -> 5, the first step ran at the old schedule's last rate (0.0) before the
+    scheduler set the new one (probe): the epoch-4 rate is the new cosine's, not 0."""
+    from mlflow.tracking import MlflowClient
+
+    cfg = _tiny_config(tmp_path, penn_pkl, optim={"epochs": 3, "lr": 0.1, "warmup_epochs": 0},
+                       trainer={"max_steps": -1, "limit_train_batches": 2})
+    first = train(cfg)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    train(dict(cfg, optim={**cfg["optim"], "epochs": 5}, trainer={**cfg["trainer"], "resume": str(last)}))
+    lrs = [m.value for m in sorted(MlflowClient(tracking_uri=cfg["mlflow"]["tracking_uri"])
+                                   .get_metric_history(first.run_id, "lr"), key=lambda m: m.step)]
+    assert len(lrs) == 5 and lrs[2] > 0 and lrs[3] > 0.01 and lrs[4] < lrs[3], lrs
+
+
 def test_eval_of_data_the_model_cannot_read_names_both_files(trained, tmp_path, capsys):
     """The layout refusal named two layouts but neither the data file nor the model."""
     from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset

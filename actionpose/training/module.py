@@ -101,6 +101,16 @@ class ActionModule(pl.LightningModule):
         self.log("train_top1", acc, on_step=False, on_epoch=True, batch_size=n)
         return loss
 
+    def on_train_start(self) -> None:
+        """The rate of the first step from the schedule, not from the optimizer state: a run resumed with a changed
+        schedule (``optim.epochs`` 3 -> 5) took its first step at the checkpoint's last rate (0.0, the end of the
+        old cosine) - the scheduler only sets a new rate after a step."""
+        for config in self.trainer.lr_scheduler_configs:
+            s = config.scheduler
+            if isinstance(s, torch.optim.lr_scheduler.LambdaLR):
+                for group, base, factor in zip(s.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
+                    group["lr"] = base * factor(s.last_epoch)
+
     def on_train_epoch_start(self) -> None:
         # the epoch's first rate, logged once: a Python float logged every step became a host-to-GPU copy that
         # waited for the GPU each step (the same stall as reading a value back, _note_nonfinite)

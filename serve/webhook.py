@@ -131,15 +131,20 @@ class WebhookSender:
         state = await asyncio.to_thread(webhook_claim, self.engine, self.owner, LEASE_S)
         if state is None or time.time() < state["next_attempt_at"]:
             return 0
-        sent = 0
+        sent, attempts, claimed = 0, int(state["attempts"]), time.monotonic()
         for row in await asyncio.to_thread(webhook_pending, self.engine, int(state["last_event_id"]), 50):
+            if time.monotonic() - claimed > LEASE_S / 3:  # renewed while sending: a receiver slow to answer 50
+                # events must not let the lease lapse mid-batch (another worker would send them again)
+                if await asyncio.to_thread(webhook_claim, self.engine, self.owner, LEASE_S) is None:
+                    return sent
+                claimed = time.monotonic()
             error = await self._send(row)
             if error is None:
                 if not await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), None):
                     return sent  # the lease moved on meanwhile: the new holder re-sends from the stored cursor
-                sent += 1
+                sent, attempts = sent + 1, 0
                 continue
-            attempts = int(state["attempts"]) + 1
+            attempts += 1
             retry_in = min(BACKOFF_MAX_S, 0.5 * 2 ** (attempts - 1))
             await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), error, retry_in)
             log.warning("webhook: event %s to %s failed (%s); attempt %d, retry in %.1f s", row["id"],

@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         # a mistyped ACTIONPOSE_DB_URL started a service that was "ready" and answered 401 to every key
         db_line = (f"database {_shown(engine)}: {active} active API key(s)"  # said once the port is ours
                    + ("" if active else "; every data request gets 401 until one is added (python -m serve keys add NAME)"))
+        if settings.webhook_url:  # said: nothing else showed that alerts are pushed anywhere
+            from serve.webhook import shown_url
+
+            db_line += f"; events pushed to the webhook at {shown_url(settings.webhook_url)}"
         engine.dispose()
     except ActionposeError as e:
         print(f"error: {e}", file=sys.stderr)

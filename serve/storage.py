@@ -48,7 +48,8 @@ sessions = Table(
 webhook_state = Table(
     "webhook_state", metadata,  # one row: where event delivery to ACTIONPOSE_WEBHOOK_URL stands (serve/webhook.py)
     Column("name", String(32), primary_key=True),
-    Column("last_event_id", BigInteger, nullable=False),  # every event up to this id was delivered (2xx)
+    Column("start_after_id", BigInteger, nullable=False),  # events up to this id predate the webhook: not sent
+    Column("last_event_id", BigInteger, nullable=True),   # the event delivered last (for the status)
     Column("owner", String(64), nullable=True),           # the worker that delivers now (a lease, not a lock)
     Column("lease_until", Float, nullable=False),
     Column("attempts", Integer, nullable=False),          # failed tries of the next event
@@ -56,6 +57,14 @@ webhook_state = Table(
     Column("last_error", String(300), nullable=True),
     Column("delivered", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+webhook_sent = Table(
+    # one row per delivered event. Why not a cursor ("every id up to N was sent"): PostgreSQL hands out ids at
+    # insert and rows appear at commit, so an event with a lower id can become visible after a higher one was
+    # sent, and a cursor past it would skip it for good
+    "webhook_sent", metadata,
+    Column("event_id", BigInteger, primary_key=True),
+    Column("sent_at", Float, nullable=False),
 )
 api_keys = Table(
     "api_keys", metadata,
@@ -277,10 +286,10 @@ WEBHOOK = "default"
 def webhook_claim(engine: Engine, owner: str, lease_s: float) -> dict[str, Any] | None:
     """The delivery state if ``owner`` holds (or now takes) the delivery lease, else None.
 
-    One worker (of one or many servers on the database) delivers at a time, so every event goes out once
-    and in order; a worker that dies loses the lease after ``lease_s`` and another one carries on from the
-    stored cursor. The first claim ever starts the cursor at the newest stored event: history from before a
-    webhook was configured is not sent."""
+    One worker (of one or many servers on the database) delivers at a time, so events go out once and in
+    order; a worker that dies loses the lease after ``lease_s`` and another one carries on with what is not
+    marked sent. The first claim ever records the newest stored event: history from before a webhook was
+    configured is not sent."""
     now = time.time()
     with engine.begin() as conn:
         row = conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first()
@@ -289,8 +298,9 @@ def webhook_claim(engine: Engine, owner: str, lease_s: float) -> dict[str, Any] 
             try:
                 with conn.begin_nested():
                     conn.execute(webhook_state.insert().values(
-                        name=WEBHOOK, last_event_id=newest, owner=owner, lease_until=now + lease_s, attempts=0,
-                        next_attempt_at=0.0, last_error=None, delivered=0, updated_at=now))
+                        name=WEBHOOK, start_after_id=newest, last_event_id=None, owner=owner,
+                        lease_until=now + lease_s, attempts=0, next_attempt_at=0.0, last_error=None, delivered=0,
+                        updated_at=now))
             except IntegrityError:  # another worker made the row first: it holds the lease
                 return None
         elif row["owner"] != owner and row["lease_until"] > now:
@@ -303,25 +313,36 @@ def webhook_claim(engine: Engine, owner: str, lease_s: float) -> dict[str, Any] 
         return dict(conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first())
 
 
-def webhook_pending(engine: Engine, after_id: int, limit: int) -> list[dict[str, Any]]:
-    """Events after the delivery cursor, oldest first."""
-    return query_events(engine, None, None, None, limit, after_id=after_id)
+def _unsent(start_after_id: int) -> Any:
+    return (select(events).outerjoin(webhook_sent, webhook_sent.c.event_id == events.c.id)
+            .where(events.c.id > start_after_id, webhook_sent.c.event_id.is_(None)))
 
 
-def webhook_result(engine: Engine, owner: str, event_id: int, error: str | None, retry_in: float = 0.0) -> bool:
-    """Record one delivery: the cursor moves past ``event_id`` on success; a failure counts an attempt and
-    sets when to retry. Only while ``owner`` holds the lease (False otherwise: nothing written)."""
+def webhook_pending(engine: Engine, start_after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Stored events not yet delivered (after the webhook's start), oldest first."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(_unsent(start_after_id).order_by(events.c.id).limit(limit)).mappings()]
+
+
+def webhook_result(engine: Engine, owner: str, event_id: int, error: str | None, retry_in: float = 0.0) -> None:
+    """Record one try. A delivery is marked sent whoever holds the lease now (the receiver has it: sending it
+    again would only repeat it); a failure counts an attempt and sets when to retry, if ``owner`` holds the lease."""
     now = time.time()
-    where = (webhook_state.c.name == WEBHOOK, webhook_state.c.owner == owner)
+    state = (webhook_state.c.name == WEBHOOK, webhook_state.c.owner == owner)
     with engine.begin() as conn:
         if error is None:
-            values = dict(last_event_id=event_id, attempts=0, next_attempt_at=0.0, last_error=None,
-                          delivered=webhook_state.c.delivered + 1, updated_at=now)
-            where = where + (webhook_state.c.last_event_id < event_id,)
+            try:
+                with conn.begin_nested():
+                    conn.execute(webhook_sent.insert().values(event_id=event_id, sent_at=now))
+            except IntegrityError:  # another worker recorded it first
+                return
+            conn.execute(update(webhook_state).where(webhook_state.c.name == WEBHOOK).values(
+                last_event_id=event_id, delivered=webhook_state.c.delivered + 1, updated_at=now))
+            conn.execute(update(webhook_state).where(*state).values(attempts=0, next_attempt_at=0.0, last_error=None))
         else:
-            values = dict(attempts=webhook_state.c.attempts + 1, next_attempt_at=now + retry_in,
-                          last_error=error[:300], updated_at=now)
-        return conn.execute(update(webhook_state).where(*where).values(**values)).rowcount == 1
+            conn.execute(update(webhook_state).where(*state).values(
+                attempts=webhook_state.c.attempts + 1, next_attempt_at=now + retry_in, last_error=error[:300],
+                updated_at=now))
 
 
 def webhook_release(engine: Engine, owner: str) -> None:
@@ -337,6 +358,5 @@ def webhook_status(engine: Engine) -> dict[str, Any] | None:
         row = conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first()
         if row is None:
             return None
-        pending = conn.execute(select(func.count()).select_from(events)
-                               .where(events.c.id > row["last_event_id"])).scalar()
+        pending = conn.execute(select(func.count()).select_from(_unsent(row["start_after_id"]).subquery())).scalar()
     return {**dict(row), "pending": int(pending)}

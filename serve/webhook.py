@@ -3,8 +3,7 @@
 Why: the stream answer tells the camera client about a fall, but the one who must act is often elsewhere
 (a carer's app, a nurse-call system). Polling ``GET /v1/events`` works, yet a push is what such a system
 expects, and a push must not be lost: an event is sent only after it is stored (the transactional-outbox
-pattern, with the events table itself as the outbox and a stored cursor), the cursor moves only after a 2xx
-answer, and a failed send is retried with backoff (0.5 s doubling to 60 s) for as long as it takes, so a
+pattern, with the events table itself as the outbox), it is marked sent only after a 2xx answer, and a failed send is retried with backoff (0.5 s doubling to 60 s) for as long as it takes, so a
 receiver that is down or misconfigured delays alerts but never drops one. Later events wait behind it (their
 order is kept). A send that reached the receiver just before a crash is sent again after the restart: the
 receiver drops repeats by the ``X-Actionpose-Event-Id`` header (the event's id).
@@ -34,7 +33,7 @@ from serve.storage import webhook_claim, webhook_pending, webhook_release, webho
 
 log = logging.getLogger("serve.webhook")
 
-LEASE_S = 15.0      # a worker that stops renewing loses the delivery lease after this long
+LEASE_S = 15.0      # a worker that stops renewing loses the delivery lease after this long (or 3 x the timeout)
 POLL_S = 0.5        # how often pending events are looked for (a worker that stored one wakes its sender at once)
 BACKOFF_MAX_S = 60.0
 
@@ -47,14 +46,19 @@ def shown_url(url: str) -> str:
 
 
 def check_url(url: str) -> Optional[str]:
-    """Why ``url`` cannot be a webhook, or None."""
+    """Why ``url`` cannot be a webhook, or None. Spaces and control characters are refused here: a URL read
+    from a file with its newline started a server that then failed every send."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "holds a space, newline or other control character (a value read from a file with its newline?)"
     try:
         u = urlsplit(url)
-        u.port  # noqa: B018 - raises ValueError for a bad port
+        port = u.port
     except ValueError as e:
         return f"not a URL ({e})"
     if u.scheme not in ("http", "https") or not u.hostname:
         return "must be an http:// or https:// URL with a host"
+    if port == 0:
+        return "port 0 cannot be reached"
     return None
 
 
@@ -83,6 +87,9 @@ class WebhookSender:
 
     def __init__(self, engine: Any, url: str, secret: str, timeout_s: float = 5.0):
         self.engine, self.url, self.secret, self.timeout_s = engine, url, secret, timeout_s
+        # the lease outlasts three sends: a receiver slow to answer (up to the timeout) cannot let it lapse
+        # mid-send, which had two workers take it from each other and send one event every 15 s for ever
+        self.lease_s = max(LEASE_S, 3 * timeout_s)
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
@@ -128,20 +135,19 @@ class WebhookSender:
 
     async def step(self) -> int:
         """Deliver what is due while holding the lease; returns the number of events delivered."""
-        state = await asyncio.to_thread(webhook_claim, self.engine, self.owner, LEASE_S)
+        state = await asyncio.to_thread(webhook_claim, self.engine, self.owner, self.lease_s)
         if state is None or time.time() < state["next_attempt_at"]:
             return 0
         sent, attempts, claimed = 0, int(state["attempts"]), time.monotonic()
-        for row in await asyncio.to_thread(webhook_pending, self.engine, int(state["last_event_id"]), 50):
-            if time.monotonic() - claimed > LEASE_S / 3:  # renewed while sending: a receiver slow to answer 50
-                # events must not let the lease lapse mid-batch (another worker would send them again)
-                if await asyncio.to_thread(webhook_claim, self.engine, self.owner, LEASE_S) is None:
+        for row in await asyncio.to_thread(webhook_pending, self.engine, int(state["start_after_id"]), 50):
+            if time.monotonic() - claimed > self.lease_s / 3:  # renewed between sends: the lease outlasts any one
+                # send (lease_s >= 3 x the timeout), so it cannot lapse mid-batch and another worker send again
+                if await asyncio.to_thread(webhook_claim, self.engine, self.owner, self.lease_s) is None:
                     return sent
                 claimed = time.monotonic()
             error = await self._send(row)
             if error is None:
-                if not await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), None):
-                    return sent  # the lease moved on meanwhile: the new holder re-sends from the stored cursor
+                await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), None)
                 sent, attempts = sent + 1, 0
                 continue
             attempts += 1
@@ -162,7 +168,7 @@ class WebhookSender:
                    "X-Actionpose-Timestamp": ts, "X-Actionpose-Signature": signature(self.secret, ts, body)}
         try:
             r = await self._client.post(self.url, content=body, headers=headers)
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as e:  # InvalidURL is no HTTPError
             return f"{type(e).__name__}: {str(e)[:150] or 'no answer'}"
         if 200 <= r.status_code < 300:
             return None

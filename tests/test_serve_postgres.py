@@ -73,6 +73,17 @@ def test_webhook_lease_on_postgres(pg, monkeypatch):
         receiver.close()
 
 
+def test_webhook_sends_an_event_committed_after_a_later_numbered_one(pg):
+    pytest.importorskip("httpx")
+    from test_serve_webhook import Receiver, out_of_order_scenario
+
+    receiver = Receiver()
+    try:
+        out_of_order_scenario(pg(), receiver)
+    finally:
+        receiver.close()
+
+
 def test_concurrent_duplicate_stores_keep_one_row(pg):
     """Eight threads store the same fall at once: PostgreSQL's unique index rejects all but one insert
     (inside a savepoint, so the transaction goes on) and every caller gets the one stored row."""

@@ -154,12 +154,14 @@ def lease_scenario(url: str, receiver: Receiver, monkeypatch) -> None:
     row = {"track_id": 1, "detected_time": 2.0, "confidence": 0.9}
 
     async def scenario():
-        a, b = WebhookSender(engine, receiver.url, SECRET), WebhookSender(engine, receiver.url, SECRET)
+        # timeout 0.1 s: the lease is max(LEASE_S, 3 x the timeout), here the patched 0.5 s
+        a, b = (WebhookSender(engine, receiver.url, SECRET, timeout_s=0.1),
+                WebhookSender(engine, receiver.url, SECRET, timeout_s=0.1))
         for s in (a, b):
             import httpx
 
             s._client = httpx.AsyncClient(timeout=5)
-        assert await a.step() == 0  # the first claim starts the cursor at the newest event (none yet)
+        assert await a.step() == 0  # the first claim records the newest event (none yet): history is not sent
         store_events(engine, "s", [{**row, "start_time": 1.0}, {**row, "start_time": 5.0}])
         assert await b.step() == 0  # a holds the lease
         assert await a.step() == 2
@@ -178,6 +180,10 @@ def lease_scenario(url: str, receiver: Receiver, monkeypatch) -> None:
     ({"webhook_url": "ftp://example.org/x", "webhook_secret": SECRET}, "ACTIONPOSE_WEBHOOK_URL: must be an http"),
     ({"webhook_url": "https://example.org/hook"}, "ACTIONPOSE_WEBHOOK_SECRET: set at least 16 characters"),
     ({"webhook_secret": SECRET}, "ACTIONPOSE_WEBHOOK_URL is not"),
+    # started a server that failed every send, "healthy" in the status (probe)
+    ({"webhook_url": "http://127.0.0.1:9/hook\n", "webhook_secret": SECRET}, "newline or other control character"),
+    ({"webhook_url": " http://127.0.0.1:9/hook", "webhook_secret": SECRET}, "holds a space"),
+    ({"webhook_url": "http://127.0.0.1:0/hook", "webhook_secret": SECRET}, "port 0"),
 ])
 def test_webhook_settings_are_checked(kw, message):
     from actionpose.errors import ActionposeError
@@ -186,3 +192,40 @@ def test_webhook_settings_are_checked(kw, message):
         Settings(**kw)
     shown = repr(Settings(webhook_url="https://u:p@example.org/T0/B0/XYZ?k=1", webhook_secret=SECRET))
     assert SECRET not in shown and "XYZ" not in shown and "u:p" not in shown and "example.org" in shown
+
+
+def out_of_order_scenario(url: str, receiver: Receiver) -> None:
+    """An event whose transaction commits after a later-numbered one was sent (PostgreSQL hands out ids at
+    insert, rows appear at commit): a cursor past the sent one skipped it for good (probe). Each is sent now."""
+    import time as _time
+
+    from serve.storage import _store_events
+
+    engine = open_db(url)
+    row = {"track_id": 1, "start_time": 1.0, "detected_time": 2.0, "confidence": 0.9}
+    sender = WebhookSender(engine, receiver.url, SECRET)
+
+    async def go(step_between):
+        import httpx
+
+        sender._client = httpx.AsyncClient(timeout=5)
+        assert await sender.step() == 0  # the webhook starts here
+        with engine.connect() as slow:
+            tx = slow.begin()
+            _store_events(slow, "camA", [row], _time.time())  # id N, not committed yet
+            store_events(engine, "camB", [row])                # id N + 1, committed
+            assert await sender.step() == 1                    # camB is sent
+            tx.commit()                                        # camA appears now, with the lower id
+        assert await sender.step() == 1                        # and is sent too
+        await sender._client.aclose()
+
+    asyncio.run(go(None))
+    assert sorted(g["session_id"] for g in receiver.delivered()) == ["camA", "camB"]
+
+
+def test_the_lease_outlasts_a_slow_receivers_send(tmp_path):
+    """With a 30-s timeout and a 15-s lease, two workers took the lease from each other during a 20-s send and
+    sent one event every 15 s for ever (probe): the lease is at least 3 sends long."""
+    engine = open_db(f"sqlite:///{tmp_path / 'ev.db'}")
+    assert WebhookSender(engine, "http://127.0.0.1:9/h", SECRET, timeout_s=30).lease_s == 90
+    assert WebhookSender(engine, "http://127.0.0.1:9/h", SECRET, timeout_s=1).lease_s == 15

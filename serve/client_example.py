@@ -24,7 +24,9 @@ _acked: dict[str, float] = {}  # session -> newest frame time the server has ans
 
 def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
     """One person's keypoint window [T][V][2 or 3] (pixels; optional score) -> {prob, is_fall, threshold, frames,
-    warnings}; ``warnings`` lists what looks wrong with the keypoints (y pointing up, normalised coordinates)."""
+    windows, peak_time, warnings}. A window longer than 2.13 s is read whole (``windows`` 2.13-s windows;
+    ``peak_time``: where the highest ends, seconds from the first frame); ``warnings`` lists what looks wrong with
+    the keypoints (y pointing up, normalised coordinates)."""
     r = client.post("/v1/fall/predict", json={"layout": layout, "fps": fps, "keypoints": window})
     r.raise_for_status()
     return r.json()

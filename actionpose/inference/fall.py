@@ -98,6 +98,7 @@ class ScanPlan:
     ends: tuple[int, ...]    # each window's end (exclusive frame index) in the caller's window
     span: int                # frames per window (the caller's whole window when it is not split)
     fps: float
+    split: bool = False      # a window longer than 2.13 s, scored as the 2.13-s windows in it
 
 
 @dataclass
@@ -204,6 +205,9 @@ def _frames(window: Any) -> int:
         return 0
 
 
+MIN_FPS = 3.0  # docs/fall.md: "at 3 fps or more"
+
+
 def _fps(fps: Any) -> float:
     try:
         f = float(fps)
@@ -211,6 +215,9 @@ def _fps(fps: Any) -> float:
         raise ActionposeError(f"fps: {fps!r} is not a number") from None
     if not (np.isfinite(f) and 0 < f <= 1000):
         raise ActionposeError(f"fps: {fps!r} must be a frame rate in (0, 1000]")
+    if f < MIN_FPS:  # 1 fps was scored (0.86) with no word; streams refuse frames more than 1 s apart alike
+        raise ActionposeError(f"fps: {fps!r} is below the {MIN_FPS:g} fps the fall detector needs (the fall in "
+                              "fall_skeleton_1.npy was found at 3 fps and missed at 2)")
     return f
 
 
@@ -437,24 +444,32 @@ class FallDetector:
         these rows will start in a batch the caller concatenates (the plans' rows count from it)."""
         scores = scores if scores is not None else [None] * len(windows)
         rate = _fps(fps)
-        span, hop = self._span(rate), max(1, int(round(self.config.hop_s * rate)))
+        span = self._span(rate)
         if all(_frames(w) <= span for w in windows):  # the common case (the service's 64-frame windows): no split
             kp, sc = self.prepare_batch(windows, scores, layout=layout, fps=fps)
             return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), rate)
                             for i, w in enumerate(windows)]
         kps, scs, plans, row = [], [], [], row0
         for i, (w, s) in enumerate(zip(windows, scores)):
-            if _frames(w) <= span:
+            split = _frames(w) > span
+            if not split:
                 kp, sc = self.prepare_batch([w], [s], layout=layout, fps=fps)
                 ends = (len(w),)
             else:
-                ends = tuple(range(len(w), span - 1, -hop))[::-1]
+                ends = self._ends(len(w), span, rate)
                 kp, sc, ends = self._prepare_parts(w, s, ends, span, layout, fps, f"window {i}: " if len(windows) > 1 else "")
             kps.append(kp)
             scs.append(sc)
-            plans.append(ScanPlan(slice(row, row + len(ends)), ends, min(span, len(w)), rate))
+            plans.append(ScanPlan(slice(row, row + len(ends)), ends, min(span, len(w)), rate, split))
             row += len(ends)
         return np.concatenate(kps), np.concatenate(scs), plans
+
+    def _ends(self, frames: int, span: int, fps: float) -> tuple[int, ...]:
+        """Where the 2.13-s windows of a longer window end: its last frame, then every ``hop_s`` of time before
+        (rounded to frames; at 18 fps a whole-frame hop of 1 scored twice the windows streaming would)."""
+        k = np.arange(int((frames - span) / (self.config.hop_s * fps) + 1e-9) + 1)
+        return tuple(sorted({int(frames - round(i * self.config.hop_s * fps)) for i in k if frames - round(
+            i * self.config.hop_s * fps) >= span}))
 
     def _prepare_parts(self, w: Any, s: Any, ends: tuple[int, ...], span: int, layout: str | None, fps: float,
                        where_: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
@@ -485,13 +500,13 @@ class FallDetector:
         windows in a row at the threshold (consecutive ends, one hop apart)."""
         cfg, out = self.config, []
         for plan in plans:
-            if plan.rows.stop - plan.rows.start == 1:  # one window (the service's usual request): no numpy
+            if not plan.split:  # one window (the service's usual request): no numpy
                 p1 = float(probs[plan.rows.start])
                 out.append((p1, p1 >= cfg.threshold, None, 1))
                 continue
             p = np.asarray(probs[plan.rows], np.float64)
             k = int(np.argmax(p))
-            hop, run, best = max(1, int(round(cfg.hop_s * plan.fps))), 0, 0
+            hop, run, best = max(1, int(np.ceil(cfg.hop_s * plan.fps - 1e-9))), 0, 0
             for j, hit in enumerate(p >= cfg.threshold):  # the longest run of hits one hop apart
                 run = (run + 1 if j > 0 and plan.ends[j] - plan.ends[j - 1] <= hop else 1) if hit else 0
                 best = max(best, run)

@@ -137,7 +137,7 @@ class MicroBatcher:
     def _score(self, batch: list[_Item]) -> list[Any]:
         """Prepare per (layout, fps) group in one vectorised pass, score all in one ONNX call; an item
         whose preparation fails gets its own error, the rest of the batch is still scored. Each result is
-        ``((prob, is_fall, peak_time, windows), advice)`` (``FallDetector.finish_scan``; advice: what looks wrong with
+        ``(Verdict, advice)`` (``FallDetector.finish_scan``; advice: what looks wrong with
         the window, ``FallDetector.input_advice``)."""
         det = self.detector
         results: list[Any] = [None] * len(batch)
@@ -171,8 +171,9 @@ class MicroBatcher:
                     except ActionposeError as e:
                         results[i] = e
         if order:
-            probs = det.score_prepared(np.concatenate(kps), np.concatenate(scs))
-            for i, verdict in zip(order, det.finish_scan(probs, plans)):
+            kp_all = np.concatenate(kps)
+            probs = det.score_prepared(kp_all, np.concatenate(scs))
+            for i, verdict in zip(order, det.finish_scan(probs, plans, kp_all)):
                 results[i] = (verdict, advice[i])
         return results
 

@@ -146,10 +146,10 @@ def body_timeout_detail(seconds: float) -> str:
 
 def predict_reply(verdict: tuple, threshold: float, frames: int, warnings: list[str]) -> bytes:
     """The predict answer's bytes, shared by this lane and the FastAPI route (so they cannot drift);
-    ``verdict`` is ``FallDetector.finish_scan``'s ``(prob, is_fall, peak_time, windows)``."""
-    prob, is_fall, peak_time, windows = verdict
+    ``verdict`` is ``FallDetector.finish_scan``'s ``Verdict``."""
+    prob, is_fall, peak_time, windows, fall_start = verdict
     return orjson.dumps({"prob": prob, "is_fall": is_fall, "threshold": threshold, "frames": frames,
-                         "windows": windows, "peak_time": peak_time, "warnings": warnings})
+                         "windows": windows, "peak_time": peak_time, "fall_start": fall_start, "warnings": warnings})
 
 
 def _replay(messages: list[dict], receive: Callable) -> Callable:

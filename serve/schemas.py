@@ -38,6 +38,8 @@ class PredictResponse(BaseModel):
                                                          "the highest-scoring 2.13-s window (prob is its probability; "
                                                          "is_fall needs 2 windows in a row at the threshold, as in "
                                                          "streams)")
+    fall_start: Optional[float] = Field(None, description="a fall: where it began, seconds from the first frame "
+                                                          "(the hip drop, as stream events date it)")
     warnings: list[str] = Field(default_factory=list, description=WARNINGS_DOC)
 
 

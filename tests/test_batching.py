@@ -33,7 +33,7 @@ class FakeDetector:
         kp, sc = self.prepare_batch(windows, scores, layout, fps)
         return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), fps) for i, w in enumerate(windows)]
 
-    def finish_scan(self, probs, plans):  # noqa: ANN001, ANN201 - the answer is the probability alone here
+    def finish_scan(self, probs, plans, kp=None):  # noqa: ANN001, ANN201 - the answer is the probability alone here
         return [float(probs[p.rows][0]) for p in plans]
 
     def input_advice(self, windows, scores, layout):  # noqa: ANN001, ANN201

@@ -300,6 +300,11 @@ def test_predict_reads_a_long_window_whole(det):
     assert not last.is_fall and last.windows == 1 and last.peak_time is None
     whole = det.predict(kp, sc, layout="coco13")
     assert whole.is_fall and whole.windows == len(range(len(kp), 63, -2)) and 3.0 <= whole.peak_time <= 5.3
+    # where it began, as the stream dates its event (peak_time, the end of the best window, is 1-2 s later)
+    det.reset()
+    streamed = [e for e in det.run_sequence(kp, np.arange(len(kp)) / 30, sc, layout="coco13") if e.kind == "fall"]
+    assert whole.fall_start == pytest.approx(streamed[0].start_time, abs=0.15) and 2.4 <= whole.fall_start <= 3.0
+    assert last.fall_start is None
     ends = range(len(kp), 63, -2)  # hop 1/15 s = 2 frames at 30 fps
     parts = det.predict_batch([kp[e - 64:e] for e in ends], [sc[e - 64:e] for e in ends], layout="coco13")
     assert whole.prob == pytest.approx(max(r.prob for r in parts), abs=1e-6)

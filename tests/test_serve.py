@@ -499,7 +499,8 @@ def test_predict_reads_a_long_window_whole_as_in_process(svc):
     assert r.status_code == 200, r.text
     here = FallDetector.from_pretrained(MODEL).predict(kp, sc, layout="coco13")
     got = r.json()
-    assert (got["is_fall"], got["windows"], got["peak_time"]) == (here.is_fall, here.windows, here.peak_time)
+    assert (got["is_fall"], got["windows"], got["peak_time"], got["fall_start"]) == \
+        (here.is_fall, here.windows, here.peak_time, here.fall_start) and got["fall_start"] is not None
     assert got["prob"] == pytest.approx(here.prob, abs=1e-6) and got["windows"] > 1 and got["is_fall"]
     short = client.post("/v1/fall/predict", json={"layout": "coco13", "fps": 30, "keypoints": kp[-64:].tolist()},
                         headers={"X-API-Key": keys["a"]}).json()

@@ -15,7 +15,7 @@ import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -88,6 +88,17 @@ class FallResult:
     frames_used: int  # distinct input frames the model read (resampled to 15 fps: at most 32 per 2.13 s)
     windows: int = 1  # 2.13-s windows scored
     peak_time: float | None = None  # seconds from the first frame to the end of the highest-scoring window
+    fall_start: float | None = None  # a fall: where it began, seconds from the first frame (as a stream dates it)
+
+
+class Verdict(NamedTuple):
+    """One window's answer from :meth:`FallDetector.finish_scan`."""
+
+    prob: float
+    is_fall: bool
+    peak_time: float | None  # split windows: where the highest-scoring 2.13-s window ends (s from the first frame)
+    windows: int             # 2.13-s windows scored
+    fall_start: float | None  # a fall: where it began (s from the first frame), as a stream dates it
 
 
 @dataclass(frozen=True)
@@ -494,24 +505,38 @@ class FallDetector:
             raise ActionposeError(f"{where_}{error}") from None
         return np.concatenate(kps), np.concatenate(scs), tuple(kept)
 
-    def finish_scan(self, probs: np.ndarray, plans: Sequence[ScanPlan]) -> list[tuple[float, bool, float | None, int]]:
-        """Per window ``(prob, is_fall, peak_time, windows)`` from the probabilities of :meth:`prepare_scan`'s
-        rows. One 2.13-s window: alert at the threshold, as ever. A split one: the streaming rule, ``min_hits``
-        windows in a row at the threshold (consecutive ends, one hop apart)."""
+    def finish_scan(self, probs: np.ndarray, plans: Sequence[ScanPlan], kp: np.ndarray | None = None) -> list[Verdict]:
+        """Per window a :class:`Verdict` from the probabilities of :meth:`prepare_scan`'s rows. One 2.13-s window:
+        alert at the threshold, as ever. A split one: the streaming rule, ``min_hits`` windows in a row at the
+        threshold (consecutive ends, one hop apart). With the prepared ``kp``, a fall also gets ``fall_start``:
+        where the hip drop began (:func:`hip_drop_start`, as a stream dates its events) in the first window of the
+        first run that raised it, in seconds from the window's first frame."""
         cfg, out = self.config, []
         for plan in plans:
-            if not plan.split:  # one window (the service's usual request): no numpy
+            if not plan.split:  # one window (the service's usual request): no numpy unless it is a fall
                 p1 = float(probs[plan.rows.start])
-                out.append((p1, p1 >= cfg.threshold, None, 1))
+                start = self._fall_start(kp, plan, 0) if p1 >= cfg.threshold and kp is not None else None
+                out.append(Verdict(p1, p1 >= cfg.threshold, None, 1, start))
                 continue
             p = np.asarray(probs[plan.rows], np.float64)
             k = int(np.argmax(p))
-            hop, run, best = max(1, int(np.ceil(cfg.hop_s * plan.fps - 1e-9))), 0, 0
-            for j, hit in enumerate(p >= cfg.threshold):  # the longest run of hits one hop apart
+            hop, run, first = max(1, int(np.ceil(cfg.hop_s * plan.fps - 1e-9))), 0, None
+            need = min(cfg.min_hits, len(p))
+            for j, hit in enumerate(p >= cfg.threshold):  # the first run of hits one hop apart that is long enough
                 run = (run + 1 if j > 0 and plan.ends[j] - plan.ends[j - 1] <= hop else 1) if hit else 0
-                best = max(best, run)
-            out.append((float(p[k]), best >= min(cfg.min_hits, len(p)), round((plan.ends[k] - 1) / plan.fps, 4), len(p)))
+                if run >= need and first is None:
+                    first = j - run + 1
+            start = None if first is None or kp is None else self._fall_start(kp, plan, first)
+            out.append(Verdict(float(p[k]), first is not None, round((plan.ends[k] - 1) / plan.fps, 4), len(p), start))
         return out
+
+    def _fall_start(self, kp: np.ndarray, plan: ScanPlan, j: int) -> float:
+        """:func:`hip_drop_start` in window ``j`` of ``plan``: its prepared rows are the model's 15-fps grid
+        ending at that window's last frame (image y still grows downwards there)."""
+        prep = self.config.prep
+        end_t = (plan.ends[j] - 1) / plan.fps
+        times = end_t - (prep.frames - 1 - np.arange(prep.frames)) / prep.fps
+        return round(max(0.0, hip_drop_start(kp[plan.rows.start + j], times)), 4)
 
     def predict_batch(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                       layout: str | None = None, fps: float = 30.0) -> list[FallResult]:
@@ -527,14 +552,15 @@ class FallDetector:
         if not len(windows):
             return []
         kp, sc, plans = self.prepare_scan(windows, scores, layout=layout, fps=fps)
-        verdicts = self.finish_scan(self.score_prepared(kp, sc), plans)
+        verdicts = self.finish_scan(self.score_prepared(kp, sc), plans, kp)
         for advice in dict.fromkeys(a for said in self.input_advice(windows, scores, layout) for a in said):
             warnings.warn("fall detector: " + advice, UserWarning, stacklevel=stacklevel)  # at the caller's line
         thr, prep = self.config.threshold, self.config.prep
-        return [FallResult(prob=prob, is_fall=is_fall, threshold=thr, windows=n, peak_time=peak,
+        return [FallResult(prob=v.prob, is_fall=v.is_fall, threshold=thr, windows=v.windows, peak_time=v.peak_time,
+                           fall_start=v.fall_start,
                            frames_used=len({e - plan.span + int(i) for e in plan.ends
                                             for i in _grid_index(plan.span, plan.fps, prep.fps, prep.frames)}))
-                for (prob, is_fall, peak, n), plan in zip(verdicts, plans)]
+                for v, plan in zip(verdicts, plans)]
 
     def input_advice(self, windows: Sequence[np.ndarray], scores: Sequence[np.ndarray | None] | None = None,
                      layout: str | None = None) -> list[list[str]]:

@@ -6,8 +6,8 @@
     model.predict(pd.DataFrame({"keypoints": [window.tolist()], "layout": ["coco17"], "fps": [30.0]}))
 
 Input rows: ``keypoints`` [T][V][2|3] (nested lists), ``layout`` (default coco17), ``fps`` (default 30).
-Output: a DataFrame with ``prob``, ``is_fall`` (the calibrated threshold from the sidecar), ``windows`` and
-``peak_time`` per row (a row longer than the model's 2.13 s is read whole: :class:`~actionpose.inference.fall.FallResult`).
+Output: a DataFrame with ``prob``, ``is_fall`` (the calibrated threshold from the sidecar), ``windows``,
+``peak_time`` and ``fall_start`` per row (a row longer than the model's 2.13 s is read whole: :class:`~actionpose.inference.fall.FallResult`).
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class FallPyfunc(mlflow.pyfunc.PythonModel):
             fps = float(row["fps"]) if "fps" in df else 30.0
             results.append(self.detector.predict(np.asarray(row["keypoints"], np.float32), layout=layout, fps=fps))
         return pd.DataFrame({"prob": [r.prob for r in results], "is_fall": [r.is_fall for r in results],
-                             "windows": [r.windows for r in results], "peak_time": [r.peak_time for r in results]})
+                             "windows": [r.windows for r in results], "peak_time": [r.peak_time for r in results],
+                             "fall_start": [r.fall_start for r in results]})
 
 
 def log_fall_model(name_or_path: str = "fall", artifact_path: str = "fall_detector",

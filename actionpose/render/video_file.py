@@ -26,7 +26,9 @@ def check_video_suffix(path: str | Path | None, option: str) -> None:
     tagged, the error cost the run's JSON and CSV with it."""
     if path is not None and Path(path).suffix.lower() not in VIDEO_SUFFIXES:
         raise where(f"{option} {path}", f"a video file must end in {', '.join(sorted(VIDEO_SUFFIXES))}")
-_noted = False
+
+
+_noted = False  # the fallback note is said once per process
 
 
 def _h264_available() -> bool:
@@ -41,9 +43,9 @@ def _h264_available() -> bool:
 
 class VideoFile:
     """``write(bgr)`` frames of one size, then ``close()``. The format follows ``path``'s suffix; ``target``
-    names the file in messages (the frames go to ``path``, usually its temporary twin). ``codec`` says what was used: ``h264``, ``mpeg4``
-    (OpenCV's mp4v fallback) or ``mjpeg``. Odd sizes are padded by one black row/column (H.264's 4:2:0
-    needs even ones)."""
+    names the file in messages (the frames go to ``path``, usually its temporary twin). ``codec`` says what
+    was used: ``h264``, ``mpeg4`` (OpenCV's mp4v fallback) or ``mjpeg``. Odd sizes are padded by one black
+    row/column (H.264's 4:2:0 needs even ones; the overlay makes its own sizes even, other callers may not)."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], target: Path | None = None):
         self.path, self.target = Path(path), Path(target or path)
@@ -66,8 +68,9 @@ class VideoFile:
                 raise where(self.target, "OpenCV cannot write this video format here")
 
     def _open_h264(self, fps: float) -> None:
-        import av
         from fractions import Fraction
+
+        import av
 
         try:
             fmt = {".mkv": "matroska", ".mov": "mov"}.get(self.path.suffix.lower(), "mp4")

@@ -61,6 +61,15 @@ class MicroBatcher:
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, window: np.ndarray, scores: np.ndarray | None, layout: str, fps: float) -> Any:
+        span = getattr(self.detector, "span_frames", None)
+        if span is not None and len(window) > 2 * span(fps):
+            # a window read as dozens to hundreds of 2.13-s windows (FallDetector.prepare_scan; 512 frames: ~0.1-0.2 s)
+            # is scored in a thread: on the loop it held up every other request of the worker, /healthz included
+            res = (await self._loop.run_in_executor(None, self._score, [_Item(window, scores, layout, fps, None)]))[0]
+            self.batches, self.items = self.batches + 1, self.items + 1
+            if isinstance(res, BaseException):
+                raise res
+            return res
         fut = self._loop.create_future()
         self.pending.append(_Item(window, scores, layout, fps, fut))
         if self.wait_s <= 0 or len(self.pending) >= self.max_batch:

@@ -129,3 +129,42 @@ def test_on_loop_batch_waits_while_requests_keep_arriving():
     out, alone = asyncio.run(go())
     assert out == [(float(i), ["sevens"] if i == 7 else []) for i in range(12)] and alone == (0.0, [])
     assert det.calls == [12, 1]
+
+
+def test_a_long_window_is_scored_off_the_loop_so_short_requests_go_on():
+    """A 512-frame window is ~225 windows of the model (FallDetector.prepare_scan), ~0.1-0.2 s: scored on the
+    event loop it held up the worker's other requests and /healthz (probe). It runs in a thread now; a short
+    request submitted after it is answered first, and both answers equal the in-process predictor's."""
+    import os
+
+    from actionpose.inference.fall import FallDetector
+
+    det = FallDetector.from_pretrained(os.environ.get("ACTIONPOSE_FALL_MODEL", "fall"), threads=1)
+    rng = np.random.default_rng(0)
+    base = np.array([[320, 100], [325, 95], [315, 95], [330, 98], [310, 98], [345, 150], [295, 150], [355, 210],
+                     [285, 210], [360, 260], [280, 260], [335, 270], [305, 270], [338, 360], [302, 360],
+                     [340, 450], [300, 450]], np.float32)
+    long = (base[None] + rng.normal(0, 1.5, (512, 17, 2))).astype(np.float32)
+    short = long[:64]
+    done: list[str] = []
+
+    async def go():
+        b = MicroBatcher(det, max_batch=8, parallel=0)
+        b.start()
+
+        async def ask(name, w):
+            res = await b.submit(w, None, "coco17", 30.0)
+            done.append(name)
+            return res
+
+        t_long = asyncio.ensure_future(ask("long", long))
+        await asyncio.sleep(0)  # the long one is submitted first
+        out = await asyncio.gather(t_long, ask("short", short))
+        await b.stop()
+        return out
+
+    (v_long, _), (v_short, _) = asyncio.run(go())
+    assert done == ["short", "long"]
+    here_long, here_short = det.predict(long, layout="coco17"), det.predict(short, layout="coco17")
+    assert v_long.windows == here_long.windows == 225 and v_long.prob == pytest.approx(here_long.prob, abs=1e-6)
+    assert v_short.windows == 1 and v_short.prob == pytest.approx(here_short.prob, abs=1e-6)

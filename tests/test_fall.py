@@ -319,7 +319,7 @@ def test_predict_reads_a_long_window_whole(det):
     # the hop is 1/15 s of time: at 18 fps 1.2 frames, not one frame (twice the windows a stream scores; probe)
     assert det.predict(kp[::5][:30], sc[::5][:30], layout="coco13", fps=6).windows == 18  # every frame: 30 - 13 + 1
     at18 = det.predict(np.repeat(kp, 3, 0)[:300], layout="coco13", fps=18)
-    assert at18.windows == len(det._ends(300, det._span(18.0), 18.0)) and 215 <= at18.windows <= 218
+    assert at18.windows == len(det._ends(300, det.span_frames(18.0), 18.0)) and 215 <= at18.windows <= 218
     with pytest.raises(ActionposeError, match="below the 3 fps"):  # 1 fps was scored without a word (probe)
         det.predict(kp[:10], sc[:10], layout="coco13", fps=1)
 

@@ -439,8 +439,8 @@ class FallDetector:
         Input that looks wrong gets a ``UserWarning`` (:meth:`input_advice`)."""
         return self._predict_batch([window], [scores], layout, fps, stacklevel=3)[0]
 
-    def _span(self, fps: float) -> int:
-        """Frames of the caller's rate that cover the model's 2.13 s (64 at 30 fps)."""
+    def span_frames(self, fps: float) -> int:
+        """Frames of the caller's rate that cover the model's 2.13 s (64 at 30 fps): a longer window is split."""
         return int(np.ceil(self.config.prep.frames / self.config.prep.fps * fps - 1e-6))
 
     def prepare_scan(self, windows: Sequence[Any], scores: Sequence[Any] | None = None, layout: str | None = None,
@@ -455,7 +455,7 @@ class FallDetector:
         these rows will start in a batch the caller concatenates (the plans' rows count from it)."""
         scores = scores if scores is not None else [None] * len(windows)
         rate = _fps(fps)
-        span = self._span(rate)
+        span = self.span_frames(rate)
         if all(_frames(w) <= span for w in windows):  # the common case (the service's 64-frame windows): no split
             kp, sc = self.prepare_batch(windows, scores, layout=layout, fps=fps)
             return kp, sc, [ScanPlan(slice(row0 + i, row0 + i + 1), (len(w),), len(w), rate)

@@ -110,6 +110,9 @@ class SkeletonDataModule(pl.LightningDataModule):
                 raise ActionposeError("config key 'data.path' is required (a pickle from `actionpose datasets convert`)")
             dataset = load_dataset(d["path"])
         self.dataset = dataset
+        # pinned batches, set by train() when it trains on a GPU: a copy from pageable memory waits for the GPU's
+        # queue to drain first, so the host could not queue the next step while the GPU runs this one
+        self.pin_memory = False
         self.layout = d["layout"] or dataset.layout
         if self.layout.lower().endswith((".yaml", ".yml", ".json")):  # a custom rig's file, as `convert --layout` takes
             from actionpose.skeleton.layout_file import layout_from_option
@@ -162,13 +165,9 @@ class SkeletonDataModule(pl.LightningDataModule):
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         o, d = self.config["optim"], self.config["data"]
-        # pinned batches on a GPU: a copy from pageable memory waits for the GPU's queue to drain first, so
-        # the host could not queue the next step while the GPU runs this one
-        accelerator = (self.config.get("trainer") or {}).get("accelerator", "auto")
-        pin = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         return DataLoader(ds, batch_size=o["batch_size"], shuffle=shuffle, num_workers=d["num_workers"],
                           drop_last=shuffle and len(ds) > o["batch_size"], persistent_workers=d["num_workers"] > 0,
-                          pin_memory=pin)
+                          pin_memory=self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(ClipDataset(self.train_samples, self.train_cfg, self.aug, train=True,

@@ -478,9 +478,9 @@ class FallDetector:
     def _ends(self, frames: int, span: int, fps: float) -> tuple[int, ...]:
         """Where the 2.13-s windows of a longer window end: its last frame, then every ``hop_s`` of time before
         (rounded to frames; at 18 fps a whole-frame hop of 1 scored twice the windows streaming would)."""
-        k = np.arange(int((frames - span) / (self.config.hop_s * fps) + 1e-9) + 1)
-        return tuple(sorted({int(frames - round(i * self.config.hop_s * fps)) for i in k if frames - round(
-            i * self.config.hop_s * fps) >= span}))
+        step = self.config.hop_s * fps
+        back = {round(i * step) for i in range(int((frames - span) / step + 1e-9) + 1)}  # frames before the end
+        return tuple(sorted(frames - b for b in back if frames - b >= span))
 
     def _prepare_parts(self, w: Any, s: Any, ends: tuple[int, ...], span: int, layout: str | None, fps: float,
                        where_: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:

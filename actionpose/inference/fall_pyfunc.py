@@ -11,14 +11,12 @@ Output: a DataFrame with ``prob``, ``is_fall`` (the calibrated threshold from th
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 
-from actionpose.inference.pyfunc_env import pyfunc_code, pyfunc_requirements
+from actionpose.inference.pyfunc_env import pyfunc_environment
 
 
 class FallPyfunc(mlflow.pyfunc.PythonModel):
@@ -44,27 +42,26 @@ class FallPyfunc(mlflow.pyfunc.PythonModel):
 def log_fall_model(name_or_path: str = "fall", artifact_path: str = "fall_detector",
                    registered_name: str | None = None) -> Any:
     """Log the ONNX model and its sidecar (threshold, debounce) as a pyfunc model."""
-    from actionpose.inference.fall import resolve_fall_model
-
-    onnx = resolve_fall_model(name_or_path)
-    artifacts = {"onnx": str(onnx)}
-    if onnx.with_suffix(".json").exists():
-        artifacts["sidecar"] = str(onnx.with_suffix(".json"))
-    with tempfile.TemporaryDirectory() as tmp:
+    artifacts = _artifacts(name_or_path)  # an unknown model is refused before the code is copied
+    with pyfunc_environment() as env:
         return mlflow.pyfunc.log_model(artifact_path, python_model=FallPyfunc(), artifacts=artifacts,
-                                       registered_model_name=registered_name, code_paths=[pyfunc_code(Path(tmp))],
-                                       pip_requirements=pyfunc_requirements())
+                                       registered_model_name=registered_name, **env)
 
 
 def save_fall_model(path: str, name_or_path: str = "fall") -> str:
     """Write the pyfunc model to a local folder (``mlflow models serve -m PATH`` serves it)."""
+    artifacts = _artifacts(name_or_path)
+    with pyfunc_environment() as env:
+        mlflow.pyfunc.save_model(path, python_model=FallPyfunc(), artifacts=artifacts, **env)
+    return path
+
+
+def _artifacts(name_or_path: str) -> dict[str, str]:
+    """The ONNX model and, where it has one, its sidecar (threshold, debounce)."""
     from actionpose.inference.fall import resolve_fall_model
 
     onnx = resolve_fall_model(name_or_path)
     artifacts = {"onnx": str(onnx)}
     if onnx.with_suffix(".json").exists():
         artifacts["sidecar"] = str(onnx.with_suffix(".json"))
-    with tempfile.TemporaryDirectory() as tmp:
-        mlflow.pyfunc.save_model(path, python_model=FallPyfunc(), artifacts=artifacts,
-                                 code_paths=[pyfunc_code(Path(tmp))], pip_requirements=pyfunc_requirements())
-    return path
+    return artifacts

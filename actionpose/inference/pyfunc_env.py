@@ -10,8 +10,11 @@ installed.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -32,3 +35,11 @@ def pyfunc_requirements() -> list[str]:
     import onnxruntime
 
     return [f"numpy=={np.__version__}", f"onnxruntime=={onnxruntime.__version__}"]
+
+
+@contextlib.contextmanager
+def pyfunc_environment() -> Iterator[dict[str, Any]]:
+    """``code_paths`` and ``pip_requirements`` for ``mlflow.pyfunc.log_model`` / ``save_model``, valid inside
+    the block (the code copy lives in a temporary folder until MLflow has copied it into the model)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield {"code_paths": [pyfunc_code(Path(tmp))], "pip_requirements": pyfunc_requirements()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -147,13 +146,11 @@ def log_pyfunc(client, run_id: str, onnx_path: Path, registered_name: str | None
         # record=True keeps them off the console even though MLflow installs warning filters of its own
         with warnings.catch_warnings(record=True):
             from actionpose.inference.action_pyfunc import OnnxActionModel  # MLflow warns when it is defined
-            from actionpose.inference.pyfunc_env import pyfunc_code, pyfunc_requirements
+            from actionpose.inference.pyfunc_env import pyfunc_environment
 
-            with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
+            with mlflow.start_run(run_id=run_id), pyfunc_environment() as env:
                 info = mlflow.pyfunc.log_model(name="model", python_model=OnnxActionModel(),
-                                               artifacts={"onnx": str(onnx_path)},
-                                               code_paths=[pyfunc_code(Path(tmp))],
-                                               pip_requirements=pyfunc_requirements())
+                                               artifacts={"onnx": str(onnx_path)}, **env)
             if registered_name:
                 mv = mlflow.register_model(info.model_uri, registered_name)
                 return f"{mv.name}/{mv.version}"

@@ -198,6 +198,7 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
     timer = EpochTimer()
     callbacks += [ckpt_cb, last_cb, timer]
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu", "cuda")
+    dm.pin_memory = gpu
     precision = t["precision"] or default_precision(gpu)
     trainer = pl.Trainer(max_epochs=cfg["optim"]["epochs"], max_steps=t["max_steps"], accelerator=t["accelerator"],
                          devices=t["devices"], num_nodes=int(t["num_nodes"]),

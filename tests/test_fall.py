@@ -503,6 +503,25 @@ def test_fall_start_running_median_matches_scipy_medfilt():
         for k in (1, 2, 3):
             y = np.cumsum(rng.normal(2, 6, n))  # a noisy drift, like the upper body's height in a fall
             assert np.array_equal(running_median(y, k), medfilt(np.pad(y, k, mode="edge"), 2 * k + 1)[k:-k])
+            rows = np.stack([y, y[::-1], -y])  # a batch: row by row the same numbers
+            assert np.array_equal(running_median(rows, k), np.stack([running_median(r, k) for r in rows]))
+
+
+def test_fall_starts_of_a_batch_equal_one_window_at_a_time(det):
+    """The service dates every alerting window of a micro-batch in one numpy pass (drop_start_index);
+    each start must be what hip_drop_start gives for that window alone, split windows included."""
+    from actionpose.inference.fall import ScanPlan, drop_start_index
+
+    rng = np.random.default_rng(3)
+    kp = rng.normal(200, 30, (6, 32, 13, 2)).astype(np.float32)
+    kp[:3, :, :3, 1] = np.cumsum(rng.normal(4, 6, (3, 32)), 1)[..., None]  # three drops of different shapes
+    kp[4] = 7.0  # a window that does not move: its first frame
+    times = (np.arange(32) - 31) / 15
+    one = [hip_drop_start(k, times) for k in kp]
+    plans = [ScanPlan(slice(i, i + 1), (64,), 64, 30.0) for i in range(6)]
+    many = det._fall_starts(kp, [(p, 0) for p in plans])
+    assert many == [round(max(0.0, 63 / 30 + t), 4) for t in one]
+    assert drop_start_index(kp[4:5, :, :3, 1].mean(2), 2).tolist() == [0]
 
 
 def test_detector_input_is_checked_in_words(det):

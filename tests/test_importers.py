@@ -435,6 +435,11 @@ def test_pyskl_unlabelled_samples_stay_unlabelled_and_odd_labels_are_refused(tmp
         p.write_bytes(pickle.dumps(src))
         with pytest.raises(ActionposeError, match="not an integer class index"):
             convert("pyskl", p)
+    src["annotations"][0]["label"] = len(src["classes"]) + 2  # beyond its own class list: was named "class_12"
+    p.write_bytes(pickle.dumps(src))
+    with pytest.raises(ActionposeError, match=f"annotation 0 .*label {len(src['classes']) + 2} but the class list has "
+                                              f"{len(src['classes'])} names"):
+        convert("pyskl", p)
 
 
 def test_csv_3d_keeps_score_columns_and_3d_without_them_has_none(tmp_path):

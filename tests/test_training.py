@@ -208,7 +208,7 @@ def test_val_seed_keeps_one_validation_slice_across_seeds(tmp_path):
     base = val_ids(seed=0)
     assert val_ids(seed=1, data={"val_seed": 0}) == base
     assert val_ids(seed=1) != base and val_ids(seed=0, data={"val_seed": 1}) == val_ids(seed=1)
-    with pytest.raises(ActionposeError, match="data.val_seed.*integer or null"):
+    with pytest.raises(ActionposeError, match=r"data.val_seed.*integer in \[0, 4294967295\] or null"):
         make_config({"data": {"val_seed": "0"}})
 
 
@@ -623,7 +623,9 @@ def test_eval_matches_classes_by_name_not_position(trained, penn_pkl, tmp_path):
     ("mlflow.enabled=maybe", "mlflow.enabled.*true or false"), ("name=[1,2]", "'name'"),
     ("optim.lr=.inf", "optim.lr.*finite"), ("trainer.limit_train_batches=0", "would train nothing"),
     ("trainer.max_time=abc", "trainer.max_time"), ("name=team:v2", "'name': 'team:v2' cannot hold ':'"),
-    ("name=exp/v1", "cannot hold '/'"), ("mlflow.registered_name=team/ntu", "'mlflow.registered_name'")])
+    ("name=exp/v1", "cannot hold '/'"), ("mlflow.registered_name=team/ntu", "'mlflow.registered_name'"),
+    ("seed=-1", r"'seed': must be an integer in \[0, 4294967295\]"), ("seed=4294967296", "'seed'"),
+    ("data.val_seed=-3", "'data.val_seed'")])
 def test_bad_config_values_are_refused_before_training(override, expected):
     with pytest.raises(ActionposeError, match=expected):
         make_config(None, [override])
@@ -974,3 +976,81 @@ def test_default_precision_avoids_the_gradscaler_where_bf16_exists(monkeypatch):
     assert default_precision(True) == "bf16-mixed"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     assert default_precision(True) == "16-mixed"
+
+
+def test_bf16_on_a_cpu_and_a_moved_model_keeps_its_validation_slice(tmp_path, capsys, monkeypatch):
+    """trainer.precision=bf16-mixed trains on a CPU (validation's probabilities came out bf16, which numpy cannot
+    hold: a traceback). The model records its validation slice, so `eval --split val` of a copy moved out of its
+    run folder scores the run's own slice (it scored the default 0.1 slice without a word); the run folder's
+    config.yaml names the data by its absolute path and holds no trainer.resume, so it works from any folder."""
+    import shutil
+
+    import yaml
+
+    from actionpose.data.datamodule import SkeletonDataModule
+
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    rng = np.random.default_rng(0)
+    anns = [make_annotation(f"s{i}", i % 3, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(15)]
+    data = tmp_path / "data" / "d.pkl"
+    data.parent.mkdir()
+    save_dataset(SkeletonDataset(anns, "penn13", ["a", "b", "c"], split={"train": [f"s{i}" for i in range(12)],
+                                                                      "test": ["s12", "s13", "s14"]}), data)
+    monkeypatch.chdir(data.parent)
+    cfg = _tiny_config(tmp_path, Path(data.name), trainer={"precision": "bf16-mixed"}, mlflow={"enabled": False})
+    cfg["data"]["val_fraction"] = 0.5
+    res = train(cfg)
+    assert 0 <= res.metrics["test_top1"] <= 1
+    kept = yaml.safe_load((res.out_dir / "config.yaml").read_text())
+    assert kept["data"]["path"] == str(data.resolve()) and kept["trainer"]["resume"] is None
+    loose = tmp_path / "elsewhere" / "m.onnx"
+    loose.parent.mkdir()
+    shutil.copy(res.onnx_path, loose)
+    want = len(SkeletonDataModule(cfg).val_samples)
+    assert want == 6  # half of each class's 4 training clips (the default fraction 0.1 takes one of each: 3)
+    capsys.readouterr()
+    assert main(["eval", "--model", str(loose), "--data", str(data), "--split", "val", "--json",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == want
+
+
+def test_a_run_that_trains_nothing_says_so_and_leaves_no_folder(tmp_path, penn_pkl):
+    """max_steps=0 said "is a folder, not a checkpoint file" (the empty best path read as the cwd), and a too small
+    limit_train_batches fraction gave Lightning's traceback; both left a run folder holding only config.yaml."""
+    cfg = _tiny_config(tmp_path, penn_pkl, trainer={"max_steps": 0}, mlflow={"enabled": False})
+    with pytest.raises(ActionposeError, match="no training step was taken"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+    cfg = _tiny_config(tmp_path, penn_pkl, trainer={"limit_train_batches": 0.01}, mlflow={"enabled": False})
+    with pytest.raises(ActionposeError, match="training could not start: .*limit_train_batches"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_as_the_mlflow_store_is_one_line(tmp_path, penn_pkl):
+    """MLflow 3 refuses a folder store ("filesystem tracking backend ... maintenance mode"): a traceback before."""
+    cfg = _tiny_config(tmp_path, penn_pkl, mlflow={"tracking_uri": str(tmp_path / "mlruns")})
+    with pytest.raises(ActionposeError, match="a local store is a SQLite file: sqlite:///"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_classes_and_clips_training_cannot_learn_are_noted(tmp_path, capsys):
+    """A class with no training clip (only in test, or in no split) and a clip with no joint seen were trained
+    without a word."""
+    from actionpose.data.datamodule import SkeletonDataModule
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    rng = np.random.default_rng(0)
+    anns = [make_annotation(f"s{i}", i % 2, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)) for i in range(8)]
+    anns.append(make_annotation("only_test", 2, rng.uniform(0, 400, (1, 20, 13, 2)).astype(np.float32)))
+    anns.append(make_annotation("blank", 0, np.zeros((1, 20, 13, 2), np.float32)))
+    data = tmp_path / "d.pkl"
+    save_dataset(SkeletonDataset(anns, "penn13", ["a", "b", "c", "d"],
+                                 split={"train": [f"s{i}" for i in range(6)] + ["blank"],
+                                        "test": ["s6", "s7", "only_test"]}), data)
+    SkeletonDataModule(_tiny_config(tmp_path, data))
+    err = capsys.readouterr().err
+    assert "2 of 4 classes have no clip in split 'train' (c, d): the model can never learn them" in err
+    assert "1 training clip(s) have no joint seen in any frame, e.g. 'blank'" in err

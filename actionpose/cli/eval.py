@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actionpose.training.config import MAX_SEED
     from actionpose.training.evaluate import evaluate
 
     from actionpose.data.atomic import check_output_dir
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise ActionposeError(f"--threads must be >= 1, got {args.threads}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise ActionposeError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
     stem, run_dir = Path(args.model).stem, run_of(args.model)
     if args.model.startswith("models:/"):  # models:/rig9/1 wrote eval_1_test
         stem = "_".join(p for p in args.model[len("models:/"):].split("/") if p)
@@ -56,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
             k += 1
             out = f"{base}_{k}"
     check_output_dir(out, "--out")
-    run = _run_data_config(args.model)
+    run = _run_data_config(args.model) or _model_val_slice(args.model)
+    if args.split == "val" and not run and (args.val_fraction is None or args.seed is None):
+        print(f"note: {args.model} carries no record of the validation slice it was trained with (no run folder, "
+              "no val_slice in its metadata): scoring the slice of --val-fraction (default 0.1) and --seed (default 0); "
+              "give the run's values, or the score may include clips it trained on", file=sys.stderr)
     val = dict(val_fraction=args.val_fraction if args.val_fraction is not None else run.get("val_fraction", 0.1),
                seed=args.seed if args.seed is not None else run.get("val_seed", run.get("seed", 0)),
                train_split=args.train_split or run.get("train_split") or "train")
@@ -104,3 +111,23 @@ def _run_data_config(model: str) -> dict:
     if run.get("seed") is not None:
         out["seed"] = run["seed"]
     return out
+
+
+def _model_val_slice(model: str) -> dict:
+    """The validation slice recorded in the model itself (ONNX metadata or checkpoint, ``val_slice``: models
+    trained since 2026-11-27), for a model file moved out of its run folder; an empty dict when absent."""
+    if str(model).endswith((".yaml", ".yml")) or str(model).startswith("models:/"):
+        return {}
+    try:
+        if str(model).endswith(".ckpt"):
+            from actionpose.training.checkpoint import load_checkpoint
+
+            meta = load_checkpoint(model)[1]
+        else:
+            from actionpose.inference.predictor import ActionPredictor
+
+            meta = ActionPredictor.from_path(model).meta
+    except Exception:  # noqa: BLE001 - an unreadable model is explained by evaluate() itself
+        return {}
+    found = meta.get("val_slice")
+    return dict(found) if isinstance(found, dict) else {}

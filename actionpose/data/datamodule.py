@@ -50,6 +50,22 @@ def samples_for(ds: SkeletonDataset, split: str, layout: str | None = None) -> l
     return out
 
 
+def _note_unlearnable(samples: list[Sample], classes: list[str], split: str, source: object) -> None:
+    """Say what training cannot learn: classes without a training clip (a class only in test, or none at all,
+    still got an output the model can never learn), and clips with no joint seen in any frame (trained on as
+    all zeros, where every inference path refuses them)."""
+    counts = np.bincount([s.label for s in samples], minlength=len(classes))
+    missing = [classes[k] for k in np.flatnonzero(counts == 0)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        print(f"note: {source}: {len(missing)} of {len(classes)} classes have no clip in split {split!r} ({shown}): "
+              "the model can never learn them", file=sys.stderr)
+    blank = [s.name for s in samples if not (np.isfinite(s.keypoint) & (s.keypoint != 0)).any()]
+    if blank:
+        print(f"note: {source}: {len(blank)} training clip(s) have no joint seen in any frame, e.g. {blank[0]!r}: "
+              "they teach the model nothing (inference refuses such input)", file=sys.stderr)
+
+
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): ``fraction`` of every class (at least one when the class has >= 2, and never
     the class's last training sample: val_fraction 0.95 put every clip of a 2-clip class into validation)."""
@@ -141,6 +157,7 @@ class SkeletonDataModule(pl.LightningDataModule):
                 raise ActionposeError(f"{d['path'] or 'dataset'}: {len(both)} sample(s) are in both split "
                                       f"{d['train_split']!r} and split {d['test_split']!r}, e.g. {sorted(both)[0]!r}")
         train_all = samples_for(dataset, d["train_split"], self.layout)
+        _note_unlearnable(train_all, self.classes, d["train_split"], d["path"] or "the dataset")
         val_seed = config["seed"] if d.get("val_seed") is None else d["val_seed"]
         self.train_samples, self.val_samples = validation_slice(train_all, float(d["val_fraction"]), int(val_seed))
         if float(d["val_fraction"]) > 0.5:  # trains on few clips: said, not silent

@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SCHEDULES = ("cosine", "step")
+MAX_SEED = 2**32 - 1  # numpy's seeds (Lightning's seed_everything and the validation slice's draw)
 SELECTS = ("best", "last")
 _FREE_SECTIONS = {"model"}  # checked by build_model against MODEL_KEYS
 
@@ -252,9 +253,10 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(_is_number(d["val_fraction"]) and 0 <= d["val_fraction"] < 1, "data.val_fraction",
            f"must be in [0, 1), got {d['val_fraction']!r}")
     _check(_is_int(d["repeat"]) and d["repeat"] >= 1, "data.repeat", f"must be an integer >= 1")
-    _check(d["val_seed"] is None or (isinstance(d["val_seed"], int) and not isinstance(d["val_seed"], bool)),
-           "data.val_seed", f"must be an integer or null, got {d['val_seed']!r}")
-    _check(_is_int(cfg["seed"]), "seed", f"must be an integer, got {cfg['seed']!r}")
+    _check(d["val_seed"] is None or (_is_int(d["val_seed"]) and 0 <= d["val_seed"] <= MAX_SEED),
+           "data.val_seed", f"must be an integer in [0, {MAX_SEED}] or null, got {d['val_seed']!r}")
+    _check(_is_int(cfg["seed"]) and 0 <= cfg["seed"] <= MAX_SEED, "seed",
+           f"must be an integer in [0, {MAX_SEED}], got {cfg['seed']!r}")
     for key, value in (("name", cfg["name"]), ("output.dir", cfg["output"]["dir"]), ("data.path", d["path"]),
                        ("data.layout", d["layout"]), ("mlflow.tracking_uri", cfg["mlflow"]["tracking_uri"]),
                        ("mlflow.registered_name", cfg["mlflow"]["registered_name"])):

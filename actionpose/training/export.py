@@ -19,7 +19,7 @@ OPSET = 17
 
 def onnx_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """The metadata keys the predictor reads (see ``ActionPredictor``)."""
-    keys = preprocess_keys() + ("classes", "coords", "in_channels", "model", "dataset", "layout_def")
+    keys = preprocess_keys() + ("classes", "coords", "in_channels", "model", "dataset", "layout_def", "val_slice")
     out = {k: meta[k] for k in keys if k in meta}
     if "layout_def" not in out and "layout" in meta:
         from actionpose.skeleton import layout_definition

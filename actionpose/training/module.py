@@ -119,7 +119,7 @@ class ActionModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         probs = clip_mean_probs(self.model, x)
-        self._val.append((probs.detach().cpu().numpy(), y.cpu().numpy()))
+        self._val.append((probs.detach().float().cpu().numpy(), y.cpu().numpy()))  # float: bf16 has no numpy type
 
     def on_validation_epoch_end(self):
         if not self._val:

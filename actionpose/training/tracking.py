@@ -53,7 +53,10 @@ def start_run(cfg: dict[str, Any], resume_run_id: str | None = None):
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri(cfg["mlflow"]["tracking_uri"])
     _probe_server(uri)
-    client = MlflowClient(tracking_uri=uri)
+    try:
+        client = MlflowClient(tracking_uri=uri)  # MLflow 3 refuses a folder path here
+    except Exception as e:  # noqa: BLE001 - MlflowException ("filesystem tracking backend ... maintenance mode")
+        raise _store_error(uri, e) from None
     name = cfg["mlflow"]["experiment"]
     if resume_run_id:
         try:
@@ -66,11 +69,16 @@ def start_run(cfg: dict[str, Any], resume_run_id: str | None = None):
         exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=_artifact_root(uri))
         run = client.create_run(exp_id, run_name=cfg.get("name"), tags={"actionpose.model": cfg["model"]["name"]})
     except Exception as e:  # noqa: BLE001 - MLflow raises its own, requests' and SQLAlchemy's errors
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ActionposeError(f"MLflow tracking store {redact_uri(uri)}: cannot start a run ({first}); fix "
-                              "MLFLOW_TRACKING_URI / mlflow.tracking_uri, or train without it: mlflow.enabled=false "
-                              "(or --no-mlflow)") from None
+        raise _store_error(uri, e) from None
     return client, run.info.run_id
+
+
+def _store_error(uri: str, e: Exception) -> ActionposeError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    hint = "" if "://" in uri else f" (a local store is a SQLite file: sqlite:///{Path(uri).resolve() / 'mlflow.db'})"
+    return ActionposeError(f"MLflow tracking store {redact_uri(uri)}: cannot start a run ({first}){hint}; fix "
+                           "MLFLOW_TRACKING_URI / mlflow.tracking_uri, or train without it: mlflow.enabled=false "
+                           "(or --no-mlflow)")
 
 
 def _probe_server(uri: str, timeout_s: float = 5.0) -> None:

@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from actionpose.data.atomic import check_output_dir, write_text_atomic
 from actionpose.data.datamodule import SkeletonDataModule
@@ -112,11 +113,35 @@ def run_folder(cfg: dict[str, Any], name: str) -> Path:
     return out
 
 
+def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config as the run folder keeps it: ``data.path`` absolute (``-c runs/x/config.yaml`` works from any
+    folder, as the resume line printed at Ctrl-C invites) and without ``trainer.resume`` (a resumed run's
+    config reused for a fresh run refused to start: "cannot resume ... finished all its epochs")."""
+    import copy
+
+    out = copy.deepcopy(cfg)
+    if out["data"].get("path"):
+        out["data"]["path"] = str(Path(out["data"]["path"]).resolve())
+    out["trainer"]["resume"] = None
+    return out
+
+
+def _remove_untrained(out_dir: Path, made: bool) -> None:
+    """A run that trained nothing leaves no folder behind (it held only config.yaml)."""
+    import shutil
+
+    if made and out_dir.is_dir() and not any(checkpoint_dir(out_dir).glob("*.ckpt")):
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
 def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
     from actionpose.skeleton import layout_definition
 
     meta = {**asdict(dm.test_cfg), "classes": dm.classes, "coords": dm.coords, "in_channels": dm.in_channels,
-            "model": cfg["model"]["name"], "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None}
+            "model": cfg["model"]["name"], "dataset": Path(cfg["data"]["path"]).name if cfg["data"]["path"] else None,
+            # the validation slice, so `eval --split val` of an ONNX file moved out of its run scores the same clips
+            "val_slice": {"val_fraction": float(cfg["data"]["val_fraction"]), "train_split": cfg["data"]["train_split"],
+                          "seed": int(cfg["seed"] if cfg["data"]["val_seed"] is None else cfg["data"]["val_seed"])}}
     definition = layout_definition(dm.layout)
     if definition is not None:  # checkpoints and exports of a custom rig load in a fresh process
         meta["layout_def"] = definition
@@ -210,8 +235,9 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
                          num_sanity_val_steps=0, default_root_dir=str(out_dir), deterministic=False,
                          benchmark=True if gpu else None,  # fixed clip shapes: let cuDNN pick its kernels once
                          max_time=_max_time(t["max_time"]))
+    made_dir = not out_dir.exists()  # a run that trains nothing removes the folder it made (not a resumed one's)
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a config or server error leaves no half-made run
-    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(run_config(cfg), sort_keys=False))
     if client is not None:
         client.log_artifact(run_id, str(out_dir / "config.yaml"))
     status = "FAILED"
@@ -220,7 +246,17 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
             if t["resume"]:  # continuing in its own folder is the point of a resume, not a hazard
                 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=dm, ckpt_path=t["resume"])
+        if trainer.global_step == 0 and not t["resume"]:
+            raise ActionposeError(
+                f"no training step was taken (trainer.max_steps={t['max_steps']}; {len(dm.train_samples)} training "
+                f"clips in batches of {cfg['optim']['batch_size']} on {trainer.world_size} device(s)): nothing to test or export")
         status = "FINISHED"
+    except MisconfigurationException as e:  # e.g. limit_train_batches=0.01 of 2 batches: Lightning's words, one line
+        _remove_untrained(out_dir, made_dir)
+        raise ActionposeError(f"training could not start: {' '.join(str(e).split())}") from None
+    except ActionposeError:
+        _remove_untrained(out_dir, made_dir)
+        raise
     except SystemExit:  # Lightning turns Ctrl-C (and SIGTERM, see cli/stopping.py) into exit(1), without a word
         if trainer.state.status.value != "interrupted":
             raise
@@ -240,11 +276,12 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         # "last": the end of the schedule, for when the validation slice is too small or too unlike the test
         # data to pick an epoch (docs/training.md, NW-UCLA); "best" otherwise
         chosen, other = (last_cb, ckpt_cb) if t["select"] == "last" else (ckpt_cb, last_cb)
-        selected = Path(chosen.best_model_path or other.best_model_path)
+        best = chosen.best_model_path or other.best_model_path  # "" when none was saved (Path("") is the cwd)
+        selected = Path(best)
         if not trainer.is_global_zero:  # other DDP ranks only train; rank 0 exports, tests and logs
             return TrainResult(checkpoint=selected, onnx_path=None, out_dir=out_dir)
 
-        if not selected.exists():
+        if not best or not selected.is_file():
             raise ActionposeError(f"training produced no checkpoint in {checkpoint_dir(out_dir)}")
         metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,
                                    "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}

@@ -24,7 +24,9 @@ def import_pyskl(src: Path, layout: str | None = None, classes: str | Path | Non
         if twice is not None:  # two labels under one name merged them in per-class results, silently
             raise where(classes, f"class name {twice!r} appears twice (lines {names.index(twice) + 1} and "
                                  f"{names.index(twice, names.index(twice) + 1) + 1} of the names); each label needs its own")
-    ds = from_dict(safe_load(src), source=src, layout=layout, classes=names)
+    raw = safe_load(src)
+    named = names is not None or (isinstance(raw, dict) and raw.get("classes") is not None)  # a class list to obey
+    ds = from_dict(raw, source=src, layout=layout, classes=names)
     for i, ann in enumerate(ds.annotations):
         if not isinstance(ann, dict) or "label" not in ann:
             raise where(src, "every annotation needs a 'label'")
@@ -32,6 +34,10 @@ def import_pyskl(src: Path, layout: str | None = None, classes: str | Path | Non
         if ann["label"] < -1:
             raise where(src, f"annotation {i} ({ann.get('frame_dir', '?')}): label {ann['label']} "
                              "(-1 marks unlabelled; class indices start at 0)")
+        if named and ann["label"] >= len(ds.classes):  # was given an invented name, class_<label>, without a word
+            raise where(classes if names is not None else src,
+                        f"annotation {i} ({ann.get('frame_dir', '?')}): label {ann['label']} but the class list has "
+                        f"{len(ds.classes)} names (labels 0..{len(ds.classes) - 1})")
     used = sorted({a["label"] for a in ds.annotations if a["label"] >= 0})  # -1 stays unlabelled
     if used != list(range(len(used))) and names is None:
         # Sparse ids (a subset of a larger label space): relabel to 0..K-1, keeping the original id.

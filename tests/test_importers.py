@@ -538,7 +538,7 @@ def test_csv_errors_cite_the_line_at_fault(tmp_path):
     target = [i for i, r in enumerate(rows) if r[0] == first][3]  # the 4th row of the first sample: line target + 1
     for column, value, needle in [("head_x", "nan", ": NaN or infinite coordinate"),
                                   ("label", "zzz", " has more than one label"),
-                                  ("head_x", "abc", ": non-numeric value"),
+                                  ("head_x", "abc", ": column 'head_x': non-numeric value"),
                                   ("frame", "-1", ": frame -1 is negative")]:
         c = h.index(column)
         changed = [r if i != target else [*r[:c], value, *r[c + 1:]] for i, r in enumerate(rows)]

@@ -95,6 +95,12 @@ def test_registered_pyfunc_runs_onnx(trained, monkeypatch):
         model.predict(x[:, :, :, :12])
     with pytest.raises(MlflowException, match="row 0 keypoint: 3 dimensions, expected 4"):
         model.predict(pd.DataFrame({"keypoint": [x[0, 0].tolist()]}))
+    with pytest.raises(MlflowException, match="unknown column.*'keypoint_scores'"):  # a typo was dropped silently
+        model.predict(pd.DataFrame({"keypoint": [x[0].tolist()], "keypoint_scores": [np.ones((1, 20, 13)).tolist()]}))
+    with pytest.raises(MlflowException, match="unknown column.*'kp', 'score'"):  # 'kp' was scored as the keypoints
+        model.predict(pd.DataFrame({"kp": [x[0].tolist()], "score": [0]}))
+    one = model.predict(pd.DataFrame({0: [x[0].tolist()]})).to_numpy()  # one unnamed column: a plain list
+    np.testing.assert_allclose(one[0], out.to_numpy()[0], atol=1e-6)
     assert model.predict(np.zeros((0, 1, 20, 13, 2), np.float32)).shape == (0, 15)
     # and where actionpose is not installed: the registered model brings its code, needs no torch
     from isolated_python import run_without_actionpose
@@ -658,7 +664,7 @@ def test_resume_from_another_model_or_past_its_epochs_is_one_line_and_makes_no_f
     last = first.checkpoint.parent / "last.ckpt"
     other = dict(cfg, model={**cfg["model"], "base_channels": 16}, trainer={**cfg["trainer"], "resume": str(last)},
                  output={"dir": str(tmp_path / "b")})
-    with pytest.raises(ActionposeError, match="cannot resume: its model .* differs"):
+    with pytest.raises(ActionposeError, match="cannot resume: its model differs from this run's in 'base_channels': 8 there, 16 here"):
         train(other)
     short = dict(cfg, optim={**cfg["optim"], "epochs": 1}, trainer={**cfg["trainer"], "resume": str(last)},
                  output={"dir": str(tmp_path / "c")})

@@ -54,6 +54,11 @@ def _check_sizes(kw: dict[str, Any]) -> None:
     for key in ("dropout", "tcn_dropout"):
         if key in kw and not (num(kw[key]) and 0 <= kw[key] < 1):
             raise ActionposeError(f"model.{key}: must be a number in [0, 1), got {kw[key]!r}")
+    for key, allowed in (("gcn_adaptive", (None, "init", "offset", "importance")), ("gcn_type", ("unit_gcn", "ctrgc")),
+                         ("tcn_type", ("unit_tcn", "mstcn", "mstcn_ctr", "ms_tcn")), ("gcn_with_res", (True, False))):
+        if key in kw and not any(kw[key] is a or (isinstance(a, str) and kw[key] == a) for a in allowed):
+            raise ActionposeError(f"model.{key}: {kw[key]!r}; allowed values: "
+                                  + ", ".join("null" if a is None else str(a).lower() for a in allowed))
     for key in ("inflate_stages", "down_stages"):
         stages = kw.get(key, ())
         if not isinstance(stages, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool)

@@ -49,6 +49,12 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
                            # permuted joints and was refused only after training, with the run folder half rewritten
                            ("layout definition (joint order, bones)", old_meta.get("layout_def"), meta.get("layout_def"))):
         if old != new:
+            keys = [k for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)] \
+                if isinstance(old, dict) and isinstance(new, dict) else []
+            if keys:  # two truncated dicts looked the same; the keys that differ are what to fix
+                diff = "; ".join(f"{k!r}: {_short(old.get(k))} there, {_short(new.get(k))} here" for k in keys[:3])
+                raise where(path, f"cannot resume: its {what} differs from this run's in {diff} (trainer.resume "
+                                  "continues the same model on the same data)")
             raise where(path, f"cannot resume: its {what} {_short(old)} differs from this run's {_short(new)} "
                               "(trainer.resume continues the same model on the same data)")
     old_p, new_p = old_cfg.get("preprocess") or {}, config["preprocess"]

@@ -184,6 +184,9 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         print("note: no validation slice (data.val_fraction=0 or too few clips per class): the last epoch is "
               "tested and exported", file=sys.stderr)
 
+    if cfg["mlflow"]["enabled"] and cfg["mlflow"]["register"] and not t["export_onnx"]:
+        print("note: trainer.export_onnx=false: the model is not registered in MLflow (the registered pyfunc runs "
+              "the ONNX export); the checkpoint is still logged", file=sys.stderr)
     client = run_id = None
     callbacks: list[pl.Callback] = []
     if cfg["mlflow"]["enabled"] and rank_zero_only.rank == 0:  # DDP/torchrun/SLURM: one run, from rank 0

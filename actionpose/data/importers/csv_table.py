@@ -134,8 +134,9 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
             else:
                 scores = np.ones((len(rows), lay.num_joints), np.float32)
         except ValueError as e:  # said at its own line, not the sample's first
-            raise ActionposeError(f"{_bad_line(rows, need, has_score, lay.joints) or ctx}: sample {name!r}: "
-                                  f"non-numeric value ({e})") from None
+            line, column = _bad_line(rows, need, has_score, lay.joints) or (ctx, None)
+            raise ActionposeError(f"{line}: sample {name!r}: " + (f"column {column!r}: " if column else "")
+                                  + f"non-numeric value ({e})") from None
         if (frames < 0).any():  # -1 moved that row to the sample's start and left a gap where it was
             bad = rows[int(np.flatnonzero(frames < 0)[0])]
             raise ActionposeError(f"{bad['__where']}: sample {name!r}: frame {bad['frame'].strip()} is negative; "
@@ -166,7 +167,8 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
                                   f"every {k - 1} of {k} frames). Number the rows 0, 1, 2, ... in time order")
         gaps += int(t - len(np.unique(frames)))
         if t > MAX_FRAMES:
-            raise ActionposeError(f"{ctx}: sample {name!r}: frames {f0}..{frames.max()} span {t} frames (limit "
+            far = rows[int(np.argmax(frames))]["__where"]  # the row with the frame number that stretches it
+            raise ActionposeError(f"{far}: sample {name!r}: frames {f0}..{frames.max()} span {t} frames (limit "
                                   f"{MAX_FRAMES}, ~55 min at 30 fps); a typo in 'frame'? split long recordings "
                                   "into samples")
         seen: dict[tuple[int, int], int] = {}
@@ -191,15 +193,16 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
                            meta={"source": "csv", "missing_frames": gaps, **({"ignored_columns": ignored} if ignored else {})})
 
 
-def _bad_line(rows: list[dict], need: list[str], has_score: bool, joints: list[str]) -> str | None:
-    """The ``file:line`` of the first row with a cell that is not a number (empty cells are allowed)."""
+def _bad_line(rows: list[dict], need: list[str], has_score: bool, joints: list[str]) -> tuple[str, str] | None:
+    """``(file:line, column)`` of the first cell that is not a number (empty cells are allowed)."""
     cols = need + ([f"{j}_score" for j in joints] if has_score else [])
     for r in rows:
-        try:
-            _whole(r["frame"], "frame"), _whole(r.get("person") or "0", "person")
-            [float(r[c].strip() or 0) for c in cols]
-        except ValueError:
-            return r["__where"]
+        for c, whole in [("frame", True), ("person", True)] + [(c, False) for c in cols]:
+            cell = r.get(c) or ("0" if c == "person" else "")
+            try:
+                _whole(cell, c) if whole else float(cell.strip() or 0)
+            except ValueError:
+                return r["__where"], c
     return None
 
 

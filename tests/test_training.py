@@ -1060,3 +1060,13 @@ def test_classes_and_clips_training_cannot_learn_are_noted(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "2 of 4 classes have no clip in split 'train' (c, d): the model can never learn them" in err
     assert "1 training clip(s) have no joint seen in any frame, e.g. 'blank'" in err
+
+
+def test_a_validation_slice_that_is_never_scored_is_noted_once(tmp_path, capsys, recwarn):
+    """limit_val_batches=0 with a validation slice: Lightning warned every epoch that val_select was missing."""
+    cfg = _four_epochs_with_validation(tmp_path, limit_val_batches=0)
+    cfg["optim"]["epochs"] = 2
+    res = train(cfg)
+    assert res.checkpoint.is_file() and "best_val_top1" not in res.metrics
+    assert "validation slice is held out of training but never scored" in capsys.readouterr().err
+    assert not [w for w in recwarn if "val_select" in str(w.message)]

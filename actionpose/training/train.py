@@ -179,8 +179,12 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
             name = cfg["name"] = old_name
     module = ActionModule(cfg, meta)
     out_dir = run_folder(cfg, name)
-    has_val = bool(dm.val_samples)
-    if not has_val and t["select"] == "best":
+    has_val = bool(dm.val_samples) and t["limit_val_batches"] != 0
+    if dm.val_samples and not has_val:  # Lightning warned every epoch that val_select was missing
+        print(f"note: trainer.limit_val_batches=0: the {len(dm.val_samples)}-clip validation slice is held out of "
+              "training but never scored, and the last epoch is tested and exported; data.val_fraction=0 trains on it",
+              file=sys.stderr)
+    elif not has_val and t["select"] == "best":
         print("note: no validation slice (data.val_fraction=0 or too few clips per class): the last epoch is "
               "tested and exported", file=sys.stderr)
 

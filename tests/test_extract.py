@@ -87,6 +87,25 @@ def test_truncated_video_keeps_frames_and_says_where(tmp_path, fe):
     t = a["keypoint"].shape[1]
     assert 0 < t < 8 and a["stopped_at"] == t
     assert ds.annotations[0]["stopped_at"] == t
+    # tagging that pickle says the result is partial (it was "complete": true), and exits 2 as tag on the video does
+    from actionpose.inference.tagger import pickle_videos
+
+    [(_, _, _, _, _, why)] = list(pickle_videos(out))
+    assert why == f"the video was cut short: `actionpose extract` stopped decoding it at frame {t}"
+
+
+def test_empty_source_and_an_image_are_refused(tmp_path, capsys, monkeypatch):
+    """An empty source string was the current folder (an unset $VIDEO tagged or extracted every video in it);
+    an image was read as a one-frame video."""
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "img.png"), np.zeros((64, 64, 3), np.uint8))
+    for argv, needle in [(["tag", ""], "empty source"), (["extract", "", "-o", "e.pkl"], "empty source"),
+                         (["tag", "img.png"], "is an image (.png), not a video"),
+                         (["extract", "img.png", "-o", "e.pkl"], "is an image (.png), not a video")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "e.pkl").exists()
 
 
 def test_bad_inputs_one_line_exit_2(tmp_path, capsys):

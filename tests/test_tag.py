@@ -16,7 +16,7 @@ from tag_helpers import StandInPredictor, person_track, two_person_pickle
 
 def tag_pickle(path, **kw):
     pred = StandInPredictor()
-    [(name, layout, fps, _, frames)] = list(pickle_videos(path))
+    [(name, layout, fps, _, frames, cut)] = list(pickle_videos(path))
     return tag_frames(frames, pred, layout, fps, video=name, model_name="stand-in", **kw), pred
 
 

@@ -297,3 +297,28 @@ def test_one_file_for_two_outputs_and_stdout_dash_are_refused(tmp_path, capsys):
     np.save(tmp_path / "k.npy", np.ones((40, 17, 2), np.float32))  # was "cannot open video"
     assert main(["tag", str(tmp_path / "k.npy")]) == 2
     assert "k.npy: a .npy keypoint array is read by --model fall only" in capsys.readouterr().err
+
+
+def test_a_stop_while_drawing_the_overlay_keeps_the_finished_tags(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the overlay's second pass lost every output, the JSON/CSV/timeline of the finished tagging too."""
+    penn_model_or_skip()
+    from actionpose.data.importers import convert
+    from actionpose.inference import tagger
+
+    ds = convert("penn", SAMPLES)
+    one = tmp_path / "one.pkl"
+    from actionpose.data.format import SkeletonDataset, save_dataset
+
+    save_dataset(SkeletonDataset(ds.annotations[:1], ds.layout, ds.classes), one)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tagger, "render_final", stopped)
+    rc = main(["tag", str(one), "--fps", "30", "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv"),
+               "--render", str(tmp_path / "o.mp4")])
+    assert rc == 130
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert doc["complete"] is True and any("interrupted while drawing the overlay" in w for w in doc["warnings"])
+    assert (tmp_path / "o.csv").is_file() and not (tmp_path / "o.mp4").exists()
+    assert "interrupted" in capsys.readouterr().err

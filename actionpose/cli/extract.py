@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -68,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     skipped = ds.meta.get("skipped", [])
     print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + render
           + (f"; {len(skipped)} unreadable video(s) skipped" if skipped else ""))
-    return 2 if skipped else 0  # as `tag` on a folder: the readable ones are written, the exit code says not all
+    cut = [a["frame_dir"] for a in ds.annotations if "stopped_at" in a]
+    if cut:  # as `tag` and `fall` on a truncated video: the part before the cut is kept, the exit code says so
+        print(f"error: {', '.join(cut)}: stopped before the end (decode failed); {args.out} holds the part before it "
+              "(marked: `tag` reports it as partial)", file=sys.stderr)
+    return 2 if skipped or cut else 0  # as `tag` on a folder: the readable ones are written, the exit code says not all
 
 
 def list_frontends(args: argparse.Namespace) -> int:

@@ -107,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for item in inputs:
         if Path(item).suffix.lower() in PICKLE_EXTS:
-            for name, layout, fps, _, frames in pickle_videos(item, args.fps):
+            for name, layout, fps, _, frames, cut in pickle_videos(item, args.fps):
                 _check_mappable(item, layout, predictor)  # before any work: was one skip line per sample, then 15 KB
-                jobs.append(("pkl", name, (layout, fps, frames)))
+                jobs.append(("pkl", name, (layout, fps, frames, cut)))
         else:
             jobs.append(("video", Path(item).name, item))
     many = len(jobs) > 1
@@ -125,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
             return tag_video(inputs[0], predictor, render=args.render, timeline=args.timeline, config=cfg,
                              fps=args.fps, threads=args.threads, model_name=model_name)
         if kind == "pkl":
-            layout, fps, frames = payload
+            layout, fps, frames, cut = payload
             res = tag_frames(frames, predictor, layout, fps or DEFAULT_FPS, video=name, model_name=model_name, config=cfg)
             if fps is None:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
                 res.warnings.append(NO_RATE)  # in each result's JSON; printed once for the run (above)
+            if cut:
+                res.warnings.append(cut)
+                res.complete = False
             write_outputs(res, timeline=_suffixed(args.timeline, label[name], many))
             return res
         return tag_video(payload, predictor, render=_suffixed(args.render, label[name], many),

@@ -365,6 +365,7 @@ class FallDetector:
         self.last_time: float | None = None  # the newest frame's timestamp seen by update()
         self._sparse = 0  # frames in a row that came more than MAX_FRAME_GAP_S after the previous one
         self.windows_scored = 0  # by update(): 0 after a whole input means nothing could be checked
+        self.peaks: dict[Any, float] = {}  # per track, the highest probability update() scored (how close a call came)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -607,6 +608,7 @@ class FallDetector:
     # --- streaming ---------------------------------------------------------------------------
     def reset(self) -> None:
         self._tracks.clear()
+        self.peaks.clear()
         self._watches.clear()
         self.last_time = None
         self._sparse = 0
@@ -886,6 +888,7 @@ class FallDetector:
 
     def _step(self, due: _Due, prob: float) -> FallEvent | None:
         cfg, tid, tr, now = self.config, due.tid, due.track, due.time
+        self.peaks[tid] = max(self.peaks.get(tid, 0.0), prob)
         if not tr.armed:
             if prob < cfg.release:
                 tr.below_since = now if tr.below_since is None else tr.below_since

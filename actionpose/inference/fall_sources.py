@@ -228,6 +228,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                     "truncated": truncated, "warnings": warnings, "tracks": sorted(seen, key=_track_order),
                     "frames_with_person": count["with_person"],
                     "windows_scored": detector.windows_scored - scored_before,
+                    "peaks": {t: round(p, 4) for t, p in detector.peaks.items()},
                     "not_up_at_end": detector.open_follow_ups()}
 
 

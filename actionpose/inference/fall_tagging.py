@@ -50,10 +50,14 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
     result = TagResult(video=Path(source).name, fps=float(info.get("fps") or fps or 30.0), model=str(model),
                        classes=["fall"], duration_s=duration, frames=frames, persons=persons,
                        config=SegmentConfig(threshold=det.config.threshold, window_s=round(prep.frames / prep.fps, 3),
-                                            stride_s=round(det.config.hop_s, 4)), complete=not interrupted,
+                                            stride_s=round(det.config.hop_s, 4), min_duration_s=0.0),
+                       complete=bool(info["complete"]),
                        interrupted=interrupted,
                        warnings=([INTERRUPTED] if interrupted else []) + list(info.get("warnings", [])))
-    if info.get("warnings"):  # a truncated video: what was read is kept, the result says it is partial
-        result.complete = False
+    # partial only when stopped or truncated (what was read is kept); any warning marked it so, and a clip with a
+    # person in view under 1 s was then reported as "stopped before the end (decode failed)"
+    for t, peak in info.get("peaks", {}).items():  # how close each person without a fall came (was: "no window
+        if str(t).lstrip("-").isdigit() and int(t) in persons:  # showed enough of the person", for 42 scored windows)
+            result.best[int(t)] = ("fall", float(peak))
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result

@@ -110,8 +110,8 @@ class TagResult:
         for tid, segs in sorted(self.persons.items()):
             if not segs:  # the demo's two people printed just this: say how close the nearest call came
                 near = self.best.get(tid)
-                lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g} for "
-                             f"{self.config.min_duration_s:g} s or more"
+                lines.append(f"  person {tid}: no action above threshold {self.config.threshold:g}"
+                             + (f" for {self.config.min_duration_s:g} s or more" if self.config.min_duration_s else "")
                              + (f" (best single window: {near[0]} {near[1]:.2f})" if near else
                                 " (no window showed enough of the person to be scored)"))
             for s in segs:
@@ -438,6 +438,8 @@ def is_live_source(source: str) -> bool:
 def expand_source(source: str | Path) -> list[str]:
     """One source -> the list of inputs to tag (a folder gives its videos and pickles, sorted)."""
     s = str(source)
+    if not s.strip():  # Path("") is the current folder: an unset $VIDEO tagged every video in it
+        raise ActionposeError("empty source: give a video file, a folder, a .pkl, a stream URL or a webcam index")
     if is_live_source(s):
         return [s]
     p = Path(s)
@@ -451,9 +453,11 @@ def expand_source(source: str | Path) -> list[str]:
 
 
 def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
-                                                                                  Iterator[tuple[int, list[PersonPose]]]]]:
-    """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames); fps is
-    None where neither ``fps`` nor the file gives one."""
+                                                                                  Iterator[tuple[int, list[PersonPose]]],
+                                                                                  str | None]]:
+    """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames, cut); fps is
+    None where neither ``fps`` nor the file gives one; ``cut`` says why the video it was extracted from stopped
+    early (``actionpose extract`` of a truncated file), else None."""
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path)
@@ -471,7 +475,9 @@ def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[
                           if np.any(kp[m, t] != 0) and np.any(sc[m, t] > 0)]
                 yield t, people
 
-        yield str(ann["frame_dir"]), ds.layout, rate, ann.get("img_shape"), frames()
+        cut = (f"the video was cut short: `actionpose extract` stopped decoding it at frame {ann['stopped_at']}"
+               if ann.get("stopped_at") is not None else None)
+        yield str(ann["frame_dir"]), ds.layout, rate, ann.get("img_shape"), frames(), cut
 
 
 TAG_CLIPS = 1  # windows arrive already resampled to clip_len, so the model's extra test clips would be identical
@@ -563,7 +569,7 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         vids = list(pickle_videos(src, fps))
         if len(vids) != 1:
             raise where(src, f"holds {len(vids)} sequences; tag_video takes one (use tag_sources for many)")
-        name, layout, rate, img_shape, frames = vids[0]
+        name, layout, rate, img_shape, frames, cut = vids[0]
         no_rate = rate is None
         rate = rate or DEFAULT_FPS
         poses: dict[int, list[PersonPose]] = {}
@@ -573,10 +579,14 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         if render is not None:  # drawn once the segments are final: the labels are the JSON's
             from actionpose.render.overlay import OverlayWriter
 
-            render_final(OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape),
-                         ((i, None) for i in sorted(poses)), poses, result)
+            _render_keeping_tags(result, lambda: render_final(
+                OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape),
+                ((i, None) for i in sorted(poses)), poses, result))
         if no_rate:
             result.warnings.append(NO_RATE)
+        if cut:  # the pickle of a truncated video: its tags cover the part before the cut (was "complete": true)
+            result.warnings.append(cut)
+            result.complete = False
     else:
         from actionpose.pose import load_frontend
         from actionpose.pose.sources import FrameReader
@@ -607,8 +617,8 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
 
             again = FrameReader(spec, None)
             again.target_fps = reader.target_fps
-            render_final(OverlayWriter(render, rate, fe.layout, predictor.classes),
-                         ((fr.index, fr.image) for fr in again), poses, result)
+            _render_keeping_tags(result, lambda: render_final(OverlayWriter(render, rate, fe.layout, predictor.classes),
+                                                              ((fr.index, fr.image) for fr in again), poses, result))
         early = reader.stopped_early()
         if early:
             result.warnings.append(early)
@@ -617,6 +627,18 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             result.warnings.append(reader.rate_note)
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result
+
+
+def _render_keeping_tags(result: TagResult, draw: Callable[[], None]) -> None:
+    """Draw the final overlay; Ctrl-C (or SIGTERM) while drawing stops the drawing only. The tags are complete by
+    then, and a stop in this second pass used to lose them with the overlay (no JSON, CSV or timeline; in a folder
+    run, not even the videos finished before)."""
+    try:
+        draw()
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.warnings.append("interrupted while drawing the overlay: the tags are complete, the overlay video "
+                               "was not written")
 
 
 def _record(frames: Iterable[tuple[int, list[PersonPose]]], poses: dict[int, list[PersonPose]]

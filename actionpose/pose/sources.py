@@ -14,8 +14,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from actionpose.errors import ActionposeError, require_file
+from actionpose.errors import ActionposeError, require_file, where
 
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
 
@@ -35,6 +36,8 @@ def expand_sources(source: str | int | Path) -> list[str | int]:
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
         return [int(source)]
     s = str(source)
+    if not s.strip():  # Path("") is the current folder: an unset $VIDEO extracted every video in it
+        raise ActionposeError("empty source: give a video file, a folder, a stream URL or a webcam index")
     if "://" in s:
         return [s]
     p = Path(s)
@@ -71,8 +74,13 @@ def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
     elif "://" in spec:
         name, is_file = redact_url(spec).rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "stream", False
     else:
+        if not spec.strip():  # an unset $VIDEO in a script: tagged every video in the current folder
+            raise ActionposeError("empty source: give a video file, a folder, a stream URL or a webcam index")
         name, is_file = Path(spec).stem, True
         require_file(spec)
+        if Path(spec).suffix.lower() in IMAGE_EXTS:  # OpenCV reads a picture as a one-frame video
+            raise where(spec, f"is an image ({Path(spec).suffix.lower()}), not a video; give a video file, a folder "
+                              "of videos or a stream (a still image has no motion to classify)")
     cap = cv2.VideoCapture(spec)
     if not cap.isOpened():
         what = ("cannot open video (unreadable or unsupported)" if is_file else

@@ -77,6 +77,9 @@ def test_out_of_range_fps_and_min_score_exit_2(tmp_path, capsys):
     assert "--min-score must be between 0 and 1" in capsys.readouterr().err
     assert main(["reps", str(npy), "--fps", "0"]) == 2
     assert "--fps must be positive" in capsys.readouterr().err
+    # 0.5 fps: "2.0 s, 1 frames" for a 1-s clip, then "visible for only 2.00 s (< 0.5 s)"
+    assert main(["tag", str(REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"), "--fps", "0.5"]) == 2
+    assert "--fps 0.5 is too low to see motion: give at least 3" in capsys.readouterr().err
     video = REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"
     for argv, needle in ((["extract", str(video), "-o", str(tmp_path / "e.pkl"), "--det-every", "-1"], "--det-every"),
                          (["extract", str(video), "-o", str(tmp_path / "e.pkl"), "--max-frames", "0"], "--max-frames"),

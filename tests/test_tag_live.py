@@ -184,18 +184,25 @@ def test_camera_credentials_in_a_url_are_never_printed(tmp_path, capsys):
     assert "a stream: reps counts files" in err and "s3cret" not in err and "rtsp://***@127.0.0.1" in err
 
 
-def test_cli_fall_on_a_stream_prints_each_fall_when_raised(tmp_path):
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_fall_on_a_stream_prints_each_fall_when_raised(tmp_path, as_json):
     """`actionpose fall URL` printed nothing until it was stopped (every fall at once, at Ctrl-C): a fall
-    monitor must say each fall as it is raised. Ctrl-C then ends the run with status 0 and a summary line."""
+    monitor must say each fall as it is raised. Ctrl-C then ends the run with status 0 and a summary line.
+    With --json (JSON Lines): the same, one event line as raised, a summary line at the end."""
     url, stop = serve(str(shared_path("videos", "fall_video_1.mp4")), fps=18, loop=True)
     lines: list[tuple[float, str]] = []
+
+    def is_fall(x: str) -> bool:
+        return ('"type": "event"' in x and '"kind": "fall"' in x) if as_json else x.startswith("fall 1:")
+
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "fall", url], cwd=REPO, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "actionpose", "fall", url] + (["--json"] if as_json else []),
+                                cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), x) for x in proc.stdout), daemon=True)
         reader.start()
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(x.startswith("fall 1:") for _, x in lines):
+        while time.monotonic() < deadline and not any(is_fall(x) for _, x in lines):
             time.sleep(0.2)
         seen_at = time.monotonic()
         time.sleep(1.0)
@@ -205,9 +212,14 @@ def test_cli_fall_on_a_stream_prints_each_fall_when_raised(tmp_path):
         stderr = proc.stderr.read()
     finally:
         stop()
-    falls = [(t, x) for t, x in lines if x.startswith("fall ")]
+    falls = [(t, x) for t, x in lines if is_fall(x)]
     assert falls and falls[0][0] <= seen_at, lines  # printed while the stream ran, not at Ctrl-C
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
-    assert any("stream stopped (Ctrl-C)" in x for _, x in lines), lines
+    if as_json:
+        docs = [json.loads(x) for _, x in lines]  # every line is one JSON document
+        assert docs[-1]["type"] == "summary" and docs[-1]["interrupted"] is True
+        assert [{k: v for k, v in d.items() if k != "type"} for d in docs[:-1]] == docs[-1]["events"]
+    else:
+        assert any("stream stopped (Ctrl-C)" in x for _, x in lines), lines
     # no --fps: timed at the 25 fps an MJPEG stream reports (the file is 18): said, not silent
     assert "no --fps given: frames are timed at the 25 fps the stream reports" in stderr, stderr

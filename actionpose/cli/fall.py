@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, help="frame rate of a .npy/.pkl source (default: recorded or 30), or the rate "
                                              "a stream sends (default: what it reports); for a video, resample to it")
     p.add_argument("--frontend", default="default", help="pose frontend for videos")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (a stream: JSON Lines, one "
+                                                       "{\"type\": \"event\"} per event as raised, then a summary)")
     p.set_defaults(func=run)
 
 
@@ -59,15 +60,21 @@ def run(args: argparse.Namespace) -> int:
     def say(e) -> None:  # noqa: ANN001 - one line per event; falls numbered in the order raised
         print(event_line(e, numbered), flush=True)
 
-    # a live source: each fall is printed when it is raised (they all came at Ctrl-C), and Ctrl-C is how the
-    # run ends (exit 0), as for `tag URL`
+    def say_json(e) -> None:  # noqa: ANN001 - live --json: JSON Lines, one per event as it is raised
+        print(json.dumps({"type": "event", **e.to_dict()}), flush=True)
+
+    # a live source: each fall is printed when it is raised (they all came at Ctrl-C, with --json too), and
+    # Ctrl-C is how the run ends (exit 0), as for `tag URL`
     events, info = detect_falls(det, args.source, layout=args.layout, fps=args.fps, frontend=args.frontend,
-                                on_event=say if live and not args.json else None)
+                                on_event=(say_json if args.json else say) if live else None)
     shown = redact_url(args.source)  # a camera URL's credentials are not printed
     for w in info.get("warnings", []):
         print(f"warning: {shown}: {w}", file=sys.stderr)
     cut = info.get("interrupted") and not live  # a file stopped part-way: said, and not exit 0
-    if args.json:
+    if args.json and live:  # the last JSON line: the run's summary, every event again
+        print(json.dumps({"type": "summary", "source": shown, **info, "threshold": det.config.threshold,
+                          "events": [e.to_dict() for e in events]}))
+    elif args.json:
         print(json.dumps({"source": shown, **info, "threshold": det.config.threshold,
                           "events": [e.to_dict() for e in events]}, indent=1))
     elif live:

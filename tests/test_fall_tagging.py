@@ -82,3 +82,14 @@ def test_tag_model_fall_on_a_folder_finds_the_falls_and_skips_an_unreadable_file
     labels = {s["label"] for p in doc["results"][0]["persons"] for s in p["segments"]}
     assert labels == {"fall"}  # only falls, never a 'not_fall' segment
     assert "FALL" not in cap.out  # not live: no per-event lines
+
+
+def test_demo_with_the_fall_model_runs_the_calibrated_detector(tmp_path, capsys):
+    """`actionpose demo --model fall` tagged the raw classes: "not_fall 0.00 - 2.40 s score 1.00" for everyone."""
+    assert main(["demo", "--model", "fall", "-o", str(tmp_path / "d")]) == 0
+    doc = json.loads((tmp_path / "d" / "tags.json").read_text())
+    from actionpose.inference.fall import FallDetector
+
+    calibrated = FallDetector.from_pretrained("fall").config.threshold  # not the tagger's 0.5 on raw classes
+    assert doc["model"] == "fall" and doc["threshold"] == calibrated and not any(p["segments"] for p in doc["persons"])
+    assert "not_fall" not in capsys.readouterr().out

@@ -34,8 +34,15 @@ def _run(args: argparse.Namespace) -> int:
     paths["render"], paths["timeline"] = out / "overlay.mp4", out / "timeline.png"
     print(f"tagging {args.video} with model {args.model!r} on the embedded pose frontend ...")
     try:
-        result = tag_video(args.video, args.model, json=paths["json"], csv=paths["csv"], render=paths["render"],
-                           timeline=paths["timeline"])
+        from actionpose.inference.fall_tagging import is_fall_model, tag_falls
+
+        if is_fall_model(args.model):  # the calibrated detector, as `tag --model fall` (was its raw classes:
+            # "not_fall 0.00 - 2.40 s score 1.00")
+            result = tag_falls(args.video, args.model, json=str(paths["json"]), csv=str(paths["csv"]),
+                               timeline=str(paths["timeline"]), render=str(paths["render"]))
+        else:
+            result = tag_video(args.video, args.model, json=paths["json"], csv=paths["csv"], render=paths["render"],
+                               timeline=paths["timeline"])
     except BaseException:  # a failed or interrupted demo leaves no empty output folder behind
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()

@@ -70,8 +70,8 @@ def test_folder_source_one_annotation_per_video(tmp_path, fe):
     assert [a["frame_dir"] for a in ds.annotations] == ["a", "b"]
 
 
-def test_truncated_video_keeps_frames_and_says_where(tmp_path, fe):
-    # an AVI with raw MJPG frames: cutting the file leaves the first frames decodable
+def cut_video(tmp_path: Path) -> Path:
+    """An AVI with raw MJPG frames cut at 60 % of its bytes: the first frames still decode."""
     src = tmp_path / "full.avi"
     cap = cv2.VideoCapture(str(VIDEO))
     w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 212))
@@ -81,6 +81,17 @@ def test_truncated_video_keeps_frames_and_says_where(tmp_path, fe):
     data = src.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) * 6 // 10])
+    return cut
+
+
+def test_reps_on_a_truncated_video_exits_2(tmp_path, capsys):
+    """reps said "no repetitions found" with exit 0 for a file that stopped decoding part-way (tag and fall: 2)."""
+    assert main(["reps", str(cut_video(tmp_path))]) == 2
+    assert "stopped at frame" in capsys.readouterr().err
+
+
+def test_truncated_video_keeps_frames_and_says_where(tmp_path, fe):
+    cut = cut_video(tmp_path)
     out = tmp_path / "cut.pkl"
     ds = extract(cut, out, frontend=fe, progress=False)
     a = load_dataset(out).annotations[0]

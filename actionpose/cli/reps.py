@@ -56,8 +56,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"warning: {args.input} [{name}]: skipped: {reason}", file=sys.stderr, flush=True)
 
     kept: dict = {}
+    cuts: list[str] = []
     results = count_file(args.input, args.exercise, args.fps, args.sample, args.min_score,
-                         on_event=None if args.json else show, on_skip=skip, keep=kept if judge else None)
+                         on_event=None if args.json else show, on_skip=skip, keep=kept if judge else None,
+                         on_cut=cuts.append)
     forms = {}
     if judge is not None:
         for name, r in results.items():
@@ -85,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({name: {**r.to_dict(), **({"form": forms[name].to_dict() if name in forms else None}
                                                     if judge is not None else {})}
                           for name, r in results.items()}, indent=2))
-        return 0
+        return _cut_exit(args.input, cuts)
     for name, r in results.items():
         if args.exercise is None and r.count == 0:  # "total 0 push_up reps" named an exercise nobody did
             print(f"{name}: no repetitions found (no known exercise repeats here; --exercise NAME counts that one)")
@@ -99,4 +101,12 @@ def _run(args: argparse.Namespace) -> int:
             f = forms[name]
             per_rep = ", ".join(f"rep {i} {x.label} ({x.p_correct:.2f})" for i, x in enumerate(f.reps, 1))
             print(f"{name}: form {f.label} (P(correct) {f.p_correct:.2f})" + (f"; {per_rep}" if per_rep else ""))
+    return _cut_exit(args.input, cuts)
+
+
+def _cut_exit(source: str, cuts: list[str]) -> int:
+    """2 for a video that stopped decoding part-way (as `tag` and `fall`): exit 0 read as "all of it counted"."""
+    if cuts:
+        print(f"error: {source}: {cuts[0]}; the counts cover the part before it", file=sys.stderr)
+        return 2
     return 0

@@ -115,20 +115,28 @@ def count_pickle(path: str | Path, exercise: str | None = None, fps: float | Non
 
 
 def count_video(source: str | Path, exercise: str | None = None, frontend: str = "default",
-                min_score: float = 0.3, on_event: OnEvent | None = None, keep: Kept | None = None) -> dict[str, RepResult]:
-    """Run the pose frontend on a video and count reps per tracked person (tracks seen long enough)."""
+                min_score: float = 0.3, on_event: OnEvent | None = None, keep: Kept | None = None,
+                on_cut: Callable[[str], None] | None = None) -> dict[str, RepResult]:
+    """Run the pose frontend on a video and count reps per tracked person (tracks seen long enough).
+    ``on_cut`` hears why a truncated file stopped decoding (the counts then cover the part before it; it was
+    exit 0 and "no repetitions found", where `tag` and `fall` exit 2 on the same file)."""
     from actionpose.pose import load_frontend
+    from actionpose.pose.sources import FrameReader
 
     fe = load_frontend(frontend)
     counters: dict[int, RepCounter] = {}
-    for frame in fe.stream(str(source), keep_images=False):
+    reader = FrameReader(str(source))
+    for frame in fe.stream(str(source), keep_images=False, reader=reader):
         for person in frame.persons:
             c = counters.setdefault(person.track_id, RepCounter(exercise, layout=fe.layout, min_score=min_score))
             for ev in c.update(person.keypoints, frame.time_s, person.scores):
                 if on_event:
                     on_event(f"track {person.track_id}", ev)
+    cut = reader.stopped_early()
+    if cut and on_cut is not None:
+        on_cut(cut)
     if not counters:
-        raise where(source, "no person was detected in the video")
+        raise where(source, "no person was detected in the video" + (f" ({cut})" if cut else ""))
     results, errors = {}, []
     for tid, c in counters.items():
         try:
@@ -145,13 +153,14 @@ def count_video(source: str | Path, exercise: str | None = None, frontend: str =
             keep[f"track {tid}"] = (kp, sc, rate, fe.layout, t0)
     if not results:  # 17 short tracks of a crowd made one 2,000-character line: the first three, then a count
         more = f"; and {len(errors) - 3} more track(s)" if len(errors) > 3 else ""
-        raise where(source, "; ".join(errors[:3]) + more)
+        raise where(source, "; ".join(errors[:3]) + more + (f" ({cut})" if cut else ""))
     return results
 
 
 def count_file(path: str | Path, exercise: str | None = None, fps: float | None = None, sample: str | None = None,
                min_score: float = 0.3, on_event: OnEvent | None = None,
-               on_skip: Callable[[str, str], None] | None = None, keep: Kept | None = None) -> dict[str, RepResult]:
+               on_skip: Callable[[str, str], None] | None = None, keep: Kept | None = None,
+               on_cut: Callable[[str], None] | None = None) -> dict[str, RepResult]:
     """``.pkl`` -> stored keypoints; a video file -> the pose frontend."""
     if "://" in str(path):  # Path() turned rtsp://user:pw@host into "rtsp:/user:pw@host: no such file"
         from actionpose.pose.sources import redact_url
@@ -163,6 +172,6 @@ def count_file(path: str | Path, exercise: str | None = None, fps: float | None 
     if p.suffix.lower() == ".pkl":
         return count_pickle(p, exercise, fps, sample, min_score, on_event, on_skip, keep)
     if p.suffix.lower() in VIDEO_SUFFIXES:
-        return count_video(p, exercise, min_score=min_score, on_event=on_event, keep=keep)
+        return count_video(p, exercise, min_score=min_score, on_event=on_event, keep=keep, on_cut=on_cut)
     raise where(p, f"unsupported input {p.suffix!r}: give a keypoint .pkl or a video "
                    f"({', '.join(sorted(VIDEO_SUFFIXES))})")

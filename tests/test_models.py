@@ -160,3 +160,13 @@ def test_registry_errors():
         build_model("stgcn", "body13", 3, widht=3)
     with pytest.raises(ActionposeError, match="unknown layout"):
         build_model("stgcn", "nope", 3)
+
+
+@pytest.mark.parametrize("option, value, allowed", [("gcn_adaptive", "sometimes", "null, init, offset, importance"),
+                                                    ("tcn_type", "x", "unit_tcn, mstcn, mstcn_ctr, ms_tcn"),
+                                                    ("gcn_type", "gat", "unit_gcn, ctrgc"),
+                                                    ("gcn_with_res", "yes", "true, false")])
+def test_model_options_with_a_fixed_set_of_values_list_them(option, value, allowed):
+    """model.gcn_adaptive=sometimes said "adaptive='sometimes'" (another key's name, no allowed values)."""
+    with pytest.raises(ActionposeError, match=f"model.{option}: '{value}'; allowed values: {allowed}"):
+        build_model("stgcnpp_small", "body13", 3, 2, **{option: value})

@@ -18,9 +18,6 @@ TIMELINE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf"}
 DEFAULTS = SegmentConfig()
 
 
-MIN_TAG_FPS = 3.0  # as the fall detector's floor (fall_video_1 was still found at 3 fps, not at 2)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tag", help="tag per-person action segments in videos, streams or pickles",
                        description="Sliding windows per tracked person -> ONNX action scores -> smoothing + "
@@ -70,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     if args.fps is not None and not 0 < args.fps <= 1000:  # nan/inf/negative: named here, not "frame rate must be"
         raise ActionposeError(f"--fps must be a number in (0, 1000], got {args.fps:g}")
+    from actionpose.inference.fall import MIN_FPS as MIN_TAG_FPS  # the fall detector's floor serves every model
+
     if args.fps is not None and args.fps < MIN_TAG_FPS:  # 0.5 fps: "2.0 s, 1 frames" for a 1-s clip, then a
         # person "visible for only 2.00 s (< 0.5 s)"; a window of a few frames holds no motion to classify
         raise ActionposeError(f"--fps {args.fps:g} is too low to see motion: give at least {MIN_TAG_FPS:g} "

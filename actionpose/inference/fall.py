@@ -216,7 +216,7 @@ def _frames(window: Any) -> int:
         return 0
 
 
-MIN_FPS = 3.0  # docs/fall.md: "at 3 fps or more"
+MIN_FPS = 3.0  # predict and streams; docs/fall.md: "at 3 fps or more" (fall_video_1 subsampled: found at 3, missed at 2)
 
 
 def _fps(fps: Any) -> float:
@@ -284,7 +284,6 @@ _TIME_EPS = 1e-4
 INPUT_CHECK_S = 1.0  # stream seconds between two checks of a person's input (normalised, upside down): ~0.1 ms each
 MAX_FRAME_GAP_S = 1.0  # a stream whose frames keep coming further apart than this is refused (_check_spacing)
 SPARSE_FRAMES = 5      # ... after this many such frames in a row (one long gap is a reconnect, not a bad clock)
-MIN_STREAM_FPS = 3.0   # the lowest rate the fall in fall_video_1 was still found at (subsampled: 3 yes, 2 no)
 
 
 def running_median(y: np.ndarray, k: int) -> np.ndarray:
@@ -314,14 +313,20 @@ def drop_start_index(y: np.ndarray, k: int) -> np.ndarray:
     return np.where((hi - lo)[:, 0] < 1e-6, 0, last)
 
 
+def _smoothing_k(times: np.ndarray) -> int | None:
+    """Half-width in frames of the ~0.2-s median filter for frames at ``times``; None under 5 frames (too few to
+    date a drop: the window's first frame is taken)."""
+    if len(times) < 5:
+        return None
+    return max(1, int(round(0.1 / max(float(np.median(np.diff(times))), 1e-3))))
+
+
 def hip_drop_start(kp: np.ndarray, times: np.ndarray) -> float:
     """Where the fall began inside a body13 window [T, V, 2] with frame ``times`` (:func:`drop_start_index` on
     the head + shoulders height, filtered over ~0.2 s)."""
     t = np.asarray(times, dtype=np.float64)
-    if len(t) < 5:
-        return float(t[0])
-    k = max(1, int(round(0.1 / max(float(np.median(np.diff(t))), 1e-3))))
-    return float(t[drop_start_index(kp[None, :, :3, 1].mean(2), k)[0]])
+    k = _smoothing_k(t)
+    return float(t[0]) if k is None else float(t[drop_start_index(kp[None, :, :3, 1].mean(2), k)[0]])
 
 
 @dataclass
@@ -551,10 +556,10 @@ class FallDetector:
         model's 15-fps grid ending at that window's last frame (image y still grows downwards there)."""
         prep = self.config.prep
         grid = (np.arange(prep.frames) - (prep.frames - 1)) / prep.fps  # frame times before each window's end
-        if len(grid) < 5:
+        k = _smoothing_k(grid)
+        if k is None:
             idx = np.zeros(len(windows), int)
         else:
-            k = max(1, int(round(0.1 / max(float(np.median(np.diff(grid))), 1e-3))))  # as hip_drop_start
             rows = [plan.rows.start + j for plan, j in windows]
             idx = drop_start_index(kp[rows, :, :3, 1].mean(2), k)
         return [round(max(0.0, (plan.ends[j] - 1) / plan.fps + float(grid[i])), 4) for (plan, j), i in zip(windows, idx)]
@@ -773,7 +778,7 @@ class FallDetector:
                 raise ActionposeError(
                     f"timestamp {t:g}: {SPARSE_FRAMES} frames in a row came more than {MAX_FRAME_GAP_S:g} s apart "
                     f"(the last {gap:.3g} s): timestamps must be seconds (a millisecond clock?), and a fall needs "
-                    f"frames at {MIN_STREAM_FPS:g} fps or more")
+                    f"frames at {MIN_FPS:g} fps or more")
 
     def _ingest(self, frame_keypoints: Any, timestamp: float, layout: str, due: list[_Due],
                 seen: list[tuple[float, dict]]) -> None:

@@ -51,12 +51,11 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
         if old != new:
             keys = [k for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)] \
                 if isinstance(old, dict) and isinstance(new, dict) else []
-            if keys:  # two truncated dicts looked the same; the keys that differ are what to fix
-                diff = "; ".join(f"{k!r}: {_short(old.get(k))} there, {_short(new.get(k))} here" for k in keys[:3])
-                raise where(path, f"cannot resume: its {what} differs from this run's in {diff} (trainer.resume "
-                                  "continues the same model on the same data)")
-            raise where(path, f"cannot resume: its {what} {_short(old)} differs from this run's {_short(new)} "
-                              "(trainer.resume continues the same model on the same data)")
+            # two truncated dicts looked the same: the keys that differ are what to fix
+            diff = (f"{what} differs from this run's in "
+                    + "; ".join(f"{k!r}: {_short(old.get(k))} there, {_short(new.get(k))} here" for k in keys[:3])
+                    if keys else f"{what} {_short(old)} differs from this run's {_short(new)}")
+            raise where(path, f"cannot resume: its {diff} (trainer.resume continues the same model on the same data)")
     old_p, new_p = old_cfg.get("preprocess") or {}, config["preprocess"]
     # test_clips only shapes evaluation; anything else changed the clips the second half trained on (clip_len
     # 16 -> 32 resumed without a word, and the export then described half a training)

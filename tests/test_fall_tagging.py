@@ -27,9 +27,47 @@ def test_tag_with_fall_model_reports_the_one_fall_as_a_segment(tmp_path, capsys)
     assert (tmp_path / "t.png").stat().st_size > 0
     assert main(["tag", str(skel), "--model", "fall", "--fps", "18"]) == 0
     assert "fall" in capsys.readouterr().out
-    # a skeleton has no frames to draw on: refused before any work (--render was dropped with a note)
-    assert main(["tag", str(skel), "--model", "fall", "--fps", "18", "--render", str(tmp_path / "o.mp4")]) == 2
-    assert "--render draws over video frames" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
+
+def test_tag_model_fall_renders_a_skeleton_source_on_a_blank_canvas(tmp_path, capsys):
+    """`--render` of a .npy/.pkl was refused with --model fall while the other models drew the pickle on a blank
+    canvas; now the fall model draws it too, each frame, labelled `fall` from the frame the alert was raised."""
+    import cv2
+
+    from actionpose.inference import fall_sources
+
+    skel = shared_path("videos", "fall_skeleton_1.npy")  # 108 frames at 18 fps, x up to 780, y up to 616
+    labels: list = []
+    original = fall_sources.FallOverlay.add
+
+    def spy(self, index, image, persons, new_events):
+        out = original(self, index, image, persons, new_events)
+        labels.append([self.writer.label_of(p.track_id)[0] for p in persons])
+        return out
+
+    fall_sources.FallOverlay.add = spy
+    try:
+        assert main(["tag", str(skel), "--model", "fall", "--fps", "18", "--render", str(tmp_path / "o.mp4")]) == 0
+    finally:
+        fall_sources.FallOverlay.add = original
+    assert "fall" in capsys.readouterr().out
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(labels) == 108
+    assert 780 <= cap.get(cv2.CAP_PROP_FRAME_WIDTH) <= 800 and 616 <= cap.get(cv2.CAP_PROP_FRAME_HEIGHT) <= 632
+    first = next(i for i, lab in enumerate(labels) if "fall" in lab)
+    assert 4.0 <= first / 18 <= 5.0 and not any("fall" in lab for lab in labels[:first])
+
+
+def test_tag_model_fall_render_of_a_pickle_of_several_sequences_is_skipped_with_a_note(tmp_path, capsys):
+    from pathlib import Path
+
+    from actionpose.data.importers import convert
+
+    fix = Path(__file__).resolve().parent / "fixtures" / "fall"
+    convert("urfd_movenet", fix / "urfd_movenet13_mini.tar.gz", tmp_path / "a.pkl",
+            frame_labels_csv=fix / "urfd_falls13_mini.csv")
+    assert main(["tag", str(tmp_path / "a.pkl"), "--model", "fall", "--render", str(tmp_path / "o.mp4")]) == 0
+    said = capsys.readouterr()
+    assert "--render draws one sequence" in said.out + said.err and not (tmp_path / "o.mp4").exists()
 
 
 @pytest.mark.slow

@@ -235,8 +235,6 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     from actionpose.inference.fall_tagging import tag_falls
     from actionpose.pose.frontend import get_frontend_spec
 
-    if args.render and any(Path(i).suffix.lower() in {".pkl", ".npy"} for i in inputs):
-        raise ActionposeError("--render draws over video frames; a .pkl/.npy input has none (use a video)")
     if args.window != DEFAULTS.window_s or args.stride != DEFAULTS.stride_s:
         print("note: --window/--stride do not apply to the fall model (its window is 2.1 s, scored every "
               "1/15 s)", file=sys.stderr)

@@ -2,6 +2,7 @@
 skeleton pickle (``actionpose extract`` output), or a ``.npy`` keypoint array [T, V, 2|3]."""
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,11 +30,13 @@ def _in_pixels(kp: np.ndarray, img_shape: Any) -> np.ndarray:
     return kp
 
 
-def frames_from_pickle(path: Path, fps: float | None) -> tuple[str, Iterator[tuple[float, dict[Any, np.ndarray]]]]:
-    """Every annotation of the pickle is streamed in turn (``track_id`` = ``frame_dir``/person index)."""
+def frames_from_pickle(path: Path, fps: float | None,
+                       ds: Any = None) -> tuple[str, Iterator[tuple[float, dict[Any, np.ndarray]]]]:
+    """Every annotation of the pickle is streamed in turn (``track_id`` = ``frame_dir``/person index);
+    ``ds``: the pickle, when the caller has read it already."""
     from actionpose.data.format import load_dataset
 
-    ds = load_dataset(path)
+    ds = load_dataset(path) if ds is None else ds
     three_d = next((a["frame_dir"] for a in ds.annotations if np.shape(a["keypoint"])[-1] == 3), None)
     if three_d is not None:  # x, y, z in metres with y up: read as image x, y every person is upside down
         raise where(path, f"sample {three_d!r} holds 3D keypoints (x, y, z); the fall detector needs 2D image "
@@ -74,6 +77,57 @@ def frames_from_npy(path: Path, fps: float | None) -> Iterator[tuple[float, dict
         if pts.shape[-1] == 2:  # no scores: a coordinate <= 0 means missing (as in fall_skeleton_1.npy)
             pts = np.concatenate([pts, (pts > 0).all(-1, keepdims=True).astype(np.float32)], -1)
         yield t / rate, {0: pts}
+
+
+class FallOverlay:
+    """The overlay video of a fall run: skeletons, track ids, and ``fall`` / ``still down`` with its confidence on
+    a person from the frame it was raised until the person is seen up again. Drawn over the video's frames, or
+    on a blank canvas for a skeleton source (a pickle or ``.npy``), so ``tag --model fall --render`` works on
+    every source the other models render."""
+
+    def __init__(self, path: str | Path, fps: float, layout: str, canvas: tuple[int, int] | None = None):
+        from actionpose.render.overlay import OverlayWriter
+
+        self.writer = OverlayWriter(path, fps, layout, ["fall", "still down"], canvas=canvas)
+        self.raised: dict[int, tuple[str, float]] = {}
+        self.ids: dict[Any, int] = {}  # a pickle's "clip/0" -> the int the writer colours and labels by
+        self.writer.label_of = lambda tid: self.raised.get(tid, ("", 0.0))
+
+    def key(self, track_id: Any) -> int:
+        if isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool):
+            return int(track_id)
+        return self.ids.setdefault(track_id, len(self.ids))
+
+    def add(self, index: int, image: np.ndarray | None, persons: list, new_events: list[FallEvent]) -> None:
+        """One frame: the events it raised first (the label shows from that frame on), then the drawing."""
+        for e in new_events:
+            if e.kind == "recovered":  # up again: the label goes
+                self.raised.pop(self.key(e.track_id), None)
+            else:
+                self.raised[self.key(e.track_id)] = (e.kind.replace("_", " "), float(e.confidence))
+        self.writer.add_frame(index, image, persons)
+
+    def add_skeletons(self, index: int, persons: dict[Any, np.ndarray], new_events: list[FallEvent]) -> None:
+        from actionpose.inference.tagger import PersonPose
+
+        self.add(index, None, [PersonPose(self.key(t), p[:, :2], p[:, 2]) for t, p in persons.items()], new_events)
+
+    def close(self, keep: bool = True) -> None:
+        self.writer.close(keep=keep)
+
+
+def skeleton_canvas(img_shape: Any, extent: tuple[float, float] | None = None) -> tuple[int, int]:
+    """(h, w) of the blank frame a skeleton source is drawn on: the annotation's image size, else one that holds
+    the farthest keypoint (``extent``: the largest x and y, pixels) with a small margin, else 480 x 640."""
+    try:
+        h, w = (int(round(float(v))) for v in img_shape)
+        if h > 0 and w > 0:
+            return h, w
+    except (TypeError, ValueError):
+        pass
+    if extent is not None and min(extent) > 1:
+        return max(int(np.ceil(extent[1] * 1.02)), 240), max(int(np.ceil(extent[0] * 1.02)), 320)
+    return 480, 640
 
 
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
@@ -149,25 +203,14 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         fe = load_frontend(frontend)
         lay = fe.layout
         reader = FrameReader(str(source), fps)
-        overlay = None
-        if render is not None:
-            from actionpose.render.overlay import OverlayWriter
-
-            overlay = OverlayWriter(render, reader.out_fps, lay, ["fall", "still down"])
-            raised: dict = {}  # track id -> (label, confidence) from the frame its fall / still down was raised
-            overlay.label_of = lambda tid: raised.get(tid, ("", 0.0))
+        overlay = None if render is None else FallOverlay(render, reader.out_fps, lay)
         try:
             for fr in fe.stream(str(source), keep_images=overlay is not None, reader=reader):
                 before = len(events)
                 step({p.track_id: np.concatenate([p.keypoints, p.scores[:, None]], -1) for p in fr.persons},
                      fr.time_s, lay)
                 if overlay is not None:
-                    for e in events[before:]:  # up again: the label goes
-                        if e.kind == "recovered":
-                            raised.pop(e.track_id, None)
-                        else:
-                            raised[e.track_id] = (e.kind.replace("_", " "), float(e.confidence))
-                    overlay.add_frame(fr.index, fr.image, fr.persons)
+                    overlay.add(fr.index, fr.image, fr.persons, events[before:])
         except KeyboardInterrupt:
             interrupted = True
         except BaseException:
@@ -183,11 +226,29 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         if reader.rate_note:
             warnings.append(reader.rate_note)
     elif suffix == ".pkl":
-        lay, gen = frames_from_pickle(path, fps)
-        for t, persons in gen:
-            if t == 0 and count["frames"]:  # next annotation: a new, independent stream
-                detector.reset()
-            step(persons, t, lay)
+        from actionpose.data.format import load_dataset
+
+        ds = load_dataset(path)
+        lay, gen = frames_from_pickle(path, fps, ds)
+        overlay = None
+        if render is not None:
+            if len(ds.annotations) != 1:  # one overlay video is one sequence (as `tag` with the other models)
+                warnings.append(f"--render draws one sequence and {path.name} holds {len(ds.annotations)}: no overlay "
+                                "written (give a pickle of one video, e.g. from `actionpose extract`)")
+            else:
+                ann = ds.annotations[0]
+                overlay = FallOverlay(render, float(fps or ann.get("fps") or 30.0), lay,
+                                      canvas=skeleton_canvas(ann.get("img_shape")))
+        with _closing_on_error(overlay):
+            index = 0
+            for t, persons in gen:
+                if t == 0 and count["frames"]:  # next annotation: a new, independent stream
+                    detector.reset()
+                before = len(events)
+                step(persons, t, lay)
+                if overlay is not None:
+                    overlay.add_skeletons(index, persons, events[before:])
+                index += 1
     elif suffix == ".npy":
         lay = layout or "coco17"
         from actionpose.skeleton import get_layout
@@ -203,8 +264,20 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         if fps is None:  # 18 fps data taken as 30 put the fall at 1.47 s instead of 2.44 s, silently
             warnings.append("no --fps given: the frames are taken as 30 fps; give the rate they were recorded at "
                             "(event times, and the motion the model sees, depend on it)")
-        for t, persons in frames_from_npy(path, fps):
-            step(persons, t, lay)
+        overlay = None
+        if render is not None:
+            try:
+                xy = np.abs(np.load(path, mmap_mode="r", allow_pickle=False)[..., :2]).reshape(-1, 2)
+                extent = tuple(float(v) for v in np.nan_to_num(xy, posinf=0.0).max(0))
+            except (ValueError, OSError, IndexError):
+                extent = None  # unreadable: frames_from_npy below says why
+            overlay = FallOverlay(render, float(fps or 30.0), lay, canvas=skeleton_canvas(None, extent))
+        with _closing_on_error(overlay):
+            for index, (t, persons) in enumerate(frames_from_npy(path, fps)):
+                before = len(events)
+                step(persons, t, lay)
+                if overlay is not None:
+                    overlay.add_skeletons(index, persons, events[before:])
     else:
         if path.is_dir():
             raise where(path, "is a folder; give one video, .pkl or .npy (for a folder: actionpose tag DIR --model fall)")
@@ -230,6 +303,20 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                     "windows_scored": detector.windows_scored - scored_before,
                     "peaks": {t: round(p, 4) for t, p in detector.peaks.items()},
                     "not_up_at_end": detector.open_follow_ups()}
+
+
+@contextlib.contextmanager
+def _closing_on_error(overlay: FallOverlay | None) -> Iterator[None]:
+    """A skeleton source's overlay: kept when the source was read to its end, removed when reading failed
+    (no half-written video left behind)."""
+    try:
+        yield
+    except BaseException:
+        if overlay is not None:
+            overlay.close(keep=False)
+        raise
+    if overlay is not None:
+        overlay.close(keep=True)
 
 
 def _track_order(track_id: Any) -> tuple:

@@ -180,3 +180,23 @@ def test_a_person_no_window_could_score_gets_no_made_up_best_guess():
     assert res.persons[2] == [] and 2 not in res.best
     assert "person 2: no action above threshold 0.5 for 1 s or more (no window showed enough of the person to be " \
            "scored)" in res.summary()
+
+
+def test_a_pickle_recorded_faster_than_15_fps_is_processed_from_the_frames_a_video_would_be():
+    """`tag poses.pkl` processed a 30 fps extraction at 30 fps where `tag VIDEO` processes 15: the same clip got
+    different scores (0.86/0.87 against 0.81/0.91). The pickle now keeps the frames FrameReader keeps."""
+    from actionpose.inference.tagger import resample_indices
+
+    assert resample_indices(8, 30.0, 15.0) == [0, 2, 4, 6]
+    assert resample_indices(10, 25.0, 15.0) == [0, 2, 4, 5, 7, 9]  # every 5/3 frames, as the video reader
+    assert resample_indices(4, 15.0, 15.0) == [0, 1, 2, 3]
+
+
+def test_tag_of_a_fast_pickle_reports_the_processed_rate_and_frames(tmp_path):
+    from actionpose.inference.tagger import VIDEO_FPS
+
+    two_person_pickle(tmp_path / "v.pkl")  # 8 s at 30 fps
+    [(_, _, fps, _, frames, _)] = list(pickle_videos(tmp_path / "v.pkl", process_fps=VIDEO_FPS))
+    assert fps == 15.0 and len(list(frames)) == 120
+    [(_, _, fps, _, frames, _)] = list(pickle_videos(tmp_path / "v.pkl"))  # the engine's own call: untouched
+    assert fps == 30.0 and len(list(frames)) == 240

@@ -325,3 +325,14 @@ def test_a_stop_while_drawing_the_overlay_keeps_the_finished_tags(tmp_path, caps
     assert doc["complete"] is True and any("interrupted while drawing the overlay" in w for w in doc["warnings"])
     assert (tmp_path / "o.csv").is_file() and not (tmp_path / "o.mp4").exists()
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_video_and_its_extracted_pickle_get_the_same_tags(tmp_path):
+    video = shared_path("videos", "ntu_sample.avi")  # 72 frames at 30 fps, two people
+    assert main(["tag", str(video), "--json", str(tmp_path / "v.json"), "-q"]) == 0
+    assert main(["extract", str(video), "-o", str(tmp_path / "p.pkl"), "-q"]) == 0
+    assert main(["tag", str(tmp_path / "p.pkl"), "--json", str(tmp_path / "p.json"), "-q"]) == 0
+    v, p = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "vp")
+    assert v["fps"] == p["fps"] == 15.0 and v["frames"] == p["frames"] == 36
+    assert v["persons"] == p["persons"] and v["persons"][0]["segments"]

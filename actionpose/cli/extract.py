@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--det-model", help="offline: ONNX file for the frontend's detector")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     p.add_argument("--max-frames", type=int, help="stop after N frames per source (streams, webcams)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     from actionpose.distributed.cli import add_arguments as add_ray_arguments  # --ray, --workers, --ray-address
 
     add_ray_arguments(p)

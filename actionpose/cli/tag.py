@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-duration", type=float, default=DEFAULTS.min_duration_s,
                    help=f"drop segments shorter than this many seconds (default {DEFAULTS.min_duration_s:g})")
     p.add_argument("--fps", type=float, help="video/stream: process at this frame rate (default 15, or the "
-                                             "source's rate if lower); .pkl: its frame rate (default 30)")
+                                             "source's rate if lower); .pkl: its frame rate (default: the file's, "
+                                             "else 30), processed at 15 fps when faster, like a video")
     p.add_argument("--live", action="store_true", help="print segments as they close even for a file "
                                                        "(automatic for webcams and stream URLs)")
     p.add_argument("--frontend", default="default", help="pose frontend name (default: embedded default)")
@@ -59,7 +60,7 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import (DEFAULT_FPS, NO_RATE, PICKLE_EXTS, expand_source, is_live_source, load_predictor,
-                                             pickle_videos, tag_frames, tag_video, write_outputs)
+                                             pickle_videos, tag_frames, tag_video, write_outputs, VIDEO_FPS)
 
     threshold = DEFAULTS.threshold if args.threshold is None else args.threshold
     cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=threshold,
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for item in inputs:
         if Path(item).suffix.lower() in PICKLE_EXTS:
-            for name, layout, fps, _, frames, cut in pickle_videos(item, args.fps):
+            for name, layout, fps, _, frames, cut in pickle_videos(item, args.fps, process_fps=VIDEO_FPS):
                 _check_mappable(item, layout, predictor)  # before any work: was one skip line per sample, then 15 KB
                 jobs.append(("pkl", name, (layout, fps, frames, cut)))
         else:

@@ -452,12 +452,28 @@ def expand_source(source: str | Path) -> list[str]:
     return [s]
 
 
-def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
-                                                                                  Iterator[tuple[int, list[PersonPose]]],
-                                                                                  str | None]]:
+def resample_indices(n: int, rate: float, target: float) -> list[int]:
+    """The frames of ``n`` at ``rate`` fps kept to process at ``target`` fps: the rule :class:`FrameReader` applies
+    to a decoded video (the first frame, then each one at or past the next 1/target step), so a pickle extracted
+    at 30 fps and the video itself are tagged from the same frames."""
+    step, kept, next_t = rate / target, [], 0.0
+    for i in range(n):
+        if i + 1e-6 < next_t:
+            continue
+        kept.append(i)
+        next_t += step
+    return kept
+
+
+def pickle_videos(path: str | Path, fps: float | None = None,
+                  process_fps: float | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
+                                                                      Iterator[tuple[int, list[PersonPose]]],
+                                                                      str | None]]:
     """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames, cut); fps is
     None where neither ``fps`` nor the file gives one; ``cut`` says why the video it was extracted from stopped
-    early (``actionpose extract`` of a truncated file), else None."""
+    early (``actionpose extract`` of a truncated file), else None. ``process_fps``: a sequence whose known rate is
+    faster is resampled to it, and the fps given is then that rate, as
+    :func:`tag_video` processes a video (``VIDEO_FPS``): the pickle of a video and the video get the same tags."""
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path)
@@ -468,12 +484,15 @@ def pickle_videos(path: str | Path, fps: float | None = None) -> Iterator[tuple[
         sc = np.asarray(sc, dtype=np.float32) if sc is not None else np.ones(kp.shape[:-1], np.float32)
         given = fps or ann.get("fps") or ds.meta.get("fps")
         rate = float(given) if given else None  # None: the file names no rate (the caller says what it assumes)
+        keep: Sequence[int] = range(kp.shape[1])
+        if process_fps and rate and rate > process_fps + 0.5:  # no rate known: the frames are taken as they are
+            keep, rate = resample_indices(kp.shape[1], rate, process_fps), float(process_fps)
 
-        def frames(kp=kp, sc=sc) -> Iterator[tuple[int, list[PersonPose]]]:
-            for t in range(kp.shape[1]):
+        def frames(kp=kp, sc=sc, keep=keep) -> Iterator[tuple[int, list[PersonPose]]]:
+            for out, t in enumerate(keep):
                 people = [PersonPose(m, kp[m, t], sc[m, t]) for m in range(kp.shape[0])
                           if np.any(kp[m, t] != 0) and np.any(sc[m, t] > 0)]
-                yield t, people
+                yield out, people
 
         cut = (f"the video was cut short: `actionpose extract` stopped decoding it at frame {ann['stopped_at']}"
                if ann.get("stopped_at") is not None else None)
@@ -566,7 +585,7 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
     src = str(source)
     overlay = None
     if Path(src).suffix.lower() in PICKLE_EXTS and not is_live_source(src):
-        vids = list(pickle_videos(src, fps))
+        vids = list(pickle_videos(src, fps, process_fps=VIDEO_FPS))
         if len(vids) != 1:
             raise where(src, f"holds {len(vids)} sequences; tag_video takes one (use tag_sources for many)")
         name, layout, rate, img_shape, frames, cut = vids[0]

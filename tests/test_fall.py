@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -688,6 +689,10 @@ def test_cli_warns_of_normalised_coordinates_and_an_assumed_frame_rate(tmp_path)
                          capture_output=True, text=True, timeout=120)
     doc = json.loads(out.stdout)
     assert doc["warnings"] == [] and len(doc["events"]) == 1
+    # printed as `tag` writes them (were 17 digits: "detected_time": 4.111111111111111)
+    e = doc["events"][0]
+    assert e["detected_time"] == round(e["detected_time"], 3) and e["confidence"] == round(e["confidence"], 4)
+    assert re.search(r"\d\.\d{5,}", out.stdout) is None, out.stdout  # no float with more than 4 decimals
     with pytest.warns(UserWarning, match="normalised coordinates"):
         FallDetector.from_pretrained("fall").predict(kp[:40] / [640, 480], layout="coco13")
     np.save(tmp_path / "tvc.npy", np.transpose(kp, (1, 0, 2)).astype(np.float32))  # [V, T, 2]: said with the file

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(event_line(e, numbered), flush=True)
 
     def say_json(e) -> None:  # noqa: ANN001 - live --json: JSON Lines, one per event as it is raised
-        print(json.dumps({"type": "event", **e.to_dict()}), flush=True)
+        print(json.dumps({"type": "event", **_rounded(e.to_dict())}), flush=True)
 
     # a live source: each fall is printed when it is raised (they all came at Ctrl-C, with --json too), and
     # Ctrl-C is how the run ends (exit 0), as for `tag URL`
@@ -72,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {shown}: {w}", file=sys.stderr)
     cut = info.get("interrupted") and not live  # a file stopped part-way: said, and not exit 0
     if args.json and live:  # the last JSON line: the run's summary, every event again
-        print(json.dumps({"type": "summary", "source": shown, **info, "threshold": det.config.threshold,
-                          "events": [e.to_dict() for e in events]}))
+        print(json.dumps(_rounded({"type": "summary", "source": shown, **info, "threshold": det.config.threshold,
+                                   "events": [e.to_dict() for e in events]})))
     elif args.json:
-        print(json.dumps({"source": shown, **info, "threshold": det.config.threshold,
-                          "events": [e.to_dict() for e in events]}, indent=1))
+        print(json.dumps(_rounded({"source": shown, **info, "threshold": det.config.threshold,
+                                   "events": [e.to_dict() for e in events]}), indent=1))
     elif live:
         state = f"stopped ({stop_name()})" if info.get("interrupted") else "ended"
         print(f"{shown}: stream {state} after {info['duration_s']:.1f} s, {info['frames']} frames; "
@@ -129,3 +130,15 @@ def event_line(e, falls: list) -> str:  # noqa: ANN001 - a FallEvent
         return (f"still down{of}: track {e.track_id}  {e.detected_time - e.start_time:g} s after the alert, at "
                 f"{e.detected_time:.2f} s ({seen})")
     return f"up again{of}: track {e.track_id}  from {e.start_time:.2f} s, confirmed at {e.detected_time:.2f} s"
+
+
+def _rounded(doc: Any, key: str = "") -> Any:
+    """The printed JSON's floats as `tag` writes them: times (``*_time``, ``*_s``) to the millisecond, scores and
+    shares to 4 decimals (``"fall_time": 4.111111111111111`` was printed; the service keeps full precision)."""
+    if isinstance(doc, dict):
+        return {k: _rounded(v, str(k)) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_rounded(v, key) for v in doc]
+    if isinstance(doc, float):
+        return round(doc, 3 if key.endswith(("_time", "_s")) else 4)
+    return doc

@@ -6,6 +6,8 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actionpose.inference.fall import SCORE_MAX
+
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Layout = Literal["coco17", "body13", "coco13", "blazepose33"]
 TrackId = Union[Annotated[int, Field(ge=0, le=2**31)], Annotated[str, Field(min_length=1, max_length=64)]]
@@ -19,7 +21,7 @@ class PredictRequest(BaseModel):
     fps: Finite = Field(30.0, gt=0, le=240, description="frame rate of the window")
     # plain floats here (fast); finiteness and shape are checked on the numpy array in the handler
     keypoints: list[list[list[float]]] = Field(description="[T][V][2 or 3]: x, y (and score) per joint")
-    scores: Optional[list[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]]] = Field(
+    scores: Optional[list[list[Annotated[float, Field(ge=0, le=SCORE_MAX, allow_inf_nan=False)]]]] = Field(
         None, description="[T][V] per-joint confidence (alternative to a third channel)")
 
 
@@ -47,7 +49,7 @@ class StreamPerson(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "5" and true are not numbers
     track_id: TrackId = 0
     keypoints: list[list[float]] = Field(description="[V][2 or 3]")
-    scores: Optional[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]] = None
+    scores: Optional[list[Annotated[float, Field(ge=0, le=SCORE_MAX, allow_inf_nan=False)]]] = None
 
 
 class StreamFrame(BaseModel):

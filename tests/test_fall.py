@@ -421,7 +421,8 @@ def test_stream_state_round_trip_continues_exactly():
 
     det = FallDetector.from_pretrained("fall", threads=1)
     rng = np.random.default_rng(3)
-    frames = [{1: rng.normal(300, 20, (17, 2)), "b": rng.normal(200, 20, (17, 3)).clip(0, 1) * 400}
+    frames = [{1: rng.normal(300, 20, (17, 2)), "b": np.concatenate([rng.normal(200, 20, (17, 2)),
+                                                                     rng.uniform(0, 1, (17, 1))], -1)}
               for _ in range(90)]
     for i in range(45):
         det.update(frames[i], i / 30)
@@ -556,6 +557,14 @@ def test_detector_input_is_checked_in_words(det):
         det.predict_batch([w, w[:5]])
     with pytest.raises(ActionposeError, match="third channel is a score"):  # BlazePose's z read as a score
         det.predict(np.concatenate([w, np.full((64, 17, 1), -0.4, np.float32)], -1))
+    # ... and streamed, where it was read as a score and the fall missed; one rule for windows and streams
+    for z in (-0.3, 3.0):
+        with pytest.raises(ActionposeError, match=r"track 7: keypoints: the third channel is a score"):
+            det.update({7: np.concatenate([w[0], np.full((17, 1), z, np.float32)], -1)}, 100.0)
+    # AlphaPose's scores overshoot 1 (URFD fall-16: 1.043): taken as 1, by predict as by streams
+    sc = np.full((64, 17, 1), 1.043, np.float32)
+    assert det.predict(np.concatenate([w, sc], -1)).prob == \
+        det.predict(np.concatenate([w, np.ones_like(sc)], -1)).prob
     for bad, needle in [({"threshold": 2}, "threshold=2"), ({"threshold": float("nan")}, "threshold=nan"),
                         ({"threshold": -1}, "threshold=-1"), ({"threshold": "x"}, "threshold='x'"),
                         ({"thresh": 0.5}, "unknown setting"), ({"min_hits": 0}, "min_hits"),

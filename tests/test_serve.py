@@ -131,6 +131,15 @@ def test_stream_validation(svc):
     p = frame["persons"][0]
     mixed = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [p, {**p, "track_id": "1"}]}]}
     assert "twice" in client.post("/v1/fall/stream/s3", json=mixed, headers=h).json()["detail"]
+    # a depth z as the third channel: refused by /predict, but streamed it was read as a score (a fall missed)
+    z = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [{"track_id": 1, "keypoints": [[1, 2, -0.3]] * 17}]}]}
+    r = client.post("/v1/fall/stream/s-z", json=z, headers=h)
+    assert r.status_code == 422 and "third channel is a score" in r.json()["detail"] and "track '1'" in r.json()["detail"]
+    # AlphaPose's scores reach 1.04: taken as 1 by both paths (/predict refused them, streams took them)
+    over = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [{"track_id": 1, "keypoints": [[1, 2, 1.04]] * 17}]}]}
+    assert client.post("/v1/fall/stream/s-over", json=over, headers=h).status_code == 200
+    win = {"layout": "coco17", "keypoints": [[[100 + j, 50 + 10 * j, 1.04] for j in range(17)]] * 40}
+    assert client.post("/v1/fall/predict", json=win, headers=h).status_code == 200
     # text is not a number: "5" as a timestamp, "1" or true as a coordinate
     for bad in ({"layout": "coco17", "frames": [{**frame, "timestamp": "5"}]},
                 {"layout": "coco17", "frames": [{"timestamp": 2, "persons": [{"keypoints": [["1", 2]] * 17}]}]}):

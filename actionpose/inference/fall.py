@@ -254,16 +254,23 @@ def _window(window: Any, scores: Any, where_: str = "") -> tuple[np.ndarray, np.
     return w, scores
 
 
+SCORE_MAX = 1.1  # confidences up to this are scores (AlphaPose's reach 1.04; taken as 1); above it, not a score
+
+
 def score_channel(third: np.ndarray, where_: str = "") -> np.ndarray:
-    """A window's third channel as scores: it must be a confidence in [0, 1] (NaN, a missing joint, aside).
-    BlazePose's [x, y, z] sent as three channels had its depth read as a score and a fall was missed.
-    Shared by the in-process API and the service, so both refuse the same windows in the same words."""
+    """A window's or a frame's third channel as scores: it must be a confidence in [0, 1] (NaN, a missing joint,
+    aside; up to :data:`SCORE_MAX` is taken as 1, since AlphaPose's scores overshoot 1 a little). BlazePose's
+    [x, y, z] sent as three channels had its depth read as a score and a fall was missed. Shared by windows,
+    streams and the service, so all refuse the same input in the same words."""
     third = np.asarray(third, dtype=np.float32)
-    seen = third[np.isfinite(third)]
-    if seen.size and not (seen.min() >= 0 and seen.max() <= 1):
-        raise ActionposeError(f"{where_}keypoints: the third channel is a score in [0, 1]; got values outside it "
-                              "(a depth z? pass [x, y] only)")
-    return third
+    lo, hi = third.min(initial=0.0), third.max(initial=0.0)
+    if not (lo >= 0 and hi <= SCORE_MAX):  # NaN fails both: then judged on the finite values only
+        seen = third[np.isfinite(third)]
+        if seen.size and not (seen.min() >= 0 and seen.max() <= SCORE_MAX):
+            raise ActionposeError(f"{where_}keypoints: the third channel is a score in [0, 1]; got values from "
+                                  f"{seen.min():.3g} to {seen.max():.3g} (a depth z? pass [x, y] only)")
+        hi = seen.max(initial=0.0)
+    return np.minimum(third, np.float32(1)) if hi > 1 else third
 
 
 def _timestamp(value: Any) -> float:
@@ -983,4 +990,5 @@ def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
             raise ActionposeError(f"frame keypoints for track {tid}: not a numeric [V, 2|3] array") from None
         if a.ndim != 2 or a.shape[1] not in (2, 3):
             raise ActionposeError(f"frame keypoints for track {tid}: shape {a.shape}, expected [V, 2] or [V, 3]")
-        yield tid, a[:, :2], (a[:, 2] if a.shape[1] == 3 else None)
+        # a depth z as the third channel was refused in windows but read as a score in streams, and a fall missed
+        yield tid, a[:, :2], (score_channel(a[:, 2], f"frame: track {tid!r}: ") if a.shape[1] == 3 else None)

@@ -111,6 +111,30 @@ def test_real_video_skeleton_still_down_and_getting_up(det):
     assert 10.0 <= got_up[1].start_time <= 12.0 and got_up[1].detected_time - got_up[1].start_time <= 3.5
 
 
+def test_someone_else_standing_under_the_fallen_persons_id_is_not_a_recovery():
+    """A single-person frontend (MediaPipe) or index-based ids give a carer who walks in the fallen person's id
+    0: their standing, 250 px away, cleared the alarm with `recovered` (found by probing). Standing up where
+    he lay still recovers; a walk-in far away leaves the person down, and still_down follows."""
+    kp = np.load(SKEL)
+    sc = ((kp[..., 0] > 0) & (kp[..., 1] > 0)).astype(np.float32)
+    d = FallDetector.from_pretrained(MODEL, threads=1, layout="coco17")
+    standing = np.concatenate([kp[:1], sc[:1, :, None]], -1)[0]  # the man before his fall, at x ~ 660
+    lay_x = kp[-1][[11, 12], 0].mean()  # his hips on the floor, x ~ 397
+
+    def then_stands(shift_x: float, gap_s: float, seconds: float = 10.0) -> list[str]:
+        events = stream(d, kp, sc, 18)
+        t0 = len(kp) / 18 + gap_s
+        for j in range(int(seconds * 18)):
+            events += d.update({1: standing + [shift_x, 0, 0]}, t0 + j / 18)
+        return [e.kind for e in events]
+
+    to_lay = lay_x - standing[[11, 12], 0].mean()
+    for gap in (0.0, 1.0, 5.0):
+        assert then_stands(250, gap) == ["fall"]  # at x ~ 910: someone else
+        assert then_stands(to_lay, gap) == ["fall", "recovered"]  # where he lay: him, getting up
+    assert then_stands(250, 0.0, seconds=62) == ["fall", "still_down"]
+
+
 def test_still_down_is_raised_when_the_person_is_no_longer_seen(det):
     """A person lying on the floor is often missed by the pose detector: frames without them still move the
     stream's clock, and the escalation comes all the same, its confidence the share of frames seen down."""

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from actionpose.errors import ActionposeError, where
-from actionpose.inference.fall_aftermath import LONG_LIE_MAX_S, WATCH_MAX_S, Watch, posture, upright_reference
+from actionpose.inference.fall_aftermath import (LONG_LIE_MAX_S, WATCH_MAX_S, Watch, posture, upright_reference,
+                                                 where_lying)
 from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
                                             has_body, input_advice, jitter, prepare_window, prepare_windows,
                                             require_steady, resample, to_body13)
@@ -841,7 +842,9 @@ class FallDetector:
             for tid, (kp13, sc13) in persons.items():  # a fallen person's frame: still down, or up again?
                 w = self._watches.get(tid)
                 if w is not None:
-                    w.add(t, float(posture(kp13, sc13, w.ref, cfg.prep.score_min)[0]), cfg.recover_s)
+                    hip_x, length = where_lying(kp13, sc13, cfg.prep.score_min)
+                    w.add(t, float(posture(kp13, sc13, w.ref, cfg.prep.score_min)[0]), cfg.recover_s,
+                          float(hip_x[0]), float(length[0]))
             out += self._follow_up(t)  # a recovery re-arms the alarm before this frame's windows are judged
             for d, prob in scored.pop(t, []):
                 ev = self._step(d, prob)
@@ -853,8 +856,15 @@ class FallDetector:
     def _watch(self, due: _Due, fall: FallEvent) -> None:
         """Start following a fallen person, with the standing reference from the frames before the fall."""
         before = due.times < fall.start_time
-        self._watches[due.tid] = Watch(fall.start_time, fall.detected_time,  # a new fall replaces an old follow-up
-                                       upright_reference(due.kps[before], due.scores[before], self.config.prep.score_min))
+        score_min = self.config.prep.score_min
+        w = Watch(fall.start_time, fall.detected_time,  # a new fall replaces an old follow-up
+                  upright_reference(due.kps[before], due.scores[before], score_min))
+        hip_x, length = where_lying(due.kps, due.scores, score_min)
+        placed = np.flatnonzero(np.isfinite(hip_x) & ~before)
+        if len(placed):  # where the body was when the alert was raised, until a down frame says otherwise
+            w.lay_x = float(hip_x[placed[-1]])
+            w.lay_len = float(length[placed[-1]]) if np.isfinite(length[placed[-1]]) else None
+        self._watches[due.tid] = w
 
     def _follow_up(self, now: float) -> list[FallEvent]:
         """Follow-up events due at stream time ``now``: recovered, or still down ``long_lie_s`` after the alert.

@@ -43,6 +43,8 @@ UP_ANGLE_DEG = 35.0    # URFD frames (AlphaPose / MoveNet), the three up-signs t
 UP_ASPECT = 0.9        # judged up, lying 1.4 / 1.0 % (scattered: never 80 % of 3 s, benchmarks/fall_followup.py)
 UP_HEIGHT = 0.7
 UP_SHARE = 0.8         # of the frames in the last recover_s: up, for a recovery
+RECOVER_NEAR = 0.75    # a recovery's first up frame: hips within this many body heights (sideways) of where the
+                       # person was last seen down; else it is someone else under the same track id
 MIN_UP_FRAMES = 5      # and at least this many frames judged up (a 3 s recovery at 15 fps has 45)
 LONG_LIE_MAX_S = 3600.0  # the longest still-down escalation a detector takes
 WATCH_MAX_S = 86400.0    # a watch that never resolves is dropped a day after its fall (a recovery after that is not said)
@@ -105,6 +107,15 @@ def posture(kp: np.ndarray, sc: np.ndarray, ref: Upright | None = None, score_mi
     return np.where(known, np.where(down, 1.0, np.where(up, 0.0, 0.5)), np.nan)
 
 
+def where_lying(kp: np.ndarray, sc: np.ndarray, score_min: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame of a body13 track: the hips' x (NaN when no hip is seen) and the body's length, the longer side
+    of the seen joints' box (NaN with fewer than 4 seen): where a person lies, and how long they are."""
+    kp = np.asarray(kp, np.float64)
+    seen = _seen(kp, np.asarray(sc), score_min)
+    w, h = _extent(kp, seen)
+    return _mid(kp, seen, HIPS)[:, 0], np.fmax(w, h)
+
+
 def upright_reference(kp: np.ndarray, sc: np.ndarray, score_min: float = 0.2) -> Upright | None:
     """The standing reference from frames before a fall: the median hip height and body height of the
     frames that look up by the torso and box alone; None with fewer than 3 such frames."""
@@ -133,10 +144,24 @@ class Watch:
     down: int = 0                         # ... of them down
     still_down_sent: bool = False
     up_since: float | None = None         # first frame of the current run of frames judged up
+    lay_x: float | None = None            # hips' x when last seen down (or at the alert)
+    lay_len: float | None = None          # the body's length then (the scale where no standing reference is known)
 
-    def add(self, t: float, flag: float, recover_s: float) -> None:
-        """One frame of the person: its :func:`posture` ``flag`` at stream time ``t``."""
+    def add(self, t: float, flag: float, recover_s: float, hip_x: float = float("nan"),
+            length: float = float("nan")) -> None:
+        """One frame of the person: its :func:`posture` ``flag`` at stream time ``t``, with the hips' x and the
+        body's length (:func:`where_lying`).
+
+        An up frame that would start a recovery far from where the person lay is not theirs: a single-person
+        frontend (MediaPipe) or index-based ids give a carer who walks in the fallen person's id, and their
+        standing cleared the alarm of someone still on the floor (found by probing). Such frames are left
+        out; the real person getting up where they lay starts the recovery. A person who got up unseen and
+        walked off is then not seen to recover, and still_down follows: the safe side (module docstring)."""
         if t <= self.fall_time or flag != flag:  # before the alert, or unknown (NaN)
+            return
+        if flag == 1.0 and hip_x == hip_x:
+            self.lay_x, self.lay_len = hip_x, (length if length == length else self.lay_len)
+        if flag == 0.0 and self.up_since is None and not self.near_where_lying(hip_x):
             return
         self.seen += 1
         self.down += int(flag == 1.0)
@@ -144,6 +169,14 @@ class Watch:
         self.up_since = (self.up_since if self.up_since is not None else t) if flag == 0.0 else None
         while self.recent and self.recent[0][0] < t - recover_s:
             self.recent.popleft()
+
+    def near_where_lying(self, hip_x: float) -> bool:
+        """Whether hips at ``hip_x`` are within :data:`RECOVER_NEAR` body heights of where the person lay
+        (true when either is unknown: nothing to compare)."""
+        scale = self.ref.height if self.ref is not None else self.lay_len
+        if self.lay_x is None or scale is None or hip_x != hip_x:
+            return True
+        return abs(hip_x - self.lay_x) <= RECOVER_NEAR * scale
 
     def recovery(self, recover_s: float) -> tuple[float, float] | None:
         """``(first up time, share up)`` when the frames of the last ``recover_s`` cover it and are mostly
@@ -170,7 +203,8 @@ class Watch:
         return {"fall_start": self.fall_start, "fall_time": self.fall_time,
                 "ref": None if self.ref is None else [self.ref.hip_y, self.ref.height],
                 "recent": [[t, bool(up)] for t, up in self.recent], "seen": self.seen, "down": self.down,
-                "still_down_sent": self.still_down_sent, "up_since": self.up_since}
+                "still_down_sent": self.still_down_sent, "up_since": self.up_since,
+                "lay_x": self.lay_x, "lay_len": self.lay_len}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Watch":
@@ -182,9 +216,9 @@ class Watch:
                                                            and isinstance(p[1], bool) for p in d["recent"])
               and isinstance(d.get("seen"), int) and isinstance(d.get("down"), int)
               and isinstance(d.get("still_down_sent"), bool)
-              and (d.get("up_since") is None or isinstance(d.get("up_since"), num)))
+              and all(d.get(k) is None or isinstance(d.get(k), num) for k in ("up_since", "lay_x", "lay_len")))
         if not ok:
             raise ValueError("a fall follow-up watch is malformed")
         return cls(float(d["fall_start"]), float(d["fall_time"]), None if ref is None else Upright(*map(float, ref)),
                    deque((float(t), up) for t, up in d["recent"]), d["seen"], d["down"], d["still_down_sent"],
-                   None if d.get("up_since") is None else float(d["up_since"]))
+                   *(None if d.get(k) is None else float(d[k]) for k in ("up_since", "lay_x", "lay_len")))

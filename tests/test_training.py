@@ -184,6 +184,19 @@ def test_eval_val_split_is_the_slice_training_validated_on(trained, tmp_path, ca
     assert main(["eval", "--model", str(tmp_path / "ens.yaml"), "--data", str(pkl), "--split", "val", "--json",
                  "--out", str(tmp_path / "e7")]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 6
+    # members validated on different slices: none is held out from all of them (the defaults were scored, with a
+    # note saying no slice was recorded, and a member's training clips were in it)
+    run_b = tmp_path / "runb"
+    run_b.mkdir()
+    shutil.copy(res.onnx_path, run_b / "m.onnx")
+    (run_b / "config.yaml").write_text("seed: 1\ndata:\n  val_fraction: 0.4\n")
+    (tmp_path / "mixed.yaml").write_text("models: [run5/m.onnx, runb/m.onnx]\n")
+    assert main(["eval", "--model", str(tmp_path / "mixed.yaml"), "--data", str(pkl), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "validated on different slices" in err and "seed 1" in err and err.count("\n") == 1
+    assert main(["eval", "--model", str(tmp_path / "mixed.yaml"), "--data", str(pkl), "--split", "val", "--json",
+                 "--val-fraction", "0.5", "--seed", "0", "--out", str(tmp_path / "e8")]) == 0  # said: scored
+    assert json.loads(capsys.readouterr().out)["n"] == 6
     (run5 / "copies").mkdir()  # an ONNX file in some folder below a run is not that run's model
     shutil.copy(res.onnx_path, run5 / "copies" / "m.onnx")
     assert main(["eval", "--model", str(run5 / "copies" / "m.onnx"), "--data", str(pkl), "--split", "val", "--json",

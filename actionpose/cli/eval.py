@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             k += 1
             out = f"{base}_{k}"
     check_output_dir(out, "--out")
-    run = _run_data_config(args.model) or _model_val_slice(args.model)
+    run = _validation_slice(args.model, args.split == "val" and (args.val_fraction is None or args.seed is None))
     if args.split == "val" and not run and (args.val_fraction is None or args.seed is None):
         print(f"note: {args.model} carries no record of the validation slice it was trained with (no run folder, "
               "no val_slice in its metadata): scoring the slice of --val-fraction (default 0.1) and --seed (default 0); "
@@ -83,22 +83,70 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validation_slice(model: str, needed: bool) -> dict:
+    """The slice ``--split val`` scores: the model's own record (its run folder, else its metadata); for an
+    ensemble, its members' records when they agree. Members validated on different slices have no slice held
+    out from all of them: refused when ``needed`` (``--split val`` without ``--val-fraction`` and ``--seed``).
+    (An ensemble of moved members, or of members trained with different seeds, scored the default slice with a
+    note saying none was recorded, and a seed-1 member's training clips were in it.)"""
+    members = _ensemble_members(model)
+    if members is None:
+        return _run_data_config(model) or _model_val_slice(model)
+    from actionpose.errors import ActionposeError
+
+    found = [(m, _run_data_config(m) or _model_val_slice(m)) for m in members]
+    known = [(m, sl) for m, sl in found if sl]
+    distinct = {_slice_key(sl) for _, sl in known}
+    if len(distinct) > 1:
+        if needed:
+            shown = "; ".join(f"{Path(m).name}: fraction {k[0]:g}, seed {k[1]}, from {k[2]!r}"
+                              for m, k in ((m, _slice_key(sl)) for m, sl in known))
+            raise ActionposeError(f"{model}: its members were validated on different slices ({shown}): no slice is "
+                                  "held out from all of them; evaluate the members one by one, or give --val-fraction "
+                                  "and --seed")
+        return {}
+    if needed and known and len(known) < len(found):
+        missing = ", ".join(Path(m).name for m, sl in found if not sl)
+        print(f"note: {model}: {missing} carry no record of their validation slice; scoring the one the other "
+              "members recorded", file=sys.stderr)
+    return known[0][1] if known else {}
+
+
+def _slice_key(sl: dict) -> tuple:
+    """(fraction, seed, training split) of a recorded slice, with the defaults the data module uses."""
+    return (float(sl.get("val_fraction", 0.1)), int(sl.get("val_seed", sl.get("seed", 0))),
+            sl.get("train_split") or "train")
+
+
+def _ensemble_members(model: str) -> list[str] | None:
+    """An ensemble YAML's member paths, resolved as the predictor resolves them; None for one model (or a file
+    the predictor will explain)."""
+    import yaml
+
+    from actionpose.inference.predictor import MODEL_ALIASES, resolve_model
+
+    path = str(resolve_model(model)) if model in MODEL_ALIASES else str(model)
+    if not path.endswith((".yaml", ".yml")):
+        return None
+    try:
+        listed = yaml.safe_load(Path(path).read_text())["models"]
+    except (yaml.YAMLError, OSError, TypeError, KeyError):
+        return None
+    if not isinstance(listed, list):
+        return None
+    return [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(Path(path).parent / m)
+            for m in listed if isinstance(m, str)]
+
+
 def _run_data_config(model: str) -> dict:
     """The ``data`` section of the run a model came from (``runs/<name>/config.yaml`` beside its ONNX
-    file or above its ``checkpoints/``; for an ensemble YAML, its members' runs when they agree), so
+    file or above its ``checkpoints/``), so
     ``--split val`` scores the slice that run validated on; an empty dict for anything else. (The defaults 0.1 / seed 0 scored another slice of a run trained with
     data.val_fraction 0.2, without a word.)"""
     import yaml
 
     from actionpose.training.run_dir import run_of
 
-    if str(model).endswith((".yaml", ".yml")):  # an ensemble: its members' runs, when they agree
-        try:
-            members = yaml.safe_load(Path(model).read_text())["models"]
-            found = [_run_data_config(m if Path(m).is_absolute() else str(Path(model).parent / m)) for m in members]
-        except (yaml.YAMLError, OSError, TypeError, KeyError):
-            return {}
-        return found[0] if found and all(f == found[0] for f in found) else {}
     folder = run_of(model)
     if folder is None or not (folder / "config.yaml").is_file():
         return {}
@@ -116,7 +164,7 @@ def _run_data_config(model: str) -> dict:
 def _model_val_slice(model: str) -> dict:
     """The validation slice recorded in the model itself (ONNX metadata or checkpoint, ``val_slice``: models
     trained since 2026-11-27), for a model file moved out of its run folder; an empty dict when absent."""
-    if str(model).endswith((".yaml", ".yml")) or str(model).startswith("models:/"):
+    if str(model).endswith((".yaml", ".yml")):
         return {}
     try:
         if str(model).endswith(".ckpt"):

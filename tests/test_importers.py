@@ -518,7 +518,14 @@ def test_csv_files_as_other_tools_write_them(tmp_path, capsys):
     num = [h] + [[*r[:li], numeric[r[0]], *r[li + 1:]] for r in rows[1:]]
     src = _write_csv(tmp_path / "numeric", num) / "x.csv"
     assert main(["datasets", "convert", "-f", "csv", str(src), "-o", str(tmp_path / "n.pkl")]) == 0
-    assert "6 of 8 classes have no sample" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "6 of 8 classes have no sample" in err and "numeric labels are class indices" in err
+    # an importer with a fixed class list: the part of it a source holds, not advice about numeric labels
+    assert main(["datasets", "convert", "-f", "penn", str(D / "penn"),
+                 "-o", str(tmp_path / "p.pkl")]) == 0
+    err = capsys.readouterr().err
+    assert "13 of 15 classes have no sample" in err and "keeps the dataset's whole class list" in err
+    assert "numeric labels" not in err
     if si is not None:
         test_only = samples[0]
         only = [h] + [[*r[:li], "rare" if r[0] == test_only else r[li], *r[li + 1:si], "test" if r[0] == test_only

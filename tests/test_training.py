@@ -500,9 +500,12 @@ def test_without_a_validation_slice_every_training_clip_is_trained_on(tmp_path):
     assert res.metrics["test_n"] == 3 and res.onnx_path.exists()
 
 
-def test_select_best_is_the_default(trained):
-    _, res = trained
-    assert res.checkpoint.name == "best.ckpt" and res.metrics["selected"] == "best"
+def test_select_best_is_the_default(trained, tmp_path):
+    assert make_config({})["trainer"]["select"] == "best"
+    _, res = trained  # too few clips per class for a validation slice: best.ckpt holds the last epoch, said so
+    assert res.checkpoint.name == "best.ckpt" and res.metrics["selected"] == "last"
+    cfg = _four_epochs_with_validation(tmp_path)  # with one: the best-validation epoch
+    assert train(cfg).metrics["selected"] == "best"
 
 
 def test_lr_schedule_warms_up_anneals_and_follows_the_clock_in_a_time_box():
@@ -1083,3 +1086,33 @@ def test_a_validation_slice_that_is_never_scored_is_noted_once(tmp_path, capsys,
     assert res.checkpoint.is_file() and "best_val_top1" not in res.metrics
     assert "validation slice is held out of training but never scored" in capsys.readouterr().err
     assert not [w for w in recwarn if "val_select" in str(w.message)]
+
+
+def test_flip_on_a_rig_without_left_right_names_is_noted_and_selection_is_named_honestly(tmp_path, capsys):
+    """augment.flip on a rig whose names show no sides mirrored every flipped clip into an impossible body
+    without a word (only `actionpose layouts` said it); and a run without a validation slice reported
+    "selected": "best" for the last epoch it exported."""
+    import csv
+
+    joints = ["head", "lsho", "rsho", "lhip", "rhip"]
+    (tmp_path / "abbr5.yaml").write_text("name: abbr5\njoints: [" + ", ".join(joints) + "]\ncenter: head\n"
+                                         "bones: [[head, lsho], [head, rsho], [lsho, lhip], [rsho, rhip]]\n")
+    rng = np.random.default_rng(0)
+    rows = [["sample", "frame", "label", "split"] + [f"{j}_{c}" for j in joints for c in "xy"]]
+    for s in range(8):
+        for f in range(10):
+            rows.append([f"s{s}", f, ["a", "b"][s % 2], "test" if s >= 6 else "train",
+                         *np.round(rng.uniform(0, 300, 10), 2).tolist()])
+    with open(tmp_path / "r.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    assert main(["datasets", "convert", "-f", "csv", str(tmp_path / "r.csv"), "--layout",
+                 str(tmp_path / "abbr5.yaml"), "-o", str(tmp_path / "r.pkl")]) == 0
+    capsys.readouterr()
+    cfg = make_config({"name": "abbr", "data": {"path": str(tmp_path / "r.pkl"), "val_fraction": 0},
+                       "augment": {"flip": 0.5}, "preprocess": {"clip_len": 8, "test_clips": 1},
+                       "model": dict(TINY_MODEL), "optim": {"epochs": 1, "batch_size": 4}, "mlflow": {"enabled": False},
+                       "trainer": {"progress_bar": False, "num_threads": 1}, "output": {"dir": str(tmp_path / "run")}})
+    res = train(cfg)
+    err = capsys.readouterr().err
+    assert "augment.flip=0.5 but layout abbr5 has no left/right joint pairs" in err
+    assert "the last epoch is tested and exported" in err and res.metrics["selected"] == "last"

@@ -62,9 +62,11 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"note: {len(empty)} class name(s) have no sample ({', '.join(f'{c!r} = label {i}' for i, c in empty[:3])}); "
               f"if --classes {args.classes} has a header line, every name is shifted by one", file=sys.stderr)
     elif empty:  # numeric labels 3, 7 made classes 0..7: a model would train with empty outputs, unsaid
-        print(f"note: {len(empty)} of {len(ds.classes)} classes have no sample ({', '.join(repr(c) for _, c in empty[:5])}"
-              f"{' ...' if len(empty) > 5 else ''}): numeric labels are class indices, so every index up to the "
-              "largest is a class; give the labels as names to have only the classes you use", file=sys.stderr)
+        shown = f"{', '.join(repr(c) for _, c in empty[:5])}{' ...' if len(empty) > 5 else ''}"
+        why = ("numeric labels are class indices, so every index up to the largest is a class; give the labels as "
+               "names to have only the classes you use") if args.format in ("csv", "pyskl") else (
+               f"the {args.format} importer keeps the dataset's whole class list, and this source holds part of it")
+        print(f"note: {len(empty)} of {len(ds.classes)} classes have no sample ({shown}): {why}", file=sys.stderr)
     if "train" in (ds.split or {}):  # a class that only the test split holds cannot be learnt
         by_split = {k: {a["label"] for a in ds.subset(k)} for k in ds.split}
         for k, labels in by_split.items():

@@ -186,7 +186,15 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
               file=sys.stderr)
     elif not has_val and t["select"] == "best":
         print("note: no validation slice (data.val_fraction=0 or too few clips per class): the last epoch is "
-              "tested and exported", file=sys.stderr)
+              + ("tested and exported" if dm.test_samples else "exported"), file=sys.stderr)
+    from actionpose.skeleton import get_layout
+
+    flip = float((cfg.get("augment") or {}).get("flip") or 0)
+    if flip and not get_layout(dm.layout).symmetric_pairs:  # said by `actionpose layouts`, not by training
+        print(f"note: augment.flip={flip:g} but layout {dm.layout} has no left/right joint pairs that its names "
+              "show (left_x/right_x, LShoulder/RShoulder, l_knee/r_knee, ...): flipped clips are mirrored without "
+              "swapping sides, a body that cannot exist; set augment.flip=0 or name the joints so",
+              file=sys.stderr)
 
     if cfg["mlflow"]["enabled"] and cfg["mlflow"]["register"] and not t["export_onnx"]:
         print("note: trainer.export_onnx=false: the model is not registered in MLflow (the registered pyfunc runs "
@@ -290,7 +298,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
 
         if not best or not selected.is_file():
             raise ActionposeError(f"training produced no checkpoint in {checkpoint_dir(out_dir)}")
-        metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem,
+        # "last" without a scored validation slice: best.ckpt then holds the last epoch (metrics said "best")
+        metrics: dict[str, Any] = {"epochs": trainer.current_epoch, "selected": selected.stem if has_val else "last",
                                    "sec_per_epoch": round(sum(timer.times) / max(1, len(timer.times)), 2)}
         if module.graphed is not None:  # how many training steps a CUDA graph replayed (0 on a CPU), and why not
             metrics["cuda_graph_steps"] = module.graphed.replays

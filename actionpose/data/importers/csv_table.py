@@ -34,7 +34,7 @@ def _infer_layout(joints: set[str], path: Path) -> str:
     for name in list_layouts():
         if set(get_layout(name).joints) == joints:
             return name
-    raise where(path, f"joint columns match no known layout ({len(joints)} joints); pass --layout")
+    raise where(path, f"joint columns match no known layout ({len(joints)} joints); pass --layout (in Python: layout=layout_from_option(NAME_OR_YAML))")
 
 
 @register_importer("csv")

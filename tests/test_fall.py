@@ -861,3 +861,36 @@ def test_model_cards_hold_no_template_placeholders():
     section = occlusion_card_section({"conditions": {"head": {"found": 55, "falls": 60, "false_alarms": 1,
                                                               "recall": 0.917, "precision": 0.982}}}, 0.94)
     assert "| head | 55/60 | 1 | 0.917 | 0.982 |" in section and "{" not in section
+
+
+@pytest.mark.skipif(not SKEL.exists(), reason="../shared not present: fall_skeleton_1.npy")
+def test_counters_are_per_input_and_bounded(tmp_path):
+    """reset() left windows_scored counting across inputs (45, 90, 135 for one clip run three times); a pickle
+    of several sequences reported the last one's peaks only; peaks grew by one entry per track id for ever."""
+    from actionpose.data.importers import convert
+    from actionpose.inference import fall as fall_mod
+    from actionpose.inference.fall_sources import detect_falls
+
+    det = FallDetector.from_pretrained("fall", threads=1)
+    skel = np.load(SKEL)
+    runs = []
+    for _ in range(2):
+        for i, f in enumerate(skel):
+            det.update(f, i / 18)
+        runs.append(det.windows_scored)
+        det.reset()
+    assert runs[0] == runs[1] > 0 and det.windows_scored == 0
+    fix = Path(__file__).resolve().parent / "fixtures" / "fall"
+    convert("urfd_movenet", fix / "urfd_movenet13_mini.tar.gz", tmp_path / "u.pkl",
+            frame_labels_csv=fix / "urfd_falls13_mini.csv")
+    _, info = detect_falls(det, tmp_path / "u.pkl")
+    assert len({str(t).split("/")[0] for t in info["peaks"]}) == 2  # both sequences' persons
+    old, fall_mod.MAX_PEAKS = fall_mod.MAX_PEAKS, 3
+    try:
+        det.reset()
+        t = 0.0
+        for k in range(5):  # a tracker handing out a new id every few seconds: only the newest 3 are kept
+            det.update_many([({f"id{k}": f}, (t := t + 1 / 18)) for f in skel[:54]])
+        assert list(det.peaks) == ["id2", "id3", "id4"]
+    finally:
+        fall_mod.MAX_PEAKS = old

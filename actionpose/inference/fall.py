@@ -289,6 +289,7 @@ def _timestamp(value: Any) -> float:
 # Timestamps are compared with this slack: UNIX-time seconds (~1.7e9) carry only ~2.4e-7 s of float64
 # resolution, so a 1e-9 slack made the scoring hop depend on the clock's origin.
 _TIME_EPS = 1e-4
+MAX_PEAKS = 10_000  # tracks whose best fall probability a detector keeps (FallDetector.peaks)
 INPUT_CHECK_S = 1.0  # stream seconds between two checks of a person's input (normalised, upside down): ~0.1 ms each
 MAX_FRAME_GAP_S = 1.0  # a stream whose frames keep coming further apart than this is refused (_check_spacing)
 SPARSE_FRAMES = 5      # ... after this many such frames in a row (one long gap is a reconnect, not a bad clock)
@@ -377,8 +378,9 @@ class FallDetector:
         self._watches: dict[Any, Watch] = {}  # fallen persons whose follow-up (still down / up again) is open
         self.last_time: float | None = None  # the newest frame's timestamp seen by update()
         self._sparse = 0  # frames in a row that came more than MAX_FRAME_GAP_S after the previous one
-        self.windows_scored = 0  # by update(): 0 after a whole input means nothing could be checked
-        self.peaks: dict[Any, float] = {}  # per track, the highest probability update() scored (how close a call came)
+        self.windows_scored = 0  # by update() since reset(): 0 after a whole input means nothing could be checked
+        # per track, the highest probability update() scored (how close a call came); the newest MAX_PEAKS tracks
+        self.peaks: dict[Any, float] = {}
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -622,6 +624,7 @@ class FallDetector:
     def reset(self) -> None:
         self._tracks.clear()
         self.peaks.clear()
+        self.windows_scored = 0  # it kept counting across inputs: 45, 90, 135 for one clip run three times
         self._watches.clear()
         self.last_time = None
         self._sparse = 0
@@ -910,7 +913,9 @@ class FallDetector:
 
     def _step(self, due: _Due, prob: float) -> FallEvent | None:
         cfg, tid, tr, now = self.config, due.tid, due.track, due.time
-        self.peaks[tid] = max(self.peaks.get(tid, 0.0), prob)
+        self.peaks[tid] = max(self.peaks.pop(tid, 0.0), prob)  # re-inserted: the dict runs oldest to newest track
+        if len(self.peaks) > MAX_PEAKS:  # a stream whose tracker hands out a new id every few seconds grew it forever
+            del self.peaks[next(iter(self.peaks))]
         if not tr.armed:
             if prob < cfg.release:
                 tr.below_since = now if tr.below_since is None else tr.below_since

@@ -163,7 +163,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     warnings: list[str] = []
     truncated: str | None = None  # why a file stopped decoding before its end
     detector.reset()
-    scored_before = detector.windows_scored
+    earlier = {"scored": 0, "peaks": {}}  # of a pickle's earlier sequences (each one resets the detector)
     interrupted = False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
     # with_person 0: nobody shown; standing / inverted: person-frames standing, of them upside down
@@ -243,6 +243,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
             index = 0
             for t, persons in gen:
                 if t == 0 and count["frames"]:  # next annotation: a new, independent stream
+                    earlier["scored"] += detector.windows_scored
+                    earlier["peaks"].update(detector.peaks)
                     detector.reset()
                 before = len(events)
                 step(persons, t, lay)
@@ -290,7 +292,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         warnings.append(NORMALISED_ADVICE)
     if looks_upside_down(count["standing"], count["inverted"]):
         warnings.append(UPSIDE_DOWN_ADVICE)
-    if count["with_person"] and detector.windows_scored == scored_before and not interrupted:
+    scored, peaks = earlier["scored"] + detector.windows_scored, {**earlier["peaks"], **detector.peaks}
+    if count["with_person"] and scored == 0 and not interrupted:
         warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "
                         "of frames the detector needs")
     rate = 1 / float(np.median(steps)) if steps else None
@@ -300,8 +303,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                     "interrupted": interrupted, "complete": not interrupted and truncated is None,
                     "truncated": truncated, "warnings": warnings, "tracks": sorted(seen, key=_track_order),
                     "frames_with_person": count["with_person"],
-                    "windows_scored": detector.windows_scored - scored_before,
-                    "peaks": {t: round(p, 4) for t, p in detector.peaks.items()},
+                    "windows_scored": scored,
+                    "peaks": {t: round(p, 4) for t, p in peaks.items()},
                     "not_up_at_end": detector.open_follow_ups()}
 
 

@@ -117,6 +117,40 @@ def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path, capsys
         layout_from_option(str(f))
 
 
+@pytest.mark.parametrize("change, message", [
+    (("joints: [a, b, c]", "joints: head"), r"'joints' must be a list of joint names, got str 'head'"),
+    (("[[a, b], [b, c]]", "[[a, b, c]]"), r"bone 1 \['a', 'b', 'c'\] is not a pair of joint names; a bone is a pair \[a, b\]"),
+    (("[[a, b], [b, c]]", "[[a, b], bc]"), r"bone 2 'bc' is not a pair of joint names"),
+    (("[[a, b], [b, c]]", "ab"), r"'bones' must be a list of \[a, b\] joint-name pairs, got str 'ab'"),
+    (("bones: [[a, b], [b, c]]\n", ""), r"missing key\(s\) 'bones'; a layout needs name, joints, bones, center"),
+])
+def test_layout_file_with_a_string_for_a_list_or_a_bad_bone_is_refused(tmp_path, capsys, change, message):
+    """Python iterated ``joints: head`` into the joints h, e, a, d (exit 0), read a bone ``ab`` as (a, b), and a
+    3-joint bone failed with a bare "too many values to unpack"; a missing ``bones:`` built a graph of isolated
+    joints although README and docs/extending.md list bones among a layout's keys."""
+    from actionpose.cli import main
+    from actionpose.skeleton.layout_file import layout_from_option
+
+    f = tmp_path / "rig.yaml"
+    f.write_text("name: probe_rig_bad\njoints: [a, b, c]\nbones: [[a, b], [b, c]]\ncenter: b\n".replace(*change))
+    with pytest.raises(ActionposeError, match="rig.yaml: " + message):
+        layout_from_option(str(f))
+    assert main(["layouts", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_layouts_on_an_ensemble_config_says_what_the_file_is(tmp_path):
+    """``unknown key(s) 'models', 'weights'; a layout has ...`` read as if the file were a broken layout."""
+    from actionpose.skeleton.layout_file import layout_from_option
+
+    f = tmp_path / "ens.yaml"
+    f.write_text("models: [a.onnx, b.onnx]\nweights: [1, 2]\n")
+    with pytest.raises(ActionposeError, match=r"ens.yaml: looks like an ensemble config \(it has 'models'\), not a "
+                                              r"layout file; a layout file has name, joints, bones, center"):
+        layout_from_option(str(f))
+
+
 def test_a_same_named_layout_that_differs_in_centre_or_aliases_is_refused():
     """Only joints and bones were compared: a dataset whose layout differed in its centre silently changed
     the bone features of a model loaded after it (probe: 54 % -> 30 %, no word)."""

@@ -84,6 +84,27 @@ def test_a_checkpoint_in_an_ensemble_and_a_truncated_checkpoint_are_said(tmp_pat
     assert "truncated or corrupt" in str(err.value) and "If you are seeing" not in str(err.value)
 
 
+def test_a_nested_ensemble_is_refused_naming_the_member(tmp_path):
+    """An ensemble YAML listed under another's ``models`` was opened as ONNX: raw "INVALID_PROTOBUF"."""
+    inner = tmp_path / "inner.yaml"
+    inner.write_text(f"models: [{_shipped('penn_body13')}]\n")
+    outer = tmp_path / "outer.yaml"
+    for member in ("inner.yaml", "penn_ensemble"):  # a path beside it, or a shipped ensemble alias
+        outer.write_text(f"models: [{_shipped('penn_body13')}, {member}]\nweights: [1, 1]\n")
+        with pytest.raises(ActionposeError, match=rf"outer.yaml: member '{member}' is itself an ensemble; nested "
+                                                  "ensembles are not supported"):
+            load_predictor(outer)
+
+
+def test_eval_on_a_missing_split_names_the_data_file(tmp_path):
+    """``split 'test' not found`` did not say which of the files (model, data) it was about."""
+    from actionpose.training.evaluate import evaluate
+
+    convert("penn", FIX / "penn", tmp_path / "penn.pkl")
+    with pytest.raises(ActionposeError, match=r"penn.pkl: split 'nosuch' not found; available splits: "):
+        evaluate("penn", tmp_path / "penn.pkl", "nosuch")
+
+
 def test_ensemble_averages(tmp_path):
     path = _shipped("penn_body13")
     single = ActionPredictor.from_path(path)

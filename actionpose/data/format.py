@@ -60,14 +60,21 @@ class SkeletonDataset:
         name) is every sample, so a dataset without splits (a CSV without a ``split`` column) is usable."""
         if split == ALL_SPLIT and split not in self.split:
             return list(self.annotations)
-        if split not in self.split:
-            raise ActionposeError(f"split {split!r} not found; available splits: "
-                                  f"{', '.join(self.split) or 'none'} (or {ALL_SPLIT!r}: every sample)")
+        self.require_split(split)
         by_name = {a["frame_dir"]: a for a in self.annotations}
         missing = [n for n in self.split[split] if n not in by_name]
         if missing:
             raise ActionposeError(f"split {split!r} names {len(missing)} unknown samples, e.g. {missing[0]!r}")
         return [by_name[n] for n in self.split[split]]
+
+    def require_split(self, split: str, source: object = None) -> None:
+        """Refuse a split the data does not define, naming ``source`` (the data file) when given: a command
+        that names several files (``eval --model M --data D``) must say which one lacks the split."""
+        if split in self.split or split == ALL_SPLIT:
+            return
+        prefix = f"{source}: " if source is not None else ""
+        raise ActionposeError(f"{prefix}split {split!r} not found; available splits: "
+                              f"{', '.join(self.split) or 'none'} (or {ALL_SPLIT!r}: every sample)")
 
     @property
     def num_classes(self) -> int:

@@ -54,6 +54,12 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
+def _is_ensemble_name(member: str) -> bool:
+    """Whether an ensemble member names an ensemble YAML (a path, or a shipped alias such as penn_ensemble)."""
+    target = MODEL_ALIASES.get(member, member)
+    return target.lower().endswith((".yaml", ".yml"))
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(axis=-1, keepdims=True)
     e = np.exp(x)
@@ -270,6 +276,10 @@ def load_predictor(path: str | os.PathLike, threads: int | None = None) -> Actio
                 isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) for w in weights)):
             shown = [float(w) if isinstance(w, np.number) else w for w in weights] if isinstance(weights, list) else weights
             raise where(fp, f"'weights' must be a list of numbers, one per model, got {shown!r}")
+        nested = [m for m in cfg["models"] if _is_ensemble_name(m)]
+        if nested:  # it was opened as an ONNX file: a raw onnxruntime "INVALID_PROTOBUF ... Protobuf parsing failed"
+            raise where(fp, f"member {nested[0]!r} is itself an ensemble; nested ensembles are not supported: "
+                            "list its .onnx models here instead")
         members = [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(fp.parent / m) for m in cfg["models"]]
         try:
             return EnsemblePredictor.from_paths(members, weights, threads=threads)

@@ -53,20 +53,33 @@ class Layout:
                 "center": self.center, "description": self.description, "aliases": dict(self.aliases)}
 
     _KEYS = ("name", "joints", "bones", "center", "description", "aliases")
+    _REQUIRED = ("name", "joints", "bones", "center")  # as README and docs/extending.md define a layout file
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "layout") -> "Layout":
-        unknown = [k for k in d if k not in cls._KEYS] if isinstance(d, Mapping) else []
+        """A layout from its serialised form (a layout file, or the definition a pickle/checkpoint/ONNX carries).
+
+        Checked field by field before anything is built: Python would otherwise iterate a string ``joints: head``
+        into four joints h, e, a, d, and unpack a bone ``ab`` into the pair (a, b)."""
+        if not isinstance(d, Mapping):
+            raise ActionposeError(f"{where}: not a layout definition (a mapping of {', '.join(cls._REQUIRED)})")
+        unknown = [k for k in d if k not in cls._KEYS]
         if unknown:  # a misspelt ``edges:`` or ``centre:`` would otherwise build a layout without it
             raise ActionposeError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a layout has "
                                   f"{', '.join(cls._KEYS)}")
+        missing = [k for k in cls._REQUIRED if k not in d]
+        if missing:  # a forgotten ``bones:`` left every joint isolated in the graph, without a word
+            raise ActionposeError(f"{where}: missing key(s) {', '.join(map(repr, missing))}; a layout needs "
+                                  f"{', '.join(cls._REQUIRED)} (bones: [] for a layout without bones)")
+        joints = tuple(_joint_names(d["joints"], where))
+        bones = tuple(_bone(b, i, where) for i, b in enumerate(_list_field(d["bones"], where, "bones",
+                                                                             "a list of [a, b] joint-name pairs")))
         try:
-            return cls(name=str(d["name"]), joints=tuple(str(j) for j in d["joints"]),
-                       bones=tuple((str(a), str(b)) for a, b in d.get("bones", ())), center=str(d["center"]),
+            return cls(name=str(d["name"]), joints=joints, bones=bones, center=str(d["center"]),
                        description=str(d.get("description", "")), aliases=dict(d.get("aliases") or {}))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ActionposeError(f"{where}: not a layout definition ({type(e).__name__}: {e}); needs name, "
-                                  "joints, bones, center") from None
+        except (TypeError, ValueError) as e:
+            raise ActionposeError(f"{where}: not a layout definition ({type(e).__name__}: {e}); needs "
+                                  f"{', '.join(cls._REQUIRED)}") from None
 
     # --- basic facts -------------------------------------------------------------------------
     @property
@@ -176,6 +189,36 @@ class Layout:
 
     def __repr__(self) -> str:
         return f"Layout({self.name!r}, {self.num_joints} joints)"
+
+
+def _list_field(value: object, where: str, key: str, what: str) -> list:
+    """A list field (``joints``, ``bones``); a string is refused, not iterated letter by letter."""
+    if not isinstance(value, (list, tuple)):
+        raise ActionposeError(f"{where}: '{key}' must be {what}, got {type(value).__name__} {value!r}")
+    return list(value)
+
+
+def _joint_names(value: object, where: str) -> list[str]:
+    """``joints``: a list of names (``joints: head`` became the four joints h, e, a, d)."""
+    names = _list_field(value, where, "joints", "a list of joint names")
+    bad = [v for v in names if not _is_name(v)]
+    if bad:  # a nested list or a mapping as a joint name is a mistake, not a name
+        raise ActionposeError(f"{where}: 'joints' must be a list of joint names; {bad[0]!r} is not a name")
+    return [str(v) for v in names]
+
+
+def _is_name(value: object) -> bool:
+    """A joint name as YAML may give it: a string, or a number (``joints: [0, 1, 2]``, read as "0", "1", "2"
+    as before); not ``true``/``no`` (YAML booleans), a list or a mapping."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _bone(value: object, i: int, where: str) -> tuple[str, str]:
+    """One bone: a pair [a, b] of joint names. A string ``ab`` unpacked into (a, b) and ``[a, b, c]`` failed
+    with a bare "too many values to unpack"."""
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_name(j) for j in value)):
+        raise ActionposeError(f"{where}: bone {i + 1} {value!r} is not a pair of joint names; a bone is a pair [a, b]")
+    return str(value[0]), str(value[1])
 
 
 def _edge2mat(edges: np.ndarray, n: int) -> np.ndarray:

@@ -28,6 +28,12 @@ def layout_from_option(value: str) -> str:
         raise where(path, f"not readable YAML/JSON ({yaml_error_text(e) if isinstance(e, yaml.YAMLError) else e})") from None
     if not isinstance(definition, dict):
         raise where(path, "a layout file holds a mapping: name, joints, bones, center")
+    if "models" in definition and "joints" not in definition:
+        # an ensemble config (models, weights) was refused as a layout with "unknown key(s) 'models', 'weights'",
+        # which reads as if the file were a broken layout
+        raise where(path, "looks like an ensemble config (it has 'models'), not a layout file; a layout file has "
+                          "name, joints, bones, center (an ensemble's layout is that of its models: "
+                          "`actionpose layouts MEMBER.onnx` shows it)")
     lay = ensure_layout(definition, str(path))
     unreached = [j for j, d in zip(lay.joints, lay.hop_distance[lay.center_index]) if not np.isfinite(d)]
     if unreached:  # allowed (a tracker's extra point), but a forgotten bone leaves a joint out of every graph hop

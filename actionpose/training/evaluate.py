@@ -137,6 +137,7 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str = "test",
                                   f"(splits: {', '.join(sorted(ds.split))})")
         samples = validation_slice(samples_for(ds, train_split, model.layout), val_fraction, seed)[1]
     else:
+        ds.require_split(split, data_path)  # named here: subset() alone does not know the file
         samples = samples_for(ds, split, model.layout)  # refuses an unmappable layout, naming both
     if not samples:
         raise ActionposeError(f"{data_path}: split {split!r} has no samples"

@@ -808,6 +808,25 @@ def test_upside_down_input_is_said_in_process_and_in_the_cli(det, tmp_path):
         assert json.loads(out.stdout)["warnings"] == ([UPSIDE_DOWN_ADVICE] if name == "flipped" else []), name
 
 
+
+def test_swapped_x_and_y_are_said_for_a_whole_source(tmp_path):
+    """[y, x] keypoints in pixels (MoveNet's order, scaled to the image) turn a walk into a body lying along x:
+    fall_video_1's skeleton swapped raised a fall at 0.17 s and "up again" at the real fall, without a word.
+    The real clips (a fall, a daily activity) get no advice; swapped, they do (whole sources only: a window
+    after a real fall is all lying)."""
+    from actionpose.inference.fall_prep import SIDEWAYS_ADVICE
+
+    for clip in ("fall-01", "adl-01"):
+        kp, sc, _ = fixture_seq(clip)
+        for name, k in (("real", kp), ("swapped", kp[..., ::-1])):
+            path = tmp_path / f"{clip}_{name}.npy"
+            np.save(path, np.concatenate([k, sc[..., None]], -1).astype(np.float32))
+            out = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "coco13",
+                                  "--fps", "30", "--json"], capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["warnings"] == ([SIDEWAYS_ADVICE] if name == "swapped" else []), (clip, name)
+
+
 @pytest.mark.skipif(not (SHARED / "datasets" / "penn_action").exists(), reason="../shared not present: datasets")
 def test_upside_down_check_on_real_clips():
     """No advice on any real clip of Penn Action (2,326), URFD MoveNet (70) or the push-up set (265; push-ups

@@ -120,11 +120,29 @@ UPSIDE_DOWN_ADVICE = ("the body is upside down (shoulders below the hips) whenev
                       "from an upright view")
 UPSIDE_DOWN_SHARE = 0.8  # of the standing frames (:func:`torso_counts`); a fall passes through horizontal
 UPSIDE_DOWN_MIN_FRAMES = 10
+SIDEWAYS_ADVICE = ("most straight bodies lie along x and few stand upright: if people in view were standing, "
+                   "x and y are swapped ([y, x] keypoints, as MoveNet "
+                   "gives them) or the camera is on its side. The model needs x to the right and y down, from an "
+                   "upright view")
+SIDEWAYS_SHARE = 0.75  # of the frames straight either way: URFD (100 clips, 2 pose estimators) and fall_video_1
+SIDEWAYS_MIN_FRAMES = 10  # flag none as given, and 84 of 101 with x and y swapped; floor exercise too (docs/fall.md)
+
+
+def looks_sideways(standing: int, sideways: int) -> bool:
+    """True when enough straight-body frames were seen and most lie along x (:func:`torso_counts` of the
+    swapped coordinates): whole-stream only, since a window after a real fall is all lying."""
+    return sideways >= SIDEWAYS_MIN_FRAMES and sideways >= SIDEWAYS_SHARE * (standing + sideways)
 
 
 def torso_counts(kp6: np.ndarray, seen6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per window of shoulders, hips and ankles (:data:`TORSO_LEGS`, [N, T, 6, 2], unseen joints at 0,
-    ``seen6`` [N, T, 6]): ``(frames standing, those of them upside down)``, two [N] arrays.
+    """:func:`torso_masks` counted per window: ``(frames standing, those of them upside down)``, two [N] arrays."""
+    standing, inverted = torso_masks(kp6, seen6)
+    return standing.sum(-1), inverted.sum(-1)
+
+
+def torso_masks(kp6: np.ndarray, seen6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame of windows of shoulders, hips and ankles (:data:`TORSO_LEGS`, [N, T, 6, 2], unseen joints at 0,
+    ``seen6`` [N, T, 6]): ``(standing, upside down)``, two [N, T] masks.
 
     Standing means torso (hips' to shoulders' midpoint, both sides seen) and legs (hips to the seen ankles)
     both vertical, pointing opposite ways, and not foreshortened; upside down means the torso points down
@@ -143,7 +161,7 @@ def torso_counts(kp6: np.ndarray, seen6: np.ndarray) -> tuple[np.ndarray, np.nda
     wx, wy = x[..., 0] - x[..., 1], y[..., 0] - y[..., 1]
     standing = ok & (ty * ly < 0) & (ty * ty > tx * tx) & (ly * ly > lx * lx) & (l2 >= 0.49 * t2) \
         & (t2 >= 0.81 * (wx * wx + wy * wy))
-    return standing.sum(-1), (standing & (ty > 0)).sum(-1)
+    return standing, standing & (ty > 0)
 
 
 # the joints torso_counts reads, in its order

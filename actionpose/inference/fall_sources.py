@@ -11,9 +11,9 @@ import numpy as np
 
 from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.fall import NORMALISED_WARNING, UPSIDE_DOWN_WARNING, FallDetector, FallEvent
-from actionpose.inference.fall_prep import (NORMALISED_ADVICE, NORMALISED_MAX, UPSIDE_DOWN_ADVICE, looks_normalised,
-                                            looks_upside_down, person_frames, seen_joints, torso_counts,
-                                            torso_legs)
+from actionpose.inference.fall_prep import (NORMALISED_ADVICE, NORMALISED_MAX, SIDEWAYS_ADVICE, UPSIDE_DOWN_ADVICE,
+                                            looks_normalised, looks_sideways, looks_upside_down, person_frames,
+                                            seen_joints, torso_counts, torso_legs)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -167,7 +167,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     interrupted = False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
     # with_person 0: nobody shown; standing / inverted: person-frames standing, of them upside down
-    count = {"frames": 0, "with_person": 0, "last_t": 0.0, "max_coord": 0.0, "standing": 0, "inverted": 0}
+    count = {"frames": 0, "with_person": 0, "last_t": 0.0, "max_coord": 0.0, "standing": 0, "inverted": 0,
+             "sideways": 0}
 
     steps: list[float] = []  # frame intervals: the source's frame rate (a video's last stamp is 1 frame short)
 
@@ -184,11 +185,12 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         for x in shown:
             if len(x):
                 count["max_coord"] = max(count["max_coord"], float(np.abs(x).max()))
-        if persons:  # standing frames, and those upside down (y pointing up?), over the whole stream
-            standing, inverted = torso_counts(*torso_legs(*person_frames(list(persons.values())), lay,
-                                                          detector.config.prep.score_min))
+        if persons:  # standing frames, those upside down (y pointing up?) and lying along x (swapped?), over the stream
+            kp6, seen6 = torso_legs(*person_frames(list(persons.values())), lay, detector.config.prep.score_min)
+            standing, inverted = torso_counts(kp6, seen6)
             count["standing"] += int(standing.sum())
             count["inverted"] += int(inverted.sum())
+            count["sideways"] += int(torso_counts(kp6[..., ::-1], seen6)[0].sum())
         count["frames"] += 1
         if count["frames"] > 1 and t > count["last_t"] and len(steps) < 2000:
             steps.append(t - count["last_t"])
@@ -292,6 +294,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         warnings.append(NORMALISED_ADVICE)
     if looks_upside_down(count["standing"], count["inverted"]):
         warnings.append(UPSIDE_DOWN_ADVICE)
+    elif looks_sideways(count["standing"], count["sideways"]):  # MoveNet's [y, x] in pixels: a walk read as lying
+        warnings.append(SIDEWAYS_ADVICE)
     scored, peaks = earlier["scored"] + detector.windows_scored, {**earlier["peaks"], **detector.peaks}
     if count["with_person"] and scored == 0 and not interrupted:
         warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "

@@ -92,7 +92,7 @@ def joint_map(src: str | Layout, dst: str | Layout) -> np.ndarray:
     index, missing = _match(src, dst)
     if missing:
         raise ActionposeError(f"layout {src.name} cannot be mapped to {dst.name}: "
-                              f"no joint for {', '.join(missing)}")
+                              f"no joint for {name_list(missing)}")  # a 21-joint hand listed every name
     out = np.asarray(index, dtype=np.int64)
     out.flags.writeable = False  # shared by every caller
     _JOINT_MAPS[(id(src), id(dst))] = (src, dst, out)

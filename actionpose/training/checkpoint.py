@@ -52,9 +52,10 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
             keys = [k for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)] \
                 if isinstance(old, dict) and isinstance(new, dict) else []
             # two truncated dicts looked the same: the keys that differ are what to fix
-            diff = (f"{what} differs from this run's in "
+            verb = "differ" if what == "classes" else "differs"  # "its classes ... differs"
+            diff = (f"{what} {verb} from this run's in "
                     + "; ".join(f"{k!r}: {_short(old.get(k))} there, {_short(new.get(k))} here" for k in keys[:3])
-                    if keys else f"{what} {_short(old)} differs from this run's {_short(new)}")
+                    if keys else f"{what} {_short(old)} {verb} from this run's {_short(new)}")
             raise where(path, f"cannot resume: its {diff} (trainer.resume continues the same model on the same data)")
     old_p, new_p = old_cfg.get("preprocess") or {}, config["preprocess"]
     # test_clips only shapes evaluation; anything else changed the clips the second half trained on (clip_len

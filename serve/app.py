@@ -36,7 +36,8 @@ from serve.fastlane import PredictFastLane, ServiceApp, body_timeout_detail, pre
 from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventKind, EventOut, EventsResponse,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse, WebhookOut)
 from serve.settings import Settings
-from serve.storage import forget_sessions, load_session, open_db, ping, query_events, save_session
+from serve.storage import (delete_session, forget_sessions, load_session, open_db, ping, query_events,
+                           save_session)
 from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
@@ -505,6 +506,25 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         det = _restore(state.detector, session_id, saved)  # unreadable: empty, as the next stream request will
         return SessionOut(session_id=session_id, last_timestamp=det.last_time, persons=len(det.track_ids),
                           updated_at=updated)
+
+    @app.delete("/v1/fall/stream/{session_id}", status_code=204, tags=["fall"], dependencies=[Depends(require_key)],
+                responses=SESSION_RESPONSES,
+                summary="end a stream session: its saved state is deleted now (its events stay in GET /v1/events)")
+    async def end_session(request: Request, session_id: str = SESSION_ID) -> Response:
+        """Why: a session's state (the last seconds of every person's keypoints) otherwise stays until it has
+        been idle for ``session_idle_s``; an app that ends monitoring, or must not keep a person's data, says
+        so. The next frames sent under the id start a new session."""
+        state = request.app.state
+        lock = state.session_locks.get(session_id)
+
+        def run() -> bool:
+            with lock:  # not in the middle of this worker's request for the session
+                return delete_session(state.engine, session_id)
+
+        if not await asyncio.to_thread(run):
+            raise HTTPException(404, f"session {session_id}: no saved state (never streamed, ended, or idle longer "
+                                     f"than {settings.session_idle_s:g} s)")
+        return Response(status_code=204)
 
     @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES,
              summary="stored fall events, oldest first; filter by session and server time range")

@@ -213,6 +213,12 @@ def save_session(engine: Engine, session_id: str, state: bytes, version: int,
         return _store_events(conn, session_id, rows, now)
 
 
+def delete_session(engine: Engine, session_id: str) -> bool:
+    """Delete one session's saved state (its events stay in the log); False when it had none."""
+    with engine.begin() as conn:
+        return conn.execute(delete(sessions).where(sessions.c.session_id == session_id)).rowcount > 0
+
+
 def forget_sessions(engine: Engine, idle_s: float) -> int:
     """Delete the state of sessions idle for more than ``idle_s`` seconds (their events stay)."""
     with engine.begin() as conn:

@@ -492,6 +492,15 @@ def test_stream_real_fall_skeleton_gives_one_event(svc):
     assert 2.0 <= events[0]["start_time"] <= 3.6 and events[0]["track_id"] == "7"
     stored = client.get("/v1/events", params={"session_id": "real-video"}, headers=h).json()["events"]
     assert [e["id"] for e in stored] == [events[0]["id"]]
+    # ending the session deletes its state (the person's last seconds of keypoints) now; the events stay
+    assert client.delete("/v1/fall/stream/real-video").status_code == 401
+    assert client.delete("/v1/fall/stream/real-video", headers=h).status_code == 204
+    assert client.get("/v1/fall/stream/real-video", headers=h).status_code == 404
+    assert client.delete("/v1/fall/stream/real-video", headers=h).status_code == 404
+    assert client.get("/v1/events", params={"session_id": "real-video"}, headers=h).json()["events"] == stored
+    frames = [{"timestamp": 0.5, "persons": [{"track_id": 7, "keypoints": kp[0].tolist()}]}]  # earlier than before:
+    r = client.post("/v1/fall/stream/real-video", json={"layout": "coco17", "frames": frames}, headers=h)
+    assert r.status_code == 200  # a new session, not a 409 against the old one's clock
 
 
 def test_predict_reads_a_long_window_whole_as_in_process(svc):

@@ -5,7 +5,11 @@ Each fold model of a finished ``fall_train`` CV folder streams its own held-out 
 group hidden for the whole sequence (score 0 and coordinates (0, 0), as a frontend reports a joint it
 did not find): the head (hood, turned away), the arms, the legs, the lower legs (behind a bed).
 
-Usage: python benchmarks/fall_occlusion.py CV_FOLDER [--movenet TAR] [--alphapose DIR] [--json]
+``--flicker 0.1 0.2`` adds conditions where each joint of each frame is lost independently at that rate
+(score 0 only, as ``benchmarks/fall_dropout.py`` does), seeded per sequence, so two CV folders see the same
+dropout.
+
+Usage: python benchmarks/fall_occlusion.py CV_FOLDER [--movenet TAR] [--alphapose DIR] [--flicker P ...] [--json]
 """
 from __future__ import annotations
 
@@ -28,20 +32,26 @@ def main() -> None:
     p.add_argument("cv", type=Path)
     p.add_argument("--movenet", type=Path, default=shared / "urfd_movenet13" / "urfd_movenet13_npy.tar.gz")
     p.add_argument("--alphapose", type=Path, default=shared / "urfd_falls13")
+    p.add_argument("--flicker", type=float, nargs="*", default=[], help="per-frame joint dropout rates to add")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     report = json.loads((a.cv / "cv_report.json").read_text())
     cfg = FallConfig.from_dict(report["detector"])
     seqs = sequences_from(convert("urfd_movenet", a.movenet)) + sequences_from(convert("urfd", a.alphapose))
     rows = {}
-    for cond, group in HIDDEN.items():
+    conditions: dict = {**HIDDEN, **{f"flicker {r:.0%}": r for r in a.flicker}}
+    for cond, group in conditions.items():
         all_seqs, all_events = [], []
         for row in report["folds"]:
             k = row["fold"]
             det = FallDetector(OnnxFallScorer(a.cv / f"cv{k}" / f"fall_cv{k}.onnx", threads=1), cfg, layout="body13")
-            for s in (s for s in seqs if s.fold == k):
+            for i, s in ((i, s) for i, s in enumerate(seqs) if s.fold == k):
                 kp, sc = s.kp.copy(), s.sc.copy()
-                kp[:, list(group)], sc[:, list(group)] = 0.0, 0.0
+                if isinstance(group, float):  # scattered: the same draws for every CV folder
+                    rng = np.random.default_rng(i)
+                    sc = np.where(rng.random(sc.shape) < group, np.float32(0), sc).astype(np.float32)
+                else:
+                    kp[:, list(group)], sc[:, list(group)] = 0.0, 0.0
                 all_seqs.append(s)
                 all_events.append(det.run_sequence(kp, s.times, sc, layout="body13"))
         r = score_events(all_seqs, all_events).row()

@@ -123,7 +123,7 @@ def _ensemble_members(model: str) -> list[str] | None:
     the predictor will explain)."""
     import yaml
 
-    from actionpose.inference.predictor import MODEL_ALIASES, resolve_model
+    from actionpose.inference.predictor import MODEL_ALIASES, member_paths, resolve_model
 
     path = str(resolve_model(model)) if model in MODEL_ALIASES else str(model)
     if not path.endswith((".yaml", ".yml")):
@@ -134,8 +134,7 @@ def _ensemble_members(model: str) -> list[str] | None:
         return None
     if not isinstance(listed, list):
         return None
-    return [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(Path(path).parent / m)
-            for m in listed if isinstance(m, str)]
+    return member_paths(Path(path), [m for m in listed if isinstance(m, str)])
 
 
 def _run_data_config(model: str) -> dict:

@@ -251,6 +251,12 @@ def predict_sequences(predictor: Any, sequences: Sequence[tuple[np.ndarray, np.n
     return out
 
 
+def member_paths(ensemble_file: Path, listed: list[str]) -> list[str]:
+    """An ensemble file's members as the predictor loads them: relative paths from the file's folder, absolute
+    paths and shipped model names as they are."""
+    return [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(ensemble_file.parent / m) for m in listed]
+
+
 def load_predictor(path: str | os.PathLike, threads: int | None = None) -> ActionPredictor | EnsemblePredictor:
     """An ``.onnx`` file / shipped name, or an ensemble YAML ``{models: [paths], weights: [...]}``."""
     p = str(resolve_model(path)) if str(path) in MODEL_ALIASES else str(path)
@@ -280,7 +286,7 @@ def load_predictor(path: str | os.PathLike, threads: int | None = None) -> Actio
         if nested:  # it was opened as an ONNX file: a raw onnxruntime "INVALID_PROTOBUF ... Protobuf parsing failed"
             raise where(fp, f"member {nested[0]!r} is itself an ensemble; nested ensembles are not supported: "
                             "list its .onnx models here instead")
-        members = [m if Path(m).is_absolute() or m in MODEL_ALIASES else str(fp.parent / m) for m in cfg["models"]]
+        members = member_paths(fp, cfg["models"])
         try:
             return EnsemblePredictor.from_paths(members, weights, threads=threads)
         except ActionposeError as e:

@@ -21,9 +21,10 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Secur
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 import pydantic_core
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actionpose.errors import ActionposeError
@@ -36,8 +37,9 @@ from serve.fastlane import PredictFastLane, ServiceApp, body_timeout_detail, pre
 from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventKind, EventOut, EventsResponse,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse, WebhookOut)
 from serve.settings import Settings
-from serve.storage import (delete_session, forget_sessions, load_session, open_db, ping, query_events,
-                           save_session)
+from serve.metrics import prometheus_text
+from serve.storage import (delete_session, forget_sessions, load_session, metrics_snapshot, open_db, ping,
+                           query_events, save_session)
 from serve.window_json import window_from_json
 
 log = logging.getLogger("serve")
@@ -331,6 +333,20 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     async def readyz(request: Request):
         ok = getattr(request.app.state, "ready", False) and await asyncio.to_thread(ping, request.app.state.engine)
         return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             summary="Prometheus metrics: stored events per kind, stream sessions, webhook delivery")
+    async def metrics(request: Request) -> Response:
+        """Read from the database at scrape time (no per-request counting on the hot path, and every worker
+        answers the same numbers). Aggregate counts only, no session ids: unauthenticated like /healthz, so a
+        Prometheus server scrapes it without a key. 503 when the database cannot be read."""
+        try:
+            snap = await asyncio.to_thread(metrics_snapshot, request.app.state.engine)
+        except SQLAlchemyError as e:
+            log.warning("metrics: database not readable (%s)", type(e).__name__)
+            return PlainTextResponse("database not readable\n", status_code=503)
+        return PlainTextResponse(prometheus_text(snap, ready=bool(getattr(request.app.state, "ready", False))),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
 
     allowed_layouts = set(PredictRequest.model_fields["layout"].annotation.__args__)
     allowed_keys = set(PredictRequest.model_fields)

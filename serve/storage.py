@@ -358,6 +358,17 @@ def webhook_release(engine: Engine, owner: str) -> None:
                      .values(owner=None, lease_until=0.0))
 
 
+def metrics_snapshot(engine: Engine) -> dict[str, Any]:
+    """What ``GET /metrics`` reports, read from the database at scrape time, so every worker answers the same
+    numbers and no request pays for counting: stored events per kind, sessions with saved state, and the
+    webhook's delivery state (None without one)."""
+    with engine.connect() as conn:
+        by_kind = dict(conn.execute(select(events.c.kind, func.count()).group_by(events.c.kind)).all())
+        n_sessions = conn.execute(select(func.count()).select_from(sessions)).scalar()
+    return {"events": {str(k): int(v) for k, v in by_kind.items()}, "sessions": int(n_sessions or 0),
+            "webhook": webhook_status(engine)}
+
+
 def webhook_status(engine: Engine) -> dict[str, Any] | None:
     """The stored delivery state and how many events wait (None before the first claim)."""
     with engine.connect() as conn:

@@ -768,3 +768,38 @@ def test_a_refused_stream_frame_still_returns_the_events_of_the_frames_before_it
         assert [e["kind"] for e in said] == ["fall"]
         stored = client.get("/v1/events", params={"session_id": "gap"}, headers={"X-API-Key": key}).json()["events"]
         assert [e["id"] for e in stored] == [said[0]["id"]]
+
+
+def test_metrics_are_prometheus_text_from_the_database(svc):
+    """An operator's scrape: stored events per kind (each kind listed, 0 when none), sessions with saved state
+    and readiness, in the Prometheus text format, without a key (counts only, like /healthz)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, keys, _ = svc
+    h = {"X-API-Key": keys["a"]}
+    frame = {"timestamp": 0.0, "persons": [{"track_id": 1, "keypoints": [[100 + j, 50 + 10 * j] for j in range(17)]}]}
+    assert client.post("/v1/fall/stream/metrics-s", json={"layout": "coco17", "frames": [frame]}, headers=h).status_code == 200
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    got = {s.name + str(sorted(s.labels.items())): s.value for f in text_string_to_metric_families(r.text)
+           for s in f.samples}
+    stored = client.get("/v1/events", params={"kind": "fall", "limit": 1000}, headers=h).json()["events"]
+    assert got["actionpose_fall_events_total[('kind', 'fall')]"] == len(stored)
+    assert "actionpose_fall_events_total[('kind', 'still_down')]" in got  # listed even at 0
+    assert got["actionpose_stream_sessions[]"] >= 1 and got["actionpose_ready[]"] == 1
+    assert client.delete("/v1/fall/stream/metrics-s", headers=h).status_code == 204
+    after = {s.name: s.value for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples}
+    assert after["actionpose_stream_sessions"] == got["actionpose_stream_sessions[]"] - 1
+
+
+def test_metrics_text_with_a_webhook_backlog():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from serve.metrics import prometheus_text
+
+    text = prometheus_text({"events": {"fall": 3}, "sessions": 2,
+                            "webhook": {"pending": 4, "delivered": 10, "attempts": 2}}, ready=True)
+    got = {s.name + "".join(s.labels.values()): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert got["actionpose_fall_events_totalfall"] == 3 and got["actionpose_fall_events_totalrecovered"] == 0
+    assert got["actionpose_webhook_pending_events"] == 4 and got["actionpose_webhook_delivered_total"] == 10
+    assert got["actionpose_webhook_failed_attempts"] == 2 and got["actionpose_webhook_configured"] == 1

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from actionpose.cli import main
@@ -57,17 +58,42 @@ def test_tag_model_fall_renders_a_skeleton_source_on_a_blank_canvas(tmp_path, ca
     assert 4.0 <= first / 18 <= 5.0 and not any("fall" in lab for lab in labels[:first])
 
 
-def test_tag_model_fall_render_of_a_pickle_of_several_sequences_is_skipped_with_a_note(tmp_path, capsys):
+def test_tag_model_fall_on_a_pickle_of_several_sequences_gives_one_result_and_overlay_each(tmp_path, capsys):
+    """A pickle of several sequences gave one result for all of them, its people renumbered across clips, and
+    people named "<clip>/<index>" were dropped (a two-person clip said "0 person(s)"; a fall of person 1 was
+    "person 0" in the JSON and "#1" in the overlay). Now one result per sequence, as with the other models,
+    each person by their index, and one overlay per sequence."""
+    import cv2
     from pathlib import Path
 
+    from actionpose.data.format import load_dataset, save_dataset
     from actionpose.data.importers import convert
 
     fix = Path(__file__).resolve().parent / "fixtures" / "fall"
     convert("urfd_movenet", fix / "urfd_movenet13_mini.tar.gz", tmp_path / "a.pkl",
             frame_labels_csv=fix / "urfd_falls13_mini.csv")
-    assert main(["tag", str(tmp_path / "a.pkl"), "--model", "fall", "--render", str(tmp_path / "o.mp4")]) == 0
-    said = capsys.readouterr()
-    assert "--render draws one sequence" in said.out + said.err and not (tmp_path / "o.mp4").exists()
+    names = [a["frame_dir"] for a in load_dataset(tmp_path / "a.pkl").annotations]
+    assert main(["tag", str(tmp_path / "a.pkl"), "--model", "fall", "--json", str(tmp_path / "o.json"),
+                 "--render", str(tmp_path / "o.mp4")]) == 0
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert [r["video"] for r in doc["results"]] == names and len(names) == 2
+    assert all([p["track_id"] for p in r["persons"]] == [0] for r in doc["results"])
+    for n in names:
+        assert cv2.VideoCapture(str(tmp_path / f"o.{n}.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) > 0
+    # two people in one clip, the second one falls: listed both, the fall under person 1
+    ds = load_dataset(tmp_path / "a.pkl")
+    ds.annotations = [a for a in ds.annotations if a["frame_dir"] == "fall-01"]
+    ds.split = {}
+    a = ds.annotations[0]
+    still = np.repeat(a["keypoint"][:, :1], a["keypoint"].shape[1], 1) + np.float32(0.3)
+    a["keypoint"] = np.concatenate([still, a["keypoint"]]).astype(np.float32)
+    a["keypoint_score"] = np.concatenate([np.repeat(a["keypoint_score"][:, :1], a["keypoint"].shape[1], 1),
+                                          a["keypoint_score"]]).astype(np.float32)
+    save_dataset(ds, tmp_path / "two.pkl")
+    capsys.readouterr()
+    assert main(["tag", str(tmp_path / "two.pkl"), "--model", "fall", "--json", str(tmp_path / "t.json")]) == 0
+    persons = json.loads((tmp_path / "t.json").read_text())["persons"]
+    assert [p["track_id"] for p in persons] == [0, 1] and not persons[0]["segments"] and persons[1]["segments"]
 
 
 @pytest.mark.slow
@@ -114,10 +140,11 @@ def test_tag_model_fall_on_a_folder_finds_the_falls_and_skips_an_unreadable_file
     out = tmp_path / "o.json"
     assert main(["tag", str(src), "--model", "fall", "--json", str(out)]) == 2
     cap = capsys.readouterr()
-    assert "skipped b.pkl" in cap.err and "1 of 2 inputs could not be tagged" in cap.err
+    # a.pkl's two sequences are tagged one by one (as with the other models), b.pkl is skipped
+    assert "skipped b.pkl" in cap.err and "1 of 3 inputs could not be tagged" in cap.err
     doc = json.loads(out.read_text())
-    assert [r["video"] for r in doc["results"]] == ["a.pkl"]
-    labels = {s["label"] for p in doc["results"][0]["persons"] for s in p["segments"]}
+    assert sorted(r["video"] for r in doc["results"]) == ["adl-01", "fall-01"]
+    labels = {s["label"] for r in doc["results"] for p in r["persons"] for s in p["segments"]}
     assert labels == {"fall"}  # only falls, never a 'not_fall' segment
     assert "FALL" not in cap.out  # not live: no per-event lines
 

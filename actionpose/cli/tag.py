@@ -234,6 +234,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     each fall the moment it is raised."""
     from actionpose.errors import ActionposeError
     from actionpose.inference.fall_tagging import tag_falls
+    from actionpose.inference.tagger import PICKLE_EXTS
     from actionpose.pose.frontend import get_frontend_spec
 
     if args.window != DEFAULTS.window_s or args.stride != DEFAULTS.stride_s:
@@ -260,17 +261,36 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
                         "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
                         "score": round(float(e.confidence), 4)})
 
-    def job(item: str):
-        return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, label[Path(item).name], many),
-                                 render=_suffixed(args.render, label[Path(item).name], many),
+    def job(item: str, name: str, sequence: int | None = None):
+        return lambda: tag_falls(item, args.model, timeline=_suffixed(args.timeline, label[name], many),
+                                 render=_suffixed(args.render, label[name], many),
                                  frontend=args.frontend, fps=args.fps, threshold=args.threshold,
-                                 threads=args.threads, on_event=on_event if live else None)
+                                 threads=args.threads, on_event=on_event if live else None, sequence=sequence)
 
+    # a pickle of several sequences: one result per sequence, as with the other models (was one result for all,
+    # its persons renumbered across clips)
+    named = [(i, Path(i).name, None) for i in inputs]
+    if any(Path(i).suffix.lower() in PICKLE_EXTS for i in inputs):
+        from actionpose.data.format import load_dataset
+
+        def sequences(item: str) -> list:
+            try:
+                return load_dataset(item).annotations if Path(item).suffix.lower() in PICKLE_EXTS else []
+            except ActionposeError:  # unreadable: its job says why (skipped in a folder, refused alone)
+                return []
+
+        named = []
+        for i in inputs:
+            seqs = sequences(i)
+            named += ([(i, str(a["frame_dir"]), k) for k, a in enumerate(seqs)] if len(seqs) > 1
+                      else [(i, Path(i).name, None)])
+        many = len(named) > 1
+        label = output_labels([n for _, n, _ in named])
     if not (live and not many):
-        return _run_jobs(args, [(Path(i).name, job(i)) for i in inputs])
+        return _run_jobs(args, [(n, job(i, n, k)) for i, n, k in named])
     # a live source: Ctrl-C is how the run ends (exit 0), as `tag` with the other models
     with _json_lines(args.json) as write_line:
-        res = job(inputs[0])()
+        res = job(inputs[0], Path(inputs[0]).name)()
     if args.csv:
         from actionpose.inference.tagger import write_csv
 

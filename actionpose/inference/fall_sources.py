@@ -30,10 +30,10 @@ def _in_pixels(kp: np.ndarray, img_shape: Any) -> np.ndarray:
     return kp
 
 
-def frames_from_pickle(path: Path, fps: float | None,
-                       ds: Any = None) -> tuple[str, Iterator[tuple[float, dict[Any, np.ndarray]]]]:
-    """Every annotation of the pickle is streamed in turn (``track_id`` = ``frame_dir``/person index);
-    ``ds``: the pickle, when the caller has read it already."""
+def frames_from_pickle(path: Path, fps: float | None, ds: Any = None,
+                       sequence: int | None = None) -> tuple[str, Iterator[tuple[float, dict[Any, np.ndarray]]]]:
+    """Every annotation of the pickle is streamed in turn (``track_id`` = ``frame_dir``/person index), or only
+    the ``sequence``-th; ``ds``: the pickle, when the caller has read it already."""
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path) if ds is None else ds
@@ -42,8 +42,10 @@ def frames_from_pickle(path: Path, fps: float | None,
         raise where(path, f"sample {three_d!r} holds 3D keypoints (x, y, z); the fall detector needs 2D image "
                           "keypoints, e.g. from `actionpose extract VIDEO -o poses.pkl`")
 
+    anns = ds.annotations if sequence is None else [ds.annotations[sequence]]
+
     def gen():
-        for ann in ds.annotations:
+        for ann in anns:
             kp = _in_pixels(np.asarray(ann["keypoint"][..., :2], np.float32), ann.get("img_shape"))
             sc = ann.get("keypoint_score")
             rate = float(fps or ann.get("fps") or 30.0)
@@ -132,7 +134,7 @@ def skeleton_canvas(img_shape: Any, extent: tuple[float, float] | None = None) -
 
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
                  frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
-                 render: str | Path | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
+                 render: str | Path | None = None, sequence: int | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
     """:func:`_detect_falls`; the detector's Python warnings about its input (normalised, upside down) are not
     shown, the run's own ``warnings`` say them (once, as a line of the report, not as a traceback-like
     UserWarning)."""
@@ -141,12 +143,12 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     with pywarnings.catch_warnings():
         for said in (NORMALISED_WARNING, UPSIDE_DOWN_WARNING):
             pywarnings.filterwarnings("ignore", message=re.escape(said), category=UserWarning)
-        return _detect_falls(detector, source, layout, fps, frontend, on_event, render)
+        return _detect_falls(detector, source, layout, fps, frontend, on_event, render, sequence)
 
 
 def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
                   frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
-                  render: str | Path | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
+                  render: str | Path | None = None, sequence: int | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
     """Fall events of a whole source plus facts about the run (frames, duration, layout, interrupted).
 
     A live source (webcam index, rtsp/http URL) runs until it ends or Ctrl-C; ``on_event`` sees each
@@ -164,6 +166,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     truncated: str | None = None  # why a file stopped decoding before its end
     detector.reset()
     earlier = {"scored": 0, "peaks": {}}  # of a pickle's earlier sequences (each one resets the detector)
+    extra: dict[str, Any] = {}  # facts only some sources have (a pickle's sequence name)
     interrupted = False
     seen: set = set()  # every track id streamed, fallen or not (a report lists the persons without a fall too)
     # with_person 0: nobody shown; standing / inverted: person-frames standing, of them upside down
@@ -231,14 +234,16 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         from actionpose.data.format import load_dataset
 
         ds = load_dataset(path)
-        lay, gen = frames_from_pickle(path, fps, ds)
+        lay, gen = frames_from_pickle(path, fps, ds, sequence)
+        if sequence is not None:
+            extra["sequence_name"] = str(ds.annotations[sequence]["frame_dir"])
         overlay = None
         if render is not None:
-            if len(ds.annotations) != 1:  # one overlay video is one sequence (as `tag` with the other models)
+            if len(ds.annotations) != 1 and sequence is None:  # one overlay video is one sequence (as other models)
                 warnings.append(f"--render draws one sequence and {path.name} holds {len(ds.annotations)}: no overlay "
                                 "written (give a pickle of one video, e.g. from `actionpose extract`)")
             else:
-                ann = ds.annotations[0]
+                ann = ds.annotations[sequence or 0]
                 overlay = FallOverlay(render, float(fps or ann.get("fps") or 30.0), lay,
                                       canvas=skeleton_canvas(ann.get("img_shape")))
         with _closing_on_error(overlay):
@@ -309,7 +314,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                     "frames_with_person": count["with_person"],
                     "windows_scored": scored,
                     "peaks": {t: round(p, 4) for t, p in peaks.items()},
-                    "not_up_at_end": detector.open_follow_ups()}
+                    "not_up_at_end": detector.open_follow_ups(), **extra}
 
 
 @contextlib.contextmanager

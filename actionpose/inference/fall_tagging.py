@@ -24,30 +24,41 @@ def is_fall_model(model: str) -> bool:
 def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv: str | None = None,
               timeline: str | None = None, frontend: str = "default", fps: float | None = None,
               threshold: float | None = None, threads: int | None = None,
-              on_event: Callable[[Any], None] | None = None, render: str | None = None) -> TagResult:
+              on_event: Callable[[Any], None] | None = None, render: str | None = None,
+              sequence: int | None = None) -> TagResult:
     """``threshold`` replaces the calibrated alert threshold; ``on_event`` sees each fall as it is raised
-    (live sources)."""
+    (live sources); ``sequence``: of a pickle, tag only that annotation (one result per sequence, as with the
+    other models; its persons are numbered by their index in it)."""
     from actionpose.inference.fall import FallDetector
     from actionpose.inference.fall_sources import detect_falls
 
     det = FallDetector.from_pretrained(model, threads=threads,
                                        **({} if threshold is None else {"threshold": threshold}))
-    events, info = detect_falls(det, source, fps=fps, frontend=frontend, on_event=on_event, render=render)
+    events, info = detect_falls(det, source, fps=fps, frontend=frontend, on_event=on_event, render=render,
+                                sequence=sequence)
+    ids: dict[Any, int] = {}
+
+    def person(track: Any) -> int:
+        """A frontend's track id, or a pickle's "<frame_dir>/<index>" as that index (they were dropped, and a
+        fall was given the next free number: the JSON said person 0 where the overlay said #1)."""
+        text = str(track).rsplit("/", 1)[-1]
+        return int(text) if text.lstrip("-").isdigit() else ids.setdefault(track, len(ids))
+
     persons: dict[int, list[Segment]] = {}
+    for t in info.get("tracks", []):
+        persons.setdefault(person(t), [])
     for e in events:
         if e.kind != "fall":  # still down / recovered: said by `actionpose fall`, not segments of their own
             continue
-        tid = int(e.track_id) if str(e.track_id).lstrip("-").isdigit() else len(persons)
-        persons.setdefault(tid, []).append(Segment("fall", float(e.start_time), float(e.detected_time),
-                                                   float(e.confidence)))
-    for t in info.get("tracks", []):
-        if str(t).lstrip("-").isdigit():
-            persons.setdefault(int(t), [])
+        persons.setdefault(person(e.track_id), []).append(Segment("fall", float(e.start_time), float(e.detected_time),
+                                                                  float(e.confidence)))
+    persons = dict(sorted(persons.items()))
     frames = int(info["frames"])
     duration = float(info["duration_s"])
     interrupted = bool(info.get("interrupted"))
     prep = det.config.prep  # the detector's own window and scoring hop, not the tagger's defaults
-    result = TagResult(video=Path(source).name, fps=float(info.get("fps") or fps or 30.0), model=str(model),
+    name = Path(source).name if sequence is None else str(info.get("sequence_name") or Path(source).name)
+    result = TagResult(video=name, fps=float(info.get("fps") or fps or 30.0), model=str(model),
                        classes=["fall"], duration_s=duration, frames=frames, persons=persons,
                        config=SegmentConfig(threshold=det.config.threshold, window_s=round(prep.frames / prep.fps, 3),
                                             stride_s=round(det.config.hop_s, 4), min_duration_s=0.0),
@@ -57,7 +68,7 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
     # partial only when stopped or truncated (what was read is kept); any warning marked it so, and a clip with a
     # person in view under 1 s was then reported as "stopped before the end (decode failed)"
     for t, peak in info.get("peaks", {}).items():  # how close each person without a fall came (was: "no window
-        if str(t).lstrip("-").isdigit() and int(t) in persons:  # showed enough of the person", for 42 scored windows)
-            result.best[int(t)] = ("fall", float(peak))
+        if person(t) in persons:  # showed enough of the person", for 42 scored windows)
+            result.best[person(t)] = ("fall", float(peak))
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result

@@ -254,6 +254,12 @@ def test_cli_bad_input_exits_2(capsys, tmp_path):
     assert main(["reps", str(tmp_path / "x.txt")]) == 2
     assert "unsupported input" in capsys.readouterr().err
     assert main(["reps", pkl, "--sample", "nope"]) == 2
+    capsys.readouterr()
+    (tmp_path / "v.mp4").write_bytes(b"")  # pickle-only options on a video were silently ignored
+    for flag, value in (("--fps", "10"), ("--sample", "x")):
+        assert main(["reps", str(tmp_path / "v.mp4"), flag, value]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} is for a .pkl input" in err and err.count("\n") == 1
 
 
 def test_cli_skips_a_sample_too_short_to_count_and_counts_the_rest(capsys, tmp_path):

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "(default penn)")
     p.add_argument("--json", help="write the result JSON here (live sources: append one JSON line per segment)")
     p.add_argument("--csv", help="write one CSV row per segment here")
-    p.add_argument("--render", help="write an overlay video (skeletons, IDs, current label) here (.mp4)")
+    p.add_argument("--render", help="write an overlay video (skeletons, IDs, current label) here (.mp4, .mov, .mkv: H.264; .avi: Motion-JPEG)")
     p.add_argument("--timeline", help="write a timeline PNG (one lane per person) here")
     p.add_argument("--window", type=float, default=DEFAULTS.window_s, help=f"window seconds "
                                                                          f"(default {DEFAULTS.window_s:g})")
@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-duration", type=float, default=DEFAULTS.min_duration_s,
                    help=f"drop segments shorter than this many seconds (default {DEFAULTS.min_duration_s:g})")
     p.add_argument("--fps", type=float, help="video/stream: process at this frame rate (default 15, or the "
-                                             "source's rate if lower); .pkl: its frame rate (default: the file's, "
-                                             "else 30), processed at 15 fps when faster, like a video")
+                                             "source's rate if lower); .pkl: the rate it was recorded at (default: "
+                                             "the file's; one that names none is taken as 30 and read frame by "
+                                             "frame), processed at 15 fps when known and faster, like a video")
     p.add_argument("--live", action="store_true", help="print segments as they close even for a file "
                                                        "(automatic for webcams and stream URLs)")
     p.add_argument("--frontend", default="default", help="pose frontend name (default: embedded default)")

@@ -58,6 +58,7 @@ class RepResult:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["period_s"] = None if not np.isfinite(self.period_s) else round(self.period_s, 3)
+        d["periodicity"] = round(float(self.periodicity), 4)  # was printed with 17 digits
         d["reps"] = [{k: round(v, 3) for k, v in asdict(r).items()} for r in self.reps]
         return d
 

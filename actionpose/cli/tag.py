@@ -189,11 +189,13 @@ def _run_jobs(args: argparse.Namespace, jobs: list) -> int:
         done = f"{len(results)} of {len(jobs)}" if many else "the part before it"
         print(f"interrupted ({stop_name()}): stopped after {done}; outputs hold what was tagged", file=sys.stderr)
         return 143 if stop_name() == "SIGTERM" else 130
-    if failed:
-        print(f"error: {len(failed)} of {len(jobs)} inputs could not be tagged ({', '.join(failed)}); "
-              + ("the others' results were written" if results else "nothing was written"), file=sys.stderr)
-        return 2
     cut = [r for r in results if not r.complete]  # a video that stopped decoding part-way: exit 0 read as "all tagged"
+    if failed:  # a cut video among them was said only in the JSON
+        print(f"error: {len(failed)} of {len(jobs)} inputs could not be tagged ({', '.join(failed)}); "
+              + ("the others' results were written" if results else "nothing was written")
+              + (f"; {', '.join(r.video for r in cut)} stopped before the end (partial results)" if cut else ""),
+              file=sys.stderr)
+        return 2
     if cut:
         print(f"error: {', '.join(r.video for r in cut)}: stopped before the end ("
               + "; ".join(next((w for w in r.warnings if "stopped" in w or "decode" in w), "decode failed")

@@ -274,12 +274,12 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     # its persons renumbered across clips)
     named = [(i, Path(i).name, None) for i in inputs]
     if any(Path(i).suffix.lower() in PICKLE_EXTS for i in inputs):
-        from actionpose.data.format import load_dataset
+        from actionpose.inference.fall_sources import read_pickle  # read once, also by the jobs
 
         def sequences(item: str) -> list:
             try:
-                return load_dataset(item).annotations if Path(item).suffix.lower() in PICKLE_EXTS else []
-            except ActionposeError:  # unreadable: its job says why (skipped in a folder, refused alone)
+                return read_pickle(Path(item)).annotations if Path(item).suffix.lower() in PICKLE_EXTS else []
+            except (ActionposeError, OSError):  # unreadable or missing: its job says why (skipped or refused)
                 return []
 
         named = []

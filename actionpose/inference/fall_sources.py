@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -231,9 +232,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         if reader.rate_note:
             warnings.append(reader.rate_note)
     elif suffix == ".pkl":
-        from actionpose.data.format import load_dataset
-
-        ds = load_dataset(path)
+        ds = read_pickle(path)
         lay, gen = frames_from_pickle(path, fps, ds, sequence)
         if sequence is not None:
             extra["sequence_name"] = str(ds.annotations[sequence]["frame_dir"])
@@ -329,6 +328,20 @@ def _closing_on_error(overlay: FallOverlay | None) -> Iterator[None]:
         raise
     if overlay is not None:
         overlay.close(keep=True)
+
+
+def read_pickle(path: Path) -> Any:
+    """The dataset of a pickle, read once per version of the file: `tag PKL --model fall` tags a pickle one
+    sequence at a time, and reading the whole file for each of N sequences was N times the work."""
+    st = path.stat()
+    return _read_pickle_version(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=1)
+def _read_pickle_version(path: str, mtime_ns: int, size: int) -> Any:
+    from actionpose.data.format import load_dataset
+
+    return load_dataset(path)
 
 
 def _track_order(track_id: Any) -> tuple:

@@ -188,6 +188,9 @@ def test_bad_inputs_have_clear_errors():
     legs_hidden[:, [B13.index(j) for j in ("left_knee", "right_knee", "left_ankle", "right_ankle")]] = 0.05
     with pytest.raises(ActionposeError, match="missing joints needed for squat.*knee"):
         count_reps(kp, legs_hidden, exercise="squat")
+    with pytest.raises(ActionposeError, match="any known exercise") as err:  # every signal of every exercise
+        count_reps(kp, np.full(kp.shape[:2], 0.05))  # was listed: a 2.7-KB line per track; the best three now
+    assert str(err.value).count(" seen in ") == 3 and "more signals, seen less" in str(err.value)
     with pytest.raises(ActionposeError, match="shape"):
         count_reps(kp[..., 0], exercise="squat")
     with pytest.raises(ActionposeError, match="joints but layout coco17"):

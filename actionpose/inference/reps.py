@@ -146,8 +146,11 @@ class RepCounter:
                 seen[key] = c = _Candidate(ex, sig, x, p.period, score)
                 cands.append(c)
         if not cands:
+            # the best-seen signals first, three at most: every signal of every exercise made a 2.7-KB error line
+            ranked = sorted(missing.items(), key=lambda item: -item[1][0])
             detail = "; ".join(f"{name} seen in {v:.0%} of frames (joints {_joint_names(s)})"
-                               for name, (v, s) in missing.items())
+                               for name, (v, s) in ranked[:3]) + (f"; {len(ranked) - 3} more signals, seen less"
+                                                                  if len(ranked) > 3 else "")
             what = self.exercise or "any known exercise"
             raise ActionposeError(f"missing joints needed for {what}: {detail}; need {MIN_VALID_FRACTION:.0%} "
                                   f"of frames with score >= {self.min_score:g} (occluded or out of view?)")

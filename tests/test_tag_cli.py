@@ -124,6 +124,12 @@ def test_tag_penn_samples_pickle_outputs(tmp_path, capsys):
         right += ds.classes[ann["label"]] in labels
     assert right >= len(ds.annotations) // 2, doc
     assert list(tmp_path.glob("t.*.png"))
+    # one overlay per sequence, drawn on a blank canvas (was: none, with a note)
+    assert main(["tag", str(pkl), "--render", str(tmp_path / "r.mp4"), "--window", "1.5", "-q"]) == 0
+    import cv2
+
+    for ann in ds.annotations:
+        assert cv2.VideoCapture(str(tmp_path / f"r.{ann['frame_dir']}.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) > 0
     # Penn pickles name no frame rate: the 30 fps the times rest on is said in every result
     assert all(any("names no frame rate" in w for w in r["warnings"]) for r in doc["results"])
     assert main(["tag", str(pkl), "--fps", "30", "--json", str(tmp_path / "o2.json"), "--window", "1.5"]) == 0

@@ -61,7 +61,7 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from actionpose.inference.tagger import (DEFAULT_FPS, NO_RATE, PICKLE_EXTS, expand_source, is_live_source, load_predictor,
-                                             pickle_videos, tag_frames, tag_video, write_outputs, VIDEO_FPS)
+                                             pickle_videos, tag_sequence, tag_video, write_outputs, VIDEO_FPS)
 
     threshold = DEFAULTS.threshold if args.threshold is None else args.threshold
     cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=threshold,
@@ -115,15 +115,13 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for item in inputs:
         if Path(item).suffix.lower() in PICKLE_EXTS:
-            for name, layout, fps, _, frames, cut in pickle_videos(item, args.fps, process_fps=VIDEO_FPS):
+            for name, layout, fps, img_shape, frames, cut in pickle_videos(item, args.fps, process_fps=VIDEO_FPS):
                 _check_mappable(item, layout, predictor)  # before any work: was one skip line per sample, then 15 KB
-                jobs.append(("pkl", name, (layout, fps, frames, cut)))
+                jobs.append(("pkl", name, (layout, fps, frames, cut, img_shape)))
         else:
             jobs.append(("video", Path(item).name, item))
     many = len(jobs) > 1
     label = output_labels([name for _, name, _ in jobs])
-    if many and args.render and any(kind == "pkl" for kind, _, _ in jobs):
-        print("note: --render is drawn for videos only when a source holds several sequences", file=sys.stderr)
     if many and any(kind == "pkl" and payload[1] is None for kind, _, payload in jobs):
         # said once for the run, not once per sequence (a CSV-made pickle of 183 clips printed it 183 times)
         print(f"note: {NO_RATE}", file=sys.stderr)
@@ -133,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
             return tag_video(inputs[0], predictor, render=args.render, timeline=args.timeline, config=cfg,
                              fps=args.fps, threads=args.threads, model_name=model_name)
         if kind == "pkl":
-            layout, fps, frames, cut = payload
-            res = tag_frames(frames, predictor, layout, fps or DEFAULT_FPS, video=name, model_name=model_name, config=cfg)
+            layout, fps, frames, cut, img_shape = payload
+            res = tag_sequence(frames, predictor, layout, fps or DEFAULT_FPS, name, model_name, cfg, img_shape=img_shape,
+                               render=_suffixed(args.render, label[name], many))  # each sequence its overlay
             if fps is None:  # a CSV-made pickle has no frame rate: every segment time rests on the guess
                 res.warnings.append(NO_RATE)  # in each result's JSON; printed once for the run (above)
             if cut:

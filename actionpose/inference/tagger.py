@@ -566,6 +566,26 @@ def _frontend_frames(fe: Any, reader: Any, trace_images: Callable[[int, np.ndarr
         yield fr.index, people
 
 
+def tag_sequence(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Predictor, layout: str, rate: float,
+                 name: str, model_name: str, cfg: SegmentConfig, *, img_shape: Any = None,
+                 render: str | Path | None = None,
+                 on_segment: Callable[[int, Segment], None] | None = None) -> TagResult:
+    """One skeleton sequence (an annotation of a pickle) tagged; with ``render``, its overlay drawn on a blank
+    canvas of ``img_shape`` once the segments are final (the labels are the JSON's). Shared by a one-sequence
+    pickle and each sequence of a larger one (whose overlays were not drawn)."""
+    poses: dict[int, list[PersonPose]] = {}
+    if render is not None:
+        frames = _record(frames, poses)
+    result = _tag_with_overlay(frames, predictor, layout, rate, name, model_name, cfg, on_segment, None)
+    if render is not None:
+        from actionpose.render.overlay import OverlayWriter
+
+        _render_keeping_tags(result, lambda: render_final(
+            OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape),
+            ((i, None) for i in sorted(poses)), poses, result))
+    return result
+
+
 def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, json: str | Path | None = None,
               csv: str | Path | None = None, render: str | Path | None = None, timeline: str | Path | None = None,
               config: SegmentConfig | None = None, frontend: Any = "default", fps: float | None = None,
@@ -591,16 +611,8 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         name, layout, rate, img_shape, frames, cut = vids[0]
         no_rate = rate is None
         rate = rate or DEFAULT_FPS
-        poses: dict[int, list[PersonPose]] = {}
-        if render is not None:
-            frames = _record(frames, poses)
-        result = _tag_with_overlay(frames, predictor, layout, rate, name, model_name, cfg, on_segment, None)
-        if render is not None:  # drawn once the segments are final: the labels are the JSON's
-            from actionpose.render.overlay import OverlayWriter
-
-            _render_keeping_tags(result, lambda: render_final(
-                OverlayWriter(render, rate, layout, predictor.classes, canvas=img_shape),
-                ((i, None) for i in sorted(poses)), poses, result))
+        result = tag_sequence(frames, predictor, layout, rate, name, model_name, cfg, img_shape=img_shape,
+                              render=render, on_segment=on_segment)
         if no_rate:
             result.warnings.append(NO_RATE)
         if cut:  # the pickle of a truncated video: its tags cover the part before the cut (was "complete": true)

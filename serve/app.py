@@ -334,6 +334,11 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         ok = getattr(request.app.state, "ready", False) and await asyncio.to_thread(ping, request.app.state.engine)
         return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
 
+    def no_session(session_id: str) -> HTTPException:
+        """The 404 of GET and DELETE on a session without saved state."""
+        return HTTPException(404, f"session {session_id}: no saved state (never streamed, ended, or idle longer "
+                                  f"than {settings.session_idle_s:g} s)")
+
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
              summary="Prometheus metrics: stored events per kind, stream sessions, webhook delivery")
     async def metrics(request: Request) -> Response:
@@ -517,8 +522,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         state = request.app.state
         saved, _, updated = await asyncio.to_thread(load_session, state.engine, session_id)
         if saved is None:
-            raise HTTPException(404, f"session {session_id}: no saved state (never streamed, or idle longer than "
-                                     f"{settings.session_idle_s:g} s)")
+            raise no_session(session_id)
         det = _restore(state.detector, session_id, saved)  # unreadable: empty, as the next stream request will
         return SessionOut(session_id=session_id, last_timestamp=det.last_time, persons=len(det.track_ids),
                           updated_at=updated)
@@ -538,8 +542,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                 return delete_session(state.engine, session_id)
 
         if not await asyncio.to_thread(run):
-            raise HTTPException(404, f"session {session_id}: no saved state (never streamed, ended, or idle longer "
-                                     f"than {settings.session_idle_s:g} s)")
+            raise no_session(session_id)
         return Response(status_code=204)
 
     @app.get("/v1/events", response_model=EventsResponse, tags=["events"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES,

@@ -138,11 +138,11 @@ class LoopReader:
     def __iter__(self) -> Iterator[Any]:
         import cv2
 
-        from actionpose.pose.sources import Frame
+        from actionpose.pose.sources import Frame, RateSampler
 
-        step = self.src_fps / self.out_fps
+        sampler = RateSampler(self.src_fps, self.out_fps)
         total = int(self.seconds * self.src_fps)
-        src_i, out_i, next_t = 0, 0, 0.0
+        src_i, out_i = 0, 0
         cap = cv2.VideoCapture(self.path)
         try:
             while src_i < total:
@@ -151,10 +151,9 @@ class LoopReader:
                     cap.release()
                     cap = cv2.VideoCapture(self.path)
                     continue
-                if src_i + 1e-6 >= next_t:
+                if sampler.keep(src_i):
                     yield Frame(out_i, src_i, out_i / self.out_fps, img)
                     out_i += 1
-                    next_t += step
                 src_i += 1
         finally:
             cap.release()

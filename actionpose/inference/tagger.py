@@ -454,15 +454,12 @@ def expand_source(source: str | Path) -> list[str]:
 
 def resample_indices(n: int, rate: float, target: float) -> list[int]:
     """The frames of ``n`` at ``rate`` fps kept to process at ``target`` fps: the rule :class:`FrameReader` applies
-    to a decoded video (the first frame, then each one at or past the next 1/target step), so a pickle extracted
-    at 30 fps and the video itself are tagged from the same frames."""
-    step, kept, next_t = rate / target, [], 0.0
-    for i in range(n):
-        if i + 1e-6 < next_t:
-            continue
-        kept.append(i)
-        next_t += step
-    return kept
+    to a decoded video (:class:`RateSampler`), so a pickle extracted at 30 fps and the video itself are tagged from
+    the same frames."""
+    from actionpose.pose.sources import RateSampler
+
+    sampler = RateSampler(rate, target)
+    return [i for i in range(n) if sampler.keep(i)]
 
 
 def pickle_videos(path: str | Path, fps: float | None = None,

@@ -103,6 +103,24 @@ class Frame:
     image: np.ndarray
 
 
+class RateSampler:
+    """Which frames of a source at ``rate`` fps to keep to process it at ``target`` fps (every frame when ``target``
+    is None): the first, then each one at or past the next 1/target step. One rule for decoded videos, looped
+    benchmark videos and pickles (:func:`actionpose.inference.tagger.resample_indices`), so each keeps the same
+    frames of the same source."""
+
+    def __init__(self, rate: float, target: float | None):
+        self.step = rate / target if target else 1.0
+        self.next_t = 0.0
+
+    def keep(self, index: int) -> bool:
+        """Whether source frame ``index`` (asked in increasing order) is kept."""
+        if index + 1e-6 < self.next_t:
+            return False
+        self.next_t += self.step
+        return True
+
+
 class FrameReader:
     """Iterate frames of one source, decoded on a background thread; optional resampling to ``fps``."""
 
@@ -141,8 +159,7 @@ class FrameReader:
         return self.target_fps or self.info.fps
 
     def _run(self) -> None:
-        step = self.info.fps / self.target_fps if self.target_fps else 1.0
-        next_t, out = 0.0, 0
+        sampler, out = RateSampler(self.info.fps, self.target_fps), 0
         try:
             while not self._stop.is_set():
                 ok, img = self.cap.read()
@@ -151,9 +168,8 @@ class FrameReader:
                     break
                 i = self.decoded
                 self.decoded += 1
-                if self.target_fps and i + 1e-6 < next_t:
+                if not sampler.keep(i):
                     continue
-                next_t += step
                 self._put(Frame(out, i, i / self.info.fps, img))
                 out += 1
                 if self.max_frames and out >= self.max_frames:

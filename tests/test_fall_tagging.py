@@ -158,3 +158,16 @@ def test_demo_with_the_fall_model_runs_the_calibrated_detector(tmp_path, capsys)
     calibrated = FallDetector.from_pretrained("fall").config.threshold  # not the tagger's 0.5 on raw classes
     assert doc["model"] == "fall" and doc["threshold"] == calibrated and not any(p["segments"] for p in doc["persons"])
     assert "not_fall" not in capsys.readouterr().out
+
+
+def test_the_json_and_the_overlay_number_a_person_alike():
+    """The overlay numbered a pickle's people by first appearance, the JSON by their index in the clip: a clip
+    whose person 1 was seen before person 0 drew #0 on the person the JSON called 1."""
+    from actionpose.inference.fall_sources import FallOverlay, track_number
+
+    ids: dict = {}
+    assert [track_number(t, ids) for t in ("clip/1", "clip/0", 7, np.int64(3), "cam-a", "cam-b", "cam-a")] == \
+        [1, 0, 7, 3, 0, 1, 0]
+    overlay = FallOverlay.__new__(FallOverlay)
+    overlay.ids = {}
+    assert [overlay.key(t) for t in ("clip/1", "clip/0")] == [1, 0]

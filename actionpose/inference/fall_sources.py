@@ -93,13 +93,11 @@ class FallOverlay:
 
         self.writer = OverlayWriter(path, fps, layout, ["fall", "still down"], canvas=canvas)
         self.raised: dict[int, tuple[str, float]] = {}
-        self.ids: dict[Any, int] = {}  # a pickle's "clip/0" -> the int the writer colours and labels by
+        self.ids: dict[Any, int] = {}  # ids that are not numbers -> the int the writer colours and labels by
         self.writer.label_of = lambda tid: self.raised.get(tid, ("", 0.0))
 
     def key(self, track_id: Any) -> int:
-        if isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool):
-            return int(track_id)
-        return self.ids.setdefault(track_id, len(self.ids))
+        return track_number(track_id, self.ids)
 
     def add(self, index: int, image: np.ndarray | None, persons: list, new_events: list[FallEvent]) -> None:
         """One frame: the events it raised first (the label shows from that frame on), then the drawing."""
@@ -117,6 +115,16 @@ class FallOverlay:
 
     def close(self, keep: bool = True) -> None:
         self.writer.close(keep=keep)
+
+
+def track_number(track_id: Any, ids: dict[Any, int]) -> int:
+    """A track id as the number `tag --model fall` reports and its overlay draws: a frontend's own number; a
+    pickle's "<frame_dir>/<index>" as that index; any other id numbered in order of appearance (kept in ``ids``).
+    One rule for both, so the JSON and the overlay name a person alike."""
+    if isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool):
+        return int(track_id)
+    text = str(track_id).rsplit("/", 1)[-1]
+    return int(text) if text.lstrip("-").isdigit() else ids.setdefault(track_id, len(ids))
 
 
 def skeleton_canvas(img_shape: Any, extent: tuple[float, float] | None = None) -> tuple[int, int]:
@@ -246,8 +254,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                 overlay = FallOverlay(render, float(fps or ann.get("fps") or 30.0), lay,
                                       canvas=skeleton_canvas(ann.get("img_shape")))
         with _closing_on_error(overlay):
-            index = 0
-            for t, persons in gen:
+            for index, (t, persons) in enumerate(gen):
                 if t == 0 and count["frames"]:  # next annotation: a new, independent stream
                     earlier["scored"] += detector.windows_scored
                     earlier["peaks"].update(detector.peaks)
@@ -256,7 +263,6 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                 step(persons, t, lay)
                 if overlay is not None:
                     overlay.add_skeletons(index, persons, events[before:])
-                index += 1
     elif suffix == ".npy":
         lay = layout or "coco17"
         from actionpose.skeleton import get_layout

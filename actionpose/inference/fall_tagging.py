@@ -30,7 +30,7 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
     (live sources); ``sequence``: of a pickle, tag only that annotation (one result per sequence, as with the
     other models; its persons are numbered by their index in it)."""
     from actionpose.inference.fall import FallDetector
-    from actionpose.inference.fall_sources import detect_falls
+    from actionpose.inference.fall_sources import detect_falls, track_number
 
     det = FallDetector.from_pretrained(model, threads=threads,
                                        **({} if threshold is None else {"threshold": threshold}))
@@ -38,11 +38,8 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
                                 sequence=sequence)
     ids: dict[Any, int] = {}
 
-    def person(track: Any) -> int:
-        """A frontend's track id, or a pickle's "<frame_dir>/<index>" as that index (they were dropped, and a
-        fall was given the next free number: the JSON said person 0 where the overlay said #1)."""
-        text = str(track).rsplit("/", 1)[-1]
-        return int(text) if text.lstrip("-").isdigit() else ids.setdefault(track, len(ids))
+    def person(track: Any) -> int:  # pickle people were dropped, and a fall got the next free number
+        return track_number(track, ids)
 
     persons: dict[int, list[Segment]] = {}
     for t in info.get("tracks", []):

@@ -14,7 +14,7 @@ import pytest
 from actionpose.data.importers import convert
 from actionpose.errors import ActionposeError
 from actionpose.inference.fall import FallConfig, FallDetector, hip_drop_start
-from actionpose.inference.fall_prep import prepare_window, prepare_windows
+from actionpose.inference.fall_prep import PrepConfig, gap_scores, prepare_window, prepare_windows
 from actionpose.skeleton import get_layout
 from isolated_python import run_without_actionpose
 
@@ -103,6 +103,44 @@ def test_real_fall_video_skeleton_one_event_at_the_fall(det):
     assert 2.0 <= events[0].start_time <= 3.6 and events[0].detected_time <= 5.0
 
 
+def test_gap_fill_scores_short_interior_gaps_only():
+    """A joint lost for 1-2 ticks between seen ones takes the lower neighbouring score; longer gaps, gaps at
+    the window's edges and joints never seen keep 0; positions are the same as without gap fill."""
+    sc = np.full((9, 4), 0.9, np.float32)
+    sc[3, 0] = 0.6
+    sc[4, 0] = 0.0                       # 1 tick between 0.6 and 0.9 -> 0.6
+    sc[2:5, 1] = 0.0                     # 3 ticks: a hidden stretch, stays 0
+    sc[0, 2] = sc[8, 2] = 0.0            # edges: stay 0
+    sc[5:7, 2] = 0.1                     # 2 ticks under score_min -> 0.9
+    sc[:, 3] = 0.0                       # never seen
+    got = gap_scores(sc, sc >= 0.2, 2)
+    assert got[4, 0] == np.float32(0.6) and (got[2:5, 1] == 0).all()
+    assert got[0, 2] == got[8, 2] == 0 and (got[5:7, 2] == np.float32(0.9)).all() and (got[:, 3] == 0).all()
+    assert np.array_equal(np.delete(got, [4], 0)[:, 0], np.delete(sc, [4], 0)[:, 0])  # seen ticks unchanged
+    # through the window preparation: a frontend's "not found" at (0, 0), score 0, for one frame
+    rng = np.random.default_rng(0)
+    kp = rng.normal(300, 40, (40, 13, 2)).astype(np.float32)
+    s = np.full((40, 13), 0.8, np.float32)
+    kp[10, 9], s[10, 9] = 0.0, 0.0
+    on = prepare_window(kp, s, "body13", fps=15, cfg=PrepConfig(gap_fill=2))
+    off = prepare_window(kp, s, "body13", fps=15)
+    tick = 10 - (40 - 32)                # the window keeps the last 32 of 40 frames at 15 fps
+    assert off[1][tick, 9] == 0 and on[1][tick, 9] == np.float32(0.8)
+    assert np.array_equal(on[0], off[0])
+
+
+def test_models_without_gap_fill_keep_their_preparation():
+    """A sidecar written before gap fill existed has no such key: its model prepares windows as it was trained.
+    A prep key this version does not know (a newer model) or a bad gap is refused naming it."""
+    old = {"threshold": 0.94, "prep": {"fps": 15.0, "frames": 32, "score_min": 0.2}}
+    assert FallConfig.from_dict(old).prep.gap_fill == 0
+    assert FallConfig.from_dict({**old, "prep": {**old["prep"], "gap_fill": 2}}).prep.gap_fill == 2
+    with pytest.raises(ActionposeError, match=r"prep\.gap_fill=-1: must be a whole number in \[0, 8\]"):
+        FallConfig.from_dict({**old, "prep": {"gap_fill": -1}})
+    with pytest.raises(ActionposeError, match=r"prep\.smooth: unknown"):
+        FallConfig.from_dict({**old, "prep": {"smooth": 3}})
+
+
 def test_batched_preparation_and_scoring_are_bit_identical(det):
     """The vectorised paths (service micro-batches, predict_batch) must give exactly the numbers of the
     one-window path: unseen joints, a degenerate torso, scores, several layouts, lengths and rates."""
@@ -114,10 +152,10 @@ def test_batched_preparation_and_scoring_are_bit_identical(det):
             kp[1, :, 3] = 0          # a joint never seen
             kp[2] = 5.0              # torso length 0 (shoulders and hips on one point) ...
             kp[2, :, 0, 0] = 9.0     # ... but the head elsewhere: still a body, so still scored
-            for scores in (None, sc):
-                got_kp, got_sc = prepare_windows(kp, scores, layout, fps)
+            for scores, cfg in [(None, PrepConfig()), (sc, PrepConfig()), (sc, PrepConfig(gap_fill=2))]:
+                got_kp, got_sc = prepare_windows(kp, scores, layout, fps, cfg=cfg)
                 for i in range(5):
-                    want = prepare_window(kp[i], None if scores is None else scores[i], layout, fps=fps)
+                    want = prepare_window(kp[i], None if scores is None else scores[i], layout, fps=fps, cfg=cfg)
                     assert np.array_equal(got_kp[i], want[0]) and np.array_equal(got_sc[i], want[1])
             collapsed = np.full((2, t, v, 2), -1.0, np.float32)  # every joint at one point ("not found" = -1)
             with pytest.raises(ActionposeError, match="no body is visible"):

@@ -49,7 +49,12 @@ class FallConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "FallConfig":
         d = dict(d)
-        prep = PrepConfig(**d.pop("prep", {}))
+        prep_d = d.pop("prep", {}) or {}
+        odd = sorted(set(prep_d) - set(PrepConfig.__dataclass_fields__))
+        if odd:  # a sidecar from a newer actionpose: preparing its windows another way would be silently wrong
+            raise ActionposeError(f"fall detector setting prep.{odd[0]}: unknown (known: "
+                                  f"{', '.join(PrepConfig.__dataclass_fields__)}); is actionpose older than the model?")
+        prep = PrepConfig(**prep_d)
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         cfg = cls(prep=prep, **known)
         cfg.validate()
@@ -72,6 +77,9 @@ class FallConfig:
         number("min_window_s", 0, self.prep.frames / self.prep.fps, lo_open=True)
         number("long_lie_s", 0, LONG_LIE_MAX_S, lo_open=True)
         number("recover_s", 0, 60, lo_open=True)
+        gap = self.prep.gap_fill
+        if not isinstance(gap, int) or isinstance(gap, bool) or not 0 <= gap <= 8:
+            raise ActionposeError(f"fall detector setting prep.gap_fill={gap!r}: must be a whole number in [0, 8]")
         if not isinstance(self.min_hits, int) or isinstance(self.min_hits, bool) or not 1 <= self.min_hits <= 100:
             raise ActionposeError(f"fall detector setting min_hits={self.min_hits!r}: must be a whole number in [1, 100]")
 

@@ -29,6 +29,9 @@ class PrepConfig:
     fps: float = MODEL_FPS
     frames: int = MODEL_FRAMES
     score_min: float = SCORE_MIN
+    # A joint unseen for at most this many model ticks between two seen ones keeps the lower of their
+    # scores, not 0 (:func:`gap_scores`); 0 = off, the preparation of models trained before it existed.
+    gap_fill: int = 0
 
 
 def to_body13(keypoints: np.ndarray, scores: np.ndarray | None, layout: str) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +313,7 @@ def fill_missing(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -
     joints never seen in the window -> laid out from the torso (:func:`_fill_from_torso`), or, when no
     shoulder or no hip was ever seen, the visible-body centre of their frame (or the window's)."""
     kp = kp.copy()
-    seen = (sc >= score_min) & (np.abs(kp).sum(-1) > 0)
+    seen = seen_mask(kp, sc, score_min)
     t = np.arange(len(kp))
     for v in range(kp.shape[1]):
         ok = seen[:, v]
@@ -360,10 +363,41 @@ def _fill_from_torso(kp: np.ndarray, never: np.ndarray) -> bool:
     return True
 
 
-def normalise_window(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -> tuple[np.ndarray, np.ndarray]:
+def gap_scores(sc: np.ndarray, seen: np.ndarray, max_gap: int) -> np.ndarray:
+    """Scores [T, V] where a joint unseen for at most ``max_gap`` frames between two seen frames takes the
+    lower of those two frames' scores.
+
+    Why: a pose estimator drops a wrist or an ankle for a frame or two all the time; the position is
+    interpolated (:func:`fill_missing`) but a score of 0 told the model the joint was hidden, and a body
+    with flickering joints read like one behind furniture. Longer gaps and gaps at the window's edges
+    keep score 0: there the position is a guess."""
+    if max_gap <= 0 or seen.all():
+        return sc
+    sc = sc.copy()
+    for v in np.flatnonzero(~seen.all(0)):
+        idx = np.flatnonzero(seen[:, v])
+        if len(idx) < 2:
+            continue
+        gaps = np.diff(idx) - 1
+        for j in np.flatnonzero((gaps >= 1) & (gaps <= max_gap)):
+            a, b = idx[j], idx[j + 1]
+            sc[a + 1:b, v] = min(sc[a, v], sc[b, v])
+    return sc
+
+
+def seen_mask(kp: np.ndarray, sc: np.ndarray, score_min: float) -> np.ndarray:
+    """Joints a frontend reported: score at least ``score_min`` and not the (0, 0) of "not found"."""
+    return (sc >= score_min) & ((kp[..., 0] != 0) | (kp[..., 1] != 0))
+
+
+def normalise_window(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN,
+                     gap_fill: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """[T, 13, 2] pixels -> centred on the window's mean hip mid-point, scaled by the window's 90th
     percentile torso length (robust to foreshortening while lying). Returns (keypoints, scores)."""
+    seen = seen_mask(kp, sc, score_min)  # as reported: positions are interpolated over these, scores filled
     kp = fill_missing(kp, sc, score_min)
+    if gap_fill:
+        sc = gap_scores(sc, seen, gap_fill)
     hip = (kp[:, _LH] + kp[:, _RH]) / 2
     sho = (kp[:, _LS] + kp[:, _RS]) / 2
     torso = np.linalg.norm(sho - hip, axis=-1)
@@ -388,7 +422,7 @@ def prepare_window(keypoints: np.ndarray, scores: np.ndarray | None, layout: str
         times = np.arange(len(kp)) / float(fps or cfg.fps)
     idx = resample(np.asarray(times), cfg.fps, frames=cfg.frames)
     require_visible(kp[idx], sc[idx], cfg.score_min)  # judged on the frames the model sees
-    return normalise_window(kp[idx], sc[idx], cfg.score_min)
+    return normalise_window(kp[idx], sc[idx], cfg.score_min, cfg.gap_fill)
 
 
 def prepare_windows(keypoints: np.ndarray, scores: np.ndarray | None, layout: str, fps: float,
@@ -409,13 +443,15 @@ def prepare_windows(keypoints: np.ndarray, scores: np.ndarray | None, layout: st
     joints = _body13_index(lay.name)
     kp = kp[:, idx][:, :, joints]                                   # [N, T', 13, 2]
     sc = sc[:, idx][:, :, joints]                                   # [N, T', 13]
-    seen = (sc >= cfg.score_min) & ((kp[..., 0] != 0) | (kp[..., 1] != 0))
+    seen = seen_mask(kp, sc, cfg.score_min)
     ok = body_seen(kp, sc, cfg.score_min, seen=seen)  # judged on the resampled frames, as the model sees them
     if not ok.all():
         require_visible(kp, sc, cfg.score_min)
     partial = ~seen.reshape(n, -1).all(1)
     for i in np.flatnonzero(partial):                               # rare: interpolate unseen joints
         kp[i] = fill_missing(kp[i], sc[i], cfg.score_min)
+        if cfg.gap_fill:
+            sc[i] = gap_scores(sc[i], seen[i], cfg.gap_fill)
     hip = (kp[:, :, _LH] + kp[:, :, _RH]) / 2
     sho = (kp[:, :, _LS] + kp[:, :, _RS]) / 2
     torso = np.linalg.norm(sho - hip, axis=-1)                      # [N, T']

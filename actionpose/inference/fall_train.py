@@ -194,7 +194,7 @@ def build_window_dataset(seqs: list[Sequence], cfg: PrepConfig = PrepConfig(), s
                 sc = occlude(seq.sc[idx], rng) if hide else seq.sc[idx]
                 if copy > 0 and flicker_p > 0 and rng.random() < flicker_p:  # no draw at 0: old runs replay
                     sc = flicker(sc, rng)
-                nkp, nsc = normalise_window(kp, sc, cfg.score_min)
+                nkp, nsc = normalise_window(kp, sc, cfg.score_min, cfg.gap_fill)
                 name = f"{seq.name}@{w}" + (f"~{copy}" if copy else "")
                 anns.append(make_annotation(name, label, nkp[None], nsc[None], img_shape=(1, 1),
                                             video=seq.video, source=seq.source, end_time=t_end))
@@ -205,7 +205,8 @@ def build_window_dataset(seqs: list[Sequence], cfg: PrepConfig = PrepConfig(), s
                     elif seq.fold != k:
                         split[f"cv{k}_train"].append(name)
                 if copy > 0 and junk > 0 and rng.random() < junk:  # no draw at 0: old runs replay
-                    jkp, jsc = normalise_window(junk_window(kp, rng), np.ones(sc.shape, np.float32), cfg.score_min)
+                    jkp, jsc = normalise_window(junk_window(kp, rng), np.ones(sc.shape, np.float32), cfg.score_min,
+                                                cfg.gap_fill)
                     jname = f"{name}~junk"
                     anns.append(make_annotation(jname, 0, jkp[None], jsc[None], img_shape=(1, 1),
                                                 video=seq.video, source=seq.source, end_time=t_end))
@@ -347,13 +348,14 @@ def _train_cfg(name: str, out: Path, train_split: str, test_split: str | None, e
 
 
 def summarise(pairs: list[tuple[RecordingScorer, list[Sequence]]], wp: np.ndarray, wl: np.ndarray,
-              fold_rows: list[dict], budget_per_hour: float, data: dict[str, Any]) -> dict[str, Any]:
+              fold_rows: list[dict], budget_per_hour: float, data: dict[str, Any],
+              prep: PrepConfig = PrepConfig()) -> dict[str, Any]:
     """Threshold sweep over the recorded held-out streams and the CV report.
 
     Chosen threshold: among the thresholds whose false-alarm rate is within the budget, those with the
     best recall; of these the median, so the alert keeps margin on both sides (missed falls below,
     false alarms above)."""
-    base = FallConfig()
+    base = FallConfig(prep=prep)
 
     def replay_all(cfg: FallConfig) -> tuple[list[Sequence], list[list[FallEvent]]]:
         all_seqs, all_events = [], []
@@ -396,10 +398,11 @@ def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, s
     from actionpose.data.importers import convert
     from actionpose.inference.fall import OnnxFallScorer
 
-    seqs = sequences_from(convert("urfd_movenet", movenet)) + sequences_from(convert("urfd", alphapose))
-    ds = build_window_dataset(seqs, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed,
-                              occlusion=occlusion, junk=junk, flicker_p=flicker_p)
     old = json.loads((out / "cv_report.json").read_text())
+    prep = PrepConfig(**old["detector"].get("prep", {}))  # the folder's own preparation
+    seqs = sequences_from(convert("urfd_movenet", movenet)) + sequences_from(convert("urfd", alphapose))
+    ds = build_window_dataset(seqs, cfg=prep, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed,
+                              occlusion=occlusion, junk=junk, flicker_p=flicker_p)
     pairs, wps, wls = [], [], []
     for row in old["folds"]:
         k = row["fold"]
@@ -413,7 +416,7 @@ def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, s
     report = summarise(pairs, np.concatenate(wps), np.concatenate(wls), old["folds"], budget_per_hour,
                        {"sequences": len(seqs), "windows": len(ds), "stride_ticks": stride_ticks,
                         "augment_copies": augment_copies, "occlusion": occlusion, "junk": junk, "flicker": flicker_p,
-                        "epochs": epochs})
+                        "gap_fill": prep.gap_fill, "epochs": epochs}, prep)
     for key in ("final_onnx", "final_sec_per_epoch"):
         if key in old:
             report[key] = old[key]
@@ -424,7 +427,7 @@ def resweep(out: Path, movenet: Path, alphapose: Path, budget_per_hour: float, s
 def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ticks: int = 2,
            augment_copies: int = 1, folds: list[int] | None = None, budget_per_hour: float = 0.0,
            seed: int = 0, final: bool = True, occlusion: float = 0.0, junk: float = 0.0,
-           flicker_p: float = 0.0) -> dict[str, Any]:
+           flicker_p: float = 0.0, gap_fill: int = 0) -> dict[str, Any]:
     """Train one model per fold, stream every held-out sequence, calibrate, train the final model."""
     import time
 
@@ -434,9 +437,10 @@ def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ti
 
     out.mkdir(parents=True, exist_ok=True)
     seqs = sequences_from(convert("urfd_movenet", movenet)) + sequences_from(convert("urfd", alphapose))
-    ds = build_window_dataset(seqs, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed,
+    prep = PrepConfig(gap_fill=gap_fill)
+    ds = build_window_dataset(seqs, cfg=prep, stride_ticks=stride_ticks, augment_copies=augment_copies, seed=seed,
                               occlusion=occlusion, junk=junk, flicker_p=flicker_p)
-    base = FallConfig()
+    base = FallConfig(prep=prep)
     pairs: list[tuple[RecordingScorer, list[Sequence]]] = []
     win_probs, win_labels, fold_rows = [], [], []
     for k in folds if folds is not None else range(NUM_FOLDS):
@@ -461,7 +465,7 @@ def run_cv(movenet: Path, alphapose: Path, out: Path, epochs: int = 8, stride_ti
     report = summarise(pairs, np.concatenate(win_probs), np.concatenate(win_labels), fold_rows, budget_per_hour,
                        {"sequences": len(seqs), "windows": len(ds), "stride_ticks": stride_ticks,
                         "augment_copies": augment_copies, "occlusion": occlusion, "junk": junk, "flicker": flicker_p,
-                        "epochs": epochs})
+                        "gap_fill": gap_fill, "epochs": epochs}, prep)
     (out / "cv_report.json").write_text(json.dumps(report, indent=1))
     if final:
         res = train(_train_cfg("fall_body13", out / "final", "train", None, epochs, seed), ds)
@@ -489,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--junk", type=float, default=0.0,
                    help="chance that an augmented copy also adds a not-fall window that is not a body "
                         "(noise, a static random arrangement, shuffled joints)")
+    p.add_argument("--gap-fill", type=int, default=0, choices=range(0, 9), metavar="0..8",
+                   help="a joint unseen for at most this many model ticks between seen ones keeps their lower "
+                        "score instead of 0 (stored in the model's prep; default 0: off)")
     p.add_argument("--folds", type=int, nargs="*")
     p.add_argument("--budget", type=float, default=0.0, help="false alarms per hour allowed on CV non-fall time")
     p.add_argument("--no-final", action="store_true")
@@ -513,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {a.out} holds an earlier CV run; choose another --out (or --resweep it)", file=sys.stderr)
         return 2
     rep = run_cv(a.movenet, a.alphapose, a.out, a.epochs, a.stride, a.augment_copies, a.folds, a.budget,
-                 final=not a.no_final, occlusion=a.occlusion, junk=a.junk, flicker_p=a.flicker)
+                 final=not a.no_final, occlusion=a.occlusion, junk=a.junk, flicker_p=a.flicker, gap_fill=a.gap_fill)
     print(json.dumps({k: rep[k] for k in ("threshold", "events", "events_by_source", "windows")}, indent=1))
     if a.ship and "final_onnx" in rep:
         print(ship(rep, assets))

@@ -90,3 +90,26 @@ def test_real_md4fd_groups_do_not_cross_folds():
     for a in ds.annotations:
         groups.setdefault(a["group"], set()).add(fold_of[a["frame_dir"]])
     assert all(len(f) == 1 for f in groups.values())
+
+
+def test_training_windows_follow_the_model_preparation():
+    """fall_train's windows are prepared by the model's own PrepConfig, so a model trained with gap fill
+    sees its gaps scored in training as it will live: same positions, short gaps scored, splits by fold."""
+    from actionpose.inference.fall_prep import PrepConfig
+    from actionpose.inference.fall_train import build_window_dataset, sequences_from
+
+    seqs = sequences_from(convert("urfd_movenet", FIX / "urfd_movenet13_mini.tar.gz",
+                                  frame_labels_csv=FIX / "urfd_falls13_mini.csv"))
+    assert seqs and any(s.is_fall for s in seqs)
+    off = build_window_dataset(seqs, stride_ticks=4, augment_copies=0)
+    on = build_window_dataset(seqs, cfg=PrepConfig(gap_fill=2), stride_ticks=4, augment_copies=0)
+    assert [a["frame_dir"] for a in on.annotations] == [a["frame_dir"] for a in off.annotations]
+    kp_on, kp_off = (np.stack([a["keypoint"] for a in d.annotations]) for d in (on, off))
+    sc_on, sc_off = (np.stack([a["keypoint_score"] for a in d.annotations]) for d in (on, off))
+    assert np.array_equal(kp_on, kp_off)
+    assert (sc_on >= sc_off).all() and (sc_on > sc_off).any()  # the MoveNet clips drop joints for a frame
+    assert {a["label"] for a in on.annotations} == {0, 1}
+    folds = {s.fold for s in seqs}
+    for k in folds:  # a sequence's windows are held out together, never trained on in their own fold
+        held = set(on.split[f"fold{k}"])
+        assert held and not held & set(on.split[f"cv{k}_train"])

@@ -184,3 +184,22 @@ def test_outputs_follow_links_and_write_through_devices_and_pipes(tmp_path):
     with pytest.raises(ActionposeError, match="not a regular file"):
         check_output_file(tmp_path / "s.json", "--json")
     sock.close()
+
+
+@pytest.mark.parametrize("key,value,reason", [
+    ("split", ["s0", "s1"], "'split' must be a dict"),          # a traceback (AttributeError) before
+    ("split", {"train": None}, "split 'train' must be a list"),  # a traceback (TypeError) before
+    ("split", {"train": 3}, "split 'train' must be a list"),
+    ("split", {"train": "s0"}, "split 'train' must be a list"),  # was read letter by letter: unknown sample 's'
+    ("meta", "notes", "'meta' must be a dict"),                  # a traceback (ValueError) before
+    ("classes", {0: "a", 1: "b"}, "'classes' must be a list"),   # silently named the classes '0', '1'
+    ("classes", {"b": 1, "a": 0}, "'classes' must be a list"),   # silently swapped the two names
+    ("classes", "ab", "'classes' must be a list"),               # silently one class per letter
+])
+def test_malformed_top_level_keys_are_refused_in_one_line(tmp_path, key, value, reason):
+    raw = _ds().to_dict()
+    raw[key] = value
+    p = tmp_path / "odd.pkl"
+    p.write_bytes(pickle.dumps(raw, protocol=5))
+    with pytest.raises(ActionposeError, match=reason):
+        load_dataset(p)

@@ -210,6 +210,10 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
     if classes is not None:
         classes = list(classes)
     elif data.get("classes") is not None:
+        if not isinstance(data["classes"], (list, tuple, np.ndarray)):  # a str became one class per letter, a
+            # {label: name} dict a list of its keys ('0', '1', ...), a {name: label} dict its names in key order
+            raise where(source, f"'classes' must be a list of class names in label order, got "
+                                f"{type(data['classes']).__name__}")
         classes = [str(c) for c in data["classes"]]
     else:
         n = max(as_label(a.get("label", 0), f"{source}: annotation {i}") for i, a in enumerate(anns)) + 1
@@ -217,9 +221,19 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
             raise where(source, f"label {n - 1} but no 'classes' list: class ids must be below {MAX_CLASSES}; "
                                 "number the classes 0..K-1 or store a 'classes' list")
         classes = [f"class_{i}" for i in range(n)]
-    split = {str(k): [str(x) for x in v] for k, v in (data.get("split") or {}).items()}
-    return SkeletonDataset(annotations=anns, layout=layout, classes=classes, split=split,
-                           meta=dict(data.get("meta") or {}))
+    raw_split = data.get("split") or {}
+    if not isinstance(raw_split, dict):
+        raise where(source, f"'split' must be a dict of split name -> list of frame_dir names, got "
+                            f"{type(raw_split).__name__}")
+    bad = next((k for k, v in raw_split.items() if not isinstance(v, (list, tuple, np.ndarray))), None)
+    if bad is not None:  # a str was read one letter per sample name; None or a number raised a TypeError
+        raise where(source, f"split {str(bad)!r} must be a list of frame_dir names, got "
+                            f"{type(raw_split[bad]).__name__}")
+    split = {str(k): [str(x) for x in v] for k, v in raw_split.items()}
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise where(source, f"'meta' must be a dict, got {type(meta).__name__}")
+    return SkeletonDataset(annotations=anns, layout=layout, classes=classes, split=split, meta=dict(meta))
 
 
 def load_dataset(path: str | Path, layout: str | None = None, validate: bool = True) -> SkeletonDataset:

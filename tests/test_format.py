@@ -203,3 +203,13 @@ def test_malformed_top_level_keys_are_refused_in_one_line(tmp_path, key, value, 
     p.write_bytes(pickle.dumps(raw, protocol=5))
     with pytest.raises(ActionposeError, match=reason):
         load_dataset(p)
+
+
+def test_a_sample_named_twice_in_one_split_is_refused(tmp_path):
+    raw = _ds().to_dict()
+    raw["split"]["train"] = raw["split"]["train"] * 2  # two split lists concatenated
+    p = tmp_path / "twice.pkl"
+    p.write_bytes(pickle.dumps(raw, protocol=5))
+    # before: accepted; eval counted each clip twice and the validation slice took copies of clips it also trained on
+    with pytest.raises(ActionposeError, match="split 'train' names sample 's0' twice"):
+        load_dataset(p)

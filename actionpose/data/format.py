@@ -168,6 +168,12 @@ def validate_dataset(ds: SkeletonDataset, source: object = "dataset") -> Skeleto
         unknown = [n for n in members if n not in names]
         if unknown:
             raise ActionposeError(f"{source}: split {split!r} names unknown sample {unknown[0]!r}")
+        seen: set = set()
+        twice = next((n for n in members if n in seen or seen.add(n)), None)
+        if twice is not None:  # counted twice by eval, and the validation slice could take one copy while
+            # training kept the other: validation scored clips the model trained on
+            raise ActionposeError(f"{source}: split {split!r} names sample {twice!r} twice; list each sample once "
+                                  "(data.repeat repeats the training split)")
     return ds
 
 

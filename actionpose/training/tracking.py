@@ -74,8 +74,16 @@ def start_run(cfg: dict[str, Any], resume_run_id: str | None = None):
 
 
 def _store_error(uri: str, e: Exception) -> ActionposeError:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-    hint = "" if "://" in uri else f" (a local store is a SQLite file: sqlite:///{Path(uri).resolve() / 'mlflow.db'})"
+    text = str(e).strip()
+    first = (text.splitlines() or [type(e).__name__])[0]
+    if "maintenance mode" in text and "MLFLOW_ALLOW_FILE_STORE" in text:
+        # MLflow 3's refusal of a folder store is 450 characters; cut at 200 it lost the two ways out
+        first = ("MLflow 3 keeps folder stores read-only: migrate with `mlflow migrate-filestore`, or set "
+                 "MLFLOW_ALLOW_FILE_STORE=true to use it as it is")
+    first = first if len(first) <= 300 else first[:297] + "..."
+    local = uri.startswith("file:") or "://" not in uri
+    folder = uri[len("file://"):] if uri.startswith("file://") else uri[len("file:"):] if uri.startswith("file:") else uri
+    hint = f" (a local store is a SQLite file: sqlite:///{Path(folder).resolve() / 'mlflow.db'})" if local else ""
     return ActionposeError(f"MLflow tracking store {redact_uri(uri)}: cannot start a run ({first}){hint}; fix "
                            "MLFLOW_TRACKING_URI / mlflow.tracking_uri, or train without it: mlflow.enabled=false "
                            "(or --no-mlflow)")

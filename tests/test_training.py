@@ -117,6 +117,36 @@ def test_registered_pyfunc_runs_onnx(trained, monkeypatch):
     np.testing.assert_allclose(np.asarray(got["probs"]), out.to_numpy(), atol=1e-6)
 
 
+def test_pyfunc_takes_scores_as_a_last_channel_for_score_trained_models():
+    """The array form ({"inputs": ...}) had no place for scores: a model trained with scores scored every seen
+    joint as 1 (a probe's clip: 'run' 0.61 with its scores, 'sit' 0.99 without). One channel more carries them."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from actionpose.inference.action_pyfunc import OnnxActionModel
+
+    got = []
+    model = OnnxActionModel()
+    model.predictor = SimpleNamespace(config=SimpleNamespace(with_score=True), coords=2, num_classes=2,
+                                      classes=["a", "b"],
+                                      predict_sequences=lambda seqs: got.extend(seqs) or np.full((len(seqs), 2), .5))
+    x = np.random.default_rng(0).uniform(1, 400, (2, 1, 20, 13, 3)).astype(np.float32)
+    model.predict(None, x)
+    assert [k.shape for k, _ in got] == [(1, 20, 13, 2)] * 2
+    np.testing.assert_array_equal(got[0][1], x[0, ..., 2]) and np.testing.assert_array_equal(got[1][0], x[1, ..., :2])
+    got.clear()
+    model.predict(None, pd.DataFrame({"keypoint": [x[0].tolist()]}))
+    np.testing.assert_allclose(got[0][1], x[0, ..., 2])
+    with pytest.raises(MlflowException, match="scores given twice"):
+        model.predict(None, pd.DataFrame({"keypoint": [x[0].tolist()], "keypoint_score": [x[0, ..., 2].tolist()]}))
+    got.clear()
+    model.predictor.config.with_score = False  # a model without scores: the channels pass through as they are
+    model.predict(None, x)
+    assert got[0][0].shape == (1, 20, 13, 3) and got[0][1] is None
+
+
 def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys, monkeypatch):
     _, res = trained
     for model in (res.checkpoint, res.onnx_path):
@@ -820,7 +850,11 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     cut = dict(cfg, trainer={**cfg["trainer"], "max_steps": 4}, output={"dir": str(tmp_path / "cut")})
     first = train(cut)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
-    again = train(dict(cfg, trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "cut")}))
+    # the same file spelt another way (a relative data.path, as config.yaml's absolute one resumes it) is no change
+    import os
+
+    again = train(dict(cfg, data={**cfg["data"], "path": os.path.relpath(cfg["data"]["path"])},
+                       trainer={**cfg["trainer"], "resume": str(last)}, output={"dir": str(tmp_path / "cut")}))
     assert again.run_id == first.run_id
     client = MlflowClient(tracking_uri=cfg["mlflow"]["tracking_uri"])
     run = client.get_run(first.run_id)
@@ -828,6 +862,7 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     # what the resume changed is on the run too (the params alone said max_steps 4 and no resume)
     assert run.data.params["trainer.max_steps"] == "4" and run.data.tags["actionpose.resumed.trainer.max_steps"] == "-1"
     assert run.data.tags["actionpose.resumed.trainer.resume"] == str(last)
+    assert "actionpose.resumed.data.path" not in run.data.tags
     assert sorted({m.step for m in client.get_metric_history(first.run_id, "train_loss")}) == [0, 1, 2, 3]
     for name in ("train_loss", "train_top1", "lr", "val_top1", "val_loss"):  # one point per epoch, at its own
         # step (validation numbers were logged twice, the second time at the next epoch's step)

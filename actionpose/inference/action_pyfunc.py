@@ -10,6 +10,10 @@ Input, either:
   one sample per row, of any length, and optionally a ``keypoint_score`` column ``[M][T][V]`` (without it a
   joint at (0, 0) is unseen and every other joint seen, as in the predictor).
 
+A model trained with scores (``preprocess.with_score``) also takes each joint's score as one more channel
+after its coordinates (C = 3 for 2D, 4 for 3D), in either form: the array form had no other place for
+it, and scored every seen joint as 1 (one probe's clip: ``run`` 0.61 with its real scores, ``sit`` 0.99 without).
+
 Output: a DataFrame of class probabilities, one column per class. Input that cannot be scored is refused
 with an ``MlflowException`` (``INVALID_PARAMETER_VALUE``): MLflow's scoring server then answers 400 with the
 reason itself, where any other exception came back as a generic message over a 20-40-line stack trace.
@@ -46,7 +50,8 @@ class OnnxActionModel(mlflow.pyfunc.PythonModel):
         from actionpose.errors import ActionposeError
 
         try:
-            sequences = _sequences(model_input)
+            cfg = self.predictor.config
+            sequences = _sequences(model_input, self.predictor.coords if cfg.with_score else None)
             probs = self.predictor.predict_sequences(sequences) if sequences else \
                 np.zeros((0, self.predictor.num_classes), np.float32)
         except ActionposeError as e:
@@ -54,8 +59,9 @@ class OnnxActionModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(probs, columns=self.predictor.classes)
 
 
-def _sequences(model_input: Any) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """``[(keypoint [M, T, V, C], score [M, T, V] or None), ...]`` from an array or a DataFrame, padding trimmed."""
+def _sequences(model_input: Any, coords: int | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """``[(keypoint [M, T, V, C], score [M, T, V] or None), ...]`` from an array or a DataFrame, padding trimmed.
+    ``coords``: the model's coordinate count when it reads scores; a keypoint with one channel more carries them."""
     import pandas as pd
 
     from actionpose.errors import ActionposeError
@@ -89,9 +95,16 @@ def _sequences(model_input: Any) -> list[tuple[np.ndarray, np.ndarray | None]]:
             sc = None if sc_col is None else array(sc_col.iloc[i], f"row {i} keypoint_score", 3)
             if sc is not None and sc.shape != kp.shape[:3]:
                 raise ActionposeError(f"row {i} keypoint_score: shape {list(sc.shape)}, expected {list(kp.shape[:3])}")
+            if coords is not None and kp.shape[-1] == coords + 1:
+                if sc is not None:
+                    raise ActionposeError(f"row {i}: scores given twice, as a last keypoint channel and as "
+                                          "keypoint_score; give one")
+                kp, sc = kp[..., :coords], kp[..., coords]
             out.append(trim_padding(kp, sc))
         return out
     if hasattr(model_input, "__len__") and len(model_input) == 0:
         return []  # an empty batch: an empty answer
     x = array(model_input, "model input", 5)
+    if coords is not None and x.shape[-1] == coords + 1:
+        return [trim_padding(sample[..., :coords], sample[..., coords]) for sample in x]
     return [trim_padding(sample) for sample in x]

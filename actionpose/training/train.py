@@ -222,7 +222,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
             logged = client.get_run(run_id).data.params
             # what the resume changed (optim.epochs=6 over the logged 3, trainer.resume itself) goes into tags
             # ``actionpose.resumed.<key>``: the params alone described a training that did not happen
+            same_data = params.get("data.fingerprint") == logged.get("data.fingerprint")
             for k, v in params.items():
+                if k == "data.path" and same_data:  # the resolved config spells a relative path absolutely
+                    continue
                 if k in logged and logged[k] != str(v):
                     client.set_tag(run_id, f"actionpose.resumed.{k}", str(v)[:250])
             params = {k: v for k, v in params.items() if k not in logged}

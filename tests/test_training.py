@@ -1155,3 +1155,19 @@ def test_flip_on_a_rig_without_left_right_names_is_noted_and_selection_is_named_
     err = capsys.readouterr().err
     assert "augment.flip=0.5 but layout abbr5 has no left/right joint pairs" in err
     assert "the last epoch is tested and exported" in err and res.metrics["selected"] == "last"
+
+
+def test_a_resume_from_an_earlier_checkpoint_says_it_rewinds(tmp_path, capsys):
+    """best.ckpt of a run that went on: resuming restarted at its epoch without a word (a probe's run went back
+    from epoch 82 to 77 and MLflow got two values at those steps)."""
+    import torch
+
+    from actionpose.training.checkpoint import _note_rewind
+
+    torch.save({"epoch": 81}, tmp_path / "last.ckpt")
+    _note_rewind(tmp_path / "best.ckpt", 76)
+    err = capsys.readouterr().err
+    assert "best.ckpt ends at epoch 76 but its run reached epoch 82" in err and "epochs 77-82 are trained again" in err
+    _note_rewind(tmp_path / "last.ckpt", 82)  # continuing where it stopped: nothing to say
+    _note_rewind(tmp_path / "best.ckpt", 82)
+    assert capsys.readouterr().err == ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,27 @@ def check_resumable(path: str | Path, config: dict[str, Any], meta: dict[str, An
     if config["optim"]["epochs"] < done:
         raise where(path, f"cannot resume: it has trained {done} epochs, more than optim.epochs="
                           f"{config['optim']['epochs']}; raise optim.epochs")
+    _note_rewind(path, done)
     return ckpt["hyper_parameters"]
+
+
+def _note_rewind(path: Path, done: int) -> None:
+    """Say so when a resume starts before where its run got to (``best.ckpt`` beside a later ``last.ckpt``):
+    the epochs between are trained again, and MLflow holds two values at their steps. Allowed (going back to
+    the best epoch is a choice), but it restarted at epoch 77 of a run stopped at 82 without a word."""
+    last = path.parent / "last.ckpt"
+    if path.name == "last.ckpt" or not last.is_file():
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reached = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+    except Exception:  # noqa: BLE001 - an unreadable sibling is not this resume's problem
+        return
+    if reached > done:
+        print(f"note: {path.name} ends at epoch {done} but its run reached epoch {reached} ({last}): epochs "
+              f"{done + 1}-{reached} are trained again, and the MLflow run gets a second value at those steps; "
+              f"trainer.resume={last} continues where it stopped", file=sys.stderr)
 
 
 def _short(value: Any) -> str:

@@ -274,6 +274,24 @@ def test_pyskl_relabels_and_validates(tmp_path):
     assert r.returncode == 0 and "note: the file names no classes (class_3, ...); --classes FILE" in r.stderr
 
 
+def test_pyskl_canonical_types_and_the_inferred_layout_is_said(tmp_path, capsys):
+    """int64 / float16 keypoints came through as they were (the canonical file holds float32), an int frame_dir
+    made its split entry an "unknown sample '0'", and a layout taken from the joint count alone was silent."""
+    rng = np.random.default_rng(0)
+    anns = [{"frame_dir": i, "label": i % 2, "total_frames": 8, "img_shape": (480, 640),
+             "keypoint": rng.integers(0, 400, (1, 8, 17, 2)).astype(np.int64),
+             "keypoint_score": rng.uniform(0, 1, (1, 8, 17)).astype(np.float16)} for i in range(4)]
+    p = tmp_path / "raw.pkl"
+    p.write_bytes(pickle.dumps({"split": {"train": [0, 1], "test": [2, 3]}, "annotations": anns}))
+    ds = convert("pyskl", p, tmp_path / "out.pkl")
+    assert ds.layout == "coco17" and [a["frame_dir"] for a in ds.annotations] == ["0", "1", "2", "3"]
+    assert {a["keypoint"].dtype for a in ds.annotations} == {a["keypoint_score"].dtype for a in ds.annotations} \
+        == {np.dtype(np.float32)}
+    assert "its 17 joints are read as coco17" in capsys.readouterr().err
+    convert("pyskl", p, layout="coco17")  # named: nothing to say
+    assert "read as" not in capsys.readouterr().err
+
+
 # --- real datasets in ../shared (CI has them) ---------------------------------------------------------
 @pytest.mark.parametrize("fmt, folder, n, k, train, test", [
     ("penn", "penn_action", 2326, 15, 1258, 1068),

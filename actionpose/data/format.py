@@ -13,6 +13,7 @@ theirs load here (``layout`` is then given by the user or inferred from the join
 from __future__ import annotations
 
 import pickle
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -187,6 +188,22 @@ def save_dataset(ds: SkeletonDataset, path: str | Path, validate: bool = True) -
     return path
 
 
+_NOTED_LAYOUTS: set[str] = set()
+
+
+def _note_inferred_layout(source: object, joints: int, layout: str) -> None:
+    """Once per file and process: the layout was taken from the joint count alone. Why: another skeleton with
+    as many joints (Human3.6M's 17 are not COCO's) trained on COCO's graph, with COCO's left/right pairs
+    swapped by ``augment.flip``, without a word."""
+    key = f"{source}"
+    if key in _NOTED_LAYOUTS:
+        return
+    _NOTED_LAYOUTS.add(key)
+    print(f"note: {source}: no 'layout' recorded; its {joints} joints are read as {layout} (PYSKL's order for "
+          f"{joints}); if they are in another order, give --layout (`actionpose datasets convert -f pyskl ... "
+          "--layout NAME` records it)", file=sys.stderr)
+
+
 def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
               classes: Iterable[str] | None = None) -> SkeletonDataset:
     """Wrap a PYSKL-style dict (or a bare annotation list, as MMAction2 writes) into a dataset."""
@@ -213,6 +230,7 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
             why = "is ambiguous" if v in _JOINT_COUNTS_OF_SEVERAL else "matches no default layout"
             raise where(source, f"no 'layout' recorded and {v} joints {why}; `actionpose datasets convert -f pyskl "
                                 f"{source} --layout NAME -o OUT.pkl` records it (or --layout, where a command has it)")
+        _note_inferred_layout(source, v, layout)
     if classes is not None:
         classes = list(classes)
     elif data.get("classes") is not None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from actionpose.data.format import SkeletonDataset, as_label, from_dict, validate_dataset
 from actionpose.data.importers import register_importer
 from actionpose.data.safe_pickle import safe_load
@@ -50,5 +52,10 @@ def import_pyskl(src: Path, layout: str | None = None, classes: str | Path | Non
         ds.meta["original_labels"] = used
     for a in ds.annotations:
         a.setdefault("total_frames", int(a["keypoint"].shape[1]) if hasattr(a.get("keypoint"), "shape") else 0)
+        if isinstance(a.get("frame_dir"), (int, np.integer)) and not isinstance(a["frame_dir"], bool):
+            a["frame_dir"] = str(a["frame_dir"])  # splits name samples as text: 0 was an "unknown sample '0'"
+        for key in ("keypoint", "keypoint_score"):  # the canonical file holds float32 (int64, float16 came through)
+            if isinstance(a.get(key), np.ndarray) and a[key].dtype.kind in "iuf" and a[key].dtype != np.float32:
+                a[key] = a[key].astype(np.float32)
     ds.meta.setdefault("source", f"pyskl:{src.name}")
     return validate_dataset(ds, src)

@@ -342,3 +342,43 @@ def test_a_video_and_its_extracted_pickle_get_the_same_tags(tmp_path):
     v, p = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "vp")
     assert v["fps"] == p["fps"] == 15.0 and v["frames"] == p["frames"] == 36
     assert v["persons"] == p["persons"] and v["persons"][0]["segments"]
+
+
+def test_folder_runs_refuse_live_overlays_inside_and_runaway_threads(tmp_path, capsys):
+    """A folder with --live tagged its first video only (exit 0); overlays written into the folder were tagged
+    as videos by the next run; --threads 100000 started ~15,400 threads and took the machine (probe)."""
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"
+    shutil.copy(src, folder / "a.mp4")
+    shutil.copy(src, folder / "b.mp4")
+    for args, needle in [(["tag", str(folder), "--live"], "--live reads one video or stream"),
+                         (["tag", str(folder), "--model", "fall", "--live"], "--live reads one video or stream"),
+                         (["tag", str(folder), "--render", str(folder / "r.mp4")], "inside the folder being tagged"),
+                         (["tag", str(folder / "a.mp4"), "--threads", "100000", "--json", str(tmp_path / "x.json")],
+                          "--threads 100000: give a whole number of CPU threads from 1 to 256"),
+                         (["tag", str(folder / "a.mp4"), "--model", "fall", "--threads", "100000"],
+                          "--threads 100000: give a whole number"),
+                         (["tag", str(folder / "a.mp4"), "--model", "gestures"],  # said joints were missing
+                          "a.mp4: a video gives 2D poses but model gestures reads 3D skeletons")]:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, (args, err)
+    assert sorted(p.name for p in folder.iterdir()) == ["a.mp4", "b.mp4"] and not (tmp_path / "x.json").exists()
+
+
+def test_a_video_too_slow_to_see_motion_gets_a_warning(tmp_path):
+    """--fps 1 is refused, but a 1 fps video was tagged at 1 fps without a word (probe: jump_rope over 72 s)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(REPO / "actionpose" / "assets" / "videos" / "ntu_hug_640x360.mp4"))
+    frames = [cap.read()[1] for _ in range(6)]
+    out = cv2.VideoWriter(str(tmp_path / "slow.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 1, frames[0].shape[1::-1])
+    for f in frames:
+        out.write(f)
+    out.release()
+    assert main(["tag", str(tmp_path / "slow.avi"), "-q", "--json", str(tmp_path / "s.json")]) == 0
+    warnings = json.loads((tmp_path / "s.json").read_text())["warnings"]
+    assert any("runs at 1 fps: too few frames to see motion" in w for w in warnings), warnings

@@ -34,9 +34,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.fps is not None and not 0 < args.fps < float("inf"):
         raise ActionposeError(f"--fps must be positive, got {args.fps}")
     skeleton = Path(args.input).suffix.lower() in {".pkl", ".pickle"}
-    for flag, value in (("--fps", args.fps), ("--sample", args.sample)):  # a video's were silently ignored
+    for flag, value, why in (("--fps", args.fps, "is read at the video's own frame rate"),
+                             ("--sample", args.sample, "holds one clip")):  # a video's were silently ignored
         if value is not None and not skeleton:
-            raise ActionposeError(f"{flag} is for a .pkl input; {args.input} is read at the video's own frame rate")
+            raise ActionposeError(f"{flag} is for a .pkl input; {args.input} {why}")
     if not 0 <= args.min_score <= 1:  # keypoint scores are probabilities: above 1 no joint is ever seen
         raise ActionposeError(f"--min-score must be between 0 and 1, got {args.min_score}")
     judge = None

@@ -98,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
                               "find actions in a video; use `actionpose reps VIDEO --form`")
     inputs = expand_source(args.source)
     live = args.live or is_live_source(args.source)
+    if args.render and Path(args.source).is_dir() and Path(args.render).resolve().parent == Path(args.source).resolve():
+        # the overlays r.<video>.mp4 were tagged as videos by the next run, one written over the other's input
+        raise ActionposeError(f"--render {args.render}: inside the folder being tagged; its overlays would be "
+                              "tagged as videos on the next run: write them to another folder")
+    if args.live and len(inputs) > 1:  # tagged the first video only, exit 0 (the fall model ran them all, not live)
+        raise ActionposeError(f"--live reads one video or stream; {args.source} is a folder of {len(inputs)} files: "
+                              "tag it without --live (every file's segments go to --json / --csv)")
     from actionpose.inference.fall_tagging import is_fall_model
 
     if is_fall_model(args.model):
@@ -107,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"{npy[0]}: a .npy keypoint array is read by --model fall only; the other models take "
                               "a video or a skeleton .pkl (actionpose extract, actionpose datasets convert)")
     predictor, model_name = load_predictor(args.model, args.threads)
+    videos = [i for i in inputs if Path(i).suffix.lower() not in PICKLE_EXTS]
+    if videos and int(getattr(predictor, "coords", 2)) == 3:  # was "cannot be mapped ... joints [...] are missing"
+        from actionpose.pose.sources import redact_url
+
+        raise ActionposeError(f"{redact_url(videos[0])}: a video gives 2D poses but model {model_name} reads 3D "
+                              "skeletons; tag a 3D skeleton .pkl with it, or use a 2D model on video (penn)")
 
     if live:
         return _run_live(args, inputs[0], predictor, model_name, cfg)

@@ -92,6 +92,10 @@ class ActionPredictor:
     def from_path(cls, path: str | os.PathLike, threads: int | None = None) -> "ActionPredictor":
         import onnxruntime as ort
 
+        if threads is not None:  # before anything loads: 100000 threads took the machine down
+            from actionpose.pose.session import checked_threads
+
+            checked_threads(int(threads) if isinstance(threads, float) and threads.is_integer() else threads)
         path = resolve_model(path)
         if Path(path).is_dir():  # onnxruntime's text here was "INVALID_PROTOBUF : Protobuf parsing failed"
             raise where(path, "is a folder; give a model file (.onnx, a checkpoint, or an ensemble .yaml)")

@@ -604,7 +604,8 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
     if Path(src).suffix.lower() in PICKLE_EXTS and not is_live_source(src):
         vids = list(pickle_videos(src, fps, process_fps=VIDEO_FPS))
         if len(vids) != 1:
-            raise where(src, f"holds {len(vids)} sequences; tag_video takes one (use tag_sources for many)")
+            raise where(src, f"holds {len(vids)} sequences; --live and tag_video read one: tag the file without "
+                             "--live (or with tag_sources) to get each sequence's segments")
         name, layout, rate, img_shape, frames, cut = vids[0]
         no_rate = rate is None
         rate = rate or DEFAULT_FPS

@@ -8,6 +8,14 @@ import onnxruntime as ort
 from actionpose.errors import ActionposeError
 
 DEFAULT_THREADS = 2
+MAX_THREADS = 256  # far above any CPU here; 100000 started ~15,400 threads, took 16 GB and ignored SIGTERM
+
+
+def checked_threads(threads: int) -> int:
+    """``threads`` for an ONNX Runtime session, or a one-line error naming the option and its range."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ActionposeError(f"--threads {threads}: give a whole number of CPU threads from 1 to {MAX_THREADS}")
+    return threads
 
 
 def open_session(path: str | Path, expected_shape: tuple[int | None, ...] | None = None,
@@ -15,7 +23,7 @@ def open_session(path: str | Path, expected_shape: tuple[int | None, ...] | None
     """Load an ONNX file on the CPU provider; refuse it if its first input's static dims disagree."""
     path = Path(path)
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
+    so.intra_op_num_threads = checked_threads(threads)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     # no busy-waiting worker threads: on a shared 2-core machine spinning only steals CPU from others

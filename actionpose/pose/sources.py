@@ -121,6 +121,9 @@ class RateSampler:
         return True
 
 
+MIN_SOURCE_FPS = 3.0  # the lowest --fps the commands take (fall.MIN_FPS); a file slower than this gets a note
+
+
 class FrameReader:
     """Iterate frames of one source, decoded on a background thread; optional resampling to ``fps``."""
 
@@ -153,6 +156,9 @@ class FrameReader:
         self.rate_note = None if rate_given or self.info.is_file else (  # (fps is None by now for a live --fps)
             f"no --fps given: frames are timed at the {self.info.fps:g} fps the stream reports (a stream that "
             "declares no rate reports 25); times and the motion the model sees depend on it: give the camera's rate")
+        if self.info.is_file and self.info.fps < MIN_SOURCE_FPS:  # --fps 1 is refused, a 1 fps video was tagged unsaid
+            self.rate_note = (f"{self.info.name} runs at {self.info.fps:g} fps: too few frames to see motion (the "
+                              f"models need at least {MIN_SOURCE_FPS:g}); its results are not reliable")
 
     @property
     def out_fps(self) -> float:

@@ -382,3 +382,17 @@ def test_a_video_too_slow_to_see_motion_gets_a_warning(tmp_path):
     assert main(["tag", str(tmp_path / "slow.avi"), "-q", "--json", str(tmp_path / "s.json")]) == 0
     warnings = json.loads((tmp_path / "s.json").read_text())["warnings"]
     assert any("runs at 1 fps: too few frames to see motion" in w for w in warnings), warnings
+
+
+def test_videos_with_dots_in_their_names_get_their_own_outputs():
+    """day1.cam1.mp4 and day1.cam2.mp4 in one folder both wrote r.day1.mp4 (the second over the first, exit 0):
+    the per-video label (already a stem) was cut again at its last dot."""
+    from actionpose.cli.tag import _suffixed
+    from actionpose.data.atomic import output_labels
+
+    names = ["day1.cam1.mp4", "day1.cam2.mp4", "clip.mp4", "clip.avi"]
+    label = output_labels(names)
+    outs = [_suffixed("out/r.mp4", label[n], True) for n in names]
+    assert len(set(outs)) == len(outs), outs
+    assert outs[:2] == [str(Path("out/r.day1.cam1.mp4")), str(Path("out/r.day1.cam2.mp4"))]
+    assert _suffixed("out/t.png", label["clip.mp4"], True) == str(Path("out/t.clip_mp4.png"))

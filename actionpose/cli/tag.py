@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _suffixed(path: str | None, name: str, many: bool) -> str | None:
     if path is None or not many:
         return path
-    p = Path(path)
-    return str(p.with_name(f"{p.stem}.{Path(name).stem}{p.suffix}"))
+    p = Path(path)  # ``name`` is already a label (output_labels: a stem): ``day1.cam1`` kept whole, not cut to
+    return str(p.with_name(f"{p.stem}.{name}{p.suffix}"))  # ``day1`` (day1.cam1.mp4 and .cam2 wrote one file)
 
 
 def run(args: argparse.Namespace) -> int:

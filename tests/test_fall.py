@@ -410,6 +410,17 @@ def test_video_end_to_end_one_fall_at_the_right_time():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "videos" / "fall_video_1.mp4").exists(), reason="../shared not present")
+def test_video_resampled_by_fps_keeps_its_rate_and_duration():
+    """--fps 7 on the 18 fps, 6 s video reported fps 6.0 and 7.0 s (--fps 15: 18.0 fps and 5.0 s): the rate was
+    read back from the median interval of the kept frames, which are 2 or 3 source frames apart."""
+    from actionpose.inference.fall_sources import detect_falls
+
+    _, info = detect_falls(FallDetector.from_pretrained("fall"), SHARED / "videos" / "fall_video_1.mp4", fps=7)
+    assert info["frames"] == 42 and info["fps"] == pytest.approx(7.0) and info["duration_s"] == pytest.approx(6.0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "videos" / "fall_video_1.mp4").exists(), reason="../shared not present")
 def test_the_fall_survives_jpeg_frames_as_an_ip_camera_sends_them(tmp_path):
     """The same video with every frame JPEG-compressed at quality 85 (an MJPEG IP camera's stream): the
     frontend lost the man the moment he lay down (weak detections, one frame of pose just under the carry

@@ -183,6 +183,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
              "sideways": 0}
 
     steps: list[float] = []  # frame intervals: the source's frame rate (a video's last stamp is 1 frame short)
+    known_rate: list[float] = []  # a file resampled by --fps: its kept frames are 2 or 3 source frames apart (18 -> 7
+    # fps), so the median interval said 6 or 9 fps and the duration 7.0 s for a 6 s video; the rate asked is known
 
     def step(persons: dict, t: float, lay: str) -> None:
         """One frame through the detector, whatever the source."""
@@ -217,6 +219,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         fe = load_frontend(frontend)
         lay = fe.layout
         reader = FrameReader(str(source), fps)
+        if reader.info.is_file and reader.target_fps:
+            known_rate.append(float(reader.out_fps))
         overlay = None if render is None else FallOverlay(render, reader.out_fps, lay)
         try:
             for fr in fe.stream(str(source), keep_images=overlay is not None, reader=reader):
@@ -310,7 +314,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     if count["with_person"] and scored == 0 and not interrupted:
         warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "
                         "of frames the detector needs")
-    rate = 1 / float(np.median(steps)) if steps else None
+    rate = known_rate[0] if known_rate and count["frames"] else 1 / float(np.median(steps)) if steps else None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),

@@ -184,6 +184,16 @@ def test_camera_credentials_in_a_url_are_never_printed(tmp_path, capsys):
     assert "a stream: reps counts files" in err and "s3cret" not in err and "rtsp://***@127.0.0.1" in err
 
 
+def test_results_name_a_stream_by_its_redacted_url():
+    """Path(url).name put a camera's token in every result file (``live?token=abc``) and named two cameras'
+    ``/live`` alike; a file keeps its name, a webcam its index."""
+    from actionpose.pose.sources import source_label
+
+    assert source_label("rtsp://admin:s3cret@10.0.0.5:554/live?token=abc") == "rtsp://***@10.0.0.5:554/live?token=***"
+    assert source_label("http://cam2/live") != source_label("http://cam1/live")
+    assert source_label("/videos/day1.cam1.mp4") == "day1.cam1.mp4" and source_label("0") == source_label(0) == "webcam0"
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_cli_fall_on_a_stream_prints_each_fall_when_raised(tmp_path, as_json):
     """`actionpose fall URL` printed nothing until it was stopped (every fall at once, at Ctrl-C): a fall

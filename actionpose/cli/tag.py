@@ -262,7 +262,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
     many = len(inputs) > 1
     label = output_labels([Path(i).name for i in inputs])
 
-    from actionpose.pose.sources import redact_url
+    from actionpose.pose.sources import redact_url, source_label
 
     write_line = None  # live: one JSON line per fall, appended as it is raised (as for the other models' segments)
 
@@ -271,7 +271,7 @@ def _tag_falls(args: argparse.Namespace, inputs: list[str], live: bool) -> int:
               f"detected {e.detected_time:.2f} s, confidence {e.confidence:.3f}", flush=True)
         if write_line is not None:
             tid = e.track_id.item() if hasattr(e.track_id, "item") else e.track_id  # 0, not "0" (as in files)
-            write_line({"video": redact_url(inputs[0]), "track_id": tid if isinstance(tid, (int, str)) else str(tid),
+            write_line({"video": source_label(inputs[0]), "track_id": tid if isinstance(tid, (int, str)) else str(tid),
                         "label": e.kind,  # fall, still_down (no recovery seen after long_lie_s) or recovered
                         "start_s": round(float(e.start_time), 3), "end_s": round(float(e.detected_time), 3),
                         "score": round(float(e.confidence), 4)})
@@ -321,15 +321,16 @@ def _run_live(args, source, predictor, model_name, cfg) -> int:
     """Print each segment as it closes; with --json append JSON lines. Ctrl-C closes open segments."""
     from actionpose.inference.tagger import tag_video
 
-    from actionpose.pose.sources import redact_url
+    from actionpose.pose.sources import redact_url, source_label
 
     name = redact_url(source)  # a camera URL's credentials never reach the console or the JSON lines
+    label = source_label(source)  # the JSON lines' "video" is the result's (CSV, JSON): a file's name, not its path
     write_line = None
 
     def on_segment(tid, seg) -> None:
         print(f"person {tid}: {seg.label} {seg.start_s:.2f}-{seg.end_s:.2f} s score {seg.score:.2f}", flush=True)
         if write_line is not None:
-            write_line({"video": name, "track_id": int(tid), **seg.to_dict()})
+            write_line({"video": label, "track_id": int(tid), **seg.to_dict()})
 
     with _json_lines(args.json) as write_line:
         res = tag_video(source, predictor, render=args.render, timeline=args.timeline, csv=args.csv,

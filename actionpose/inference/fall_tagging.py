@@ -54,7 +54,9 @@ def tag_falls(source: str, model: str = "fall", *, json: str | None = None, csv:
     duration = float(info["duration_s"])
     interrupted = bool(info.get("interrupted"))
     prep = det.config.prep  # the detector's own window and scoring hop, not the tagger's defaults
-    name = Path(source).name if sequence is None else str(info.get("sequence_name") or Path(source).name)
+    from actionpose.pose.sources import source_label
+
+    name = source_label(source) if sequence is None else str(info.get("sequence_name") or source_label(source))
     result = TagResult(video=name, fps=float(info.get("fps") or fps or 30.0), model=str(model),
                        classes=["fall"], duration_s=duration, frames=frames, persons=persons,
                        config=SegmentConfig(threshold=det.config.threshold, window_s=round(prep.frames / prep.fps, 3),

@@ -618,7 +618,7 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             result.complete = False
     else:
         from actionpose.pose import load_frontend
-        from actionpose.pose.sources import FrameReader
+        from actionpose.pose.sources import FrameReader, source_label
 
         fe = load_frontend(frontend, threads=threads, progress=False) if isinstance(frontend, str) else frontend
         spec: str | int = int(src) if src.isdigit() else src
@@ -639,7 +639,7 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         frames = _frontend_frames(fe, reader, draw)
         if final:
             frames = _record(frames, poses)
-        name = reader.info.name if not reader.info.is_file else Path(src).name
+        name = source_label(src)  # a stream's redacted URL (its last path part named two cameras' /live alike)
         result = _tag_with_overlay(frames, predictor, fe.layout, rate, name, model_name, cfg, on_segment, overlay)
         if final:
             from actionpose.render.overlay import OverlayWriter

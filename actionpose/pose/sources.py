@@ -68,6 +68,16 @@ def redact_url(spec: str | int) -> str:
         return s.split("://", 1)[0] + "://***"
 
 
+def source_label(source: str | int | Path) -> str:
+    """How a source is named in results (JSON ``video``, CSV, JSON lines): a file's name, a webcam's index,
+    a stream's URL without its credentials. Why: ``Path(url).name`` of ``rtsp://cam/live?token=abc`` is
+    ``live?token=abc``, the camera's token in every result file, and two cameras' ``/live`` looked alike."""
+    s = str(source)
+    if s.isdigit():
+        return f"webcam{s}"
+    return redact_url(s) if "://" in s else Path(s).name
+
+
 def open_source(spec: str | int) -> tuple[cv2.VideoCapture, SourceInfo]:
     if isinstance(spec, int):
         name, is_file = f"webcam{spec}", False

@@ -96,6 +96,10 @@ def test_a_list_pickle_of_non_annotations_is_a_clear_error(tmp_path):
     p.write_bytes(pickle.dumps([{"frame_dir": "a"}, 2]))
     with pytest.raises(ActionposeError, match="l.pkl: annotation 1 is a int, not a dict with 'keypoint' and 'label'"):
         load_dataset(p)
+    # a keypoint stored as a nested list (no layout recorded) said "None joints matches no default layout"
+    p.write_bytes(pickle.dumps([{"frame_dir": "a", "label": 0, "keypoint": np.zeros((1, 4, 17, 2)).tolist()}]))
+    with pytest.raises(ActionposeError, match=r"l.pkl: annotation 0: 'keypoint' must be a numpy array \[M, T, V, C\], got list"):
+        load_dataset(p)
 
 
 @pytest.mark.parametrize("mutate, message", [

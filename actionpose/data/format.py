@@ -224,7 +224,10 @@ def from_dict(data: Any, source: object = "dataset", layout: str | None = None,
     layout = layout or data.get("layout")
     if layout is None:
         kp = anns[0].get("keypoint") if isinstance(anns[0], dict) else None
-        v = kp.shape[2] if isinstance(kp, np.ndarray) and kp.ndim == 4 else None
+        if not isinstance(kp, np.ndarray) or kp.ndim != 4:  # was "None joints matches no default layout"
+            raise where(source, f"annotation 0: 'keypoint' must be a numpy array [M, T, V, C], got "
+                                + (f"shape {kp.shape}" if isinstance(kp, np.ndarray) else type(kp).__name__))
+        v = kp.shape[2]
         layout = LAYOUT_BY_JOINTS.get(v)
         if layout is None:
             why = "is ambiguous" if v in _JOINT_COUNTS_OF_SEVERAL else "matches no default layout"

@@ -68,7 +68,8 @@ class OverlayWriter:
         img = cv2.resize(image, self._size) if self._scale != 1.0 or image.shape[1::-1] != self._size else image.copy()
         s = self._scale
         placed: list[tuple[int, int, int, int]] = []  # this frame's label boxes (x0, y0, x1, y1)
-        for p in persons:
+        drawn = []
+        for p in persons:  # every skeleton first, then every label: a later skeleton drew over earlier labels
             kp = np.asarray(p.keypoints, dtype=np.float32) * s
             sc = np.asarray(p.scores if p.scores is not None else np.ones(len(kp)), dtype=np.float32)
             col = track_color(int(p.track_id))
@@ -78,6 +79,8 @@ class OverlayWriter:
                     cv2.line(img, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), col, 2, cv2.LINE_AA)
             for j in np.flatnonzero(ok):
                 cv2.circle(img, tuple(int(v) for v in kp[j]), 3, col, -1, cv2.LINE_AA)
+            drawn.append((p, kp, ok, col))
+        for p, kp, ok, col in drawn:
             label, score = self.label_of(int(p.track_id))
             vis = kp[ok] if ok.any() else kp
             x, y = int(vis[:, 0].min()), int(max(14, vis[:, 1].min() - 8))

@@ -396,3 +396,20 @@ def test_videos_with_dots_in_their_names_get_their_own_outputs():
     assert len(set(outs)) == len(outs), outs
     assert outs[:2] == [str(Path("out/r.day1.cam1.mp4")), str(Path("out/r.day1.cam2.mp4"))]
     assert _suffixed("out/t.png", label["clip.mp4"], True) == str(Path("out/t.clip_mp4.png"))
+
+
+def test_a_files_duration_and_segments_end_where_its_frames_do(tmp_path):
+    """Each kept frame counted 1/15 s: 103 frames at 30 fps (3.433 s) reported 3.467 s, and the last segment ended
+    after the video (probe)."""
+    import cv2
+
+    video = shared_path("videos", "S001C001P001R001A001_rgb.avi")
+    cap = cv2.VideoCapture(str(video))
+    n, fps = 0, cap.get(cv2.CAP_PROP_FPS)
+    while cap.read()[0]:
+        n += 1
+    assert main(["tag", str(video), "-q", "--json", str(tmp_path / "a.json")]) == 0
+    d = json.loads((tmp_path / "a.json").read_text())
+    assert d["duration_s"] == round(n / fps, 3) == 3.433
+    ends = [s["end_s"] for p in d["persons"] for s in p["segments"]]
+    assert ends and max(ends) <= d["duration_s"]

@@ -648,6 +648,8 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             again.target_fps = reader.target_fps
             _render_keeping_tags(result, lambda: render_final(OverlayWriter(render, rate, fe.layout, predictor.classes),
                                                               ((fr.index, fr.image) for fr in again), poses, result))
+        if reader.info.is_file and reader.decoded and reader.info.fps > 0:
+            _end_at(result, reader.decoded / reader.info.fps)
         early = reader.stopped_early()
         if early:
             result.warnings.append(early)
@@ -656,6 +658,16 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             result.warnings.append(reader.rate_note)
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result
+
+
+def _end_at(result: TagResult, end_s: float) -> None:
+    """A file's duration and last segment end where its frames do: each kept frame counts 1/15 s, so 103 frames
+    at 30 fps (3.433 s) reported 3.467 s, and a segment ended after the video."""
+    if result.duration_s > end_s:
+        result.duration_s = end_s
+        for segs in result.persons.values():
+            for seg in segs:
+                seg.end_s = min(seg.end_s, end_s)
 
 
 def _render_keeping_tags(result: TagResult, draw: Callable[[], None]) -> None:

@@ -241,6 +241,9 @@ def test_csv_empty_cells_are_missing_joints_and_mixed_splits_are_refused(tmp_pat
     f0 = min(int(r[1]) for r in rows[1:] if r[0] == sample)
     assert ann["keypoint"][0, frame - f0, j].tolist() == [0.0, 0.0] and ann["keypoint_score"][0, frame - f0, j] == 0
     assert ann["keypoint_score"][0, frame - f0].sum() > 0  # the rest of that frame is kept
+    # only the x cell empty, y and the score written: dropped all the same, but said (probe: "without a word")
+    r = _run_cli("datasets", "convert", "-f", "csv", str(tmp_path / "a"), "-o", str(tmp_path / "a.pkl"))
+    assert r.returncode == 0 and "note: 1 joint(s) have some cells empty" in r.stderr, r.stderr
     for i, (value, message) in enumerate([("nan", "NaN or infinite"), (None, "more than one split: test, tset")]):
         bad = [list(r) for r in rows]
         if value is not None:

@@ -77,6 +77,9 @@ def _convert(args: argparse.Namespace) -> int:
     if ds.meta.get("ignored_columns"):
         print(f"note: column(s) not used: {', '.join(ds.meta['ignored_columns'])} (not a joint of layout "
               f"{info['layout']})", file=sys.stderr)
+    if ds.meta.get("partly_empty_joints"):  # x and y written but the score cell empty: dropped without a word
+        print(f"note: {ds.meta['partly_empty_joints']} joint(s) have some cells empty (e.g. x and y but no score): "
+              "stored as not found (zeros, score 0); an empty cell means the joint was not found", file=sys.stderr)
     if ds.meta.get("missing_frames"):
         print(f"note: {ds.meta['missing_frames']} frame(s) missing inside samples (gaps in 'frame') are stored "
               "as not seen (zeros, score 0)", file=sys.stderr)

@@ -116,6 +116,7 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
         classes = sorted(labels)
     anns, split = [], defaultdict(list)
     gaps = 0  # frames missing inside samples (stored as not seen, as PYSKL pads a person who is not there)
+    partly = 0  # joints with some of their cells empty (x and y written, no score): stored as not found
     named_split = any(r.get("split") for rows in rows_by_sample.values() for r in rows)
     for name, rows in rows_by_sample.items():
         ctx = rows[0]["__where"]
@@ -126,13 +127,16 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
             # a written 'nan' stays an error below (a broken value, not an absent one)
             xyz = [[r[c].strip() for c in need] for r in rows]
             coords = np.array([[float(c or 0) for c in row] for row in xyz], np.float32).reshape(len(rows), lay.num_joints, len(dims))
-            empty = (np.array(xyz) == "").reshape(coords.shape).any(-1)
+            blank = (np.array(xyz) == "").reshape(coords.shape)
+            empty, whole = blank.any(-1), blank.all(-1)
             if has_score:
                 cells = [[r[f"{j}_score"].strip() for j in lay.joints] for r in rows]
                 scores = np.array([[float(c or 0) for c in row] for row in cells], np.float32)
                 empty |= np.array(cells) == ""
+                whole &= np.array(cells) == ""
             else:
                 scores = np.ones((len(rows), lay.num_joints), np.float32)
+            partly += int((empty & ~whole).sum())  # some cells written, some not: dropped, and said so
         except ValueError as e:  # said at its own line, not the sample's first
             line, column = _bad_line(rows, need, has_score, lay.joints) or (ctx, None)
             raise ActionposeError(f"{line}: sample {name!r}: " + (f"column {column!r}: " if column else "")
@@ -190,7 +194,8 @@ def import_csv(src: Path, layout: str | None = None) -> SkeletonDataset:
     used = set(_META) | {f"{j}_{d}" for j in lay.joints for d in ("x", "y", "z", "score")}
     ignored = [c for c in header if c not in used and not c.startswith("__")]  # head_q: a typo, said not dropped
     return SkeletonDataset(anns, layout=lay.name, classes=classes, split=dict(split),
-                           meta={"source": "csv", "missing_frames": gaps, **({"ignored_columns": ignored} if ignored else {})})
+                           meta={"source": "csv", "missing_frames": gaps, **({"ignored_columns": ignored} if ignored else {}),
+                                 **({"partly_empty_joints": partly} if partly else {})})
 
 
 def _bad_line(rows: list[dict], need: list[str], has_score: bool, joints: list[str]) -> tuple[str, str] | None:

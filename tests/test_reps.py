@@ -161,6 +161,25 @@ def test_live_update_emits_one_event_per_completed_rep():
     assert counter.update(kp[0], 0.0) == []
 
 
+def test_live_stream_longer_than_the_window_counts_each_rep_once():
+    """Past ``window_s`` the window's first frame falls mid-rep: the rest side must not flip (every rep was
+    emitted again half a cycle later: 30 events for 25 reps), and finish() counts the whole stream, not the
+    window alone (10 of 25)."""
+    fps = 30.0
+    ph, ends = _phase(25, 1.4, fps, jitter=0.2)
+    kp = to_image(_squat(ph), noise=0.005)
+    counter = RepCounter("squat", fps=fps, window_s=20.0)
+    events = []
+    for i, frame in enumerate(kp):
+        events += counter.update(frame, i / fps)
+    tail, result = counter.finish()
+    events += tail
+    assert len(kp) / fps > 2 * counter.window_s
+    assert len(events) == 25
+    assert result.count == 25 and result.live_count == 25
+    assert np.all(np.abs(np.array([e.end_s for e in events]) - ends) < 0.6)
+
+
 def test_any_layout_mappable_to_body13():
     ph, _ = _phase(5, 1.2, 30.0)
     b13 = to_image(_squat(ph))

@@ -176,7 +176,12 @@ class RepCounter:
         if len(first) >= 3:
             period = float(np.clip(np.median(np.diff([cy.end for cy in first])), lo_lag, period))
         z = normalise(x, period, floor)
-        cycles, _ = hysteresis_cycles(z)
+        # live, once the window slides: its first frame can fall mid-rep, and taking the rest side from it
+        # swapped rest and active (every rep counted again half a cycle later); keep the side seen from the start
+        rest = self._rest.get(c.signal.name) if self._trimmed else None
+        cycles, rest = hysteresis_cycles(z, rest)
+        if not self._trimmed and self._t:
+            self._rest[c.signal.name] = rest
         min_len = max(2, 0.15 * min(period, hi_lag), 0.3 * lo_lag)
         reps = [Rep(cy.start / fps, cy.end / fps, round(cy.depth, 3)) for cy in cycles
                 if cy.end - cy.start >= min_len and _swing(x, cy.start, cy.end) >= 0.5 * c.signal.min_range]
@@ -193,6 +198,8 @@ class RepCounter:
         self._total = 0
         self._since = 0
         self._lock: tuple[str, str] | None = None
+        self._rest: dict[str, float] = {}   # live: rest side per signal, seen while the window held the start
+        self._trimmed = False               # live: frames older than window_s were dropped
 
     def update(self, frame_kp: np.ndarray, t: float, frame_scores: np.ndarray | None = None) -> list[RepEvent]:
         """Add one frame (``[V, C]`` keypoints at time ``t`` seconds); return reps completed since last call.
@@ -210,6 +217,7 @@ class RepCounter:
         self._t.append(float(t))
         while self._t[-1] - self._t[0] > self.window_s:
             self._kp.pop(0), self._sc.pop(0), self._t.pop(0)
+            self._trimmed = True
         self._since += 1
         if self._since < max(1, round(self._stream_fps() / 10)):
             return []
@@ -253,6 +261,14 @@ class RepCounter:
             return None   # not enough (visible) frames yet
         t0 = self._t[0]
         res.reps = [Rep(r.start_s + t0, r.end_s + t0, r.depth) for r in res.reps]
+        if final and self._trimmed:
+            # the window holds only the last window_s seconds: the whole stream's count is the reps emitted
+            # before it plus the window's own analysis (it was the window's alone: 54 of 79 squats in 132 s)
+            # (emitted reps up to the window's first rep: one that starts on the window's first frame has no
+            # rest before it there, so the window alone misses it)
+            first = res.reps[0].start_s if res.reps else float("inf")
+            res.reps = [r for r in self._emitted if r.end_s <= first] + res.reps
+            res.count = len(res.reps)
         if not final:
             # confirm a rep only after it has stayed a rep for a while: more context (the set's real
             # range of motion) turns early jitter back into non-reps, and emitted events are final

@@ -216,12 +216,29 @@ def test_bad_inputs_have_clear_errors():
         count_reps(kp, exercise="squat", layout="coco17")
     with pytest.raises(ActionposeError, match="scores have shape"):
         count_reps(kp, np.ones((3, 3)), exercise="squat")
-    with pytest.raises(ActionposeError, match="fps must be positive"):
-        RepCounter("squat", fps=0)
+    for bad in (0, float("nan"), float("inf"), -1):  # NaN and inf failed inside scipy, -1 as "Radius must be ..."
+        with pytest.raises(ActionposeError, match="fps must be a finite positive number"):
+            RepCounter("squat", fps=bad)
+        with pytest.raises(ActionposeError, match="fps must be a finite positive number"):
+            RepCounter("squat").count(kp, fps=bad) if bad != 0 else RepCounter("squat", fps=bad)
+    with pytest.raises(ActionposeError, match="window_s must be"):
+        RepCounter("squat", window_s=0)
+    with pytest.raises(ActionposeError, match="min_score must be between 0 and 1"):
+        RepCounter("squat", min_score=float("nan"))
+    with pytest.raises(ActionposeError, match="too short"):  # no frame at all: was numpy's "need at least one array"
+        RepCounter("squat").finish()
     c = RepCounter("squat")
     c.update(kp[0], 1.0)
     with pytest.raises(ActionposeError, match="not after"):
         c.update(kp[1], 0.5)
+    with pytest.raises(ActionposeError, match="finite number of seconds"):
+        c.update(kp[1], float("nan"))
+    # one bad frame is refused and not kept: it broke every later update and finish for 90 s (probe)
+    with pytest.raises(ActionposeError, match=r"frame keypoints: shape \(5, 2\), but this stream's frames are"):
+        c.update(kp[1, :5], 2.0)
+    with pytest.raises(ActionposeError, match=r"frame scores: shape \(5,\)"):
+        c.update(kp[1], 2.0, np.ones(5))
+    c.update(kp[1], 2.0)
     with pytest.raises(ActionposeError, match="too short"):
         c.finish()
 

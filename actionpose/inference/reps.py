@@ -87,6 +87,17 @@ def pick_person(kp: np.ndarray, sc: np.ndarray | None) -> tuple[np.ndarray, np.n
     return kp[best], sc[best]
 
 
+def _positive(value: float, name: str) -> float:
+    """A finite positive number, or a one-line error naming the setting."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (np.isfinite(v) and v > 0):
+        raise ActionposeError(f"{name} must be a finite positive number, got {value!r}")
+    return v
+
+
 class RepCounter:
     """Counts repetitions of one exercise (or the most periodic known one when ``exercise`` is None).
 
@@ -100,17 +111,17 @@ class RepCounter:
         self.exercises = [get_exercise(exercise)] if exercise else [EXERCISES[n] for n in exercise_names()]
         self.exercise = self.exercises[0].name if exercise else None
         self.layout = layout
-        if not fps or fps <= 0:
-            raise ActionposeError(f"fps must be positive, got {fps}")
-        self.fps = float(fps)
+        self.fps = _positive(fps, "fps")  # NaN and inf passed "not fps or fps <= 0", then failed inside scipy
+        if not (isinstance(min_score, (int, float)) and 0 <= min_score <= 1):
+            raise ActionposeError(f"min_score must be between 0 and 1, got {min_score}")
         self.min_score = float(min_score)
-        self.window_s = float(window_s)
+        self.window_s = _positive(window_s, "window_s")
         self.reset()
 
     # ---------------------------------------------------------------- offline
     def count(self, keypoints: np.ndarray, scores: np.ndarray | None = None, fps: float | None = None) -> RepResult:
         """Count repetitions in a whole ``[T, V, C]`` (or ``[M, T, V, C]``) sequence."""
-        fps = float(fps or self.fps)
+        fps = self.fps if fps is None else _positive(fps, "fps")
         kp, sc = pick_person(np.asarray(keypoints), scores)
         kp, sc = to_body13(kp, sc, self.layout)
         n = len(kp)
@@ -210,10 +221,19 @@ class RepCounter:
         kp = np.asarray(frame_kp, dtype=np.float64)
         if kp.ndim != 2:
             raise ActionposeError(f"frame keypoints must be [V, C], got shape {kp.shape}")
+        # checked before the frame is kept: one frame of 17 joints among 33 was stored, and every later update and
+        # finish failed inside numpy for the next 90 s
+        if self._kp and kp.shape != self._kp[-1].shape:
+            raise ActionposeError(f"frame keypoints: shape {kp.shape}, but this stream's frames are {self._kp[-1].shape}")
+        sc = np.ones(kp.shape[0]) if frame_scores is None else np.asarray(frame_scores, dtype=np.float64)
+        if sc.shape != (kp.shape[0],):
+            raise ActionposeError(f"frame scores: shape {sc.shape}, expected ({kp.shape[0]},), one per joint")
+        if not isinstance(t, (int, float, np.number)) or not np.isfinite(t):
+            raise ActionposeError(f"frame time must be a finite number of seconds, got {t!r}")
         if self._t and t <= self._t[-1]:
             raise ActionposeError(f"frame time {t} is not after the previous frame ({self._t[-1]})")
         self._kp.append(kp)
-        self._sc.append(np.ones(kp.shape[0]) if frame_scores is None else np.asarray(frame_scores, dtype=np.float64))
+        self._sc.append(sc)
         self._t.append(float(t))
         while self._t[-1] - self._t[0] > self.window_s:
             self._kp.pop(0), self._sc.pop(0), self._t.pop(0)
@@ -231,7 +251,7 @@ class RepCounter:
         rep's context); ``result.live_count`` is how many events ``update`` emitted. Live events
         cannot be retracted, so on noisy input they can disagree.
         """
-        res = self._analyse(final=True)
+        res = self._analyse(final=True) if self._t else None  # no frames: "need at least one array to stack"
         if res is None:
             raise ActionposeError(f"stream too short to hold one repetition: {len(self._t)} frames")
         events = self._emit(res)

@@ -108,6 +108,11 @@ def test_a_list_pickle_of_non_annotations_is_a_clear_error(tmp_path):
     (lambda a: a.__setitem__("keypoint", np.zeros((1, 0, 17, 2), np.float32)), "empty sequence"),
     (lambda a: a.__setitem__("label", 7), "label 7 outside 0..1"),
     (lambda a: a.__setitem__("keypoint", np.zeros((5, 17, 2), np.float32)), r"\[M, T, V, C\]"),
+    # a pickle's own frame rate: NaN and text were tracebacks in reps, 0 was read as 30 fps without a word
+    (lambda a: a.__setitem__("fps", float("nan")), "'fps' must be a positive number of frames per second"),
+    (lambda a: a.__setitem__("fps", "thirty"), "'fps' must be a positive number"),
+    (lambda a: a.__setitem__("fps", 0), "'fps' must be a positive number"),
+    (lambda a: a.__setitem__("keypoint", np.zeros((1, 5, 17, 2), object)), "'keypoint' holds object values"),
 ])
 def test_validation_errors_name_sample_and_reason(mutate, message):
     ds = _ds()

@@ -265,6 +265,8 @@ def test_cli_on_pickle(capsys):
     assert main(["reps", pkl, "-e", "squat", "--sample", "stu6_65", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert abs(data["stu6_65"]["count"] - 19) <= 1 and len(data["stu6_65"]["reps"]) == data["stu6_65"]["count"]
+    assert main(["reps", pkl, "-e", "", "--sample", "stu6_65"]) == 2  # counted in auto mode, "19 sit_up reps"
+    assert "--exercise is empty" in capsys.readouterr().err
 
 
 def test_cli_auto_mode_with_nothing_repeating_names_no_exercise(capsys, tmp_path):

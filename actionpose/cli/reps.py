@@ -31,6 +31,9 @@ def _run(args: argparse.Namespace) -> int:
     from actionpose.errors import ActionposeError
     from actionpose.inference.reps_io import count_file
 
+    if args.exercise is not None and not args.exercise.strip():  # -e "" counted in auto mode without a word
+        raise ActionposeError("--exercise is empty; give an exercise name (actionpose reps --help lists them) or "
+                              "leave it out to pick the most periodic one")
     if args.fps is not None and not 0 < args.fps < float("inf"):
         raise ActionposeError(f"--fps must be positive, got {args.fps}")
     skeleton = Path(args.input).suffix.lower() in {".pkl", ".pickle"}

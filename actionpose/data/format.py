@@ -127,6 +127,16 @@ def validate_annotation(ann: dict[str, Any], layout: str, num_classes: int | Non
         raise ActionposeError(f"{ctx}: {v} joints but layout {lay.name} has {lay.num_joints}")
     if c not in (2, 3):
         raise ActionposeError(f"{ctx}: keypoint has {c} channels, expected 2 (x, y) or 3 (x, y, z)")
+    for key in ("keypoint", "keypoint_score"):  # an object array failed inside np.isfinite, as a traceback
+        arr = ann.get(key)
+        if isinstance(arr, np.ndarray) and arr.dtype.kind not in "iuf":
+            raise ActionposeError(f"{ctx}: {key!r} holds {arr.dtype} values; numbers are needed (float32)")
+    if ann.get("fps") is not None:  # NaN or text failed deep in the counters, 0 was read as unknown (30 fps), unsaid
+        fps = ann["fps"]
+        ok = isinstance(fps, (int, float, np.integer, np.floating)) and not isinstance(fps, bool) and \
+            np.isfinite(fps) and fps > 0
+        if not ok:
+            raise ActionposeError(f"{ctx}: 'fps' must be a positive number of frames per second, got {fps!r}")
     if not np.isfinite(kp).all():
         bad = int((~np.isfinite(kp)).any(axis=(0, 2, 3)).nonzero()[0][0])
         raise ActionposeError(f"{ctx}: NaN or infinite coordinates (first at frame {bad})")

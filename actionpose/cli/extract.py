@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
               f"{a['fps']:.2f} fps{stop}")
     render = "" if not args.render else (f"; overlay {args.render}" if len(ds) == 1 else
                                           f"; one overlay per video beside {args.render} "
-                                          f"({Path(args.render).stem}_<video>{Path(args.render).suffix or '.mp4'})")
+                                          f"({Path(args.render).stem}.<video>{Path(args.render).suffix or '.mp4'})")
     skipped = ds.meta.get("skipped", [])
     print(f"wrote {args.out} ({len(ds)} videos, layout {ds.layout})" + render
           + (f"; {len(skipped)} unreadable video(s) skipped" if skipped else ""))

@@ -139,7 +139,8 @@ def extract(source: str | int | Path, out: str | Path | None = None, frontend: s
         r = render
         if render is not None and len(sources) > 1:
             rp = Path(render)
-            r = rp.with_name(f"{rp.stem}_{label[Path(str(src)).name]}{rp.suffix or '.mp4'}")
+            # <stem>.<video>: the name `tag` gives a folder's overlays (this wrote <stem>_<video>)
+            r = rp.with_name(f"{rp.stem}.{label[Path(str(src)).name]}{rp.suffix or '.mp4'}")
         try:
             ann = extract_video(fe, src, fps, max_persons, r, progress, layout, max_frames)
         except ActionposeError as e:

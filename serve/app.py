@@ -494,9 +494,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             if time.time() - state.sessions_swept > 60:  # forget idle sessions' state now and then
                 state.sessions_swept = time.time()
                 forget_sessions(state.engine, settings.session_idle_s)
-            return rows, det.last_time, error
+            return rows, det.last_time, error, list(det.advice)
 
-        rows, last, error = await asyncio.to_thread(run)
+        rows, last, error, advice = await asyncio.to_thread(run)
         if rows and state.webhook is not None:  # stored: this worker's sender delivers them now, not at its next poll
             state.webhook.wake()
         if error is not None:  # the frames before the bad one were processed: their events are stored and said here
@@ -504,8 +504,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             return JSONResponse(status_code=422, content={"detail": str(error),
                                                           "events": [EventOut(**r).model_dump() for r in rows]})
         response.headers["X-Worker"] = WORKER_ID  # which worker answered (sessions work on any; for diagnosis)
+        said = stream_advice(frames, req.layout)  # this request's keypoints, and the tracks' windows (frame rate, bursts)
         return StreamResponse(session_id=session_id, frames=len(frames), events=[EventOut(**r) for r in rows],
-                              last_timestamp=last, warnings=stream_advice(frames, req.layout))
+                              last_timestamp=last, warnings=said + [a for a in advice if a not in said])
 
     def stream_advice(frames: list[tuple[float, dict[str, np.ndarray]]], layout: str) -> list[str]:
         """What looks wrong with a request's keypoints (normalised, upside down), judged on all its

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -36,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"--threshold {args.threshold}: must be above 0 and below 1")
     if args.fps is not None and not 0 < args.fps <= 1000:  # 1e9 gave "0.00 s ... no falls detected"
         raise ActionposeError(f"--fps must be in (0, 1000], got {args.fps}")
+    from actionpose.inference.fall import MIN_FPS
+
+    if args.fps is not None and args.fps < MIN_FPS:  # 2 fps: "no falls detected", exit 0, falls missed (probe)
+        raise ActionposeError(f"--fps {args.fps:g} is below the {MIN_FPS:g} fps the fall detector needs (falls are "
+                              "missed below it)")
     from pathlib import Path
 
     live = is_live_source(args.source)
@@ -107,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
     if info.get("truncated"):
         print(f"error: {shown}: {info['truncated']}; only the first {info['duration_s']:.2f} s were checked",
               file=sys.stderr)
+        return 2
+    skeleton = Path(str(args.source)).suffix.lower() in {".npy", ".pkl", ".pickle"}
+    if skeleton and not info.get("frames_with_person") and not info.get("interrupted"):
+        # an empty room on video is an answer; a skeleton file with no joint anywhere is a failed extraction,
+        # and exit 0 read as "checked, no fall" (probe)
+        print(f"error: {shown}: no joint seen in any frame: nothing could be checked", file=sys.stderr)
         return 2
     if info.get("frames_with_person") and not info.get("windows_scored") and not info.get("interrupted"):
         print(f"error: {shown}: nothing could be checked ({info['duration_s']:.2f} s with a person; the detector "

@@ -22,9 +22,9 @@ import numpy as np
 from actionpose.errors import ActionposeError, where
 from actionpose.inference.fall_aftermath import (LONG_LIE_MAX_S, WATCH_MAX_S, Watch, posture, upright_reference,
                                                  where_lying)
-from actionpose.inference.fall_prep import (MAX_JITTER, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
+from actionpose.inference.fall_prep import (MAX_JITTER, MIN_STREAM_FPS, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
                                             has_body, input_advice, jitter, prepare_window, prepare_windows,
-                                            require_steady, resample, to_body13)
+                                            require_steady, resample, timing_advice, to_body13)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -225,7 +225,7 @@ def _frames(window: Any) -> int:
         return 0
 
 
-MIN_FPS = 3.0  # predict and streams; docs/fall.md: "at 3 fps or more" (fall_video_1 subsampled: found at 3, missed at 2)
+MIN_FPS = MIN_STREAM_FPS  # predict and streams; docs/fall.md: "at 3 fps or more" (fall_video_1 subsampled: found at 3, missed at 2)
 
 
 def _fps(fps: Any) -> float:
@@ -389,6 +389,9 @@ class FallDetector:
         self.windows_scored = 0  # by update() since reset(): 0 after a whole input means nothing could be checked
         # per track, the highest probability update() scored (how close a call came); the newest MAX_PEAKS tracks
         self.peaks: dict[Any, float] = {}
+        # the input advice (UserWarning texts, without the "fall detector: " prefix) of the latest update() or
+        # update_many(): the service answers a stream request with it, where warnings would cross threads
+        self.advice: list[str] = []
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -768,6 +771,7 @@ class FallDetector:
         counted; their events are on the error as ``events``."""
         due: list[_Due] = []
         seen: list[tuple[float, dict]] = []  # this call's frames: time, {track: (kp13, sc13)} (for the follow-ups)
+        self.advice = []
         layout = _input_layout(layout or self.layout)
         i = -1
         try:
@@ -834,8 +838,10 @@ class FallDetector:
                     due.append(_Due(tid, tr, timestamp, kps, scs, times))
                     if timestamp - tr.advised >= INPUT_CHECK_S - _TIME_EPS:
                         tr.advised = timestamp
-                        for advice in input_advice(kps[None], scs[None], "body13", cfg.prep.score_min)[0]:
+                        said = input_advice(kps[None], scs[None], "body13", cfg.prep.score_min)[0] + timing_advice(times)
+                        for advice in said:
                             warnings.warn("fall detector: " + advice, UserWarning, stacklevel=4)  # update's caller
+                        self.advice.extend(a for a in said if a not in self.advice)
         for tid in [t for t, tr in self._tracks.items() if tr.times and tr.times[-1] < timestamp - span]:
             del self._tracks[tid]
 

@@ -131,6 +131,33 @@ SIDEWAYS_SHARE = 0.75  # of the frames straight either way: URFD (100 clips, 2 p
 SIDEWAYS_MIN_FRAMES = 10  # flag none as given, and 84 of 101 with x and y swapped; floor exercise too (docs/fall.md)
 
 
+MIN_STREAM_FPS = 3.0  # fall.MIN_FPS: windows below it are refused; a stream below it gets LOW_RATE_ADVICE
+BURST_GAP_S = 0.002  # frames closer than this were stamped on arrival, not at capture
+LOW_RATE_ADVICE = ("frames arrive at {rate:.2g} fps: the fall detector needs {need:g} fps or more and misses falls "
+                   "below it (real falls found, 2026-11-28: 62 of 62 at 5 fps, 48 at 2 fps, 23 at 1.1 fps)")
+BURST_ADVICE = ("{share:.0%} of the frames are stamped under 2 ms apart, in bursts: stamp each frame with the time it "
+                "was captured, not when it arrived (a real fall stamped so was missed)")
+
+
+def timing_advice(times: np.ndarray) -> list[str]:
+    """What looks wrong with a person's frame times (seconds, increasing): a rate under 3 fps, or frames
+    stamped in bursts. Why: windows below 3 fps are refused by ``predict``, but a stream at 2 fps was
+    scored without a word and lost 14 of 62 real falls; bursts of frames 1 ms apart (stamped on arrival
+    from a batching network) hid a real fall (probe, 2026-11-28)."""
+    t = np.asarray(times, dtype=np.float64)
+    if len(t) < 3:
+        return []
+    gaps = np.diff(t)
+    out = []
+    median = float(np.median(gaps))
+    if median > 0 and 1.0 / median < MIN_STREAM_FPS:
+        out.append(LOW_RATE_ADVICE.format(rate=1.0 / median, need=MIN_STREAM_FPS))
+    burst = float(np.mean(gaps < BURST_GAP_S))
+    if burst >= 0.5 and (t[-1] - t[0]) / (len(t) - 1) >= BURST_GAP_S * 5:  # tight gaps, yet a normal rate overall
+        out.append(BURST_ADVICE.format(share=burst))
+    return out
+
+
 def looks_sideways(standing: int, sideways: int) -> bool:
     """True when enough straight-body frames were seen and most lie along x (:func:`torso_counts` of the
     swapped coordinates): whole-stream only, since a window after a real fall is all lying."""

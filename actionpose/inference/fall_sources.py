@@ -12,7 +12,8 @@ import numpy as np
 
 from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.fall import NORMALISED_WARNING, UPSIDE_DOWN_WARNING, FallDetector, FallEvent
-from actionpose.inference.fall_prep import (NORMALISED_ADVICE, NORMALISED_MAX, SIDEWAYS_ADVICE, UPSIDE_DOWN_ADVICE,
+from actionpose.inference.fall_prep import (LOW_RATE_ADVICE, MIN_STREAM_FPS, NORMALISED_ADVICE, NORMALISED_MAX,
+                                            SIDEWAYS_ADVICE, UPSIDE_DOWN_ADVICE,
                                             looks_normalised, looks_sideways, looks_upside_down, person_frames,
                                             seen_joints, torso_counts, torso_legs)
 
@@ -316,6 +317,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
                         "of frames the detector needs")
     rate = known_rate[0] if known_rate and count["frames"] else 1 / float(np.median(steps)) if steps else None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
+    if rate is not None and rate < MIN_STREAM_FPS:  # a 2 fps skeleton file was checked without a word
+        warnings.append(LOW_RATE_ADVICE.format(rate=rate, need=MIN_STREAM_FPS))
     return events, {"frames": count["frames"], "duration_s": round(duration, 3), "layout": lay,
                     "fps": None if rate is None else round(rate, 3),
                     "interrupted": interrupted, "complete": not interrupted and truncated is None,

@@ -93,6 +93,10 @@ class WebhookOut(BaseModel):
     failed_attempts: Optional[int] = Field(None, description="failed tries of the next event (0: none failing)")
     last_error: Optional[str] = Field(None, description="why the last try failed")
     next_attempt_at: Optional[float] = Field(None, description="UNIX time of the next try after a failure")
+    delivery_worker: Optional[str] = Field(None, description="the delivering sender holding the lease (a random id)")
+    lease_until: Optional[float] = Field(
+        None, description="UNIX time the lease runs to; a worker killed without a graceful stop keeps it until then, "
+                          "and pending events wait for it (up to 15 s after a kill -9 and restart)")
 
 
 class StreamResponse(BaseModel):

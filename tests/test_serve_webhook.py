@@ -106,6 +106,9 @@ def test_a_stored_fall_is_pushed_signed_with_the_events_fields(tmp_path, receive
             time.sleep(0.05)
         assert status["enabled"] and status["pending"] == 0 and status["delivered"] == 1
         assert status["last_delivered_id"] == events[0]["id"] and status["failed_attempts"] == 0
+        # who holds the delivery lease, and until when (events held after a kill -9 showed no reason; probe),
+        # without the host or pid
+        assert len(status["delivery_worker"]) == 8 and status["lease_until"] > time.time()
         # the URL's user info, path (Slack-style secret) and query never show
         assert status["url"] == f"http://127.0.0.1:{receiver.server.server_port}/..."
         assert client.get("/v1/webhook").status_code == 401

@@ -478,7 +478,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                                                  f"processed frame ({det.last_time}). A re-sent request: its events are "
                                                  f"in GET /v1/events, send only newer frames. Otherwise a later request "
                                                  f"overtook this one: send a session's frames in time order, one "
-                                                 f"request at a time")
+                                                 f"request at a time. A changed clock (milliseconds fixed to "
+                                                 f"seconds, a reset): DELETE /v1/fall/stream/{session_id} or use a "
+                                                 f"new session_id")
                     error = None
                     try:  # all due windows of the request in one ONNX call
                         events = det.update_many([(persons, ts) for ts, persons in frames], layout=req.layout)

@@ -572,6 +572,7 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
                {k: alone[0][k] for k in ("track_id", "start_time", "detected_time", "confidence")}
         again = two.post("/v1/fall/stream/shared", json={"layout": "coco13", "frames": chunks[-1]}, headers=h)
         assert again.status_code == 409 and "last processed frame" in again.json()["detail"]
+        assert "DELETE /v1/fall/stream/" in again.json()["detail"]  # a fixed clock: how to start again (probe)
         info = two.get("/v1/fall/stream/shared", headers=h).json()  # where a client resumes
         assert info["last_timestamp"] == frames[-1]["timestamp"] and info["persons"] == 1
         assert two.get("/v1/fall/stream/never-seen", headers=h).status_code == 404

@@ -451,6 +451,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                 if len(p.keypoints) != v or {len(k) for k in p.keypoints} - {2, 3} or len({len(k) for k in p.keypoints}) != 1:
                     raise ActionposeError(f"{where}.keypoints: need {v} joints of 2 or 3 numbers for layout {req.layout}")
                 if str(p.track_id) in seen:  # 1 and "1" are one track once stored (ids are kept as text)
+                    if "track_id" not in p.model_fields_set:  # left out: it defaults to 0, so two people collide
+                        raise ActionposeError(f"{where}.track_id: missing; with several persons in a frame each needs "
+                                              "its own track_id (the same one in every frame it is in)")
                     raise ActionposeError(f"{where}.track_id: {p.track_id!r} appears twice in one frame")
                 seen.add(str(p.track_id))
                 kp = np.asarray(p.keypoints, dtype=np.float64)

@@ -127,6 +127,10 @@ def test_stream_validation(svc):
     assert r.status_code == 422
     two = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [frame["persons"][0]] * 2}]}
     assert "twice" in client.post("/v1/fall/stream/s2", json=two, headers=h).json()["detail"]
+    # two persons without a track_id: both defaulted to 0 and were called "0 appears twice" (probe)
+    anon = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [{"keypoints": [[1, 2]] * 17}] * 2}]}
+    r = client.post("/v1/fall/stream/s2b", json=anon, headers=h)
+    assert r.status_code == 422 and "frames[0].persons[1].track_id: missing; with several persons" in r.json()["detail"]
     # 1 and "1" are one track once stored as text: the second silently replaced the first
     p = frame["persons"][0]
     mixed = {"layout": "coco17", "frames": [{"timestamp": 0, "persons": [p, {**p, "track_id": "1"}]}]}

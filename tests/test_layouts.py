@@ -123,6 +123,9 @@ def test_layout_file_with_a_misspelt_or_repeated_key_is_refused(tmp_path, capsys
     (("[[a, b], [b, c]]", "[[a, b], bc]"), r"bone 2 'bc' is not a pair of joint names"),
     (("[[a, b], [b, c]]", "ab"), r"'bones' must be a list of \[a, b\] joint-name pairs, got str 'ab'"),
     (("bones: [[a, b], [b, c]]\n", ""), r"missing key\(s\) 'bones'; a layout needs name, joints, bones, center"),
+    # the same bone both ways counted its edge twice; a slash in the name made subfolders of run folders (probe)
+    (("[[a, b], [b, c]]", "[[a, b], [b, c], [b, a]]"), r"layout probe_rig_bad: bone \(b, a\) is listed twice \(either way round\)"),
+    (("name: probe_rig_bad", "name: probe rig/1"), r"layout name 'probe rig/1': give a name without slashes"),
 ])
 def test_layout_file_with_a_string_for_a_list_or_a_bad_bone_is_refused(tmp_path, capsys, change, message):
     """Python iterated ``joints: head`` into the joints h, e, a, d (exit 0), read a bone ``ab`` as (a, b), and a

@@ -35,7 +35,14 @@ class Layout:
     def __post_init__(self) -> None:
         if len(set(self.joints)) != len(self.joints):
             raise ValueError(f"layout {self.name}: duplicate joint names")
+        if not self.name.strip() or any(c in self.name for c in "/\\") or self.name != self.name.strip():
+            # the name goes into file and folder names (run folders, exports): 'my rig/1' made a subfolder
+            raise ValueError(f"layout name {self.name!r}: give a name without slashes or surrounding spaces")
         known = set(self.joints)
+        pairs = [frozenset(b) for b in self.bones]
+        twice = next((b for i, b in enumerate(self.bones) if pairs[i] in pairs[:i]), None)
+        if twice is not None:  # (a, b) and (b, a) counted the edge twice in the adjacency, and two bone vectors
+            raise ValueError(f"layout {self.name}: bone ({twice[0]}, {twice[1]}) is listed twice (either way round)")
         for a, b in self.bones:
             if a not in known or b not in known:
                 raise ValueError(f"layout {self.name}: bone ({a}, {b}) names an unknown joint")
@@ -77,7 +84,9 @@ class Layout:
         try:
             return cls(name=str(d["name"]), joints=joints, bones=bones, center=str(d["center"]),
                        description=str(d.get("description", "")), aliases=dict(d.get("aliases") or {}))
-        except (TypeError, ValueError) as e:
+        except ValueError as e:  # the layout's own checks (unknown joint, repeated bone, ...): their words
+            raise ActionposeError(f"{where}: {e}") from None
+        except TypeError as e:
             raise ActionposeError(f"{where}: not a layout definition ({type(e).__name__}: {e}); needs "
                                   f"{', '.join(cls._REQUIRED)}") from None
 

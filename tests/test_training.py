@@ -1171,3 +1171,10 @@ def test_a_resume_from_an_earlier_checkpoint_says_it_rewinds(tmp_path, capsys):
     _note_rewind(tmp_path / "last.ckpt", 82)  # continuing where it stopped: nothing to say
     _note_rewind(tmp_path / "best.ckpt", 82)
     assert capsys.readouterr().err == ""
+
+
+def test_a_warm_up_as_long_as_the_run_is_noted(tmp_path, penn_pkl, capsys):
+    """optim.warmup_epochs=100 with optim.epochs=1 trained at a fraction of the rate without a word (probe)."""
+    cfg = _tiny_config(tmp_path, penn_pkl, optim={"warmup_epochs": 2}, mlflow={"enabled": False})
+    train(cfg)
+    assert "note: optim.warmup_epochs=2 is not below optim.epochs=1: the rate never reaches optim.lr" in capsys.readouterr().err

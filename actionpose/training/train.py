@@ -196,6 +196,10 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
               "swapping sides, a body that cannot exist; set augment.flip=0 or name the joints so",
               file=sys.stderr)
 
+    o = cfg["optim"]
+    if o["warmup_epochs"] and o["warmup_epochs"] >= o["epochs"]:  # accepted without a word (probe)
+        print(f"note: optim.warmup_epochs={o['warmup_epochs']:g} is not below optim.epochs={o['epochs']}: the rate "
+              f"never reaches optim.lr={o['lr']:g} (it is still warming up when training ends)", file=sys.stderr)
     if cfg["mlflow"]["enabled"] and cfg["mlflow"]["register"] and not t["export_onnx"]:
         print("note: trainer.export_onnx=false: the model is not registered in MLflow (the registered pyfunc runs "
               "the ONNX export); the checkpoint is still logged", file=sys.stderr)

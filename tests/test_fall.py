@@ -751,6 +751,14 @@ def test_a_stream_below_3_fps_or_stamped_in_bursts_is_said(det, tmp_path, capsys
     np.save(tmp_path / "k.npy", kp)
     assert main(["fall", str(tmp_path / "k.npy"), "--layout", "coco13", "--fps", "2"]) == 2
     assert "--fps 2 is below the 3 fps the fall detector needs" in capsys.readouterr().err
+    # a pickle recorded at 2 fps: said once, as the report's warning line (not also as a UserWarning per window)
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+
+    ann = make_annotation("slow", -1, kp[::15][None], sc[::15][None], img_shape=(480, 640), fps=2.0)
+    save_dataset(SkeletonDataset([ann], "coco13", ["x"]), tmp_path / "slow.pkl")
+    err = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(tmp_path / "slow.pkl")],
+                         capture_output=True, text=True, timeout=120).stderr  # pytest would catch the UserWarning
+    assert err.count("frames arrive at 2 fps") == 1 and "UserWarning" not in err, err
 
 
 def test_cli_warns_of_normalised_coordinates_and_an_assumed_frame_rate(tmp_path):

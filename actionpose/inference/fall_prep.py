@@ -340,7 +340,7 @@ def fill_missing(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN) -
     joints never seen in the window -> laid out from the torso (:func:`_fill_from_torso`), or, when no
     shoulder or no hip was ever seen, the visible-body centre of their frame (or the window's)."""
     kp = kp.copy()
-    seen = seen_mask(kp, sc, score_min)
+    seen = seen_joints(kp, sc, score_min)
     t = np.arange(len(kp))
     for v in range(kp.shape[1]):
         ok = seen[:, v]
@@ -412,16 +412,11 @@ def gap_scores(sc: np.ndarray, seen: np.ndarray, max_gap: int) -> np.ndarray:
     return sc
 
 
-def seen_mask(kp: np.ndarray, sc: np.ndarray, score_min: float) -> np.ndarray:
-    """Joints a frontend reported: score at least ``score_min`` and not the (0, 0) of "not found"."""
-    return (sc >= score_min) & ((kp[..., 0] != 0) | (kp[..., 1] != 0))
-
-
 def normalise_window(kp: np.ndarray, sc: np.ndarray, score_min: float = SCORE_MIN,
                      gap_fill: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """[T, 13, 2] pixels -> centred on the window's mean hip mid-point, scaled by the window's 90th
     percentile torso length (robust to foreshortening while lying). Returns (keypoints, scores)."""
-    seen = seen_mask(kp, sc, score_min)  # as reported: positions are interpolated over these, scores filled
+    seen = seen_joints(kp, sc, score_min)  # as reported: positions are interpolated over these, scores filled
     kp = fill_missing(kp, sc, score_min)
     if gap_fill:
         sc = gap_scores(sc, seen, gap_fill)
@@ -470,7 +465,7 @@ def prepare_windows(keypoints: np.ndarray, scores: np.ndarray | None, layout: st
     joints = _body13_index(lay.name)
     kp = kp[:, idx][:, :, joints]                                   # [N, T', 13, 2]
     sc = sc[:, idx][:, :, joints]                                   # [N, T', 13]
-    seen = seen_mask(kp, sc, cfg.score_min)
+    seen = seen_joints(kp, sc, cfg.score_min)
     ok = body_seen(kp, sc, cfg.score_min, seen=seen)  # judged on the resampled frames, as the model sees them
     if not ok.all():
         require_visible(kp, sc, cfg.score_min)

@@ -145,7 +145,7 @@ def skeleton_canvas(img_shape: Any, extent: tuple[float, float] | None = None) -
 def detect_falls(detector: FallDetector, source: str | Path, layout: str | None = None, fps: float | None = None,
                  frontend: str = "default", on_event: Callable[[FallEvent], None] | None = None,
                  render: str | Path | None = None, sequence: int | None = None) -> tuple[list[FallEvent], dict[str, Any]]:
-    """:func:`_detect_falls`; the detector's Python warnings about its input (normalised, upside down) are not
+    """:func:`_detect_falls`; the detector's Python warnings about its input (normalised, upside down, under 3 fps) are not
     shown, the run's own ``warnings`` say them (once, as a line of the report, not as a traceback-like
     UserWarning)."""
     import warnings as pywarnings
@@ -153,6 +153,9 @@ def detect_falls(detector: FallDetector, source: str | Path, layout: str | None 
     with pywarnings.catch_warnings():
         for said in (NORMALISED_WARNING, UPSIDE_DOWN_WARNING):
             pywarnings.filterwarnings("ignore", message=re.escape(said), category=UserWarning)
+        # the run's rate is said once as a report line below (LOW_RATE_ADVICE), not also per window
+        pywarnings.filterwarnings("ignore", message=re.escape("fall detector: " + LOW_RATE_ADVICE.split("{")[0]),
+                                  category=UserWarning)
         return _detect_falls(detector, source, layout, fps, frontend, on_event, render, sequence)
 
 
@@ -184,8 +187,8 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
              "sideways": 0}
 
     steps: list[float] = []  # frame intervals: the source's frame rate (a video's last stamp is 1 frame short)
-    known_rate: list[float] = []  # a file resampled by --fps: its kept frames are 2 or 3 source frames apart (18 -> 7
-    # fps), so the median interval said 6 or 9 fps and the duration 7.0 s for a 6 s video; the rate asked is known
+    known_rate: float | None = None  # a file resampled by --fps: its kept frames are 2 or 3 source frames apart (18
+    # -> 7 fps), so the median interval said 6 or 9 fps and the duration 7.0 s for a 6 s video; the rate asked is known
 
     def step(persons: dict, t: float, lay: str) -> None:
         """One frame through the detector, whatever the source."""
@@ -221,7 +224,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
         lay = fe.layout
         reader = FrameReader(str(source), fps)
         if reader.info.is_file and reader.target_fps:
-            known_rate.append(float(reader.out_fps))
+            known_rate = float(reader.out_fps)
         overlay = None if render is None else FallOverlay(render, reader.out_fps, lay)
         try:
             for fr in fe.stream(str(source), keep_images=overlay is not None, reader=reader):
@@ -315,7 +318,7 @@ def _detect_falls(detector: FallDetector, source: str | Path, layout: str | None
     if count["with_person"] and scored == 0 and not interrupted:
         warnings.append(f"nothing could be checked: no person was seen for the {detector.config.min_window_s:g} s "
                         "of frames the detector needs")
-    rate = known_rate[0] if known_rate and count["frames"] else 1 / float(np.median(steps)) if steps else None
+    rate = known_rate if known_rate and count["frames"] else 1 / float(np.median(steps)) if steps else None
     duration = count["frames"] / rate if rate else count["last_t"]  # 108 frames at 18 fps: 6.00 s, not 5.94
     if rate is not None and rate < MIN_STREAM_FPS:  # a 2 fps skeleton file was checked without a word
         warnings.append(LOW_RATE_ADVICE.format(rate=rate, need=MIN_STREAM_FPS))

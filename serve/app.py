@@ -588,6 +588,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         return WebhookOut(enabled=True, url=shown_url(settings.webhook_url), last_delivered_id=st.get("last_event_id"),
                           pending=st.get("pending"), delivered=st.get("delivered"), failed_attempts=st.get("attempts"),
                           last_error=st.get("last_error"), next_attempt_at=st.get("next_attempt_at") or None,
+                          parked_count=st.get("parked_count"), parked=st.get("parked", []),
                           # events held after a kill -9 and restart showed no reason: the dead worker's lease
                           delivery_worker=(st.get("owner") or "").rsplit(":", 1)[-1] or None,  # not its host or pid
                           lease_until=st.get("lease_until") if st.get("owner") else None)

@@ -37,8 +37,11 @@ class _Snapshot:
                                     value=hook["pending"])
             yield CounterMetricFamily("actionpose_webhook_delivered", "events delivered to the webhook",
                                       value=hook["delivered"])
-            yield GaugeMetricFamily("actionpose_webhook_failed_attempts", "failed tries of the next event",
-                                    value=hook["attempts"])
+            yield GaugeMetricFamily("actionpose_webhook_failed_attempts",
+                                    "failed tries in a row while the receiver fails every event", value=hook["attempts"])
+            yield GaugeMetricFamily("actionpose_webhook_parked_events",
+                                    "events the receiver keeps failing while it takes later ones",
+                                    value=hook.get("parked_count", 0))
 
 
 def prometheus_text(snap: dict[str, Any], ready: bool) -> str:

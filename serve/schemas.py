@@ -84,15 +84,27 @@ class EventOut(BaseModel):
     created_at: float = Field(description="server UNIX time the event was stored")
 
 
+class ParkedEventOut(BaseModel):
+    id: int = Field(description="the event's id (as in GET /v1/events)")
+    attempts: int = Field(description="failed sends of this event")
+    last_error: Optional[str] = None
+    next_attempt_at: float = Field(description="UNIX time of its next try")
+
+
 class WebhookOut(BaseModel):
     enabled: bool = Field(description="ACTIONPOSE_WEBHOOK_URL is set")
     url: Optional[str] = Field(None, description="the webhook's scheme, host and port (its path may be a secret)")
     last_delivered_id: Optional[int] = Field(None, description="every event up to this id was delivered (2xx)")
     pending: Optional[int] = Field(None, description="stored events not yet delivered")
     delivered: Optional[int] = None
-    failed_attempts: Optional[int] = Field(None, description="failed tries of the next event (0: none failing)")
+    failed_attempts: Optional[int] = Field(None, description="failed tries in a row of the oldest undelivered "
+                                           "event while the receiver fails everything (0: none failing)")
     last_error: Optional[str] = Field(None, description="why the last try failed")
     next_attempt_at: Optional[float] = Field(None, description="UNIX time of the next try after a failure")
+    parked_count: Optional[int] = Field(
+        None, description="events the receiver kept failing while it took later ones: retried on their own schedule "
+                          "(never dropped) so they do not hold back later alerts")
+    parked: list[ParkedEventOut] = Field(default_factory=list, description="the oldest 10 parked events")
     delivery_worker: Optional[str] = Field(None, description="the delivering sender holding the lease (a random id)")
     lease_until: Optional[float] = Field(
         None, description="UNIX time the lease runs to; a worker killed without a graceful stop keeps it until then, "

@@ -66,6 +66,16 @@ webhook_sent = Table(
     Column("event_id", BigInteger, primary_key=True),
     Column("sent_at", Float, nullable=False),
 )
+webhook_parked = Table(
+    # an event the receiver refused several times while it took the one after it: retried on its own schedule,
+    # so one event the receiver cannot take does not hold back every later alert (serve/webhook.py)
+    "webhook_parked", metadata,
+    Column("event_id", BigInteger, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", String(300), nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
 api_keys = Table(
     "api_keys", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -324,10 +334,29 @@ def _unsent(start_after_id: int) -> Any:
             .where(events.c.id > start_after_id, webhook_sent.c.event_id.is_(None)))
 
 
-def webhook_pending(engine: Engine, start_after_id: int, limit: int) -> list[dict[str, Any]]:
-    """Stored events not yet delivered (after the webhook's start), oldest first."""
+def webhook_pending(engine: Engine, start_after_id: int, limit: int, now: float | None = None) -> list[dict[str, Any]]:
+    """Stored events not yet delivered (after the webhook's start) and due, oldest first: a parked event is due
+    when its own retry time has come. Each row has ``parked_attempts`` (None: not parked)."""
+    now = time.time() if now is None else now
+    q = (_unsent(start_after_id).add_columns(webhook_parked.c.attempts.label("parked_attempts"))
+         .outerjoin(webhook_parked, webhook_parked.c.event_id == events.c.id)
+         .where(or_(webhook_parked.c.event_id.is_(None), webhook_parked.c.next_attempt_at <= now)))
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(_unsent(start_after_id).order_by(events.c.id).limit(limit)).mappings()]
+        return [dict(r) for r in conn.execute(q.order_by(events.c.id).limit(limit)).mappings()]
+
+
+def webhook_park(engine: Engine, owner: str, event_id: int, attempts: int, error: str, retry_in: float) -> None:
+    """Set one event aside to be retried on its own after ``retry_in`` (if ``owner`` holds the lease): the
+    receiver failed it ``attempts`` times while taking the event after it."""
+    now = time.time()
+    values = dict(attempts=attempts, next_attempt_at=now + retry_in, last_error=error[:300], updated_at=now)
+    with engine.begin() as conn:
+        holder = conn.execute(select(webhook_state.c.owner).where(webhook_state.c.name == WEBHOOK)).scalar()
+        if holder != owner:
+            return
+        if conn.execute(update(webhook_parked).where(webhook_parked.c.event_id == event_id)
+                        .values(**values)).rowcount == 0:
+            conn.execute(webhook_parked.insert().values(event_id=event_id, **values))
 
 
 def webhook_result(engine: Engine, owner: str, event_id: int, error: str | None, retry_in: float = 0.0) -> None:
@@ -342,6 +371,7 @@ def webhook_result(engine: Engine, owner: str, event_id: int, error: str | None,
                     conn.execute(webhook_sent.insert().values(event_id=event_id, sent_at=now))
             except IntegrityError:  # another worker recorded it first
                 return
+            conn.execute(delete(webhook_parked).where(webhook_parked.c.event_id == event_id))
             conn.execute(update(webhook_state).where(webhook_state.c.name == WEBHOOK).values(
                 last_event_id=event_id, delivered=webhook_state.c.delivered + 1, updated_at=now))
             conn.execute(update(webhook_state).where(*state).values(attempts=0, next_attempt_at=0.0, last_error=None))
@@ -369,11 +399,18 @@ def metrics_snapshot(engine: Engine) -> dict[str, Any]:
             "webhook": webhook_status(engine)}
 
 
-def webhook_status(engine: Engine) -> dict[str, Any] | None:
-    """The stored delivery state and how many events wait (None before the first claim)."""
+def webhook_status(engine: Engine, n_parked: int = 10) -> dict[str, Any] | None:
+    """The stored delivery state, how many events wait, and the oldest events set aside after the receiver
+    kept failing them (``parked``: id, attempts, last_error, next_attempt_at); None before the first claim."""
     with engine.connect() as conn:
         row = conn.execute(select(webhook_state).where(webhook_state.c.name == WEBHOOK)).mappings().first()
         if row is None:
             return None
         pending = conn.execute(select(func.count()).select_from(_unsent(row["start_after_id"]).subquery())).scalar()
-    return {**dict(row), "pending": int(pending)}
+        unsent = _unsent(row["start_after_id"]).with_only_columns(events.c.id).subquery()
+        parked_q = select(webhook_parked).where(webhook_parked.c.event_id.in_(select(unsent.c.id)))
+        n = conn.execute(select(func.count()).select_from(parked_q.subquery())).scalar()
+        parked = [{"id": int(r["event_id"]), "attempts": int(r["attempts"]), "last_error": r["last_error"],
+                   "next_attempt_at": float(r["next_attempt_at"])}
+                  for r in conn.execute(parked_q.order_by(webhook_parked.c.event_id).limit(n_parked)).mappings()]
+    return {**dict(row), "pending": int(pending), "parked_count": int(n or 0), "parked": parked}

@@ -5,7 +5,8 @@ Why: the stream answer tells the camera client about a fall, but the one who mus
 expects, and a push must not be lost: an event is sent only after it is stored (the transactional-outbox
 pattern, with the events table itself as the outbox), it is marked sent only after a 2xx answer, and a failed send is retried with backoff (0.5 s doubling to 60 s) for as long as it takes, so a
 receiver that is down or misconfigured delays alerts but never drops one. Later events wait behind it (their
-order is kept). A send that reached the receiver just before a crash is sent again after the restart: the
+order is kept), except behind an event the receiver keeps failing while it takes the next one: that event is
+parked and retried on its own, so it cannot hold back every later alert. A send that reached the receiver just before a crash is sent again after the restart: the
 receiver drops repeats by the ``X-Actionpose-Event-Id`` header (the event's id).
 
 Each request is signed like Stripe's and GitHub's webhooks: ``X-Actionpose-Signature: sha256=HEX`` is the
@@ -29,13 +30,19 @@ import uuid
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from serve.storage import webhook_claim, webhook_pending, webhook_release, webhook_result
+from serve.storage import webhook_claim, webhook_park, webhook_pending, webhook_release, webhook_result
 
 log = logging.getLogger("serve.webhook")
 
 LEASE_S = 15.0      # a worker that stops renewing loses the delivery lease after this long (or 3 x the timeout)
 POLL_S = 0.5        # how often pending events are looked for (a worker that stored one wakes its sender at once)
 BACKOFF_MAX_S = 60.0
+PROBE_AFTER = 3     # the oldest event's failures in a row before the next event is tried to tell event from receiver
+
+
+def backoff(attempts: int) -> float:
+    """0.5 s after the first failure, doubling to :data:`BACKOFF_MAX_S`."""
+    return min(BACKOFF_MAX_S, 0.5 * 2 ** (max(attempts, 1) - 1))
 
 
 def shown_url(url: str) -> str:
@@ -134,11 +141,17 @@ class WebhookSender:
             self._wake.clear()
 
     async def step(self) -> int:
-        """Deliver what is due while holding the lease; returns the number of events delivered."""
+        """Deliver what is due while holding the lease; returns the number of events delivered.
+
+        A failed send stops the step and backs off, so events keep their order while the receiver is down.
+        Once the oldest event has failed :data:`PROBE_AFTER` times in a row, the event after it is tried too:
+        if the receiver takes that one, the failure belongs to the event, not the receiver, and the event is
+        parked (retried on its own backoff, never dropped) instead of holding back every later alert."""
         state = await asyncio.to_thread(webhook_claim, self.engine, self.owner, self.lease_s)
         if state is None or time.time() < state["next_attempt_at"]:
             return 0
         sent, attempts, claimed = 0, int(state["attempts"]), time.monotonic()
+        held: Optional[tuple[dict[str, Any], str, int]] = None  # a failed event waiting for the next one's answer
         for row in await asyncio.to_thread(webhook_pending, self.engine, int(state["start_after_id"]), 50):
             if time.monotonic() - claimed > self.lease_s / 3:  # renewed between sends: the lease outlasts any one
                 # send (lease_s >= 3 x the timeout), so it cannot lapse mid-batch and another worker send again
@@ -149,14 +162,40 @@ class WebhookSender:
             if error is None:
                 await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), None)
                 sent, attempts = sent + 1, 0
+                if held is not None:  # the receiver takes later events: set the failing one aside
+                    await self._park(*held)
+                    held = None
                 continue
-            attempts += 1
-            retry_in = min(BACKOFF_MAX_S, 0.5 * 2 ** (attempts - 1))
-            await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), error, retry_in)
-            log.warning("webhook: event %s to %s failed (%s); attempt %d, retry in %.1f s", row["id"],
-                        shown_url(self.url), error, attempts, retry_in)
+            parked = row.get("parked_attempts")
+            tries = (int(parked) if parked is not None else attempts) + 1
+            if held is None and (parked is not None or tries >= PROBE_AFTER):
+                held = (row, error, tries)  # ask the next event whether the receiver takes anything
+                continue
+            # two failures in a row (or a fresh oldest event failing): the receiver is failing, everything waits
+            for r, e, n in ([held] if held is not None else []) + [(row, error, tries)]:
+                if r.get("parked_attempts") is not None:
+                    await self._park(r, e, n)  # a parked event's own schedule goes on as well
+            await self._fail(attempts + 1, *(held[:2] if held is not None else (row, error)))
             return sent
+        if held is not None:  # nothing after it to ask
+            if held[0].get("parked_attempts") is not None:
+                await self._park(*held)  # a parked event failing alone backs off on its own, not the receiver
+            else:
+                await self._fail(attempts + 1, held[0], held[1])
         return sent
+
+    async def _park(self, row: dict[str, Any], error: str, tries: int) -> None:
+        retry_in = backoff(tries)
+        await asyncio.to_thread(webhook_park, self.engine, self.owner, int(row["id"]), tries, error, retry_in)
+        log.warning("webhook: event %s to %s failed (%s) while the receiver took later events; attempt %d, set "
+                    "aside, retry in %.1f s", row["id"], shown_url(self.url), error, tries, retry_in)
+
+    async def _fail(self, attempts: int, row: dict[str, Any], error: str) -> None:
+        """The receiver failed: every send waits ``backoff(attempts)`` (order kept)."""
+        retry_in = backoff(attempts)
+        await asyncio.to_thread(webhook_result, self.engine, self.owner, int(row["id"]), error, retry_in)
+        log.warning("webhook: event %s to %s failed (%s); attempt %d, retry in %.1f s", row["id"],
+                    shown_url(self.url), error, attempts, retry_in)
 
     async def _send(self, row: dict[str, Any]) -> Optional[str]:
         """None when the receiver answered 2xx, else why not (one line)."""

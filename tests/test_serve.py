@@ -825,8 +825,10 @@ def test_metrics_text_with_a_webhook_backlog():
     from serve.metrics import prometheus_text
 
     text = prometheus_text({"events": {"fall": 3}, "sessions": 2,
-                            "webhook": {"pending": 4, "delivered": 10, "attempts": 2}}, ready=True)
+                            "webhook": {"pending": 4, "delivered": 10, "attempts": 2,
+                                                                 "parked_count": 1}}, ready=True)
     got = {s.name + "".join(s.labels.values()): s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert got["actionpose_fall_events_totalfall"] == 3 and got["actionpose_fall_events_totalrecovered"] == 0
     assert got["actionpose_webhook_pending_events"] == 4 and got["actionpose_webhook_delivered_total"] == 10
     assert got["actionpose_webhook_failed_attempts"] == 2 and got["actionpose_webhook_configured"] == 1
+    assert got["actionpose_webhook_parked_events"] == 1

@@ -30,12 +30,13 @@ class Receiver:
     def __init__(self):
         self.requests: list[tuple[dict, bytes, int]] = []
         self.status = lambda n: 200  # n: the request's index
+        self.refuse = lambda event: False  # an event this receiver answers 500 for (a bug in the receiver)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                code = outer.status(len(outer.requests))
+                code = 500 if outer.refuse(json.loads(body)) else outer.status(len(outer.requests))
                 outer.requests.append((dict(self.headers), body, code))
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
@@ -106,6 +107,7 @@ def test_a_stored_fall_is_pushed_signed_with_the_events_fields(tmp_path, receive
             time.sleep(0.05)
         assert status["enabled"] and status["pending"] == 0 and status["delivered"] == 1
         assert status["last_delivered_id"] == events[0]["id"] and status["failed_attempts"] == 0
+        assert status["parked_count"] == 0 and status["parked"] == []
         # who holds the delivery lease, and until when (events held after a kill -9 showed no reason; probe),
         # without the host or pid
         assert len(status["delivery_worker"]) == 8 and status["lease_until"] > time.time()
@@ -182,6 +184,85 @@ def lease_scenario(url: str, receiver: Receiver, monkeypatch) -> None:
 
     asyncio.run(scenario())
     assert [g["start_time"] for g in receiver.delivered()] == [1.0, 5.0, 9.0]  # each once, in order
+
+
+def sender_steps(url: str, receiver: Receiver, monkeypatch):
+    """A sender stepped by hand with no backoff waits (every step tries what is due), and its database."""
+    import httpx
+
+    import serve.webhook as wh
+
+    monkeypatch.setattr(wh, "backoff", lambda attempts: 0.0)
+    engine = open_db(url)
+    sender = WebhookSender(engine, receiver.url, SECRET)
+    sender._client = httpx.AsyncClient(timeout=5)
+    return engine, sender
+
+
+def store(engine, *starts: float) -> list[int]:
+    from serve.storage import store_events
+
+    rows = store_events(engine, "s", [{"track_id": 1, "start_time": t, "detected_time": t + 1, "confidence": 0.9}
+                                      for t in starts])
+    return [int(r["id"]) for r in rows]
+
+
+def test_an_event_the_receiver_keeps_failing_does_not_hold_back_later_alerts(tmp_path, receiver, monkeypatch):
+    """A receiver that fails one event (a 500 from a bug in its handler) while it takes others used to hold back
+    every later alert for as long as it kept failing. After PROBE_AFTER failures in a row the next event is
+    tried; the receiver takes it, so the failing event is parked and retried on its own, never dropped."""
+    from serve.storage import webhook_status
+    from serve.webhook import PROBE_AFTER
+
+    engine, sender = sender_steps(f"sqlite:///{tmp_path / 'ev.db'}", receiver, monkeypatch)
+    poison = {"on": True}
+
+    async def scenario():
+        assert await sender.step() == 0  # the first claim: history before the webhook is not sent
+        bad, fine = store(engine, 1.0, 5.0)
+        receiver.refuse = lambda ev: poison["on"] and ev["id"] == bad
+        for _ in range(PROBE_AFTER - 1):  # short failures keep the order: the later event waits
+            assert await sender.step() == 0
+        assert [json.loads(b)["id"] for _, b, _ in receiver.requests] == [bad] * (PROBE_AFTER - 1)
+        assert await sender.step() == 1  # the third failure: the next event is asked, and taken
+        st = webhook_status(engine)
+        assert st["pending"] == 1 and st["attempts"] == 0 and st["parked_count"] == 1
+        assert st["parked"][0]["id"] == bad and st["parked"][0]["attempts"] == PROBE_AFTER
+        assert st["parked"][0]["last_error"] == "HTTP 500"
+        later, = store(engine, 9.0)
+        assert await sender.step() == 1  # the parked event is retried (due: no backoff here), fails, the new one goes
+        assert webhook_status(engine)["parked"][0]["attempts"] == PROBE_AFTER + 1
+        poison["on"] = False  # the receiver is fixed
+        assert await sender.step() == 1
+        st = webhook_status(engine)
+        assert st["pending"] == 0 and st["parked_count"] == 0 and st["parked"] == []
+        await sender._client.aclose()
+        return bad, fine, later
+
+    bad, fine, later = asyncio.run(scenario())
+    assert [g["id"] for g in receiver.delivered()] == [fine, later, bad]  # each once
+
+
+def test_a_receiver_that_is_down_parks_nothing_and_gets_every_event_in_order(tmp_path, receiver, monkeypatch):
+    """The probe asks the next event; while the receiver fails that one too, nothing is parked: order is kept."""
+    from serve.storage import webhook_status
+
+    engine, sender = sender_steps(f"sqlite:///{tmp_path / 'ev.db'}", receiver, monkeypatch)
+    receiver.status = lambda n: 503 if n < 12 else 200
+
+    async def scenario():
+        assert await sender.step() == 0
+        ids = store(engine, 1.0, 5.0, 9.0)
+        while len(receiver.requests) < 12:
+            assert await sender.step() == 0
+            assert webhook_status(engine)["parked_count"] == 0
+        assert webhook_status(engine)["attempts"] >= 6  # the receiver's failures back off together
+        assert await sender.step() == 3
+        await sender._client.aclose()
+        return ids
+
+    ids = asyncio.run(scenario())
+    assert [g["id"] for g in receiver.delivered()] == ids
 
 
 @pytest.mark.parametrize("kw, message", [

@@ -38,6 +38,7 @@ from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse, WebhookOut)
 from serve.settings import Settings
 from serve.metrics import prometheus_text
+from serve.silent import server_due
 from serve.storage import (delete_session, forget_sessions, load_session, metrics_snapshot, open_db, ping,
                            query_events, save_session)
 from serve.window_json import window_from_json
@@ -227,6 +228,12 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             app.state.webhook = WebhookSender(app.state.engine, settings.webhook_url, settings.webhook_secret,
                                               settings.webhook_timeout_s)
             app.state.webhook.start()
+        from serve.silent import SilentWatch
+
+        app.state.silent = SilentWatch(app.state.engine, lambda sid, saved: _restore(app.state.detector, sid, saved),
+                                       app.state.session_locks.get, settings.silent_grace_s,
+                                       stored=lambda: app.state.webhook and app.state.webhook.wake())
+        app.state.silent.start()
         # everything loaded so far lives as long as the worker: keep it out of the collector's scans
         # (one JSON window makes ~1,100 short-lived lists, so collections run every request or two;
         # scanning the whole heap in them was the main source of p99 spikes: 62 -> 15 ms at 8 clients)
@@ -235,6 +242,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         app.state.ready = True
         yield
         app.state.ready = False
+        await app.state.silent.stop()
         await app.state.batcher.stop()
         if app.state.webhook is not None:
             await app.state.webhook.stop()
@@ -490,7 +498,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                     except ActionposeError as e:  # frames before the bad one count: their state and events are kept
                         error, events = e, getattr(e, "events", [])
                     found = [ev.to_dict() for ev in events]
-                    rows = save_session(state.engine, session_id, det.state_bytes(), version, found)
+                    rows = save_session(state.engine, session_id, det.state_bytes(), version, found,
+                                        server_due(det, time.time()))
                     if rows is not None:
                         break
                 else:  # five lost races in a row: transient contention, not the client's fault

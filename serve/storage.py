@@ -45,6 +45,14 @@ sessions = Table(
     Column("version", Integer, nullable=False),      # +1 per saved request: concurrent writers cannot both win
     Column("updated_at", Float, nullable=False, index=True),
 )
+session_watch = Table(
+    # a session with a fallen person whose still_down is pending: when (server time) it falls due if the camera
+    # goes silent, so the server raises it without frames (serve/silent.py). A table of its own, not a column of
+    # stream_sessions: databases made before it get it from create_all, with no migration
+    "session_watch", metadata,
+    Column("session_id", String(128), primary_key=True),
+    Column("due_at", Float, nullable=False, index=True),
+)
 webhook_state = Table(
     "webhook_state", metadata,  # one row: where event delivery to ACTIONPOSE_WEBHOOK_URL stands (serve/webhook.py)
     Column("name", String(32), primary_key=True),
@@ -204,35 +212,55 @@ def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int, fl
     return (None, 0, None) if row is None else (bytes(row[0]), int(row[1]), float(row[2]))
 
 
-def save_session(engine: Engine, session_id: str, state: bytes, version: int,
-                 rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+def save_session(engine: Engine, session_id: str, state: bytes, version: int, rows: list[dict[str, Any]],
+                 silent_due: float | None = None, at: float | None = None) -> list[dict[str, Any]] | None:
     """Store a request's events and the session state it left, in one transaction, if the session is
     still at ``version`` (what the request started from). None when another request saved the session
-    in between: nothing is written and the caller re-runs its frames on the newer state."""
+    in between: nothing is written and the caller re-runs its frames on the newer state.
+
+    ``silent_due``: the server time at which a pending ``still_down`` falls due if no frame comes (None: none
+    pending). ``at``: the session's new ``updated_at`` (default now; the silent-camera check keeps the time of the
+    last frames, which its stream-time estimate counts from)."""
     now = time.time()
+    at = now if at is None else at
     with engine.begin() as conn:
         if version == 0:
             try:
                 with conn.begin_nested():
-                    conn.execute(sessions.insert().values(session_id=session_id, state=state, version=1, updated_at=now))
+                    conn.execute(sessions.insert().values(session_id=session_id, state=state, version=1, updated_at=at))
             except IntegrityError:
                 return None
         elif conn.execute(update(sessions).where(sessions.c.session_id == session_id, sessions.c.version == version)
-                          .values(state=state, version=version + 1, updated_at=now)).rowcount != 1:
+                          .values(state=state, version=version + 1, updated_at=at)).rowcount != 1:
             return None
+        if silent_due is None:
+            conn.execute(delete(session_watch).where(session_watch.c.session_id == session_id))
+        elif conn.execute(update(session_watch).where(session_watch.c.session_id == session_id)
+                          .values(due_at=silent_due)).rowcount == 0:
+            conn.execute(session_watch.insert().values(session_id=session_id, due_at=silent_due))
         return _store_events(conn, session_id, rows, now)
+
+
+def silent_sessions(engine: Engine, due_by: float, limit: int = 100) -> list[str]:
+    """Sessions whose pending ``still_down`` was due by server time ``due_by`` (no frames came to raise it)."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(session_watch.c.session_id).where(session_watch.c.due_at <= due_by)
+                                 .order_by(session_watch.c.due_at).limit(limit)).scalars())
 
 
 def delete_session(engine: Engine, session_id: str) -> bool:
     """Delete one session's saved state (its events stay in the log); False when it had none."""
     with engine.begin() as conn:
+        conn.execute(delete(session_watch).where(session_watch.c.session_id == session_id))
         return conn.execute(delete(sessions).where(sessions.c.session_id == session_id)).rowcount > 0
 
 
 def forget_sessions(engine: Engine, idle_s: float) -> int:
     """Delete the state of sessions idle for more than ``idle_s`` seconds (their events stay)."""
     with engine.begin() as conn:
-        return conn.execute(delete(sessions).where(sessions.c.updated_at < time.time() - idle_s)).rowcount
+        n = conn.execute(delete(sessions).where(sessions.c.updated_at < time.time() - idle_s)).rowcount
+        conn.execute(delete(session_watch).where(session_watch.c.session_id.not_in(select(sessions.c.session_id))))
+        return n
 
 
 def query_events(engine: Engine, session_id: str | None, since: float | None, until: float | None,

@@ -296,3 +296,24 @@ def test_a_joint_at_the_origin_is_not_seen_by_the_posture_whatever_its_score():
     zeroed = np.where((frames == 0).all(-1), 0.0, ones)
     assert np.array_equal(posture(frames, ones, ref), posture(frames, zeroed, ref))
     assert (upright_reference(frames, ones) == upright_reference(frames, zeroed))
+
+
+def test_a_camera_silent_after_a_fall_still_escalates_on_tick(det):
+    """Follow-ups were judged only at frames: a camera that stopped after the fall never raised still_down.
+    ``tick(t)`` moves the clock on without frames; later frames are taken as before, with no second still_down."""
+    kp, sc, _ = fall_fixture()
+    events = stream(det, kp, sc, FPS_URFD)
+    assert [e.kind for e in events] == ["fall"]
+    fall, last = events[0], det.last_time
+    due = det.silent_due()
+    assert due == pytest.approx(fall.detected_time + det.config.long_lie_s)
+    assert det.tick(last - 1.0) == [] and det.tick(due - 0.5) == []  # not yet due
+    down = det.tick(due + 3.0)
+    assert [(e.kind, e.track_id, e.start_time, e.detected_time) for e in down] == \
+        [("still_down", 1, fall.detected_time, due + 3.0)]
+    assert det.silent_due() is None and det.tick(due + 10) == [] and det.last_time == last
+    again = det.update_many([({1: np.concatenate([kp[-1], sc[-1][:, None]], -1)}, last + (i + 1) / FPS_URFD)
+                             for i in range(60)])
+    assert [e.kind for e in again] == []  # the escalation is not repeated when frames come back
+    with pytest.raises(ActionposeError, match="timestamp"):
+        det.tick(float("nan"))

@@ -648,6 +648,22 @@ class FallDetector:
                  "frames_judged": w.seen, "down_share": round(w.down / w.seen, 4) if w.seen else None}
                 for tid, w in self._watches.items()]
 
+    def tick(self, now: float) -> list[FallEvent]:
+        """The follow-ups due by stream time ``now`` although no frame came: a ``still_down`` for a fallen person
+        whose camera went silent. Why: follow-ups are judged at frames, so a camera that stopped sending after a
+        fall (unplugged, its app killed, the network down) never escalated: the person on the floor got no
+        ``still_down`` until frames came again. Call it on a clock while frames do not come (the service does,
+        on the server's clock); nothing else changes, and later frames are taken as before."""
+        t = _timestamp(now)
+        if self.last_time is None or t <= self.last_time:
+            return []
+        return self._follow_up(t)
+
+    def silent_due(self) -> float | None:
+        """The stream time at which :meth:`tick` would raise the next ``still_down``; None when none is pending."""
+        due = [w.fall_time + self.config.long_lie_s for w in self._watches.values() if not w.still_down_sent]
+        return min(due) if due else None
+
     @property
     def track_ids(self) -> list[Any]:
         """The persons with recent history (seen within the last window)."""

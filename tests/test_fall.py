@@ -761,6 +761,17 @@ def test_a_stream_below_3_fps_or_stamped_in_bursts_is_said(det, tmp_path, capsys
     assert err.count("frames arrive at 2 fps") == 1 and "UserWarning" not in err, err
 
 
+def test_a_stream_at_exactly_3_fps_is_not_told_it_is_below_3_fps():
+    """A 3 fps stream, which the docs accept, was told "frames arrive at 3 fps: the fall detector needs 3 fps or
+    more" whenever float rounding put its median gap a hair over 1/3 s (i / 3 from 0 or 1000; UNIX stamps)."""
+    from actionpose.inference.fall_prep import timing_advice
+
+    for t0 in (0.0, 1000.0, 1.7e9, 1795834585.93):
+        for phase in range(3):
+            assert timing_advice(t0 + (np.arange(8) + phase) / 3) == [], (t0, phase)
+    assert "frames arrive at 2.9 fps" in timing_advice(np.arange(8) * 0.345)[0]  # just under 3 fps: still said
+
+
 def test_cli_warns_of_normalised_coordinates_and_an_assumed_frame_rate(tmp_path):
     """MediaPipe-style x / width, y / height missed the real fall with a plain "no falls detected"; a .npy
     without --fps was silently read at 30 fps (18 fps data: the fall at 1.47 s instead of 2.44 s). A URFD

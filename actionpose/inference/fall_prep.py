@@ -132,6 +132,7 @@ SIDEWAYS_MIN_FRAMES = 10  # flag none as given, and 84 of 101 with x and y swapp
 
 
 MIN_STREAM_FPS = 3.0  # fall.MIN_FPS: windows below it are refused; a stream below it gets LOW_RATE_ADVICE
+TIME_SLACK_S = 1e-4  # fall._TIME_EPS: stream times are compared with this slack
 BURST_GAP_S = 0.002  # frames closer than this were stamped on arrival, not at capture
 LOW_RATE_ADVICE = ("frames arrive at {rate:.2g} fps: the fall detector needs {need:g} fps or more and misses falls "
                    "below it (real falls found, 2026-11-28: 62 of 62 at 5 fps, 48 at 2 fps, 23 at 1.1 fps)")
@@ -150,7 +151,9 @@ def timing_advice(times: np.ndarray) -> list[str]:
     gaps = np.diff(t)
     out = []
     median = float(np.median(gaps))
-    if median > 0 and 1.0 / median < MIN_STREAM_FPS:
+    # with the detector's 0.1 ms slack on times: a 3 fps stream's gaps are 1/3 s give or take float rounding
+    # (0.33333333333333337 from i / 3; UNIX stamps carry ~2.4e-7 s), and it was told it "needs 3 fps or more"
+    if median > 0 and median > 1.0 / MIN_STREAM_FPS + TIME_SLACK_S:
         out.append(LOW_RATE_ADVICE.format(rate=1.0 / median, need=MIN_STREAM_FPS))
     burst = float(np.mean(gaps < BURST_GAP_S))
     if burst >= 0.5 and (t[-1] - t[0]) / (len(t) - 1) >= BURST_GAP_S * 5:  # tight gaps, yet a normal rate overall

@@ -22,13 +22,30 @@ _session_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)  
 _acked: dict[str, float] = {}  # session -> newest frame time the server has answered this client for
 
 
+def _raise_for_status(r: httpx.Response) -> None:
+    """``raise_for_status`` with the server's one-line reason in the message: every refusal says what is wrong
+    (``keypoints[3]: 16 joints but layout coco17 has 17``), and httpx's own error carried only "422 Unprocessable
+    Entity" and a link, so an app's log never said which field to fix."""
+    try:
+        r.raise_for_status()
+    except httpx.HTTPStatusError as e:
+        try:
+            detail = r.json().get("detail")
+        except ValueError:
+            detail = None
+        if not detail:
+            raise
+        raise httpx.HTTPStatusError(f"{r.status_code} from {r.request.method} {r.request.url.path}: {detail}",
+                                    request=e.request, response=e.response) from None
+
+
 def fall_probability(window: list[list[list[float]]], layout: str = "coco17", fps: float = 30.0) -> dict:
     """One person's keypoint window [T][V][2 or 3] (pixels; optional score) -> {prob, is_fall, threshold, frames,
     windows, peak_time, warnings}. A window longer than 2.13 s is read whole (``windows`` 2.13-s windows;
     ``peak_time``: where the highest ends, seconds from the first frame); ``warnings`` lists what looks wrong with
     the keypoints (y pointing up, normalised coordinates)."""
     r = client.post("/v1/fall/predict", json={"layout": layout, "fps": fps, "keypoints": window})
-    r.raise_for_status()
+    _raise_for_status(r)
     return r.json()
 
 
@@ -41,7 +58,7 @@ def fall_probability_fast(window, layout: str = "coco17", fps: float = 30.0) -> 
     r = client.post("/v1/fall/predict", content=arr.tobytes(), headers={
         "Content-Type": "application/octet-stream", "X-Layout": layout, "X-Fps": str(fps),
         "X-Shape": ",".join(map(str, arr.shape))})
-    r.raise_for_status()
+    _raise_for_status(r)
     return r.json()
 
 
@@ -97,7 +114,7 @@ def _send_frames(session_id: str, frames: list[dict], layout: str) -> list[dict]
         # a frame was refused, but the frames before it were processed: their events (a fall, a still_down)
         # are stored, and must not be lost with the error
         raise StreamRefused(r.json()["detail"], r.json()["events"])
-    r.raise_for_status()
+    _raise_for_status(r)
     for said in r.json().get("warnings", []):  # the keypoints look wrong (y up? normalised?): answers not to trust
         warnings.warn(f"fall service, session {session_id}: {said}", stacklevel=3)
     return r.json()["events"]
@@ -109,7 +126,7 @@ def session_events(session_id: str) -> list[dict]:
     while True:
         params = {"session_id": session_id, "limit": 1000, **({"after_id": events[-1]["id"]} if events else {})}
         r = client.get("/v1/events", params=params)
-        r.raise_for_status()
+        _raise_for_status(r)
         page = r.json()["events"]
         events += page
         if len(page) < 1000:

@@ -832,3 +832,29 @@ def test_metrics_text_with_a_webhook_backlog():
     assert got["actionpose_webhook_pending_events"] == 4 and got["actionpose_webhook_delivered_total"] == 10
     assert got["actionpose_webhook_failed_attempts"] == 2 and got["actionpose_webhook_configured"] == 1
     assert got["actionpose_webhook_parked_events"] == 1
+
+
+def test_the_documented_client_says_the_servers_reason_for_a_refusal(svc, monkeypatch):
+    """serve/client_example.py raised httpx's bare "Client error '422 Unprocessable Entity' for url ..." for a
+    refused window or frame: the service's one-line reason (which field, what is wrong) never reached the app's
+    log. Its errors now carry it (still an httpx.HTTPStatusError)."""
+    import importlib
+    import sys
+
+    import httpx
+
+    client, keys, _ = svc
+    monkeypatch.setenv("ACTIONPOSE_KEY", keys["a"])
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "serve"))
+    sys.modules.pop("client_example", None)
+    ce = importlib.import_module("client_example")
+    monkeypatch.setattr(ce, "client", client)
+    monkeypatch.setitem(client.headers, "X-API-Key", keys["a"])
+    window = standing_window(64)
+    with pytest.raises(httpx.HTTPStatusError, match=r"422 .*keypoints\[0\]: 16 joints but layout coco17 has 17"):
+        ce.fall_probability([f[:16] for f in window])
+    frames = [{"timestamp": 50.0, "persons": [{"track_id": 1, "keypoints": window[0][:16]}]}]
+    with pytest.raises(httpx.HTTPStatusError, match=r"422 .*persons\[0\]\.keypoints: need 17 joints"):
+        ce.send_frames("client-reason", frames)
+    assert ce.fall_probability(window)["is_fall"] is False  # accepted input is answered as before
+    sys.modules.pop("client_example", None)

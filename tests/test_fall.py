@@ -644,6 +644,20 @@ def test_a_nan_joint_is_a_missing_joint_and_other_people_still_count(det):
     assert det.predict(holed, layout="coco13").prob == det.predict(zeroed, layout="coco13").prob
 
 
+def test_the_sparse_frame_refusal_names_a_unix_timestamp_in_full(det):
+    """The refusal printed its frame's time with %g: a UNIX-time stream read "timestamp 1.79583e+09", which names
+    no frame an app can find in its log."""
+    kp, sc, _ = fixture_seq("fall-01")
+    det.reset()
+    t0 = 1795834585.25
+    det.update({0: kp[0]}, t0, layout="coco13")
+    for i in range(1, 5):
+        det.update({0: kp[i]}, t0 + 2 * i, layout="coco13")
+    with pytest.raises(ActionposeError, match=r"^timestamp 1795834595\.25: 5 frames in a row"):
+        det.update({0: kp[5]}, t0 + 10, layout="coco13")
+    det.reset()
+
+
 def test_a_millisecond_clock_is_refused_not_silently_unscored(det):
     """Frames stamped in milliseconds came ~33 "s" apart: no window held two frames, nothing was scored, and
     the fall in URFD fall-01 was missed without a word. Five such gaps in a row are refused; one long gap (a

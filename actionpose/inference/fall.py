@@ -815,7 +815,7 @@ class FallDetector:
             if self._sparse >= SPARSE_FRAMES:
                 self._sparse = 0
                 raise ActionposeError(
-                    f"timestamp {t:g}: {SPARSE_FRAMES} frames in a row came more than {MAX_FRAME_GAP_S:g} s apart "
+                    f"timestamp {t}: {SPARSE_FRAMES} frames in a row came more than {MAX_FRAME_GAP_S:g} s apart "
                     f"(the last {gap:.3g} s): timestamps must be seconds (a millisecond clock?), and a fall needs "
                     f"frames at {MIN_FPS:g} fps or more")
 

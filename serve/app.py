@@ -392,7 +392,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             raise ActionposeError("X-Layout header: " + ("missing" if layout is None else f"{layout!r} is not")
                                   + f" one of {', '.join(sorted(allowed_layouts))} (the float32 body's layout)")
         try:
-            fps = float(headers.get("x-fps", "30"))
+            raw_fps = headers.get("x-fps", "30")
+            fps = float("nan" if "_" in raw_fps else raw_fps)  # float() reads "1_8" as 18
         except ValueError:
             fps = float("nan")
         if not 0 < fps <= 240:
@@ -470,6 +471,9 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                 if p.scores is not None:
                     if len(p.scores) != v:
                         raise ActionposeError(f"{where}.scores: need {v} values")
+                    if kp.shape[1] == 3:  # the third channel was dropped without a word (predict refuses it)
+                        raise ActionposeError(f"{where}: a third (score) channel in keypoints and separate scores "
+                                              "were both given")
                     kp = np.concatenate([kp[:, :2], np.asarray(p.scores, np.float32)[:, None]], -1)
                 persons[str(p.track_id)] = kp
             frames.append((f.timestamp, persons))

@@ -244,6 +244,7 @@ def test_binary_body_gives_the_json_answer(svc):
     ({"layout": "nope"}, "X-Layout"),
     ({"fps": "fast"}, "X-Fps"),
     ({"fps": "inf"}, "X-Fps"),
+    ({"fps": "1_8"}, "X-Fps"),  # Python's float() reads it as 18 (probe)
     ({"shape": "64,17"}, "X-Shape"),
     ({"shape": "64,17,x"}, "X-Shape"),
     ({"shape": "63,17,2"}, "bytes"),
@@ -527,6 +528,22 @@ def test_predict_reads_a_long_window_whole_as_in_process(svc):
     short = client.post("/v1/fall/predict", json={"layout": "coco13", "fps": 30, "keypoints": kp[-64:].tolist()},
                         headers={"X-API-Key": keys["a"]}).json()
     assert short["windows"] == 1 and short["peak_time"] is None
+
+
+def test_a_stream_person_with_a_score_channel_and_scores_is_422(svc):
+    """predict refused keypoints with a third (score) channel plus ``scores``; a stream took them and dropped
+    the third channel without a word (probe). Both are refused now, in the service and in process."""
+    from actionpose.errors import ActionposeError
+    from actionpose.inference.fall import FallDetector
+
+    client, keys, _ = svc
+    kp = [[100.0 + j, 50.0 + 10 * j, 0.9] for j in range(17)]
+    r = client.post("/v1/fall/stream/both-scores", headers={"X-API-Key": keys["a"]}, json={
+        "layout": "coco17", "frames": [{"timestamp": 1.0, "persons": [{"track_id": 1, "keypoints": kp,
+                                                                       "scores": [0.5] * 17}]}]})
+    assert r.status_code == 422 and "frames[0].persons[0]: a third (score) channel" in r.json()["detail"], r.text
+    with pytest.raises(ActionposeError, match="track 1: a third .score. channel and separate scores"):
+        FallDetector.from_pretrained(MODEL).update([{"track_id": 1, "keypoints": kp, "scores": [0.5] * 17}], 1.0)
 
 
 def test_a_stream_in_milliseconds_gets_422_not_an_empty_200(svc):

@@ -317,3 +317,27 @@ def test_a_camera_silent_after_a_fall_still_escalates_on_tick(det):
     assert [e.kind for e in again] == []  # the escalation is not repeated when frames come back
     with pytest.raises(ActionposeError, match="timestamp"):
         det.tick(float("nan"))
+
+
+def test_a_lost_persons_last_pose_is_held_only_while_frames_come_and_only_for_hold_lost_s():
+    """FallConfig.hold_lost_s: frames without the person carry their last pose for that long (the fall windows
+    see it); off by default; carried through saved stream state; bad values refused by name."""
+    import dataclasses
+
+    base = FallDetector.from_pretrained(MODEL, threads=1, layout="body13")
+    kp, sc, _ = fall_fixture()
+    person = {1: np.concatenate([kp[0], sc[0][:, None]], -1)}
+    for hold, held in ((0.0, 0), (1.0, 30)):
+        det = FallDetector(base.scorer, dataclasses.replace(base.config, hold_lost_s=hold), layout="body13")
+        det.update_many([(person, i / 30) for i in range(30)])
+        det.update_many([({}, 1 + i / 30) for i in range(15)])
+        restored = FallDetector(base.scorer, det.config, layout="body13")
+        restored.load_state(det.state_bytes())  # a service restores every request: the hold must carry over
+        restored.update_many([({}, 1.5 + i / 30) for i in range(60)])
+        tr = restored._tracks[1]
+        assert len(tr.times) - 30 == held and tr.seen_at == pytest.approx(29 / 30)
+        if held:
+            assert tr.times[-1] == pytest.approx(29 / 30 + 1.0, abs=0.02)  # held up to 1 s after last seen
+            assert np.array_equal(tr.kps[-1], tr.kps[29])
+    with pytest.raises(ActionposeError, match="hold_lost_s=-1"):
+        FallDetector.from_pretrained(MODEL, hold_lost_s=-1)

@@ -44,6 +44,7 @@ class FallConfig:
     min_window_s: float = 1.0       # do not evaluate before this much history exists
     long_lie_s: float = 60.0        # after a fall: "still_down" when no recovery was seen this long after the alert
     recover_s: float = 3.0          # ... "recovered" once the person has been seen up this long
+    hold_lost_s: float = 0.0        # a person missing from frames that keep coming: last pose held this long (0: off)
     prep: PrepConfig = field(default_factory=PrepConfig)
 
     @classmethod
@@ -77,6 +78,7 @@ class FallConfig:
         number("min_window_s", 0, self.prep.frames / self.prep.fps, lo_open=True)
         number("long_lie_s", 0, LONG_LIE_MAX_S, lo_open=True)
         number("recover_s", 0, 60, lo_open=True)
+        number("hold_lost_s", 0, 5)
         gap = self.prep.gap_fill
         if not isinstance(gap, int) or isinstance(gap, bool) or not 0 <= gap <= 8:
             raise ActionposeError(f"fall detector setting prep.gap_fill={gap!r}: must be a whole number in [0, 8]")
@@ -371,6 +373,7 @@ class _Track:
     armed: bool = True
     below_since: float | None = None
     advised: float = -np.inf  # stream time the input was last checked (:func:`input_advice`)
+    seen_at: float = -np.inf  # the person's last real frame (later frames in ``times`` are held copies of it)
 
 
 class FallDetector:
@@ -688,7 +691,7 @@ class FallDetector:
                          "kps": list(kps.shape[1:]), "scores": list(scores.shape[1:]),
                          "last_eval": tr.last_eval if np.isfinite(tr.last_eval) else None, "hits": tr.hits,
                          "run_max": tr.run_max, "run_start": tr.run_start, "armed": tr.armed,
-                         "below_since": tr.below_since})
+                         "below_since": tr.below_since, "seen_at": tr.seen_at})
             blobs += [np.asarray(tr.times, "<f8").tobytes(), kps.tobytes(), scores.tobytes()]
         watches = []
         for tid, w in self._watches.items():
@@ -735,11 +738,13 @@ class FallDetector:
         num = (int, float)
         if not (isinstance(m["hits"], int) and not isinstance(m["hits"], bool) and m["hits"] >= 0
                 and isinstance(m["armed"], bool) and isinstance(m["run_max"], num)
-                and all(m[k] is None or isinstance(m[k], num) for k in ("last_eval", "run_start", "below_since"))):
+                and all(m[k] is None or isinstance(m[k], num) for k in ("last_eval", "run_start", "below_since"))
+                and isinstance(m.get("seen_at", 0.0), num) and np.isfinite(m.get("seen_at", 0.0))):
             raise ValueError(f"track {m.get('id')!r}: bad decision state")
         return _Track(times=deque(times.tolist()), kps=deque(kps), scores=deque(scores),
                       last_eval=-np.inf if m["last_eval"] is None else m["last_eval"], hits=m["hits"],
-                      run_max=m["run_max"], run_start=m["run_start"], armed=m["armed"], below_since=m["below_since"])
+                      run_max=m["run_max"], run_start=m["run_start"], armed=m["armed"], below_since=m["below_since"],
+                      seen_at=float(m.get("seen_at", times[-1])))  # states saved before it: the last frame was seen
 
     @classmethod
     def _load_raw(cls, buf: memoryview) -> tuple[dict, dict]:
@@ -835,11 +840,20 @@ class FallDetector:
             checked.append((tid, kp13, sc13))
         self.last_time = timestamp if self.last_time is None else max(self.last_time, timestamp)
         seen.append((timestamp, {tid: (kp13, sc13) for tid, kp13, sc13 in checked}))
-        for tid, kp13, sc13 in checked:
+        present = {tid for tid, _, _ in checked}
+        held = [(tid, None, None) for tid, tr in self._tracks.items() if tid not in present and tr.times
+                and tr.times[-1] < timestamp and timestamp - tr.seen_at <= cfg.hold_lost_s + _TIME_EPS]
+        for tid, kp13, sc13 in checked + held:
             tr = self._tracks.setdefault(tid, _Track())
-            tr.times.append(timestamp)
-            tr.kps.append(kp13[0])
-            tr.scores.append(sc13[0])
+            if kp13 is None:  # lost from frames that keep coming: the last pose held (FallConfig.hold_lost_s)
+                tr.times.append(timestamp)
+                tr.kps.append(tr.kps[-1])
+                tr.scores.append(tr.scores[-1])
+            else:
+                tr.seen_at = timestamp
+                tr.times.append(timestamp)
+                tr.kps.append(kp13[0])
+                tr.scores.append(sc13[0])
             while tr.times and tr.times[0] < timestamp - span:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - _TIME_EPS and timestamp - tr.last_eval >= cfg.hop_s - _TIME_EPS:
@@ -1021,6 +1035,9 @@ def _persons(frame: Any) -> Iterable[tuple[Any, np.ndarray, np.ndarray | None]]:
                 raise ActionposeError(f"frame: track_id {tid!r} is not a number or string") from None
             kp, sc = np.asarray(get("keypoints"), dtype=np.float32), get("scores")
             if sc is not None:
+                if kp.ndim == 2 and kp.shape[1] == 3:  # the third channel was dropped without a word (windows refuse it)
+                    raise ActionposeError(f"frame keypoints for track {tid}: a third (score) channel and separate "
+                                          "scores were both given")
                 kp = np.concatenate([kp[..., :2], np.asarray(sc, np.float32)[:, None]], -1)
             items.append((tid, kp))
         ids = [t for t, _ in items]

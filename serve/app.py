@@ -214,7 +214,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         app.state.engine = open_db(settings.db_url)
         app.state.keys = KeyChecker(app.state.engine)
         app.state.detector = FallDetector.from_pretrained(settings.model, threads=settings.threads,  # once per worker
-                                                          long_lie_s=settings.long_lie_s)
+                                                          long_lie_s=settings.long_lie_s,
+                                                          hold_lost_s=settings.hold_lost_s)
         _warm_up(app.state.detector)
         app.state.session_locks = SessionLocks(settings.max_sessions)
         app.state.sessions_swept = 0.0

@@ -25,6 +25,8 @@ class Settings:
     threads: int = 1                         # onnxruntime intra-op threads (1: no spin-wait under load)
     fast_lane: bool = True                   # predict's happy path outside FastAPI's routing (serve/fastlane.py)
     long_lie_s: float = 60.0                 # streams: "still_down" when a fallen person is not seen up this long after
+    hold_lost_s: float = 0.0                 # streams: a person missing from frames has their last pose held this long
+                                             # for the fall windows (FallConfig.hold_lost_s; 0: off)
     silent_grace_s: float = 5.0              # streams: a pending still_down this overdue with no frames is raised on the
                                              # server's clock (a camera silent after a fall, serve/silent.py)
     webhook_url: str = ""                    # POST every stored event here (serve/webhook.py); "" = off
@@ -88,10 +90,10 @@ class Settings:
 
 _ENV_NAMES = {"model": "ACTIONPOSE_FALL_MODEL"}
 _MAX = {"long_lie_s": 3600.0,  # FallConfig's own bound (fall_aftermath.LONG_LIE_MAX_S)
-        "webhook_timeout_s": 60.0, "silent_grace_s": 600.0}
+        "webhook_timeout_s": 60.0, "silent_grace_s": 600.0, "hold_lost_s": 5.0}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 _KIND = {int: "an integer", float: "a number", str: "text", bool: "1/0, true/false, yes/no or on/off"}
 _MIN = {"max_body_bytes": 1, "max_window_frames": 1, "max_stream_frames": 1, "max_persons": 1, "max_sessions": 1,
         "session_idle_s": 60.0, "body_timeout_s": 0.001, "batch_max": 1, "batch_wait_ms": 0.0, "batch_parallel": 0,
         "threads": 1, "long_lie_s": 1.0, "webhook_timeout_s": 0.1,
-        "silent_grace_s": 0.5}
+        "silent_grace_s": 0.5, "hold_lost_s": 0.0}

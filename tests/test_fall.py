@@ -103,6 +103,23 @@ def test_real_fall_video_skeleton_one_event_at_the_fall(det):
     assert 2.0 <= events[0].start_time <= 3.6 and events[0].detected_time <= 5.0
 
 
+@pytest.mark.skipif(not SKEL.exists(), reason="../shared not present: fall_skeleton_1.npy")
+def test_a_person_lost_while_falling_is_alerted_only_with_hold_lost(det):
+    """fall_skeleton_1 cut at 3.44 s (mid-fall), then 3 s of frames showing nobody: a track is scored only on
+    frames that show it, so nothing is alerted; with the last pose held for 1 s (``hold_lost_s``, opt-in) the
+    fall is (docs/fall.md, "A person lost right after reaching the floor")."""
+    import dataclasses
+
+    kp = np.load(SKEL)
+    frames = [({1: kp[i]}, i / 18) for i in range(63)] + [({}, (62 + j) / 18) for j in range(1, 55)]
+    got = {}
+    for hold in (0.0, 1.0):
+        d = FallDetector(det.scorer, dataclasses.replace(det.config, hold_lost_s=hold))
+        got[hold] = [e for e in d.update_many(frames) if e.kind == "fall"]
+    assert got[0.0] == [] and len(got[1.0]) == 1
+    assert 2.0 <= got[1.0][0].start_time <= 3.6 and got[1.0][0].detected_time <= 62 / 18 + 1.0 + 1e-6
+
+
 def test_gap_fill_scores_short_interior_gaps_only():
     """A joint lost for 1-2 ticks between seen ones takes the lower neighbouring score; longer gaps, gaps at
     the window's edges and joints never seen keep 0; positions are the same as without gap fill."""

@@ -217,6 +217,9 @@ def test_cli_prints_the_follow_up(tmp_path):
     r = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "body13", "--fps", "30",
                         "--long-lie", "0"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "--long-lie 0: must be more than 0" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "actionpose", "fall", str(path), "--layout", "body13",
+                        "--hold-lost", "9"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "--hold-lost 9: must be from 0 to 5 seconds" in r.stderr
     assert Path(path).exists()
 
 

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--long-lie", type=float, metavar="SECONDS",
                    help="after a fall, say 'still down' when the person was not seen up again this long after the "
                         "alert (default 60)")
+    p.add_argument("--hold-lost", type=float, metavar="SECONDS",
+                   help="a person missing from the frames: hold their last pose this long for the fall windows (default "
+                        "0, off; 1.0 alerts people the pose estimator loses right after they land, docs/fall.md)")
     p.add_argument("--layout", help="layout of a .npy source (default coco17)")
     p.add_argument("--fps", type=float, help="frame rate of a .npy/.pkl source (default: recorded or 30), or the rate "
                                              "a stream sends (default: what it reports); for a video, resample to it")
@@ -59,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         if not 0 < args.long_lie <= 3600:  # (said with the option's name, not the setting's)
             raise ActionposeError(f"--long-lie {args.long_lie:g}: must be more than 0 and at most 3600 seconds")
         overrides["long_lie_s"] = args.long_lie
+    if args.hold_lost is not None:
+        if not 0 <= args.hold_lost <= 5:
+            raise ActionposeError(f"--hold-lost {args.hold_lost:g}: must be from 0 to 5 seconds")
+        overrides["hold_lost_s"] = args.hold_lost
     det = FallDetector.from_pretrained(args.model, **overrides)
     from actionpose.pose.sources import redact_url
 

@@ -102,6 +102,18 @@ def test_unmappable_layout_is_a_clear_error():
         StreamTagger(StandInPredictor(), "mediapipe11", 30.0)
 
 
+def test_unmappable_layout_names_only_the_joints_really_missing():
+    # coco17 has no 'head' joint but stands in for it with 'nose' (an alias): the refusal listed 'head' as
+    # missing too, while every other mapping error (layouts, datasets, eval) honours aliases
+    from actionpose.skeleton import Layout, register_layout
+    register_layout(Layout("probe_tag_neck_rig", ("head", "neck", "left_hip", "right_hip"),
+                           (("head", "neck"), ("neck", "left_hip"), ("neck", "right_hip")), "neck"), overwrite=True)
+    pred = StandInPredictor()
+    pred.layout = "probe_tag_neck_rig"
+    with pytest.raises(ActionposeError, match=r"from the pose layout 'coco17': no joint for neck$"):
+        StreamTagger(pred, "coco17", 30.0)
+
+
 def test_bad_fps_and_source_errors(tmp_path):
     with pytest.raises(ActionposeError, match="frame rate"):
         StreamTagger(StandInPredictor(), "coco17", 0)

@@ -25,6 +25,9 @@ from actionpose.data.atomic import write_text_atomic
 from actionpose.errors import ActionposeError, require_file, where
 from actionpose.inference.segments import BACKGROUND, OnlineSegmenter, Segment, SegmentConfig
 from actionpose.skeleton import can_map, get_layout, joint_map
+# the registry's own list of what a mapping lacks: it honours aliases (coco17's nose is body13's head), which
+# a plain comparison of joint names here did not, so a refusal listed 'head' as missing from coco17
+from actionpose.skeleton.registry import missing_joints, name_list
 
 SCHEMA_VERSION = 1
 MIN_VISIBLE_FRACTION = 0.5  # a window with the person in fewer frames than this is scored as background
@@ -212,7 +215,7 @@ class StreamTagger:
         src = get_layout(source_layout).name
         if not can_map(src, self.model_layout):
             raise ActionposeError(f"model layout {self.model_layout!r} cannot be mapped from the pose layout "
-                                  f"{src!r}: joints {self._missing(src)} are missing")
+                                  f"{src!r}: no joint for {name_list(missing_joints(src, self.model_layout))}")
         self.source_layout = src
         # 2D models tag video; 3D models (e.g. the Kinect-trained gestures model) tag 3D skeleton pickles.
         self.coords = int(getattr(predictor, "coords", 2))
@@ -232,10 +235,6 @@ class StreamTagger:
 
         self.count_reps = self.model_layout == "body13" and any(find_exercise(c) for c in self.classes)
         self.history_f = int(REP_HISTORY_S * self.fps)
-
-    def _missing(self, src: str) -> list[str]:
-        have = set(get_layout(src).joints)
-        return [j for j in get_layout(self.model_layout).joints if j not in have]
 
     # -- public --------------------------------------------------------------------------------------
     def push(self, index: int, persons: Iterable[PersonPose]) -> list[tuple[int, Segment]]:

@@ -1178,3 +1178,29 @@ def test_a_warm_up_as_long_as_the_run_is_noted(tmp_path, penn_pkl, capsys):
     cfg = _tiny_config(tmp_path, penn_pkl, optim={"warmup_epochs": 2}, mlflow={"enabled": False})
     train(cfg)
     assert "note: optim.warmup_epochs=2 is not below optim.epochs=1: the rate never reaches optim.lr" in capsys.readouterr().err
+
+
+def test_a_model_that_returns_the_wrong_shape_is_a_one_line_error(tmp_path, penn_pkl, monkeypatch):
+    """A new architecture wired into build_model (docs/extending.md) that keeps the person axis, [N, M, K]:
+    cross-entropy failed with a torch traceback, and validation's softmax would have read M x K classes."""
+    import torch
+
+    import actionpose.training.module as module
+    from actionpose.models import build_model
+
+    class KeepsPersons(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)[:, None]  # [N, 1, K]: forgot the mean over persons
+
+    monkeypatch.setattr(module, "build_model", lambda *a, **kw: KeepsPersons(build_model(*a, **kw)))
+    cfg = _tiny_config(tmp_path, penn_pkl, mlflow={"enabled": False})
+    with pytest.raises(ActionposeError, match=r"model stgcnpp_small: forward returned shape \[\d+, 1, 15\] .*"
+                                              r"must return logits \[N, K\] = \[\d+, 15\]"):
+        train(cfg)
+    x = torch.zeros(2, 3, 1, 8, 13, 3)  # validation's [N, clips, M, T, V, C]
+    with pytest.raises(ActionposeError, match=r"forward returned shape \[6, 1, 15\]"):
+        module.clip_mean_probs(KeepsPersons(build_model("stgcnpp_small", "body13", 15)).eval(), x, 15, "m")

@@ -15,10 +15,26 @@ from actionpose.models import build_model
 from actionpose.training.cuda_graphs import GraphedTrainForward
 
 
-def clip_mean_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` ``[N, nc, M, L, V, C]`` -> probabilities ``[N, K]`` averaged over clips."""
+def check_logits(logits: torch.Tensor, x: torch.Tensor, num_classes: int, name: str) -> torch.Tensor:
+    """``logits`` as a model must return them for ``x`` ``[N, M, T, V, C]``: ``[N, num_classes]``.
+
+    Why: a new architecture that kept the person axis (``[N, M, K]``) failed in cross-entropy with a torch
+    traceback ("Expected target size [8, 3], got [8]"), and validation's softmax would have reshaped it into
+    M x K "classes" without a word. Only shapes are compared, so nothing is read back from a GPU."""
+    want = (x.shape[0], num_classes)
+    if tuple(logits.shape) != want:
+        raise ActionposeError(f"model {name}: forward returned shape {list(logits.shape)} for input "
+                              f"{list(x.shape)} [N, M, T, V, C]; a model must return logits [N, K] = {list(want)}")
+    return logits
+
+
+def clip_mean_probs(model: nn.Module, x: torch.Tensor, num_classes: int | None = None, name: str = "") -> torch.Tensor:
+    """``x`` ``[N, nc, M, L, V, C]`` -> probabilities ``[N, K]`` averaged over clips (``num_classes``: checked)."""
     n, nc = x.shape[:2]
-    logits = model(x.reshape((n * nc,) + x.shape[2:]))
+    flat = x.reshape((n * nc,) + x.shape[2:])
+    logits = model(flat)
+    if num_classes is not None:
+        check_logits(logits, flat, num_classes, name)
     return logits.softmax(-1).reshape(n, nc, -1).mean(1)
 
 
@@ -94,6 +110,7 @@ class ActionModule(pl.LightningModule):
         n, nc = x.shape[:2]
         x = x.reshape((n * nc,) + x.shape[2:])
         logits = self.graphed(x) if self.graphed is not None else self.model(x)
+        check_logits(logits, x, len(self.meta["classes"]), self.config["model"]["name"])
         loss = self.loss_fn(logits, y.repeat_interleave(nc))
         self._note_nonfinite(loss)
         acc = (logits.argmax(-1) == y.repeat_interleave(nc)).float().mean()
@@ -118,7 +135,7 @@ class ActionModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        probs = clip_mean_probs(self.model, x)
+        probs = clip_mean_probs(self.model, x, len(self.meta["classes"]), self.config["model"]["name"])
         self._val.append((probs.detach().float().cpu().numpy(), y.cpu().numpy()))  # float: bf16 has no numpy type
 
     def on_validation_epoch_end(self):

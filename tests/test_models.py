@@ -162,6 +162,20 @@ def test_registry_errors():
         build_model("stgcn", "nope", 3)
 
 
+def test_register_model_checks_the_preset_when_it_is_registered():
+    """A misspelt preset option was accepted and failed only when a run built the model, naming STGCNBlock."""
+    from actionpose.models import register_model
+
+    with pytest.raises(ActionposeError, match=r"register_model\('probe_typo'\): unknown option 'base_channel'; "
+                                              r"allowed: base_channels"):
+        register_model("probe_typo", base_channel=16)
+    with pytest.raises(ActionposeError, match=r"register_model\('probe_bad'\): model.tcn_type: 'mstc'"):
+        register_model("probe_bad", tcn_type="mstc")
+    assert "probe_typo" not in list_models() and "probe_bad" not in list_models()
+    with pytest.raises(ActionposeError, match="'stgcnpp' is already registered"):
+        register_model("stgcnpp", base_channels=8)
+
+
 @pytest.mark.parametrize("option, value, allowed", [("gcn_adaptive", "sometimes", "null, init, offset, importance"),
                                                     ("tcn_type", "x", "unit_tcn, mstcn, mstcn_ctr, ms_tcn"),
                                                     ("gcn_type", "gat", "unit_gcn, ctrgc"),

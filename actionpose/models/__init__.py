@@ -68,9 +68,20 @@ def _check_sizes(kw: dict[str, Any]) -> None:
 
 
 def register_model(name: str, **preset: Any) -> None:
-    """Add a named preset (e.g. a wider ST-GCN++ for GPU training)."""
+    """Add a named preset (e.g. a wider ST-GCN++ for GPU training).
+
+    Its options are checked here, as a config's are: a misspelt ``base_channel=16`` was accepted and failed
+    only when a run built the model, in the words of an inner block (``STGCNBlock.__init__() got an unexpected
+    keyword argument``), after the data had been loaded."""
     if name in MODELS:
         raise ActionposeError(f"model {name!r} is already registered")
+    unknown = sorted(set(preset) - set(MODEL_KEYS))
+    if unknown:
+        raise ActionposeError(f"register_model({name!r}): unknown option {unknown[0]!r}; allowed: {', '.join(MODEL_KEYS)}")
+    try:
+        _check_sizes(preset)
+    except ActionposeError as e:
+        raise ActionposeError(f"register_model({name!r}): {e}") from None
     MODELS[name] = dict(preset)
 
 

@@ -143,6 +143,29 @@ def test_layout_file_with_a_string_for_a_list_or_a_bad_bone_is_refused(tmp_path,
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("extra, match", [
+    ({"name": None}, r"'name' must be a name, got NoneType None"),          # ``name:`` left empty
+    ({"name": True}, r"'name' must be a name, got bool True"),              # ``name: yes``
+    ({"center": ["b"]}, r"'center' must be a name, got list \['b'\]"),
+    ({"aliases": ["head"]}, r"'aliases' must be a mapping of common joint name -> this layout's joint name"),
+    ({"aliases": ["hb"]}, r"'aliases' must be a mapping"),                  # became the alias h -> b
+    ({"aliases": {"nose": ["a"]}}, r"'aliases' must be a mapping"),
+    ({"description": ["x"]}, r"'description' must be text, got list"),
+])
+def test_layout_definition_fields_of_the_wrong_kind_are_refused_by_name(extra, match):
+    """An empty ``name:`` registered a layout called "None"; a list of aliases failed as "dictionary update
+    sequence element #0 has length 4" (or ``[hb]`` became the alias h -> b), naming no field."""
+    d = {"name": "probe_rig_fields", "joints": ["a", "b"], "bones": [["a", "b"]], "center": "a", **extra}
+    with pytest.raises(ActionposeError, match=r"^rig.yaml: " + match):
+        Layout.from_dict(d, "rig.yaml")
+
+
+def test_an_empty_description_is_no_description():
+    d = {"name": "probe_rig_nodesc", "joints": ["a", "b"], "bones": [["a", "b"]], "center": "a", "description": None}
+    assert Layout.from_dict(d).description == ""
+    assert Layout.from_dict(dict(d, aliases=None, name=7)).name == "7"   # numbers are names, as joints: [0, 1]
+
+
 def test_layouts_on_an_ensemble_config_says_what_the_file_is(tmp_path):
     """``unknown key(s) 'models', 'weights'; a layout has ...`` read as if the file were a broken layout."""
     from actionpose.skeleton.layout_file import layout_from_option

@@ -81,9 +81,13 @@ class Layout:
         joints = tuple(_joint_names(d["joints"], where))
         bones = tuple(_bone(b, i, where) for i, b in enumerate(_list_field(d["bones"], where, "bones",
                                                                              "a list of [a, b] joint-name pairs")))
+        name, center = _name_field(d["name"], where, "name"), _name_field(d["center"], where, "center")
+        description = d.get("description")
+        if not isinstance(description, (str, type(None))):
+            raise ActionposeError(f"{where}: 'description' must be text, got {type(description).__name__} {description!r}")
         try:
-            return cls(name=str(d["name"]), joints=joints, bones=bones, center=str(d["center"]),
-                       description=str(d.get("description", "")), aliases=dict(d.get("aliases") or {}))
+            return cls(name=name, joints=joints, bones=bones, center=center, description=description or "",
+                       aliases=_aliases(d.get("aliases"), where))
         except ValueError as e:  # the layout's own checks (unknown joint, repeated bone, ...): their words
             raise ActionposeError(f"{where}: {e}") from None
         except TypeError as e:
@@ -220,6 +224,26 @@ def _is_name(value: object) -> bool:
     """A joint name as YAML may give it: a string, or a number (``joints: [0, 1, 2]``, read as "0", "1", "2"
     as before); not ``true``/``no`` (YAML booleans), a list or a mapping."""
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _name_field(value: object, where: str, key: str) -> str:
+    """``name`` or ``center``: one name. An empty ``name:`` (YAML null) registered a layout called "None", and
+    ``name: yes`` one called "True"."""
+    if not _is_name(value):
+        raise ActionposeError(f"{where}: '{key}' must be a name, got {type(value).__name__} {value!r}")
+    return str(value)
+
+
+def _aliases(value: object, where: str) -> dict[str, str]:
+    """``aliases``: a mapping of common (body13) joint name -> this layout's joint name. A list was passed to
+    ``dict()``: ``[head]`` failed as "dictionary update sequence element #0 has length 4", and ``[hn]`` became
+    the alias h -> n."""
+    if value is None:
+        return {}
+    if not (isinstance(value, Mapping) and all(_is_name(k) and _is_name(v) for k, v in value.items())):
+        raise ActionposeError(f"{where}: 'aliases' must be a mapping of common joint name -> this layout's joint "
+                              f"name (e.g. {{head: nose}}), got {type(value).__name__} {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _bone(value: object, i: int, where: str) -> tuple[str, str]:

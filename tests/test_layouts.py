@@ -239,3 +239,20 @@ def test_aliases_map_into_a_custom_rig_and_mapping_errors_name_the_missing_joint
     with pytest.raises(ActionposeError, match="no joint for Neck$"):
         joint_map("body13", rig)
     assert list(joint_map(rig, "body13")) == list(range(13))  # out of the rig, as before
+
+
+def test_a_bad_rig_in_a_plugin_module_is_a_one_line_cli_error(tmp_path, monkeypatch, capsys):
+    """docs/extending.md: rigs defined in code come in through ACTIONPOSE_PLUGINS. A bone to an unknown joint
+    raised a plain ValueError there, which the CLI printed as a traceback."""
+    from actionpose.cli import main
+
+    (tmp_path / "probe_bad_rig_plugin.py").write_text(
+        "from actionpose.skeleton import Layout, register_layout\n"
+        "register_layout(Layout(name='probe_plugin_rig', joints=('a', 'b'), bones=(('a', 'c'),), center='a'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ACTIONPOSE_PLUGINS", "probe_bad_rig_plugin")
+    assert main(["layouts"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: layout probe_plugin_rig: bone (a, c) names an unknown joint\n", err
+    with pytest.raises(ValueError):  # still what Python code caught before
+        Layout("bad", ("a",), (), center="z")

@@ -17,6 +17,12 @@ from actionpose.errors import ActionposeError
 _MIRROR = (("left_", "right_"), ("right_", "left_"))
 
 
+class LayoutError(ActionposeError, ValueError):
+    """A layout that cannot be built. An ``ActionposeError`` so the CLI shows it as one line (a rig defined in an
+    ``ACTIONPOSE_PLUGINS`` module with a bone to an unknown joint printed a traceback), and still a ``ValueError``
+    for code that caught the layout's checks as one."""
+
+
 @dataclass(frozen=True)
 class Layout:
     """A named skeleton: joints, bones, a centre joint and optional aliases into ``body13``.
@@ -34,25 +40,25 @@ class Layout:
 
     def __post_init__(self) -> None:
         if len(set(self.joints)) != len(self.joints):
-            raise ValueError(f"layout {self.name}: duplicate joint names")
+            raise LayoutError(f"layout {self.name}: duplicate joint names")
         if not self.name.strip() or any(c in self.name for c in "/\\") or self.name != self.name.strip():
             # the name goes into file and folder names (run folders, exports): 'my rig/1' made a subfolder
-            raise ValueError(f"layout name {self.name!r}: give a name without slashes or surrounding spaces")
+            raise LayoutError(f"layout name {self.name!r}: give a name without slashes or surrounding spaces")
         known = set(self.joints)
         pairs = [frozenset(b) for b in self.bones]
         twice = next((b for i, b in enumerate(self.bones) if pairs[i] in pairs[:i]), None)
         if twice is not None:  # (a, b) and (b, a) counted the edge twice in the adjacency, and two bone vectors
-            raise ValueError(f"layout {self.name}: bone ({twice[0]}, {twice[1]}) is listed twice (either way round)")
+            raise LayoutError(f"layout {self.name}: bone ({twice[0]}, {twice[1]}) is listed twice (either way round)")
         for a, b in self.bones:
             if a not in known or b not in known:
-                raise ValueError(f"layout {self.name}: bone ({a}, {b}) names an unknown joint")
+                raise LayoutError(f"layout {self.name}: bone ({a}, {b}) names an unknown joint")
             if a == b:  # every joint is its own neighbour already; as a bone its bone vector is always zero
-                raise ValueError(f"layout {self.name}: bone ({a}, {b}) joins a joint to itself")
+                raise LayoutError(f"layout {self.name}: bone ({a}, {b}) joins a joint to itself")
         if self.center not in known:
-            raise ValueError(f"layout {self.name}: centre {self.center} is not a joint")
+            raise LayoutError(f"layout {self.name}: centre {self.center} is not a joint")
         for common, own in self.aliases.items():
             if own not in known:
-                raise ValueError(f"layout {self.name}: alias {common} -> {own} is not a joint")
+                raise LayoutError(f"layout {self.name}: alias {common} -> {own} is not a joint")
 
     # --- serialised form: a custom layout travels inside datasets, checkpoints and ONNX files ------
     def to_dict(self) -> dict:

@@ -208,3 +208,26 @@ def test_one_unreadable_video_in_a_folder_is_skipped_not_fatal(tmp_path, capsys)
     assert "skipped" in err and "zz.mp4" in err
     ds = load_dataset(out)
     assert [a["frame_dir"] for a in ds.annotations] == ["aa"] and ds.meta["skipped"][0].endswith("zz.mp4")
+
+
+def test_register_frontend_refuses_a_taken_name_an_alias_and_models_it_cannot_run():
+    """docs/extending.md's frontend registry replaced an entry of the same name without a word (the default
+    frontend included), took a name that is an alias (never selectable) and a detector/pose pair it could not
+    run, which failed only when loaded, with a bare KeyError."""
+    import re
+
+    from actionpose.pose.frontend import DEFAULT, FrontendSpec, get_frontend_spec, register_frontend
+
+    before = get_frontend_spec("default")
+    with pytest.raises(ActionposeError, match=re.escape(f"frontend '{DEFAULT}' is already registered")):
+        register_frontend(FrontendSpec(DEFAULT, "yolox-nano", "movenet-lightning", "mine"))
+    assert get_frontend_spec("default") is before
+    with pytest.raises(ActionposeError, match="frontend name 'mediapipe' is an alias of 'blazepose-detector\\+blazepose'"):
+        register_frontend(FrontendSpec("mediapipe", "rtmdet-nano-person", "movenet-lightning", "mine"))
+    with pytest.raises(ActionposeError, match="frontend probe-swapped: detector 'movenet-lightning' is not a detector "
+                                              "model; known: blazepose-detector, rtmdet-nano-person, yolox-nano"):
+        register_frontend(FrontendSpec("probe-swapped", "movenet-lightning", "rtmdet-nano-person", "swapped"))
+    with pytest.raises(ActionposeError, match="frontend probe-typo: pose 'rtmpose-xs' is not a pose model; known: "):
+        register_frontend(FrontendSpec("probe-typo", "rtmdet-nano-person", "rtmpose-xs", "typo"))
+    with pytest.raises(ActionposeError, match="unknown frontend 'probe-swapped'"):
+        get_frontend_spec("probe-swapped")

@@ -66,12 +66,28 @@ class FrontendSpec:
 FRONTENDS: dict[str, FrontendSpec] = {}
 
 
-def register_frontend(spec: FrontendSpec) -> FrontendSpec:
+DEFAULT = "rtmdet-nano+movenet"
+ALIASES = {"default": DEFAULT, "movenet": DEFAULT, "blazepose": "rtmdet-nano+blazepose",
+           "mediapipe": "blazepose-detector+blazepose"}
+
+
+def register_frontend(spec: FrontendSpec, *, overwrite: bool = False) -> FrontendSpec:
+    """Add a frontend under its name, checked now as layouts and models are: a second spec of one name replaced
+    the first without a word (the default frontend included), a name that is an alias (``mediapipe``) could
+    never be selected, and a detector or pose model the frontend cannot run (the two swapped) failed only at
+    load time, with a bare ``KeyError``."""
+    if spec.name in ALIASES:
+        raise ActionposeError(f"frontend name {spec.name!r} is an alias of {ALIASES[spec.name]!r}; choose another name")
+    if spec.name in FRONTENDS and not overwrite:
+        raise ActionposeError(f"frontend {spec.name!r} is already registered (overwrite=True replaces it)")
+    for what, name, known in (("detector", spec.detector, DETECTORS), ("pose", spec.pose, POSE_MODELS)):
+        if name not in known:
+            raise ActionposeError(f"frontend {spec.name}: {what} {name!r} is not a {what} model; known: "
+                                  f"{', '.join(sorted(known))}")
     FRONTENDS[spec.name] = spec
     return spec
 
 
-DEFAULT = "rtmdet-nano+movenet"
 register_frontend(FrontendSpec(DEFAULT, "rtmdet-nano-person", "movenet-lightning",
                                "embedded default: RTMDet-nano person boxes + MoveNet Lightning int8 per person (COCO-17)"))
 register_frontend(FrontendSpec("yolox-nano+movenet", "yolox-nano", "movenet-lightning",
@@ -84,8 +100,6 @@ register_frontend(FrontendSpec("blazepose-detector+blazepose", "blazepose-detect
 for _m in ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l", "rtmpose-m-wholebody", "rtmw-x-wholebody",
            "vitpose-s", "vitpose-b"):
     register_frontend(FrontendSpec(_m, "rtmdet-nano-person", _m, f"RTMDet-nano + {_m}"))
-ALIASES = {"default": DEFAULT, "movenet": DEFAULT, "blazepose": "rtmdet-nano+blazepose",
-           "mediapipe": "blazepose-detector+blazepose"}
 
 
 def list_frontends() -> list[FrontendSpec]:

@@ -105,3 +105,15 @@ def test_export_refuses_a_model_that_outputs_nan(tmp_path):
     with pytest.raises(ActionposeError, match="NaN or infinite logits"):
         export_onnx(model, _meta(), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_checkpoint_of_a_preset_not_registered_here_says_how_to_load_it(tmp_path, capsys):
+    """A preset registered in code (docs/extending.md) does not travel inside the checkpoint; a fresh process
+    said only "model.name: unknown model", naming neither the checkpoint nor the way to register it."""
+    ckpt = tmp_path / "custom.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"meta": _meta(), "config": {"model": {"name": "probe_tiny"}}}},
+               ckpt)
+    assert main(["export", "--model", str(ckpt), "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "custom.ckpt: its model 'probe_tiny' is not registered in this process" in err
+    assert "ACTIONPOSE_PLUGINS" in err and not (tmp_path / "x.onnx").exists()

@@ -28,6 +28,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[s
     name = legacy_model_name(m.pop("name"), state)
     if name != config["model"]["name"]:
         config = {**config, "model": {**config["model"], "name": name}}
+    _require_registered(path, name)
     model = build_model(name, meta["layout"], len(meta["classes"]), meta["in_channels"], **m)
     try:
         model.load_state_dict(state)
@@ -131,6 +132,17 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(hp, dict) or "meta" not in hp or "config" not in hp or "state_dict" not in ckpt:
         raise where(path, "not an actionpose checkpoint (no hyper_parameters.meta/config or state_dict)")
     return ckpt
+
+
+def _require_registered(path: Path, name: str) -> None:
+    """A checkpoint of a preset registered in code (``register_model``, docs/extending.md) needs that code in this
+    process: unlike a custom layout, a preset does not travel inside the file. Without it ``eval``/``export``
+    said only "model.name: unknown model", naming neither the checkpoint nor the way to load the preset."""
+    from actionpose.models import MODELS, list_models
+
+    if name not in MODELS:
+        raise where(path, f"its model {name!r} is not registered in this process (known: {', '.join(list_models())}); "
+                          "import the module that calls register_model for it, e.g. ACTIONPOSE_PLUGINS=mypackage.models")
 
 
 def legacy_model_name(name: str, state: dict) -> str:

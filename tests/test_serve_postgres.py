@@ -73,6 +73,23 @@ def test_webhook_lease_on_postgres(pg, monkeypatch):
         receiver.close()
 
 
+def test_webhook_parks_an_event_the_receiver_keeps_failing_on_postgres(pg, monkeypatch):
+    pytest.importorskip("httpx")
+    from test_serve_webhook import Receiver, parked_scenario
+
+    receiver = Receiver()
+    try:
+        parked_scenario(pg(), receiver, monkeypatch)
+    finally:
+        receiver.close()
+
+
+def test_a_silent_camera_after_a_fall_escalates_on_postgres(pg):
+    from test_serve_silent import silent_scenario
+
+    silent_scenario(pg())
+
+
 def test_webhook_sends_an_event_committed_after_a_later_numbered_one(pg):
     pytest.importorskip("httpx")
     from test_serve_webhook import Receiver, out_of_order_scenario

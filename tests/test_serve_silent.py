@@ -32,7 +32,11 @@ def events(client, key: str, sid: str) -> list[dict]:
 
 
 def test_a_camera_silent_after_a_fall_gets_still_down_and_frames_after_it_are_taken(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    silent_scenario(f"sqlite:///{tmp_path / 'ev.db'}")
+
+
+def silent_scenario(url: str) -> None:
+    """Also run on PostgreSQL (test_serve_postgres)."""
     key = add_key(open_db(url), "k")
     app = create_app(Settings(db_url=url, model=MODEL, threads=1, long_lie_s=30.0, silent_grace_s=5.0))
     with TestClient(app, raise_server_exceptions=False) as client:

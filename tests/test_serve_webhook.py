@@ -211,10 +211,15 @@ def test_an_event_the_receiver_keeps_failing_does_not_hold_back_later_alerts(tmp
     """A receiver that fails one event (a 500 from a bug in its handler) while it takes others used to hold back
     every later alert for as long as it kept failing. After PROBE_AFTER failures in a row the next event is
     tried; the receiver takes it, so the failing event is parked and retried on its own, never dropped."""
+    parked_scenario(f"sqlite:///{tmp_path / 'ev.db'}", receiver, monkeypatch)
+
+
+def parked_scenario(url: str, receiver: Receiver, monkeypatch) -> None:
+    """The parking of test_an_event_the_receiver_keeps_failing_...; also run on PostgreSQL (test_serve_postgres)."""
     from serve.storage import webhook_status
     from serve.webhook import PROBE_AFTER
 
-    engine, sender = sender_steps(f"sqlite:///{tmp_path / 'ev.db'}", receiver, monkeypatch)
+    engine, sender = sender_steps(url, receiver, monkeypatch)
     poison = {"on": True}
 
     async def scenario():

@@ -17,16 +17,14 @@ Declared in docs/history/fall-log.md before the first run.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from actionpose.data.importers import convert
 from actionpose.inference.fall import FallConfig, FallDetector, OnnxFallScorer
-from actionpose.inference.fall_train import Sequence, score_events, sequences_from
+from actionpose.inference.fall_train import Sequence, score_events
 
 BINS = [(-np.inf, 0.0, "before landing"), (0.0, 0.25, "0-0.25 s after"), (0.25, 0.5, "0.25-0.5 s"),
         (0.5, 0.75, "0.5-0.75 s"), (0.75, 1.0 + 1e-6, "0.75-1.0 s"), (1.0 + 1e-6, np.inf, "> 1 s")]
@@ -92,19 +90,15 @@ def evaluate(cv: Path, report: dict, cfg: FallConfig, seqs: list[Sequence], step
 
 
 def main() -> None:
-    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("cv", type=Path)
-    p.add_argument("--movenet", type=Path, default=shared / "urfd_movenet13" / "urfd_movenet13_npy.tar.gz")
-    p.add_argument("--alphapose", type=Path, default=shared / "urfd_falls13")
+    from fall_occlusion import load_cv, urfd_parser  # the benchmarks folder is on the path when a script in it runs
+
+    p = urfd_parser(__doc__.splitlines()[0])
     p.add_argument("--hold", type=float, nargs="*", default=[1.0], help="hold_lost_s values to run beside the CV's")
     p.add_argument("--step", type=float, default=0.25)
     p.add_argument("--empty", type=float, default=3.0)
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    report = json.loads((a.cv / "cv_report.json").read_text())
-    base = FallConfig.from_dict(report["detector"])
-    seqs = sequences_from(convert("urfd_movenet", a.movenet)) + sequences_from(convert("urfd", a.alphapose))
+    report, base, seqs = load_cv(a)
     results = {}
     for hold in [base.hold_lost_s] + [h for h in a.hold if h != base.hold_lost_s]:
         cfg = dataclasses.replace(base, hold_lost_s=hold)

@@ -26,18 +26,29 @@ from actionpose.inference.fall_train import score_events, sequences_from
 HIDDEN = {"clean": (), "head": (0,), "arms": (3, 4, 5, 6), "legs": (9, 10, 11, 12), "lower legs": (11, 12)}
 
 
-def main() -> None:
+def urfd_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every held-out URFD benchmark takes: the CV folder and the two URFD sources."""
     shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("cv", type=Path)
     p.add_argument("--movenet", type=Path, default=shared / "urfd_movenet13" / "urfd_movenet13_npy.tar.gz")
     p.add_argument("--alphapose", type=Path, default=shared / "urfd_falls13")
+    return p
+
+
+def load_cv(a: argparse.Namespace) -> tuple[dict, FallConfig, list]:
+    """The CV run's report, its detector settings, and every URFD sequence (each knows its fold)."""
+    report = json.loads((a.cv / "cv_report.json").read_text())
+    seqs = sequences_from(convert("urfd_movenet", a.movenet)) + sequences_from(convert("urfd", a.alphapose))
+    return report, FallConfig.from_dict(report["detector"]), seqs
+
+
+def main() -> None:
+    p = urfd_parser(__doc__.splitlines()[0])
     p.add_argument("--flicker", type=float, nargs="*", default=[], help="per-frame joint dropout rates to add")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    report = json.loads((a.cv / "cv_report.json").read_text())
-    cfg = FallConfig.from_dict(report["detector"])
-    seqs = sequences_from(convert("urfd_movenet", a.movenet)) + sequences_from(convert("urfd", a.alphapose))
+    report, cfg, seqs = load_cv(a)
     rows = {}
     conditions: dict = {**HIDDEN, **{f"flicker {r:.0%}": r for r in a.flicker}}
     for cond, group in conditions.items():

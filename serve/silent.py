@@ -25,6 +25,16 @@ log = logging.getLogger("serve.silent")
 POLL_S = 1.0
 
 
+async def cancel_task(task: Optional[asyncio.Task]) -> None:
+    """Cancel a worker's background loop and wait until it has stopped (the webhook sender's too)."""
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
 def server_due(det: Any, now: float) -> Optional[float]:
     """When (server time) the detector's next ``still_down`` falls due if no frame comes after its last one at
     ``now``; None when none is pending."""
@@ -44,12 +54,7 @@ class SilentWatch:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_task(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -113,12 +113,9 @@ class WebhookSender:
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        from serve.silent import cancel_task
+
+        await cancel_task(self._task)
         if self._client is not None:
             await self._client.aclose()
         try:  # a graceful stop hands the lease on at once (after a kill -9 it lapses after LEASE_S)

@@ -62,26 +62,27 @@ def test_schema_on_postgres_and_idempotent_store(pg):
     assert len(query_events(engine, None, t, t + 1, 100)) == 1 and query_events(engine, None, None, t, 100) == []
 
 
-def test_webhook_lease_on_postgres(pg, monkeypatch):
+def with_receiver(scenario, url: str, monkeypatch) -> None:
     pytest.importorskip("httpx")
-    from test_serve_webhook import Receiver, lease_scenario
+    from test_serve_webhook import Receiver
 
     receiver = Receiver()
     try:
-        lease_scenario(pg(), receiver, monkeypatch)
+        scenario(url, receiver, monkeypatch)
     finally:
         receiver.close()
+
+
+def test_webhook_lease_on_postgres(pg, monkeypatch):
+    from test_serve_webhook import lease_scenario
+
+    with_receiver(lease_scenario, pg(), monkeypatch)
 
 
 def test_webhook_parks_an_event_the_receiver_keeps_failing_on_postgres(pg, monkeypatch):
-    pytest.importorskip("httpx")
-    from test_serve_webhook import Receiver, parked_scenario
+    from test_serve_webhook import parked_scenario
 
-    receiver = Receiver()
-    try:
-        parked_scenario(pg(), receiver, monkeypatch)
-    finally:
-        receiver.close()
+    with_receiver(parked_scenario, pg(), monkeypatch)
 
 
 def test_a_silent_camera_after_a_fall_escalates_on_postgres(pg):

@@ -13,18 +13,9 @@ from serve.app import create_app  # noqa: E402
 from serve.settings import Settings  # noqa: E402
 from serve.storage import add_key, open_db, session_watch  # noqa: E402
 from test_serve_live import fall_frames  # noqa: E402
+from test_serve_webhook import post_frames as post  # noqa: E402
 
 MODEL = os.environ.get("ACTIONPOSE_FALL_MODEL", "fall")
-
-
-def post(client, key: str, sid: str, frames: list[dict]) -> list[dict]:
-    got = []
-    for lo in range(0, len(frames), 40):
-        r = client.post(f"/v1/fall/stream/{sid}", json={"layout": "coco13", "frames": frames[lo:lo + 40]},
-                        headers={"X-API-Key": key})
-        assert r.status_code == 200, r.text
-        got += r.json()["events"]
-    return got
 
 
 def events(client, key: str, sid: str) -> list[dict]:

@@ -73,6 +73,11 @@ def stream_fall(client, key: str, sid: str, extra_lying_s: float = 0.0) -> list[
     frames = fall_frames()
     last = frames[-1]
     frames += [{**last, "timestamp": round(last["timestamp"] + (i + 1) / 30, 4)} for i in range(int(extra_lying_s * 30))]
+    return post_frames(client, key, sid, frames)
+
+
+def post_frames(client, key: str, sid: str, frames: list[dict]) -> list[dict]:
+    """Stream coco13 frames to a session 40 at a time; every answer must be 200; the events in order."""
     got = []
     for lo in range(0, len(frames), 40):
         r = client.post(f"/v1/fall/stream/{sid}", json={"layout": "coco13", "frames": frames[lo:lo + 40]},

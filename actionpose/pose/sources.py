@@ -131,7 +131,9 @@ class RateSampler:
         return True
 
 
-MIN_SOURCE_FPS = 3.0  # the lowest --fps the commands take (fall.MIN_FPS); a file slower than this gets a note
+# the lowest --fps the commands take; a file slower than this gets a note. One floor for the whole pipeline: the
+# fall detector's (fall_prep is plain numpy, so importing it here costs nothing)
+from actionpose.inference.fall_prep import MIN_STREAM_FPS as MIN_SOURCE_FPS  # noqa: E402
 
 
 class FrameReader:

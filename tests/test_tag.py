@@ -71,6 +71,22 @@ def test_no_person_gives_empty_valid_result():
     assert [line.split()[2] for line in summary.splitlines() if "warning:" in line] == ["2", "8", "10"]
 
 
+def test_summary_lists_every_kind_of_person_warning_in_person_order():
+    """Only "person N visible for only ..." was sorted: "person 6: 1 window(s) ..." and "... than person 5's
+    track" stayed in the order tracks closed (probe: 6, 14, 11, 3, 17, ... on a 60-s crowd video)."""
+    res = tag_frames(((i, []) for i in range(3)), StandInPredictor(), "coco17", 30.0, video="v", model_name="m")
+    res.warnings = ["person 14: 1 window(s) showed under 50% of the body's joints; scored as background",
+                    "window 1.5 s is longer than person 5's track (1.00 s); scored it as one shorter window",
+                    "the file names no frame rate",
+                    "person 3 visible for only 0.20 s (< 0.5 s); not tagged",
+                    "person 5: 1 window(s) showed under 50% of the body's joints; scored as background"]
+    lines = [line for line in res.summary().splitlines() if "warning:" in line]
+    people = [int(line.split("person ")[1].split()[0].rstrip(":'s")) for line in lines if "person " in line]
+    assert people == [3, 5, 5, 14], lines
+    assert lines[1].endswith("than person 5's track (1.00 s); scored it as one shorter window")  # kept in its order
+    assert lines[-1].endswith("the file names no frame rate")
+
+
 def test_window_longer_than_video_scores_one_window_with_warning():
     kp = person_track([(50, 1.2)], 30.0)
     frames = ((i, [PersonPose(7, kp[i], np.ones(17))]) for i in range(len(kp)))

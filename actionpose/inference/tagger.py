@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,10 +127,14 @@ class TagResult:
         return "\n".join(lines)
 
 
+_PERSON = re.compile(r"\bperson (\d+)\b")
+
+
 def _by_person(warning: str) -> tuple[int, int]:
-    """Warnings about persons in person order (they were in the order tracks closed: 8, 2, 10, 13, ...)."""
-    head = warning.split(maxsplit=2)
-    return (0, int(head[1])) if len(head) > 1 and head[0] == "person" and head[1].isdigit() else (1, 0)
+    """Warnings about persons in person order (they were in the order tracks closed: 8, 2, 10, 13, ...), whatever
+    the wording: "person 6: 1 window(s) ..." and "... than person 5's track" were left in closing order."""
+    m = _PERSON.search(warning)
+    return (0, int(m.group(1))) if m else (1, 0)
 
 
 CSV_FIELDS = ["video", "track_id", "label", "start_s", "end_s", "score", "peak", "reps"]

@@ -413,3 +413,26 @@ def test_a_files_duration_and_segments_end_where_its_frames_do(tmp_path):
     assert d["duration_s"] == round(n / fps, 3) == 3.433
     ends = [s["end_s"] for p in d["persons"] for s in p["segments"]]
     assert ends and max(ends) <= d["duration_s"]
+
+
+def test_sequences_named_like_paths_get_their_own_outputs(tmp_path, capsys):
+    """A pickle whose sequences are cam1/clip and cam2/clip (frame_dir with a folder, one stem): --timeline and
+    --render died with "ValueError: Invalid name 'r.cam1/clip.mp4'" after tagging, and no JSON was written."""
+    penn_model_or_skip()
+    import numpy as np
+
+    from actionpose.data.format import SkeletonDataset, make_annotation, save_dataset
+    from tag_helpers import person_track
+
+    anns = []
+    for name in ("cam1/clip", "cam2/clip"):
+        kp = person_track([(50, 1.0)], 30.0)[None]
+        anns.append(make_annotation(name, 0, kp, np.ones(kp.shape[:-1], np.float32), img_shape=(240, 320), fps=30.0))
+    save_dataset(SkeletonDataset(anns, "coco17", ["any"], split={"test": [a["frame_dir"] for a in anns]},
+                                 meta={"fps": 30.0}), tmp_path / "cams.pkl")
+    out = tmp_path / "out"
+    assert main(["tag", str(tmp_path / "cams.pkl"), "-q", "--json", str(out / "a.json"),
+                 "--timeline", str(out / "t.png"), "--render", str(out / "r.mp4")]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "r.cam1_clip.mp4", "r.cam2_clip.mp4",
+                                                      "t.cam1_clip.png", "t.cam2_clip.png"]
+    assert [r["video"] for r in json.loads((out / "a.json").read_text())["results"]] == ["cam1/clip", "cam2/clip"]

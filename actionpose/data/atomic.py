@@ -63,9 +63,15 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 def output_labels(names: list[str]) -> dict[str, str]:
     """Per-input labels for the output files of several inputs: the stem, or the whole name (dots as
     ``_``) when two inputs share a stem (``clip.mp4`` and ``clip.avi`` wrote one file, the second over
-    the first)."""
+    the first). Path separators in such a name go too: a pickle's sequences ``cam1/clip`` and ``cam2/clip`` get
+    ``cam1_clip`` and ``cam2_clip`` (``r.cam1/clip.mp4`` is no file name: a traceback after tagging)."""
     stems = [Path(n).stem for n in names]
-    return {n: (n.replace(".", "_") if stems.count(Path(n).stem) > 1 else Path(n).stem) for n in names}
+    return {n: (_flat(n) if stems.count(Path(n).stem) > 1 else Path(n).stem) for n in names}
+
+
+def _flat(name: str) -> str:
+    """``name`` as one file-name part: dots and path separators as ``_``."""
+    return name.replace(".", "_").replace("/", "_").replace("\\", "_")
 
 
 def _umask() -> int:

@@ -33,7 +33,27 @@ def test_2d_model_refuses_3d_input(utd_swipe):
     r = subprocess.run([sys.executable, "-m", "actionpose", "tag", str(utd_swipe), "--model", "penn"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == (
-        "error: model expects 2D keypoints but the input has 3D (x, y, z); use a model trained on 3D keypoints")
+        f"error: {utd_swipe}: holds 3D skeletons (x, y, z) but the model reads 2D keypoints (x, y); use a model "
+        "trained on 3D keypoints")
+
+
+def test_a_2d_model_refuses_a_3d_pickle_of_many_sequences_in_one_line(utd_swipe, tmp_path, capsys):
+    """Each sequence was skipped in a line of its own ("warning: skipped a1_s1_t1: model expects 2D ..."), then
+    "error: 3 of 3 inputs could not be tagged": one line per sample of a whole UTD pickle. And the other way
+    round: a 2D pickle under the 3D gestures model."""
+    from actionpose.cli import main
+
+    many = convert("utd", FIXTURES / "datasets" / "utd", tmp_path / "utd.pkl")
+    assert len(many.annotations) == 3
+    assert main(["tag", str(tmp_path / "utd.pkl"), "--model", "penn", "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {tmp_path / 'utd.pkl'}: holds 3D skeletons (x, y, z) but the model reads 2D keypoints "
+                   "(x, y); use a model trained on 3D keypoints\n")
+    assert not (tmp_path / "o.json").exists()
+    convert("penn", FIXTURES / "datasets" / "penn", tmp_path / "penn.pkl")
+    assert main(["tag", str(tmp_path / "penn.pkl"), "--model", "gestures"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "penn.pkl: holds 2D skeletons (x, y) but the model reads 3D keypoints" in err
 
 
 def test_gestures2d_model_tags_the_projected_swipe(utd_swipe, tmp_path):

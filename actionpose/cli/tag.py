@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for item in inputs:
         if Path(item).suffix.lower() in PICKLE_EXTS:
-            for name, layout, fps, img_shape, frames, cut in pickle_videos(item, args.fps, process_fps=VIDEO_FPS):
+            for name, layout, fps, img_shape, frames, cut in pickle_videos(item, args.fps, process_fps=VIDEO_FPS,
+                                                                           coords=int(getattr(predictor, "coords", 2))):
                 _check_mappable(item, layout, predictor)  # before any work: was one skip line per sample, then 15 KB
                 jobs.append(("pkl", name, (layout, fps, frames, cut, img_shape)))
         else:

@@ -426,6 +426,7 @@ def run_tagger(tagger: StreamTagger, frames: Iterable[tuple[int, list[PersonPose
 # -- sources ---------------------------------------------------------------------------------------
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 PICKLE_EXTS = {".pkl", ".pickle"}
+_AXES = {2: "x, y", 3: "x, y, z"}  # what a keypoint's coordinates are, by their number
 DEFAULT_FPS = 30.0  # frame rate of a pickle that does not say (Penn Action, NTU)
 NO_RATE = (f"the file names no frame rate: taken as {DEFAULT_FPS:g} fps, so every time rests on that guess "
            "(--fps gives the real rate)")
@@ -467,19 +468,25 @@ def resample_indices(n: int, rate: float, target: float) -> list[int]:
 
 
 def pickle_videos(path: str | Path, fps: float | None = None,
-                  process_fps: float | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
+                  process_fps: float | None = None, coords: int | None = None) -> Iterator[tuple[str, str, float, tuple[int, int] | None,
                                                                       Iterator[tuple[int, list[PersonPose]]],
                                                                       str | None]]:
     """Each annotation of a canonical/PYSKL pickle as one 'video': (name, layout, fps, img_shape, frames, cut); fps is
     None where neither ``fps`` nor the file gives one; ``cut`` says why the video it was extracted from stopped
     early (``actionpose extract`` of a truncated file), else None. ``process_fps``: a sequence whose known rate is
     faster is resampled to it, and the fps given is then that rate, as
-    :func:`tag_video` processes a video (``VIDEO_FPS``): the pickle of a video and the video get the same tags."""
+    :func:`tag_video` processes a video (``VIDEO_FPS``): the pickle of a video and the video get the same tags.
+    ``coords``: the model's keypoint dimensions (2 or 3); a file of the other kind is refused naming it, before any
+    sequence is tagged (each sequence was skipped in its own line: a 3D UTD pickle under a 2D model, one per sample)."""
     from actionpose.data.format import load_dataset
 
     ds = load_dataset(path)
     for ann in ds.annotations:
         kp = np.asarray(ann["keypoint"], dtype=np.float32)
+        if coords and kp.shape[-1] != coords:  # a dataset's samples all have one dimension (format.load_dataset)
+            raise ModelInputMismatch(f"{path}: holds {kp.shape[-1]}D skeletons ({_AXES.get(kp.shape[-1], '?')}) but the "
+                                     f"model reads {coords}D keypoints ({_AXES.get(coords, '?')}); use a model trained "
+                                     f"on {kp.shape[-1]}D keypoints")
         sc = ann.get("keypoint_score")
         # canonical format: C = 2 is (x, y) with keypoint_score; C = 3 is (x, y, z), kept for 3D models
         sc = np.asarray(sc, dtype=np.float32) if sc is not None else np.ones(kp.shape[:-1], np.float32)
@@ -606,7 +613,7 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
     src = str(source)
     overlay = None
     if Path(src).suffix.lower() in PICKLE_EXTS and not is_live_source(src):
-        vids = list(pickle_videos(src, fps, process_fps=VIDEO_FPS))
+        vids = list(pickle_videos(src, fps, process_fps=VIDEO_FPS, coords=int(getattr(predictor, "coords", 2))))
         if len(vids) != 1:
             raise where(src, f"holds {len(vids)} sequences; --live and tag_video read one: tag the file without "
                              "--live (or with tag_sources) to get each sequence's segments")

@@ -64,3 +64,19 @@ def test_gestures2d_model_tags_the_projected_swipe(utd_swipe, tmp_path):
     flat = save_dataset(project_dataset(load_dataset(utd_swipe)), tmp_path / "swipe2d.pkl")
     result = tag_video(flat, "gestures2d")
     assert [s.label for segs in result.persons.values() for s in segs] == ["swipe_left"]
+
+
+def test_render_of_a_3d_pickle_is_refused_up_front(utd_swipe, tmp_path, capsys):
+    """--render with a 3D model died after tagging with cv2's "Can't parse 'pt1'. Expected sequence length 2, got 3"
+    (a traceback, exit 1, no JSON): 3D skeletons are in metres and have no image to be drawn on."""
+    from actionpose.cli import main
+    from actionpose.errors import ActionposeError
+
+    out = tmp_path / "out"
+    assert main(["tag", str(utd_swipe), "--model", "gestures", "--json", str(out / "t.json"),
+                 "--render", str(out / "r.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --render {out / 'r.mp4'}: an overlay draws 2D image keypoints") and err.count("\n") == 1
+    assert not out.exists()
+    with pytest.raises(ActionposeError, match="3D skeletons"):  # the library refuses it too, before tagging
+        tag_video(utd_swipe, "gestures", render=tmp_path / "r.mp4")

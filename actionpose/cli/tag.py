@@ -60,8 +60,8 @@ def _suffixed(path: str | None, name: str, many: bool) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actionpose.inference.tagger import (DEFAULT_FPS, NO_RATE, PICKLE_EXTS, expand_source, is_live_source, load_predictor,
-                                             pickle_videos, tag_sequence, tag_video, write_outputs, VIDEO_FPS)
+    from actionpose.inference.tagger import (DEFAULT_FPS, NO_3D_OVERLAY, NO_RATE, PICKLE_EXTS, expand_source, is_live_source,
+                                             load_predictor, pickle_videos, tag_sequence, tag_video, write_outputs, VIDEO_FPS)
 
     threshold = DEFAULTS.threshold if args.threshold is None else args.threshold
     cfg = SegmentConfig(window_s=args.window, stride_s=args.stride, threshold=threshold,
@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         raise ActionposeError(f"{npy[0]}: a .npy keypoint array is read by --model fall only; the other models take "
                               "a video or a skeleton .pkl (actionpose extract, actionpose datasets convert)")
     predictor, model_name = load_predictor(args.model, args.threads)
+    if args.render and int(getattr(predictor, "coords", 2)) == 3:  # was cv2's "Can't parse 'pt1'" after tagging
+        raise ActionposeError(f"--render {args.render}: {NO_3D_OVERLAY} (model {model_name}); tag without --render")
     videos = [i for i in inputs if Path(i).suffix.lower() not in PICKLE_EXTS]
     if videos and int(getattr(predictor, "coords", 2)) == 3:  # was "cannot be mapped ... joints [...] are missing"
         from actionpose.pose.sources import redact_url

@@ -507,6 +507,7 @@ def pickle_videos(path: str | Path, fps: float | None = None,
         yield str(ann["frame_dir"]), ds.layout, rate, ann.get("img_shape"), frames(), cut
 
 
+NO_3D_OVERLAY = "an overlay draws 2D image keypoints; 3D skeletons (x, y, z) have no image to be drawn on"
 TAG_CLIPS = 1  # windows arrive already resampled to clip_len, so the model's extra test clips would be identical
 
 
@@ -580,7 +581,10 @@ def tag_sequence(frames: Iterable[tuple[int, list[PersonPose]]], predictor: Pred
                  on_segment: Callable[[int, Segment], None] | None = None) -> TagResult:
     """One skeleton sequence (an annotation of a pickle) tagged; with ``render``, its overlay drawn on a blank
     canvas of ``img_shape`` once the segments are final (the labels are the JSON's). Shared by a one-sequence
-    pickle and each sequence of a larger one (whose overlays were not drawn)."""
+    pickle and each sequence of a larger one (whose overlays were not drawn). A 3D model's skeletons are refused for
+    ``render`` before any work: they are in metres, not pixels (OpenCV failed on (x, y, z) points after tagging)."""
+    if render is not None and int(getattr(predictor, "coords", 2)) == 3:
+        raise ActionposeError(f"{render}: {NO_3D_OVERLAY}")
     poses: dict[int, list[PersonPose]] = {}
     if render is not None:
         frames = _record(frames, poses)

@@ -436,3 +436,17 @@ def test_sequences_named_like_paths_get_their_own_outputs(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "r.cam1_clip.mp4", "r.cam2_clip.mp4",
                                                       "t.cam1_clip.png", "t.cam2_clip.png"]
     assert [r["video"] for r in json.loads((out / "a.json").read_text())["results"]] == ["cam1/clip", "cam2/clip"]
+
+
+def test_live_lines_of_a_file_end_where_its_json_and_csv_do(tmp_path, capsys):
+    """`tag clip.avi --live --json l.jsonl --csv c.csv`: the last segment's JSON line and printed line said 3.467 s,
+    the CSV of the same run 3.433 s (the file's end; the line was written before the end was applied)."""
+    penn_model_or_skip()
+    video = shared_path("videos", "S001C001P001R001A001_rgb.avi")
+    assert main(["tag", str(video), "--live", "--json", str(tmp_path / "l.jsonl"), "--csv", str(tmp_path / "c.csv")]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert lines and [(x["track_id"], x["label"], x["end_s"]) for x in lines] == \
+        [(int(r["track_id"]), r["label"], float(r["end_s"])) for r in rows]
+    assert max(x["end_s"] for x in lines) <= 3.433
+    assert "3.47 s" not in capsys.readouterr().out

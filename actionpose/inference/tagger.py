@@ -655,7 +655,8 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
         if final:
             frames = _record(frames, poses)
         name = source_label(src)  # a stream's redacted URL (its last path part named two cameras' /live alike)
-        result = _tag_with_overlay(frames, predictor, fe.layout, rate, name, model_name, cfg, on_segment, overlay)
+        emit = _ending_at_the_file(on_segment, reader) if on_segment is not None and reader.info.is_file else on_segment
+        result = _tag_with_overlay(frames, predictor, fe.layout, rate, name, model_name, cfg, emit, overlay)
         if final:
             from actionpose.render.overlay import OverlayWriter
 
@@ -683,6 +684,17 @@ def _end_at(result: TagResult, end_s: float) -> None:
         for segs in result.persons.values():
             for seg in segs:
                 seg.end_s = min(seg.end_s, end_s)
+
+
+def _ending_at_the_file(on_segment: Callable[[int, Segment], None], reader: Any) -> Callable[[int, Segment], None]:
+    """``on_segment`` for a file (``--live`` on a video): a segment closed at the end of the file ends where its
+    frames do, as :func:`_end_at` makes the JSON and CSV (the live line said 3.467 s, the CSV 3.433 s)."""
+    def emit(track_id: int, seg: Segment) -> None:
+        if reader.ended and reader.decoded and reader.info.fps > 0:
+            seg.end_s = min(seg.end_s, reader.decoded / reader.info.fps)
+        on_segment(track_id, seg)
+
+    return emit
 
 
 def _render_keeping_tags(result: TagResult, draw: Callable[[], None]) -> None:

@@ -222,6 +222,11 @@ class FrameReader:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    @property
+    def ended(self) -> bool:
+        """The decoder has read the whole source (``decoded`` is final)."""
+        return self._eof
+
     def stopped_early(self) -> str | None:
         """A reason if decoding ended before the container's frame count (a truncated/corrupt file)."""
         if self.error:

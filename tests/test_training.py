@@ -147,6 +147,23 @@ def test_pyfunc_takes_scores_as_a_last_channel_for_score_trained_models():
     assert got[0][0].shape == (1, 20, 13, 3) and got[0][1] is None
 
 
+def test_pyfunc_refuses_one_misspelt_named_column():
+    """A DataFrame of one column named 'keypoints' or 'kp' was scored as the keypoints without a word (only an
+    unnamed column, as a plain list arrives, may stand for them); with a second column it was already refused."""
+    import pandas as pd
+
+    from actionpose.inference.action_pyfunc import _sequences
+
+    x = np.random.default_rng(0).uniform(1, 400, (1, 20, 13, 2)).tolist()
+    for name in ("keypoints", "kp"):
+        with pytest.raises(ActionposeError, match=f"unknown column.*'{name}'"):
+            _sequences(pd.DataFrame({name: [x]}))
+    with pytest.raises(ActionposeError, match="no 'keypoint' column"):
+        _sequences(pd.DataFrame({"keypoint_score": [x]}))
+    assert len(_sequences(pd.DataFrame({0: [x]}))) == 1  # unnamed: a plain list, as MLflow sends one
+    assert len(_sequences(pd.DataFrame({"keypoint": [x]}))) == 1
+
+
 def test_eval_cli_json_keys(trained, penn_pkl, tmp_path, capsys, monkeypatch):
     _, res = trained
     for model in (res.checkpoint, res.onnx_path):

@@ -82,11 +82,15 @@ def _sequences(model_input: Any, coords: int | None = None) -> list[tuple[np.nda
         if model_input.shape[1] == 0:
             raise ActionposeError("model input: a DataFrame with no columns; give a 'keypoint' column")
         known = ("keypoint", "keypoint_score")
-        if "keypoint" in model_input or model_input.shape[1] > 1:  # one unnamed column: a plain list, as MLflow sends it
+        # one unnamed column (an integer label): a plain list, as MLflow sends it; one column *named* otherwise
+        # ('keypoints', 'kp') is a misspelling, and was scored as the keypoints without a word
+        unnamed = model_input.shape[1] == 1 and not isinstance(model_input.columns[0], str)
+        if "keypoint" in model_input or not unnamed:
             extra = [str(c) for c in model_input.columns if c not in known]
             if extra or "keypoint" not in model_input:  # a misspelt keypoint_scores was dropped, a 'kp' column scored
-                raise ActionposeError(f"model input: unknown column(s) {', '.join(map(repr, extra))}; the columns are "
-                                      "'keypoint' and, optionally, 'keypoint_score'")
+                what = f"unknown column(s) {', '.join(map(repr, extra))}" if extra else "no 'keypoint' column"
+                raise ActionposeError(f"model input: {what}; the columns are 'keypoint' and, optionally, "
+                                      "'keypoint_score'")
         kp_col = model_input["keypoint"] if "keypoint" in model_input else model_input.iloc[:, 0]
         sc_col = model_input["keypoint_score"] if "keypoint_score" in model_input else None
         out = []

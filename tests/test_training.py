@@ -950,6 +950,25 @@ def test_sigterm_during_training_says_how_to_resume(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
 
 
+def test_a_stop_after_the_last_epoch_does_not_offer_a_resume_that_is_refused(tmp_path, capsys, monkeypatch):
+    """SIGTERM or Ctrl-C after the last epoch had finished, before the test and export, printed "interrupted in
+    epoch 5" of a 4-epoch run and a resume line that the resume then refused (the run had finished its epochs)."""
+    import pytorch_lightning as pl
+
+    from actionpose.training.train import EpochTimer
+
+    def stop_at_the_end(self, trainer, pl_module):
+        raise KeyboardInterrupt  # as SIGTERM (cli/stopping.py) or Ctrl-C arriving there
+
+    monkeypatch.setattr(EpochTimer, "on_train_end", stop_at_the_end, raising=False)
+    assert issubclass(EpochTimer, pl.Callback)
+    with pytest.raises(KeyboardInterrupt):
+        train(_four_epochs_with_validation(tmp_path))
+    err = capsys.readouterr().err
+    assert "epoch 5" not in err and "trainer.resume=" not in err, err
+    assert "all 4 epochs had finished" in err and "actionpose export --model" in err, err
+
+
 def test_an_ensemble_aligns_class_lists_in_another_order_by_name(trained):
     """Two models of one class list in another order were refused ("different classes"); eval matches
     classes by name, so the ensemble does too. Other class sets are still refused, naming the odd ones."""

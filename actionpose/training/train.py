@@ -148,6 +148,24 @@ def _meta(dm: SkeletonDataModule, cfg: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _stopped_message(out_dir: Path, epoch: int, epochs: int, select: str, data: str | None) -> str:
+    """What a run stopped by Ctrl-C or SIGTERM says: the epoch and the resume line (the run's own resolved
+    config: the original overrides are in it). Stopped after its last epoch, before the test and export, a
+    resume would be refused (the run has finished its epochs): it names the export and eval of the checkpoint
+    instead (it said "interrupted in epoch 5" of a 4-epoch run, with that refused resume line)."""
+    last = checkpoint_dir(out_dir) / "last.ckpt"
+    if not last.exists():
+        return f"interrupted in epoch {epoch + 1}; no epoch had finished, nothing to resume"
+    if epoch >= epochs:
+        chosen = checkpoint_dir(out_dir) / ("last.ckpt" if select == "last" else "best.ckpt")
+        chosen = chosen if chosen.exists() else last
+        return (f"interrupted after all {epochs} epochs had finished, before the test and export; export and score "
+                f"the checkpoint with: actionpose export --model {chosen} -o {out_dir / 'model.onnx'} and "
+                f"actionpose eval --model {chosen} --data {Path(data).resolve() if data else 'DATA.pkl'}")
+    return (f"interrupted in epoch {epoch + 1}; continue with: actionpose train -c {out_dir / 'config.yaml'} "
+            f"trainer.resume={last}")
+
+
 def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> TrainResult:
     """Train, select the best epoch on the validation slice (or the last, ``trainer.select``), test it once,
     export ONNX, log to MLflow."""
@@ -283,13 +301,8 @@ def train(config: dict[str, Any], dataset: SkeletonDataset | None = None) -> Tra
         if trainer.state.status.value != "interrupted":
             raise
         status = "KILLED"
-        last = checkpoint_dir(out_dir) / "last.ckpt"
-        print(f"interrupted in epoch {trainer.current_epoch + 1}; "
-              # the run's own resolved config: the original overrides are in it (the bare trainer.resume= needed -c
-              # and every override again)
-              + (f"continue with: actionpose train -c {out_dir / 'config.yaml'} trainer.resume={last}" if last.exists()
-                 else "no epoch had finished, nothing to resume"),
-              file=sys.stderr)
+        print(_stopped_message(out_dir, trainer.current_epoch, int(cfg["optim"]["epochs"]), t["select"],
+                               cfg["data"]["path"]), file=sys.stderr)
         raise KeyboardInterrupt from None
     finally:
         if client is not None and status != "FINISHED":

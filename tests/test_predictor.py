@@ -239,3 +239,15 @@ def test_eval_on_split_all_says_it_includes_training_samples(tmp_path):
     convert("penn", FIX / "penn", tmp_path / "penn.pkl")
     res = evaluate("penn", tmp_path / "penn.pkl", "all")
     assert res["n"] == 4 and any("includes the 2 'train' samples" in n for n in res["notes"]), res["notes"]
+
+
+def test_ensemble_weights_in_exponent_form_and_a_repeated_key(tmp_path):
+    """Ensemble files were read with plain YAML 1.1: ``1e-3`` is text there, so ``weights: [1, 1e-3]`` was refused
+    as "not numbers" where a training config takes it (probe); a key written twice kept the last one silently."""
+    m = _shipped("penn_body13")
+    (tmp_path / "ens.yaml").write_text(f"models: [{m}, {m}]\nweights: [1, 1e-3]\n")
+    ens = load_predictor(tmp_path / "ens.yaml")
+    assert list(ens.weights) == pytest.approx([1 / 1.001, 0.001 / 1.001])  # normalised to sum 1
+    (tmp_path / "twice.yaml").write_text(f"models: [{m}]\nmodels: [{m}, {m}]\n")
+    with pytest.raises(ActionposeError, match="twice.yaml: invalid YAML .*'models' appears twice"):
+        load_predictor(tmp_path / "twice.yaml")

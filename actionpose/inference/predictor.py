@@ -267,13 +267,15 @@ def load_predictor(path: str | os.PathLike, threads: int | None = None) -> Actio
     if p.endswith((".yaml", ".yml")):
         import yaml
 
+        from actionpose.yaml_io import yaml_error_text, yaml_load
+
         fp = Path(p)
         if not fp.exists():
             raise where(fp, "no such ensemble file")
         try:
-            cfg = yaml.safe_load(fp.read_text())
+            cfg = yaml_load(fp.read_text())  # 1e10 is a number, a key written twice an error
         except yaml.YAMLError as e:
-            raise where(fp, f"invalid YAML ({str(e).splitlines()[0]})") from None
+            raise where(fp, f"invalid YAML ({yaml_error_text(e)})") from None
         if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list) or not cfg["models"]:
             raise where(fp, "ensemble file needs a non-empty 'models' list of .onnx paths")
         unknown = sorted(set(cfg) - {"models", "weights"})

@@ -17,7 +17,7 @@ def layout_from_option(value: str) -> str:
 
     from actionpose.errors import where
     from actionpose.skeleton import ensure_layout
-    from actionpose.training.config import yaml_error_text, yaml_load
+    from actionpose.yaml_io import yaml_error_text, yaml_load
 
     path = Path(value)
     if not path.is_file():

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from actionpose.errors import ActionposeError, where
+from actionpose.yaml_io import yaml_error_text, yaml_load  # noqa: F401 - re-exported (tests, older imports)
 
 DEFAULTS: dict[str, Any] = {
     "name": None,                      # run name; defaults to the config file's stem
@@ -82,51 +83,6 @@ def _merge(base: dict, new: dict, prefix: str = "") -> dict:
         else:
             base[key] = value
     return base
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-3`` and ``5e-4`` (no dot) as *strings*; every recipe writes rates that way.
-
-    A key written twice in one mapping is refused: plain YAML keeps the last one silently, so a
-    recipe edited by adding ``lr: 0.05`` below an existing ``lr`` trained with whichever came last."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` may be overridden key by key
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
-            except TypeError:  # an unhashable key: SafeLoader words that error
-                break
-            if first != key_node.start_mark.line + 1:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (lines {first} and {key_node.start_mark.line + 1})",
-                    key_node.start_mark)
-        return super().construct_mapping(node, deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                   |[-+]?\.(?:inf|Inf|INF)
-                   |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def yaml_error_text(e: yaml.YAMLError) -> str:
-    """PyYAML's error in one line with where it is: "line 4, column 3: expected <block end>, but found
-    '-'" (the first line of its text alone, "while parsing a block mapping", named no place)."""
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
 # keys that name files, folders, splits or runs: ``name=5`` or ``output.dir=2024`` is text, not a number

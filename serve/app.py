@@ -38,7 +38,7 @@ from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse, WebhookOut)
 from serve.settings import Settings
 from serve.metrics import prometheus_text
-from serve.silent import server_due
+from serve.silent import SilentWatch, server_due
 from serve.storage import (delete_session, forget_sessions, load_session, metrics_snapshot, open_db, ping,
                            query_events, save_session)
 from serve.window_json import window_from_json
@@ -229,8 +229,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             app.state.webhook = WebhookSender(app.state.engine, settings.webhook_url, settings.webhook_secret,
                                               settings.webhook_timeout_s)
             app.state.webhook.start()
-        from serve.silent import SilentWatch
-
+        # a camera silent after a fall: its still_down raised on the server's clock (serve/silent.py)
         app.state.silent = SilentWatch(app.state.engine, lambda sid, saved: _restore(app.state.detector, sid, saved),
                                        app.state.session_locks.get, settings.silent_grace_s,
                                        stored=lambda: app.state.webhook and app.state.webhook.wake())

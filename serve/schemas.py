@@ -68,7 +68,8 @@ EventKind = Literal["fall", "still_down", "recovered"]
 EVENT_KIND_DOC = ("fall: a fall (start_time where it began, detected_time the alert, confidence its probability); "
                   "still_down: the person was not seen up again long_lie_s (the service's ACTIONPOSE_LONG_LIE_S, "
                   "default 60 s) after the fall's alert (start_time the fall's alert, confidence the share of the "
-                  "frames judged since that looked down; 0: not seen down, or not seen); recovered: the person was "
+                  "frames judged since that looked down; 0: not seen down, or not seen; also raised on the server's clock "
+                  "when the camera went silent, ACTIONPOSE_SILENT_GRACE_S after it fell due); recovered: the person was "
                   "seen up again (start_time the first frame up, detected_time when confirmed)")
 
 

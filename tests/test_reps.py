@@ -243,6 +243,20 @@ def test_bad_inputs_have_clear_errors():
         c.finish()
 
 
+def test_live_frames_in_another_layout_are_refused_at_the_first_frame():
+    """A live stream in the wrong layout (coco17 frames to a blazepose33 counter, or BlazePose's x, y, z, visibility)
+    gave no event and no error for the whole stream: the analysis error was swallowed as "not enough frames yet"."""
+    ph, _ = _phase(5, 1.2, 30.0)
+    kp = to_image(_squat(ph))
+    with pytest.raises(ActionposeError, match=r"frame keypoints: shape \(13, 2\), expected \(33, 2\|3\) for layout "
+                                              "blazepose33"):
+        RepCounter("squat", layout="blazepose33").update(kp[0], 0.0)
+    with pytest.raises(ActionposeError, match=r"frame keypoints: shape \(13, 4\), expected \(13, 2\|3\)"):
+        RepCounter("squat").update(np.concatenate([kp[0], np.ones((13, 2))], -1), 0.0)
+    with pytest.raises(ActionposeError, match="unknown layout 'blaze'"):
+        RepCounter("squat", layout="blaze")
+
+
 def test_real_fixture_counts_close_to_human_labels():
     from actionpose.data.format import load_dataset
 

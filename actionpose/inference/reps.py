@@ -22,6 +22,7 @@ from actionpose.inference.reps_period import (AMPLITUDE_FRACTION, despike, estim
                                               hysteresis_cycles, normalise)
 from actionpose.inference.reps_signals import (EXERCISES, Exercise, Signal, compute_signal, exercise_names,
                                                get_exercise, to_body13, torso_length)
+from actionpose.skeleton import get_layout
 
 MIN_VALID_FRACTION = 0.5   # a signal needs its joints confidently seen in at least half the frames
 CONFIRM_S = 0.5   # live: a rep is reported once it has ended at least this long ago
@@ -111,6 +112,9 @@ class RepCounter:
         self.exercises = [get_exercise(exercise)] if exercise else [EXERCISES[n] for n in exercise_names()]
         self.exercise = self.exercises[0].name if exercise else None
         self.layout = layout
+        # checked here, not at the first analysis: live, that error was swallowed as "not enough frames yet" and a
+        # whole stream of frames in another layout (17 joints to a blazepose33 counter) gave no event and no error
+        self._num_joints = get_layout(layout).num_joints
         self.fps = _positive(fps, "fps")  # NaN and inf passed "not fps or fps <= 0", then failed inside scipy
         if not (isinstance(min_score, (int, float)) and 0 <= min_score <= 1):
             raise ActionposeError(f"min_score must be between 0 and 1, got {min_score}")
@@ -225,6 +229,9 @@ class RepCounter:
         # finish failed inside numpy for the next 90 s
         if self._kp and kp.shape != self._kp[-1].shape:
             raise ActionposeError(f"frame keypoints: shape {kp.shape}, but this stream's frames are {self._kp[-1].shape}")
+        if kp.shape[0] != self._num_joints or kp.shape[1] not in (2, 3):
+            raise ActionposeError(f"frame keypoints: shape {kp.shape}, expected ({self._num_joints}, 2|3) for layout "
+                                  f"{self.layout} (joints, x y [z])")
         sc = np.ones(kp.shape[0]) if frame_scores is None else np.asarray(frame_scores, dtype=np.float64)
         if sc.shape != (kp.shape[0],):
             raise ActionposeError(f"frame scores: shape {sc.shape}, expected ({kp.shape[0]},), one per joint")

@@ -180,6 +180,26 @@ def test_live_stream_longer_than_the_window_counts_each_rep_once():
     assert np.all(np.abs(np.array([e.end_s for e in events]) - ends) < 0.6)
 
 
+def test_live_frames_not_fed_for_a_while_keep_rep_times_and_count():
+    """An app feeds no frame while the person is out of view: the frames were taken as evenly spaced, so after a
+    20 s gap the later reps were reported about 10 s early and live events double-counted some of them."""
+    fps = 30.0
+    ph, ends = _phase(12, 1.4, fps, jitter=0.2)
+    kp = to_image(_squat(ph), noise=0.005)
+    t0, half = 1764300000.0, len(kp) // 2   # a phone clock in UNIX seconds
+    times = t0 + np.arange(len(kp)) / fps + np.where(np.arange(len(kp)) >= half, 20.0, 0.0)
+    ends = np.asarray(ends) + np.where(np.asarray(ends) * fps >= half, 20.0, 0.0)
+    counter = RepCounter("squat", fps=fps)
+    events = []
+    for frame, t in zip(kp, times):
+        events += counter.update(frame, t)
+    tail, result = counter.finish()
+    events += tail
+    assert len(events) == 12 and result.count == 12
+    assert np.all(np.abs(np.array([e.end_s for e in events]) - t0 - ends) < 0.6)
+    assert np.all(np.abs(np.array([r.end_s for r in result.reps]) - t0 - ends) < 0.6)
+
+
 def test_any_layout_mappable_to_body13():
     ph, _ = _phase(5, 1.2, 30.0)
     b13 = to_image(_squat(ph))

@@ -123,7 +123,8 @@ class RepCounter:
         self.reset()
 
     # ---------------------------------------------------------------- offline
-    def count(self, keypoints: np.ndarray, scores: np.ndarray | None = None, fps: float | None = None) -> RepResult:
+    def count(self, keypoints: np.ndarray, scores: np.ndarray | None = None, fps: float | None = None,
+              _fed: np.ndarray | None = None) -> RepResult:
         """Count repetitions in a whole ``[T, V, C]`` (or ``[M, T, V, C]``) sequence."""
         fps = self.fps if fps is None else _positive(fps, "fps")
         kp, sc = pick_person(np.asarray(keypoints), scores)
@@ -133,13 +134,13 @@ class RepCounter:
         if n < 8 or n < shortest * fps:
             raise ActionposeError(f"sequence too short to hold one repetition: {n} frames "
                                   f"({n / fps:.2f} s at {fps:g} fps); need at least {max(8, int(np.ceil(shortest * fps)))}")
-        cands = self._candidates(kp, sc, fps)
+        cands = self._candidates(kp, sc, fps, _fed)
         if self._lock is not None:   # live auto mode: stay with the signal the first rep was counted on
             cands = [c for c in cands if (c.exercise.name, c.signal.name) == self._lock] or cands
         best = max(cands, key=lambda c: (c.score, -cands.index(c)))
         return self._count_candidate(best, fps)
 
-    def _candidates(self, kp: np.ndarray, sc: np.ndarray, fps: float) -> list[_Candidate]:
+    def _candidates(self, kp: np.ndarray, sc: np.ndarray, fps: float, fed: np.ndarray | None = None) -> list[_Candidate]:
         torso = torso_length(kp, sc, self.min_score)
         cands, missing = [], {}
         seen: dict[tuple[Signal, float, float], _Candidate] = {}
@@ -151,7 +152,8 @@ class RepCounter:
                     cands.append(_Candidate(ex, sig, c.values, c.period, c.score))
                     continue
                 raw, _ = compute_signal(sig, kp, sc, self.min_score, torso)
-                valid = np.isfinite(raw).mean()
+                # live: of the frames that were fed (slots of a time gap are filled in, not counted against it)
+                valid = np.isfinite(raw if fed is None else raw[fed]).mean()
                 if valid < MIN_VALID_FRACTION:
                     missing[sig.name] = (valid, sig)
                     continue
@@ -271,17 +273,34 @@ class RepCounter:
         from the stream's start, so subtract the first frame's time to index these arrays)."""
         if not self._t:
             raise ActionposeError("no frames were added")
-        return np.stack(self._kp), np.stack(self._sc), self._t[0], self._stream_fps()
+        kp, sc, _, fps = self._on_grid()
+        return kp, sc, self._t[0], fps
 
     def _stream_fps(self) -> float:
         if len(self._t) < 2:
             return self.fps
         return (len(self._t) - 1) / max(self._t[-1] - self._t[0], 1e-6)
 
+    def _on_grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The buffered frames on a uniform time grid at the stream's typical frame interval: ``(keypoints,
+        scores, which slots hold a fed frame, fps)``. Slots no frame was fed for (dropped frames, the person out of
+        view for a while) have score 0 and are filled in like unseen joints. The frames were taken as evenly spaced:
+        after a 20 s gap every later rep was reported 10 s early and, live, 5 reps of 19 were emitted twice."""
+        kp, sc, t = np.stack(self._kp), np.stack(self._sc), np.asarray(self._t)
+        if len(t) < 2:
+            return kp, sc, np.ones(len(t), bool), self.fps
+        # at most 4 slots per frame: a burst of near-equal timestamps must not make a grid of millions of slots
+        dt = max(float(np.median(np.diff(t))), (t[-1] - t[0]) / (4 * len(t)))
+        idx = np.round((t - t[0]) / dt).astype(int)
+        gk, gs = np.zeros((idx[-1] + 1, *kp.shape[1:])), np.zeros((idx[-1] + 1, sc.shape[1]))
+        fed = np.zeros(idx[-1] + 1, bool)
+        gk[idx], gs[idx], fed[idx] = kp, sc, True
+        return gk, gs, fed, 1.0 / dt
+
     def _analyse(self, final: bool) -> RepResult | None:
-        fps = self._stream_fps()
+        kp, sc, fed, fps = self._on_grid()
         try:
-            res = self.count(np.stack(self._kp), np.stack(self._sc), fps)
+            res = self.count(kp, sc, fps, _fed=fed)
         except ActionposeError:
             if final:
                 raise

@@ -277,6 +277,20 @@ def test_live_frames_in_another_layout_are_refused_at_the_first_frame():
         RepCounter("squat", layout="blaze")
 
 
+def test_settings_of_other_python_types_are_accepted_or_refused_in_one_line():
+    """numpy scalars are numbers (np.float32(0.3) was refused as 'got 0.30000001192092896'); an empty or non-text
+    exercise name is an error (RepCounter("") silently counted in auto mode, RepCounter(5) raised AttributeError)."""
+    assert RepCounter("squat", min_score=np.float32(0.3)).min_score == pytest.approx(0.3)
+    assert RepCounter("squat", min_score=np.int64(0)).min_score == 0.0
+    with pytest.raises(ActionposeError, match="min_score must be between 0 and 1"):
+        RepCounter("squat", min_score=True)
+    for bad in ("", "  ", 5):
+        with pytest.raises(ActionposeError, match="unknown exercise"):
+            RepCounter(bad)
+    with pytest.raises(ActionposeError, match="frame keypoints must be numbers"):
+        RepCounter("squat").update([["a", "b"]] * 13, 0.0)
+
+
 def test_real_fixture_counts_close_to_human_labels():
     from actionpose.data.format import load_dataset
 

@@ -109,14 +109,17 @@ class RepCounter:
 
     def __init__(self, exercise: str | None = None, layout: str = "body13", fps: float = 30.0,
                  min_score: float = 0.3, window_s: float = 90.0):
-        self.exercises = [get_exercise(exercise)] if exercise else [EXERCISES[n] for n in exercise_names()]
-        self.exercise = self.exercises[0].name if exercise else None
+        # None is auto mode; "" was too (silently), where the CLI refuses an empty --exercise
+        self.exercises = [get_exercise(exercise)] if exercise is not None else [EXERCISES[n] for n in exercise_names()]
+        self.exercise = self.exercises[0].name if exercise is not None else None
         self.layout = layout
         # checked here, not at the first analysis: live, that error was swallowed as "not enough frames yet" and a
         # whole stream of frames in another layout (17 joints to a blazepose33 counter) gave no event and no error
         self._num_joints = get_layout(layout).num_joints
         self.fps = _positive(fps, "fps")  # NaN and inf passed "not fps or fps <= 0", then failed inside scipy
-        if not (isinstance(min_score, (int, float)) and 0 <= min_score <= 1):
+        # numpy scalars too (np.float32(0.3) was refused as "got 0.30000001192092896"), not True / False
+        if isinstance(min_score, bool) or not (isinstance(min_score, (int, float, np.integer, np.floating))
+                                               and 0 <= min_score <= 1):
             raise ActionposeError(f"min_score must be between 0 and 1, got {min_score}")
         self.min_score = float(min_score)
         self.window_s = _positive(window_s, "window_s")
@@ -224,7 +227,10 @@ class RepCounter:
         A repetition is reported once, when the signal has returned to its rest level. The counter
         re-analyses the recent window every ~0.1 s, so the cycle length adapts as the set goes on.
         """
-        kp = np.asarray(frame_kp, dtype=np.float64)
+        try:
+            kp = np.asarray(frame_kp, dtype=np.float64)
+        except (TypeError, ValueError) as e:  # was numpy's "could not convert string to float" traceback
+            raise ActionposeError(f"frame keypoints must be numbers: {e}") from None
         if kp.ndim != 2:
             raise ActionposeError(f"frame keypoints must be [V, C], got shape {kp.shape}")
         # checked before the frame is kept: one frame of 17 joints among 33 was stored, and every later update and

@@ -358,7 +358,8 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
         except SQLAlchemyError as e:
             log.warning("metrics: database not readable (%s)", type(e).__name__)
             return PlainTextResponse("database not readable\n", status_code=503)
-        return PlainTextResponse(prometheus_text(snap, ready=bool(getattr(request.app.state, "ready", False))),
+        return PlainTextResponse(prometheus_text(snap, ready=bool(getattr(request.app.state, "ready", False)),
+                                                 webhook=bool(settings.webhook_url)),
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 
     allowed_layouts = set(PredictRequest.model_fields["layout"].annotation.__args__)

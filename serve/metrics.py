@@ -6,7 +6,7 @@ And counting nothing per request keeps the hot path as measured (docs/fall.md, l
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,8 +17,8 @@ EVENT_KINDS = ("fall", "still_down", "recovered")  # always listed, 0 when none 
 class _Snapshot:
     """A one-shot collector over a snapshot (prometheus_client calls ``collect`` once per ``generate_latest``)."""
 
-    def __init__(self, snap: dict[str, Any], ready: bool):
-        self.snap, self.ready = snap, ready
+    def __init__(self, snap: dict[str, Any], ready: bool, webhook: Optional[bool] = None):
+        self.snap, self.ready, self.webhook = snap, ready, webhook
 
     def collect(self) -> Iterator[Metric]:
         events = CounterMetricFamily("actionpose_fall_events", "fall events stored, by kind", labels=["kind"])
@@ -30,9 +30,13 @@ class _Snapshot:
         yield GaugeMetricFamily("actionpose_ready", "1 when the model is loaded (the database answered this scrape)",
                                 value=1 if self.ready else 0)
         hook = self.snap.get("webhook")
+        configured = hook is not None if self.webhook is None else self.webhook
+        # this service's setting, not the database's: a webhook that was configured once leaves its delivery row
+        # behind, and a service started without one reported "configured" and a growing backlog no one sends
         yield GaugeMetricFamily("actionpose_webhook_configured", "1 when events are pushed to a webhook",
-                                value=0 if hook is None else 1)
-        if hook is not None:  # a backlog or failing attempts: a fall alert not delivered (the alert to set up)
+                                value=1 if configured else 0)
+        if configured:
+            hook = hook or {"pending": 0, "delivered": 0, "attempts": 0}  # before the sender's first claim  # a backlog or failing attempts: a fall alert not delivered (the alert to set up)
             yield GaugeMetricFamily("actionpose_webhook_pending_events", "stored events not delivered yet",
                                     value=hook["pending"])
             yield CounterMetricFamily("actionpose_webhook_delivered", "events delivered to the webhook",
@@ -44,7 +48,8 @@ class _Snapshot:
                                     value=hook.get("parked_count", 0))
 
 
-def prometheus_text(snap: dict[str, Any], ready: bool) -> str:
+def prometheus_text(snap: dict[str, Any], ready: bool, webhook: Optional[bool] = None) -> str:
+    """``webhook``: whether this service pushes events (ACTIONPOSE_WEBHOOK_URL); None: as the snapshot says."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(snap, ready))
+    registry.register(_Snapshot(snap, ready, webhook))
     return generate_latest(registry).decode()

@@ -155,6 +155,26 @@ def test_undelivered_events_survive_a_restart_and_earlier_history_is_not_sent(tm
     assert [g["id"] for g in got] == [events[0]["id"]]  # not the event stored before the webhook existed
 
 
+def test_metrics_follow_this_services_webhook_setting_not_a_row_left_in_the_database(tmp_path):
+    """A webhook configured once leaves its delivery row in the database. A service started without one
+    reported actionpose_webhook_configured 1 and a pending backlog growing with every event (a false "fall not
+    delivered" alert) while GET /v1/webhook said enabled: false (probe)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from serve.storage import webhook_claim
+
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    engine = open_db(url)
+    assert webhook_claim(engine, "an-earlier-run", 15.0) is not None  # the row a webhook run leaves behind
+    store_events(engine, "ward-1", [{"track_id": 1, "start_time": 1.0, "detected_time": 2.0, "confidence": 0.9}])
+    key = add_key(engine, "k")
+    with TestClient(create_app(Settings(db_url=url, model=MODEL, threads=1)), raise_server_exceptions=False) as client:
+        assert client.get("/v1/webhook", headers={"X-API-Key": key}).json()["enabled"] is False
+        got = {s.name: s.value for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples}
+    assert got["actionpose_webhook_configured"] == 0
+    assert not [name for name in got if name.startswith("actionpose_webhook_") and name != "actionpose_webhook_configured"]
+
+
 def test_one_sender_at_a_time_and_another_takes_over_a_dead_ones_lease(tmp_path, receiver, monkeypatch):
     lease_scenario(f"sqlite:///{tmp_path / 'ev.db'}", receiver, monkeypatch)
 

@@ -99,3 +99,26 @@ def test_doc_blocks_run(doc, tmp_path):
             proc.wait()
         assert proc.returncode == 0, (f"{doc} block {i} ({lang}) failed ({proc.returncode}):\n{code}\n"
                                       f"--- stdout\n{out[-2000:]}\n--- stderr\n{err[-3000:]}")
+
+
+def test_the_dockerfile_copies_what_exists_and_its_documented_run_can_write_its_database():
+    """The image cannot be built here (no Docker daemon), so what can be read is checked: every COPY source
+    exists, the CMD is the documented start command, and every documented ``docker run`` mounts the data
+    folder so the image's non-root user can write to it. The docs showed ``-v $PWD/serve_data:/app/serve_data``:
+    a host folder keeps its host owner (root when Docker creates it), so uid 10001 could not create the
+    database and the container exited (probe)."""
+    dockerfile = (REPO / "serve" / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for src in line.split()[1:-1]:
+                assert (REPO / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
+    assert 'CMD ["python", "-m", "serve", "--host", "0.0.0.0", "--port", "8000"]' in dockerfile
+    assert re.search(r"^USER app$", dockerfile, re.M) and "useradd --create-home --uid 10001 app" in dockerfile
+    texts = {"serve/Dockerfile": dockerfile, **{f"docs/{d}": (REPO / "docs" / d).read_text()
+                                                for d in ("fall.md", "deploy.md")}}
+    runs = [(where, m.group(0)) for where, text in texts.items()
+            for m in re.finditer(r"docker run [^`\n]*", text)]
+    mounts = [(where, m) for where, cmd in runs for m in re.findall(r"-v (\S+):/app/serve_data", cmd)]
+    assert mounts, "no documented docker run mounts /app/serve_data"
+    for where, source in mounts:  # a named volume: Docker starts it with the image folder's owner (the app user)
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", source), f"{where}: -v {source}: a host folder"

@@ -256,9 +256,13 @@ def delete_session(engine: Engine, session_id: str) -> bool:
 
 
 def forget_sessions(engine: Engine, idle_s: float) -> int:
-    """Delete the state of sessions idle for more than ``idle_s`` seconds (their events stay)."""
+    """Delete the state of sessions idle for more than ``idle_s`` seconds (their events stay). A session with a
+    pending ``still_down`` (a camera silent after a fall) is kept until the silent-camera check has raised it:
+    deleting it lost the escalation whenever ``idle_s`` was shorter than ``long_lie_s``."""
     with engine.begin() as conn:
-        n = conn.execute(delete(sessions).where(sessions.c.updated_at < time.time() - idle_s)).rowcount
+        n = conn.execute(delete(sessions).where(sessions.c.updated_at < time.time() - idle_s,
+                                                sessions.c.session_id.not_in(select(session_watch.c.session_id)))
+                         ).rowcount
         conn.execute(delete(session_watch).where(session_watch.c.session_id.not_in(select(sessions.c.session_id))))
         return n
 

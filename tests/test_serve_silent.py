@@ -74,6 +74,28 @@ def test_the_servers_own_check_runs_in_the_background(tmp_path):
         assert [e["kind"] for e in events(client, key, "ward-3")] == ["fall", "still_down"]
 
 
+def test_an_idle_sweep_keeps_a_silent_session_until_its_still_down_is_raised(tmp_path):
+    """ACTIONPOSE_SESSION_IDLE_S (at least 60) below ACTIONPOSE_LONG_LIE_S: the idle sweep deleted the state of a
+    camera that went silent after a fall, and its pending still_down with it, so the fall never escalated (probe)."""
+    from sqlalchemy import update
+
+    from serve.storage import forget_sessions, sessions
+
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    key = add_key(open_db(url), "k")
+    app = create_app(Settings(db_url=url, model=MODEL, threads=1, session_idle_s=60.0, long_lie_s=120.0))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert [e["kind"] for e in post(client, key, "ward-4", fall_frames())] == ["fall"]
+        engine = app.state.engine
+        with engine.begin() as conn:  # the camera has been silent for 200 s: idle past 60 s, still_down overdue
+            conn.execute(update(sessions).values(updated_at=sessions.c.updated_at - 200))
+            conn.execute(update(session_watch).values(due_at=session_watch.c.due_at - 200))
+        assert forget_sessions(engine, 60.0) == 0  # what a stream request's sweep runs
+        assert [e["kind"] for e in app.state.silent.check()] == ["still_down"]
+        assert [e["kind"] for e in events(client, key, "ward-4")] == ["fall", "still_down"]
+        assert forget_sessions(engine, 60.0) == 1  # raised: now the idle state goes
+
+
 def test_the_grace_setting_is_checked(monkeypatch):
     from actionpose.errors import ActionposeError
 

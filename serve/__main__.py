@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["keys"]:
         from actionpose.errors import ActionposeError
         from serve.settings import Settings
+        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
         from serve.storage import add_key, list_keys, open_db, revoke_key
 
         p = argparse.ArgumentParser(prog="python -m serve keys")
@@ -41,8 +43,12 @@ def main(argv: list[str] | None = None) -> int:
             except ActionposeError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
-            except Exception:
+            except IntegrityError:
                 print(f"error: key name {a.name!r} already exists", file=sys.stderr)
+                return 2
+            except SQLAlchemyError as e:  # e.g. a locked database: it was reported as "already exists"
+                reason = str(getattr(e, "orig", None) or e).splitlines()[0][:200]
+                print(f"error: key {a.name!r} not added to {_shown(engine)}: {reason}", file=sys.stderr)
                 return 2
             # the default database is relative to the working folder: say which one holds the key (a key added
             # from another folder went to another database and got a bare 401)

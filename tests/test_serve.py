@@ -675,6 +675,28 @@ def test_keys_list_and_start_name_the_database(tmp_path, monkeypatch, capsys):
     assert out.out.startswith("ward\tactive") and "1 key(s)" in out.err
 
 
+def test_keys_add_says_a_database_error_rather_than_already_exists(tmp_path, monkeypatch, capsys):
+    """Any failure of `keys add` was reported as "key name ... already exists": a locked database (another
+    process in a long write) sent an operator looking for a key that was never there (probe)."""
+    from sqlalchemy.exc import OperationalError
+
+    import serve.storage
+    from serve.__main__ import main as serve_main
+
+    monkeypatch.setenv("ACTIONPOSE_DB_URL", f"sqlite:///{tmp_path / 'k.db'}")
+    assert serve_main(["keys", "add", "ward"]) == 0
+    assert serve_main(["keys", "add", "ward"]) == 2
+    assert "key name 'ward' already exists" in capsys.readouterr().err
+
+    def locked(engine, name):  # noqa: ARG001
+        raise OperationalError("INSERT INTO api_keys ...", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(serve.storage, "add_key", locked)
+    assert serve_main(["keys", "add", "nurse"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" not in err and "database is locked" in err and "k.db" in err
+
+
 def test_unreadable_json_on_the_stream_route_is_422_with_a_reason(svc):
     """JSON that json.loads cannot take (nesting too deep, a 5,000-digit number) got FastAPI's bare
     400 "There was an error parsing the body" on the stream route; predict already said why with 422."""

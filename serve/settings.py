@@ -74,6 +74,8 @@ class Settings:
                         raise ValueError
                     value = _BOOLS[raw.lower()]
                 else:
+                    if not isinstance(default, str) and "_" in raw:  # int("1_0") and float("1_0") read it as 10
+                        raise ValueError
                     value = type(default)(raw)
             except ValueError:
                 raise ActionposeError(f"{name}={raw!r}: expected {_KIND[type(default)]}") from None

@@ -620,6 +620,7 @@ def test_stream_sessions_live_in_the_database_so_any_worker_or_a_restart_continu
     ({"ACTIONPOSE_WEBHOOK_URL": "hooks.example.org", "ACTIONPOSE_WEBHOOK_SECRET": "x" * 20},
      "ACTIONPOSE_WEBHOOK_URL: must be an http:// or https:// URL"),
     ({"ACTIONPOSE_WEBHOOK_TIMEOUT_S": "0"}, "ACTIONPOSE_WEBHOOK_TIMEOUT_S='0': must be >= 0.1"),
+    ({"ACTIONPOSE_MAX_PERSONS": "1_0"}, "ACTIONPOSE_MAX_PERSONS='1_0': expected an integer"),  # was read as 10 (probe)
 ])
 def test_bad_settings_stop_the_server_with_one_line(env, message, tmp_path):
     import subprocess

@@ -13,7 +13,26 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from typing import Any
+
+QUICK_S = 10.0      # a worker that exits this soon after it started died "on start"
+CRASH_WINDOW_S = 300.0  # ... and 3 x workers such deaths within this long mean a bug or a bad setting
+
+
+class StartFailures:
+    """Workers that died on start, over the last :data:`CRASH_WINDOW_S`. Why a window: the count used to run for
+    the service's whole life, so a few unrelated crashes days apart (7 with 2 workers) stopped the service (probe)."""
+
+    def __init__(self, workers: int, window_s: float = CRASH_WINDOW_S):
+        self.limit, self.window_s, self.times = 3 * workers, window_s, deque()
+
+    def add(self, now: float) -> bool:
+        """Count one; True when more than the limit died within the window."""
+        self.times.append(now)
+        while self.times and self.times[0] < now - self.window_s:
+            self.times.popleft()
+        return len(self.times) > self.limit
 
 
 def available() -> bool:
@@ -73,13 +92,13 @@ def run(host: str, port: int, workers: int, options: dict[str, Any], started: st
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     started = [time.monotonic()] * workers
-    quick_deaths = 0
+    failures, failed = StartFailures(workers), False
     while not stopping:
         for i, p in enumerate(procs):
             if not p.is_alive() and not stopping:
-                if time.monotonic() - started[i] < 10:
-                    quick_deaths += 1
-                    if quick_deaths > 3 * workers:  # workers die on start: a bug or a bad setting, not bad luck
+                if time.monotonic() - started[i] < QUICK_S:
+                    if failures.add(time.monotonic()):  # workers die on start: a bug or a bad setting, not bad luck
+                        failed = True
                         print("error: workers keep exiting on start; see the messages above", file=sys.stderr)
                         stop(signal.SIGTERM, None)
                         break
@@ -92,4 +111,4 @@ def run(host: str, port: int, workers: int, options: dict[str, Any], started: st
         p.join(15)
         if p.is_alive():
             p.kill()
-    return 0 if quick_deaths <= 3 * workers else 1
+    return 1 if failed else 0

@@ -898,3 +898,15 @@ def test_the_documented_client_says_the_servers_reason_for_a_refusal(svc, monkey
         ce.send_frames("client-reason", frames)
     assert ce.fall_probability(window)["is_fall"] is False  # accepted input is answered as before
     sys.modules.pop("client_example", None)
+
+
+def test_workers_dying_on_start_stop_the_service_only_when_they_crowd_together():
+    """The count of workers that died on start ran for the service's whole life: 7 unrelated crashes days apart
+    (2 workers) stopped it (probe). Now only more than 3 x workers within CRASH_WINDOW_S does."""
+    from serve.workers import CRASH_WINDOW_S, StartFailures
+
+    apart = StartFailures(workers=2)
+    assert not any(apart.add(day * 86400.0) for day in range(20))  # one a day, for 20 days
+    crowded = StartFailures(workers=2)
+    assert [crowded.add(t) for t in range(7)] == [False] * 6 + [True]  # the 7th within a few seconds
+    assert not StartFailures(workers=2).add(0.0) and CRASH_WINDOW_S >= 60

@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 import pydantic_core
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actionpose.errors import ActionposeError
@@ -266,6 +266,15 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
     @app.exception_handler(ActionposeError)
     async def _bad(request: Request, exc: ActionposeError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError):
+        # the database unreachable (PostgreSQL restarting, SQLite locked): a plain-text 500 told a client nothing;
+        # 503 with Retry-After says "try again", and no event was half-stored (each request is one transaction)
+        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path,
+                    str(getattr(exc, "orig", exc)).splitlines()[0][:200])
+        return JSONResponse({"detail": "database unavailable; retry shortly"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

@@ -910,3 +910,19 @@ def test_workers_dying_on_start_stop_the_service_only_when_they_crowd_together()
     crowded = StartFailures(workers=2)
     assert [crowded.add(t) for t in range(7)] == [False] * 6 + [True]  # the 7th within a few seconds
     assert not StartFailures(workers=2).add(0.0) and CRASH_WINDOW_S >= 60
+
+
+def test_a_database_that_cannot_be_reached_is_503_with_retry_after(svc, monkeypatch):
+    """A data endpoint whose database was down answered a plain-text 500 (probe, PostgreSQL stopped)."""
+    from sqlalchemy.exc import OperationalError
+
+    import serve.app as app_module
+
+    def down(*_a, **_k):
+        raise OperationalError("SELECT ...", {}, Exception("connection refused"))
+
+    client, keys, _ = svc
+    monkeypatch.setattr(app_module, "query_events", down)
+    r = client.get("/v1/events", headers={"X-API-Key": keys["a"]})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.json() == {"detail": "database unavailable; retry shortly"}

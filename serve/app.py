@@ -36,7 +36,7 @@ from serve.batching import MicroBatcher
 from serve.fastlane import PredictFastLane, ServiceApp, body_timeout_detail, predict_reply
 from serve.schemas import (ERROR_RESPONSES, SESSION_RESPONSES, STREAM_RESPONSES, EventKind, EventOut, EventsResponse,
                            PredictRequest, PredictResponse, SessionOut, StreamRequest, StreamResponse, WebhookOut)
-from serve.settings import Settings
+from serve.settings import Settings, plain_number
 from serve.metrics import prometheus_text
 from serve.silent import SilentWatch, server_due
 from serve.storage import (delete_session, forget_sessions, load_session, metrics_snapshot, open_db, ping,
@@ -402,8 +402,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
             raise ActionposeError("X-Layout header: " + ("missing" if layout is None else f"{layout!r} is not")
                                   + f" one of {', '.join(sorted(allowed_layouts))} (the float32 body's layout)")
         try:
-            raw_fps = headers.get("x-fps", "30")
-            fps = float("nan" if "_" in raw_fps else raw_fps)  # float() reads "1_8" as 18
+            fps = plain_number(headers.get("x-fps", "30"))
         except ValueError:
             fps = float("nan")
         if not 0 < fps <= 240:
@@ -498,6 +497,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                 for _ in range(5):
                     saved, version, _ = load_session(state.engine, session_id)
                     det = _restore(state.detector, session_id, saved)
+                    had_watch = det.silent_due() is not None  # a watch row to update or delete (serve/silent.py)
                     if det.last_time is not None and frames and frames[0][0] <= det.last_time:
                         raise HTTPException(409, f"frames[0].timestamp: {frames[0][0]} is not after this session's last "
                                                  f"processed frame ({det.last_time}). A re-sent request: its events are "
@@ -513,7 +513,7 @@ def create_app(settings: Optional[Settings] = None) -> ServiceApp:
                         error, events = e, getattr(e, "events", [])
                     found = [ev.to_dict() for ev in events]
                     rows = save_session(state.engine, session_id, det.state_bytes(), version, found,
-                                        server_due(det, time.time()))
+                                        server_due(det, time.time()), had_watch=had_watch)
                     if rows is not None:
                         break
                 else:  # five lost races in a row: transient contention, not the client's fault

@@ -35,8 +35,8 @@ class _Snapshot:
         # behind, and a service started without one reported "configured" and a growing backlog no one sends
         yield GaugeMetricFamily("actionpose_webhook_configured", "1 when events are pushed to a webhook",
                                 value=1 if configured else 0)
-        if configured:
-            hook = hook or {"pending": 0, "delivered": 0, "attempts": 0}  # before the sender's first claim  # a backlog or failing attempts: a fall alert not delivered (the alert to set up)
+        if configured:  # a backlog or failing attempts: a fall alert not delivered (the alert to set up)
+            hook = hook or {"pending": 0, "delivered": 0, "attempts": 0}  # before the sender's first claim
             yield GaugeMetricFamily("actionpose_webhook_pending_events", "stored events not delivered yet",
                                     value=hook["pending"])
             yield CounterMetricFamily("actionpose_webhook_delivered", "events delivered to the webhook",

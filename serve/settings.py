@@ -74,9 +74,7 @@ class Settings:
                         raise ValueError
                     value = _BOOLS[raw.lower()]
                 else:
-                    if not isinstance(default, str) and "_" in raw:  # int("1_0") and float("1_0") read it as 10
-                        raise ValueError
-                    value = type(default)(raw)
+                    value = plain_number(raw, type(default)) if not isinstance(default, str) else raw
             except ValueError:
                 raise ActionposeError(f"{name}={raw!r}: expected {_KIND[type(default)]}") from None
             low, high = _MIN.get(f.name), _MAX.get(f.name)
@@ -88,6 +86,14 @@ class Settings:
                 raise ActionposeError(f"{name}={raw!r}: must be <= {high:g}")
             values[f.name] = value
         return cls(**values)
+
+
+def plain_number(raw: str, kind: type = float) -> int | float:
+    """``kind(raw)`` for a number as people write it: Python also reads "1_0" as 10, which a setting or a
+    header (ACTIONPOSE_MAX_PERSONS=1_0, X-Fps: 1_8) never means; ValueError for it as for any other text."""
+    if "_" in raw:
+        raise ValueError(f"{raw!r} holds an underscore")
+    return kind(raw)
 
 
 _ENV_NAMES = {"model": "ACTIONPOSE_FALL_MODEL"}

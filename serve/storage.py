@@ -213,14 +213,17 @@ def load_session(engine: Engine, session_id: str) -> tuple[bytes | None, int, fl
 
 
 def save_session(engine: Engine, session_id: str, state: bytes, version: int, rows: list[dict[str, Any]],
-                 silent_due: float | None = None, at: float | None = None) -> list[dict[str, Any]] | None:
+                 silent_due: float | None = None, at: float | None = None,
+                 had_watch: bool = True) -> list[dict[str, Any]] | None:
     """Store a request's events and the session state it left, in one transaction, if the session is
     still at ``version`` (what the request started from). None when another request saved the session
     in between: nothing is written and the caller re-runs its frames on the newer state.
 
     ``silent_due``: the server time at which a pending ``still_down`` falls due if no frame comes (None: none
     pending). ``at``: the session's new ``updated_at`` (default now; the silent-camera check keeps the time of the
-    last frames, which its stream-time estimate counts from)."""
+    last frames, which its stream-time estimate counts from). ``had_watch``: False when the state the caller
+    started from had no pending ``still_down`` either, so there is no watch row to delete (a stream request
+    of a session without a fall, the common case, writes nothing more)."""
     now = time.time()
     at = now if at is None else at
     with engine.begin() as conn:
@@ -234,7 +237,8 @@ def save_session(engine: Engine, session_id: str, state: bytes, version: int, ro
                           .values(state=state, version=version + 1, updated_at=at)).rowcount != 1:
             return None
         if silent_due is None:
-            conn.execute(delete(session_watch).where(session_watch.c.session_id == session_id))
+            if had_watch:
+                conn.execute(delete(session_watch).where(session_watch.c.session_id == session_id))
         elif conn.execute(update(session_watch).where(session_watch.c.session_id == session_id)
                           .values(due_at=silent_due)).rowcount == 0:
             conn.execute(session_watch.insert().values(session_id=session_id, due_at=silent_due))

@@ -6,8 +6,9 @@ expects, and a push must not be lost: an event is sent only after it is stored (
 pattern, with the events table itself as the outbox), it is marked sent only after a 2xx answer, and a failed send is retried with backoff (0.5 s doubling to 60 s) for as long as it takes, so a
 receiver that is down or misconfigured delays alerts but never drops one. Later events wait behind it (their
 order is kept), except behind an event the receiver keeps failing while it takes the next one: that event is
-parked and retried on its own, so it cannot hold back every later alert. A send that reached the receiver just before a crash is sent again after the restart: the
-receiver drops repeats by the ``X-Actionpose-Event-Id`` header (the event's id).
+parked and retried on its own, so it cannot hold back every later alert. A send that reached the receiver just
+before a crash is sent again after the restart: the receiver drops repeats by the ``X-Actionpose-Event-Id``
+header (the event's id).
 
 Each request is signed like Stripe's and GitHub's webhooks: ``X-Actionpose-Signature: sha256=HEX`` is the
 HMAC-SHA256 of ``"{timestamp}.{body}"`` under ``ACTIONPOSE_WEBHOOK_SECRET``, with ``X-Actionpose-Timestamp``

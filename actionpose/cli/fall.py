@@ -45,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if args.fps is not None and args.fps < MIN_FPS:  # 2 fps: "no falls detected", exit 0, falls missed (probe)
         raise ActionposeError(f"--fps {args.fps:g} is below the {MIN_FPS:g} fps the fall detector needs (falls are "
                               "missed below it)")
-    from pathlib import Path
-
     live = is_live_source(args.source)
     if not Path(args.source).is_dir() and not live:
         require_file(args.source)

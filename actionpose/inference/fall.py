@@ -24,7 +24,7 @@ from actionpose.inference.fall_aftermath import (LONG_LIE_MAX_S, WATCH_MAX_S, Wa
                                                  where_lying)
 from actionpose.inference.fall_prep import (MAX_JITTER, MIN_STREAM_FPS, NORMALISED_ADVICE, UPSIDE_DOWN_ADVICE, PrepConfig, _grid_index,
                                             has_body, input_advice, jitter, prepare_window, prepare_windows,
-                                            require_steady, resample, timing_advice, to_body13)
+                                            require_steady, resample, timing_advice, to_body13, TIME_SLACK_S)
 from actionpose.skeleton import get_layout
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -298,7 +298,7 @@ def _timestamp(value: Any) -> float:
 
 # Timestamps are compared with this slack: UNIX-time seconds (~1.7e9) carry only ~2.4e-7 s of float64
 # resolution, so a 1e-9 slack made the scoring hop depend on the clock's origin.
-_TIME_EPS = 1e-4
+_TIME_EPS = TIME_SLACK_S  # stream times are compared with this slack (fall_prep's timing advice too)
 MAX_PEAKS = 10_000  # tracks whose best fall probability a detector keeps (FallDetector.peaks)
 INPUT_CHECK_S = 1.0  # stream seconds between two checks of a person's input (normalised, upside down): ~0.1 ms each
 MAX_FRAME_GAP_S = 1.0  # a stream whose frames keep coming further apart than this is refused (_check_spacing)
@@ -846,14 +846,12 @@ class FallDetector:
         for tid, kp13, sc13 in checked + held:
             tr = self._tracks.setdefault(tid, _Track())
             if kp13 is None:  # lost from frames that keep coming: the last pose held (FallConfig.hold_lost_s)
-                tr.times.append(timestamp)
-                tr.kps.append(tr.kps[-1])
-                tr.scores.append(tr.scores[-1])
+                kp, sc = tr.kps[-1], tr.scores[-1]
             else:
-                tr.seen_at = timestamp
-                tr.times.append(timestamp)
-                tr.kps.append(kp13[0])
-                tr.scores.append(sc13[0])
+                tr.seen_at, kp, sc = timestamp, kp13[0], sc13[0]
+            tr.times.append(timestamp)
+            tr.kps.append(kp)
+            tr.scores.append(sc)
             while tr.times and tr.times[0] < timestamp - span:
                 tr.times.popleft(), tr.kps.popleft(), tr.scores.popleft()
             if timestamp - tr.times[0] >= cfg.min_window_s - _TIME_EPS and timestamp - tr.last_eval >= cfg.hop_s - _TIME_EPS:

@@ -132,7 +132,7 @@ SIDEWAYS_MIN_FRAMES = 10  # flag none as given, and 84 of 101 with x and y swapp
 
 
 MIN_STREAM_FPS = 3.0  # fall.MIN_FPS: windows below it are refused; a stream below it gets LOW_RATE_ADVICE
-TIME_SLACK_S = 1e-4  # fall._TIME_EPS: stream times are compared with this slack
+TIME_SLACK_S = 1e-4  # stream times are compared with this slack (fall._TIME_EPS is this one)
 BURST_GAP_S = 0.002  # frames closer than this were stamped on arrival, not at capture
 LOW_RATE_ADVICE = ("frames arrive at {rate:.2g} fps: the fall detector needs {need:g} fps or more and misses falls "
                    "below it (real falls found, 2026-11-28: 62 of 62 at 5 fps, 48 at 2 fps, 23 at 1.1 fps)")

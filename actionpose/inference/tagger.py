@@ -664,8 +664,9 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             again.target_fps = reader.target_fps
             _render_keeping_tags(result, lambda: render_final(OverlayWriter(render, rate, fe.layout, predictor.classes),
                                                               ((fr.index, fr.image) for fr in again), poses, result))
-        if reader.info.is_file and reader.decoded and reader.info.fps > 0:
-            _end_at(result, reader.decoded / reader.info.fps)
+        end = _file_end(reader)
+        if end is not None:
+            _end_at(result, end)
         early = reader.stopped_early()
         if early:
             result.warnings.append(early)
@@ -674,6 +675,13 @@ def tag_video(source: str | Path, model: str | Path | Predictor = "penn", *, jso
             result.warnings.append(reader.rate_note)
     write_outputs(result, json=json, csv=csv, timeline=timeline)
     return result
+
+
+def _file_end(reader: Any) -> float | None:
+    """Where a file's decoded frames end (s); None for a live stream or when nothing was decoded."""
+    if reader.info.is_file and reader.decoded and reader.info.fps > 0:
+        return reader.decoded / reader.info.fps
+    return None
 
 
 def _end_at(result: TagResult, end_s: float) -> None:
@@ -690,8 +698,9 @@ def _ending_at_the_file(on_segment: Callable[[int, Segment], None], reader: Any)
     """``on_segment`` for a file (``--live`` on a video): a segment closed at the end of the file ends where its
     frames do, as :func:`_end_at` makes the JSON and CSV (the live line said 3.467 s, the CSV 3.433 s)."""
     def emit(track_id: int, seg: Segment) -> None:
-        if reader.ended and reader.decoded and reader.info.fps > 0:
-            seg.end_s = min(seg.end_s, reader.decoded / reader.info.fps)
+        end = _file_end(reader) if reader.ended else None
+        if end is not None:
+            seg.end_s = min(seg.end_s, end)
         on_segment(track_id, seg)
 
     return emit
